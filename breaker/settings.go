@@ -1,0 +1,102 @@
+package breaker
+
+import (
+	"fmt"
+	"math"
+	"time"
+)
+
+// Settings configures a breaker. The zero value of every field means its default, so
+// Settings{} is the classic breaker: trip at 50 % failures of at least 20 requests in
+// the last 10 s, stay open 5 s, then let 3 probes through.
+//
+// Settings is comparable, but compare with [Settings.Equal], which sees a zero field
+// and its default as the same setting.
+type Settings struct {
+	// MinRequests is how many counted (successful or failed, not excluded) requests the
+	// window must hold before the breaker may trip. Zero means DefaultMinRequests.
+	MinRequests uint32
+	// FailureRatio trips the breaker when failures / counted requests >= FailureRatio.
+	// It is in (0, 1]; zero means DefaultFailureRatio.
+	FailureRatio float64
+	// Window is how far back the closed breaker counts. It rolls in steps of
+	// Window/10: a failure leaves the count between 0.9 and 1 Window after it happened.
+	// Zero means DefaultWindow.
+	Window time.Duration
+	// OpenFor is how long the breaker stays open before it lets probes through. Zero
+	// means DefaultOpenFor.
+	OpenFor time.Duration
+	// HalfOpenProbes is how many requests the half-open breaker lets through; it closes
+	// when that many have succeeded and opens again on the first failure. Zero means
+	// DefaultHalfOpenProbes.
+	HalfOpenProbes uint32
+	// FailureStatuses are the response statuses that count as failures. The zero value
+	// means every 5xx status; build others with [ParseStatuses].
+	FailureStatuses StatusSet
+}
+
+// The defaults of the zero Settings fields.
+const (
+	DefaultMinRequests    = 20
+	DefaultFailureRatio   = 0.5
+	DefaultWindow         = 10 * time.Second
+	DefaultOpenFor        = 5 * time.Second
+	DefaultHalfOpenProbes = 3
+)
+
+// defaultFailureStatuses is what the zero FailureStatuses stands for.
+var defaultFailureStatuses = mustParseStatuses("5xx")
+
+// WithDefaults returns s with zero fields set to their defaults. Invalid fields (see
+// [Settings.Validate]) are set to their defaults too, so the result always works.
+func (s Settings) WithDefaults() Settings {
+	if s.MinRequests == 0 {
+		s.MinRequests = DefaultMinRequests
+	}
+	if !(s.FailureRatio > 0 && s.FailureRatio <= 1) { // also catches NaN
+		s.FailureRatio = DefaultFailureRatio
+	}
+	if s.Window <= 0 {
+		s.Window = DefaultWindow
+	}
+	if s.OpenFor <= 0 {
+		s.OpenFor = DefaultOpenFor
+	}
+	if s.HalfOpenProbes == 0 {
+		s.HalfOpenProbes = DefaultHalfOpenProbes
+	}
+	if s.FailureStatuses.empty() {
+		s.FailureStatuses = defaultFailureStatuses
+	}
+	return s
+}
+
+// Equal reports whether s and o configure the same breaker once defaults are applied.
+// A [Set] keeps a breaker, and its history, across a reload when they are equal.
+func (s Settings) Equal(o Settings) bool {
+	return s.WithDefaults() == o.WithDefaults()
+}
+
+// Validate returns an error naming the first field that [Settings.WithDefaults] would
+// have to replace rather than fill in.
+func (s Settings) Validate() error {
+	switch {
+	case math.IsNaN(s.FailureRatio) || s.FailureRatio < 0 || s.FailureRatio > 1:
+		return fmt.Errorf("breaker: failure_ratio: want 0..1, got %v", s.FailureRatio)
+	case s.Window < 0:
+		return fmt.Errorf("breaker: window: want a positive duration, got %v", s.Window)
+	case s.OpenFor < 0:
+		return fmt.Errorf("breaker: open_for: want a positive duration, got %v", s.OpenFor)
+	}
+	return nil
+}
+
+// readyToTrip is gobreaker's ReadyToTrip, called under its lock after each failure
+// while closed. It counts completed requests only: in-flight and excluded requests say
+// nothing yet about the upstream.
+func (s Settings) readyToTrip(c Counts) bool {
+	n := c.TotalSuccesses + c.TotalFailures
+	// Dividing (rather than multiplying the ratio) keeps exact ratios exact: 3/10 is
+	// the same float64 as 0.3.
+	return n >= s.MinRequests && float64(c.TotalFailures)/float64(n) >= s.FailureRatio
+}

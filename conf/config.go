@@ -1,0 +1,260 @@
+// Package conf owns shiftgate's configuration: the schema, strict parsing with errors
+// that name file, line and key path, defaults, validation and normalisation (region
+// names become small ints, percents basis points, key sources small values), plus the
+// runtime overrides (split, rollback) that the admin API changes and their persistence.
+//
+// A *Config returned by Parse is immutable: nothing in shiftgate modifies it after Parse,
+// so it may be shared by any number of goroutines.
+package conf
+
+import (
+	"net/netip"
+)
+
+// Config is one parsed, validated and normalised configuration file.
+type Config struct {
+	Listen     string            `yaml:"listen"`
+	Admin      Admin             `yaml:"admin"`
+	StateDir   string            `yaml:"state_dir"`
+	SelfRegion string            `yaml:"self_region"`
+	Regions    map[string]Region `yaml:"regions"`
+	ClientIP   ClientIP          `yaml:"client_ip"`
+	Internal   Internal          `yaml:"internal"`
+	Split      Split             `yaml:"split"`
+	Routes     []Route           `yaml:"routes"`
+	Timeouts   Timeouts          `yaml:"timeouts"`
+	Limits     Limits            `yaml:"limits"`
+	Fleet      Fleet             `yaml:"fleet"`
+	// ForceReshuffle allows a reload that changes a mid-cutover route's salt, keys or
+	// from/to (which would move users back and forth). Off by default.
+	ForceReshuffle bool `yaml:"force_reshuffle"`
+
+	// Normalised fields, filled by Parse.
+
+	// File is the path the config was read from ("" for bytes without a file).
+	File string `yaml:"-"`
+	// Dir is the directory relative paths in the file are resolved against.
+	Dir string `yaml:"-"`
+	// RegionList holds the regions sorted by name; a region's index in it is its
+	// small-int identity (RegionID) in this config.
+	RegionList []Region `yaml:"-"`
+	// SelfRegionID is the index of SelfRegion, or NoRegion.
+	SelfRegionID RegionID `yaml:"-"`
+	// TrustedProxies and TrustedCallers are the parsed CIDR lists.
+	TrustedProxies []netip.Prefix `yaml:"-"`
+	TrustedCallers []netip.Prefix `yaml:"-"`
+	// Hash is a digest of the file's bytes, used to skip reloads of unchanged files.
+	Hash uint64 `yaml:"-"`
+}
+
+// RegionID is a region's index in Config.RegionList.
+type RegionID uint8
+
+// NoRegion marks an absent region.
+const NoRegion RegionID = 255
+
+// MaxRegions bounds the number of regions in one config.
+const MaxRegions = 32
+
+// Admin configures the admin listener (status, overrides, metrics).
+type Admin struct {
+	// Listen defaults to 127.0.0.1:9090. Any address other than loopback needs TokenFile.
+	Listen string `yaml:"listen"`
+	// TokenFile holds the bearer token admin requests must carry; required off loopback.
+	TokenFile string `yaml:"token_file"`
+	// Token is read from TokenFile by Parse.
+	Token string `yaml:"-"`
+}
+
+// Region is one region (or datacenter) and its upstream servers.
+type Region struct {
+	Upstreams []string `yaml:"upstreams"`
+	// ResolveEvery is how often upstream host names are resolved again (default 30s).
+	ResolveEvery Duration `yaml:"resolve_every"`
+	// MaxConnsPerUpstream caps connections to each upstream address (default 1024).
+	MaxConnsPerUpstream int `yaml:"max_conns_per_upstream"`
+
+	// Name is the region's key in the regions map.
+	Name string `yaml:"-"`
+	// ID is the region's index in Config.RegionList.
+	ID RegionID `yaml:"-"`
+}
+
+// ClientIP says whose X-Forwarded-For to believe.
+type ClientIP struct {
+	TrustedProxies []string `yaml:"trusted_proxies"`
+}
+
+// Internal says which peers are internal callers that may carry X-Shift-Region.
+type Internal struct {
+	TrustedCallers []string `yaml:"trusted_callers"`
+}
+
+// Split holds the defaults every route inherits.
+type Split struct {
+	From string   `yaml:"from"`
+	To   string   `yaml:"to"`
+	Salt *string  `yaml:"salt"`
+	Keys []string `yaml:"keys"`
+}
+
+// Match selects the requests of a route.
+type Match struct {
+	// Host, when set, must equal the request's host (case-insensitive, port ignored).
+	Host string `yaml:"host"`
+	// PathPrefix is matched against the request path; the longest prefix wins.
+	PathPrefix string `yaml:"path_prefix"`
+}
+
+// Route is one route: which requests it takes and how it splits them.
+type Route struct {
+	Name         string              `yaml:"name"`
+	Match        Match               `yaml:"match"`
+	From         string              `yaml:"from"`
+	To           string              `yaml:"to"`
+	Salt         *string             `yaml:"salt"`
+	Keys         []string            `yaml:"keys"`
+	Percent      *Percent            `yaml:"percent"`
+	WritePercent *Percent            `yaml:"write_percent"`
+	Force        map[string][]string `yaml:"force"`
+	Breaker      Breaker             `yaml:"breaker"`
+	// Failover is "none" (default) or "idempotent": a GET/HEAD without a body whose
+	// region fails is sent once to the route's other region.
+	Failover string   `yaml:"failover"`
+	Fallback Fallback `yaml:"fallback"`
+	// ForceReshuffle allows this route's salt, keys or from/to to change mid-cutover.
+	ForceReshuffle bool `yaml:"force_reshuffle"`
+
+	// Normalised fields, filled by Parse.
+
+	// Index is the route's position in Config.Routes.
+	Index int `yaml:"-"`
+	// FromID and ToID are the route's regions.
+	FromID, ToID RegionID `yaml:"-"`
+	// SaltValue is the effective salt (the route's, else the split default's).
+	SaltValue string `yaml:"-"`
+	// KeySources is the parsed, effective key chain.
+	KeySources []KeySource `yaml:"-"`
+	// PercentBP and WritePercentBP are the effective percents in basis points (0..10000).
+	PercentBP, WritePercentBP int `yaml:"-"`
+	// ForceIDs maps a pinned key to its region.
+	ForceIDs map[string]RegionID `yaml:"-"`
+	// FailoverIdempotent is Failover == "idempotent".
+	FailoverIdempotent bool `yaml:"-"`
+}
+
+// Breaker configures the circuit breaker of each (route, region). Zero values take the
+// defaults: 50 % failures of at least 20 requests in 10 s, open for 5 s, 3 probes.
+type Breaker struct {
+	MinRequests    int      `yaml:"min_requests"`
+	FailureRatio   float64  `yaml:"failure_ratio"`
+	Window         Duration `yaml:"window"`
+	OpenFor        Duration `yaml:"open_for"`
+	HalfOpenProbes int      `yaml:"half_open_probes"`
+	// FailureStatuses lists statuses that count as failures: codes (503) or classes
+	// ("5xx"). Default: 5xx.
+	FailureStatuses []string `yaml:"failure_statuses"`
+	// Disabled turns the breaker off for the route.
+	Disabled bool `yaml:"disabled"`
+}
+
+// Fallback configures what answers when a route's regions fail.
+type Fallback struct {
+	Cache  *FallbackCache  `yaml:"cache"`
+	Static *FallbackStatic `yaml:"static"`
+	Lua    *FallbackLua    `yaml:"lua"`
+}
+
+// FallbackCache keeps the last good GET responses of a route.
+type FallbackCache struct {
+	TTL           Duration `yaml:"ttl"`
+	MaxBytes      ByteSize `yaml:"max_bytes"`
+	MaxEntryBytes ByteSize `yaml:"max_entry_bytes"`
+	// Vary lists key sources (as in keys) whose values join the cache key, for
+	// per-user lists.
+	Vary []string `yaml:"vary"`
+
+	// VarySources is the parsed Vary list.
+	VarySources []KeySource `yaml:"-"`
+}
+
+// FallbackStatic is a fixed answer.
+type FallbackStatic struct {
+	Status      int    `yaml:"status"`
+	ContentType string `yaml:"content_type"`
+	BodyFile    string `yaml:"body_file"`
+	Body        string `yaml:"body"`
+
+	// Bytes is the body, read from BodyFile (relative to the config file) or Body.
+	Bytes []byte `yaml:"-"`
+}
+
+// FallbackLua is a Lua script that builds the answer.
+type FallbackLua struct {
+	File    string   `yaml:"file"`
+	Source  string   `yaml:"source"`
+	Timeout Duration `yaml:"timeout"`
+
+	// Code is the script's text, read from File or Source.
+	Code string `yaml:"-"`
+	// Name names the script in errors (its file, or routes[i].fallback.lua).
+	Name string `yaml:"-"`
+}
+
+// Timeouts bound every wait. Zero values take the defaults noted.
+type Timeouts struct {
+	Connect        Duration `yaml:"connect"`         // 2s
+	ResponseHeader Duration `yaml:"response_header"` // 10s: upstream's answer head
+	Idle           Duration `yaml:"idle"`            // 60s: client keep-alive idle
+	RequestHead    Duration `yaml:"request_head"`    // 10s: read a client's request head
+	UpstreamIdle   Duration `yaml:"upstream_idle"`   // 30s: pooled upstream connections
+	Body           Duration `yaml:"body"`            // 60s: between body reads/writes
+	Shutdown       Duration `yaml:"shutdown"`        // 15s: drain on SIGTERM
+	TunnelGrace    Duration `yaml:"tunnel_grace"`    // 30s: before a moved tunnel is closed
+}
+
+// Limits bound what a client may send.
+type Limits struct {
+	MaxHeaderBytes ByteSize `yaml:"max_header_bytes"` // 64KiB, request line and headers
+	MaxConns       int      `yaml:"max_conns"`        // 10000 concurrent client connections
+	MaxBodyBytes   ByteSize `yaml:"max_body_bytes"`   // 0: unlimited (bodies are streamed)
+}
+
+// Fleet configures the shared override store for a fleet of instances.
+type Fleet struct {
+	Etcd *Etcd `yaml:"etcd"`
+}
+
+// Etcd locates the etcd cluster that holds a fleet's overrides.
+type Etcd struct {
+	Endpoints    []string `yaml:"endpoints"`
+	Prefix       string   `yaml:"prefix"`
+	DialTimeout  Duration `yaml:"dial_timeout"`
+	Username     string   `yaml:"username"`
+	PasswordFile string   `yaml:"password_file"`
+	CAFile       string   `yaml:"ca_file"`
+	CertFile     string   `yaml:"cert_file"`
+	KeyFile      string   `yaml:"key_file"`
+	// Instance names this instance in the fleet list (default: host name and listen port).
+	Instance string `yaml:"instance"`
+}
+
+// Region returns the region with the given name.
+func (c *Config) Region(name string) (Region, bool) {
+	for _, r := range c.RegionList {
+		if r.Name == name {
+			return r, true
+		}
+	}
+	return Region{}, false
+}
+
+// Route returns the route with the given name.
+func (c *Config) Route(name string) (*Route, bool) {
+	for i := range c.Routes {
+		if c.Routes[i].Name == name {
+			return &c.Routes[i], true
+		}
+	}
+	return nil, false
+}

@@ -1,0 +1,106 @@
+package conf
+
+import (
+	"fmt"
+	"sort"
+	"time"
+)
+
+// SplitBP is a route's effective split in basis points (0..10000): Read for GET, HEAD
+// and OPTIONS, Write for every other method. Write never exceeds Read.
+type SplitBP struct {
+	Read, Write int
+}
+
+// Overrides are the runtime knobs the admin API and CLI change on top of the file's
+// config: per-route split and the rollback switch. They persist in an OverrideStore and
+// survive restarts and file reloads. The zero value overrides nothing.
+type Overrides struct {
+	// Revision increases with every change; fleets use the store's revision.
+	Revision int64                    `json:"revision"`
+	Routes   map[string]RouteOverride `json:"routes,omitempty"`
+	Rollback Rollback                 `json:"rollback"`
+}
+
+// RouteOverride replaces a route's percent and write_percent.
+type RouteOverride struct {
+	PercentBP      int       `json:"percent_bp"`
+	WritePercentBP int       `json:"write_percent_bp"`
+	Who            string    `json:"who,omitempty"`
+	At             time.Time `json:"at,omitempty"`
+}
+
+// Rollback is the emergency switch: On sends every route to its from region. When it
+// is turned off with a ramp, the split comes back linearly from 0 over RampFor,
+// starting at RampFrom.
+type Rollback struct {
+	On       bool          `json:"on"`
+	RampFrom time.Time     `json:"ramp_from,omitempty"`
+	RampFor  time.Duration `json:"ramp_for,omitempty"`
+	Who      string        `json:"who,omitempty"`
+	At       time.Time     `json:"at,omitempty"`
+}
+
+// Clone returns a deep copy, so a change can be built without touching a published
+// value.
+func (o Overrides) Clone() Overrides {
+	c := o
+	c.Routes = make(map[string]RouteOverride, len(o.Routes))
+	for k, v := range o.Routes {
+		c.Routes[k] = v
+	}
+	return c
+}
+
+// Ramping reports whether a rollback ramp is still in progress at now.
+func (o Overrides) Ramping(now time.Time) bool {
+	return !o.Rollback.On && o.Rollback.RampFor > 0 && now.Before(o.Rollback.RampFrom.Add(o.Rollback.RampFor))
+}
+
+// rampSteps is how many steps a ramp takes at most; the split moves in steps of at
+// least 1/rampSteps of its target.
+const rampSteps = 1000
+
+// Effective returns every route's split (in route order) and whether rollback is on,
+// applying overrides for routes that exist and the ramp at now. Overrides for routes
+// the config no longer has are ignored (and reported by Stale).
+func (o Overrides) Effective(c *Config, now time.Time) ([]SplitBP, bool, error) {
+	out := make([]SplitBP, len(c.Routes))
+	for i := range c.Routes {
+		r := &c.Routes[i]
+		s := SplitBP{Read: r.PercentBP, Write: r.WritePercentBP}
+		if ro, ok := o.Routes[r.Name]; ok {
+			s = SplitBP{Read: ro.PercentBP, Write: ro.WritePercentBP}
+		}
+		if s.Read < 0 || s.Read > 10000 || s.Write < 0 || s.Write > s.Read {
+			return nil, false, fmt.Errorf("route %s: override %s/%s is not a valid split", r.Name, FormatBP(s.Read), FormatBP(s.Write))
+		}
+		out[i] = s
+	}
+	if o.Rollback.On {
+		return out, true, nil
+	}
+	if o.Ramping(now) {
+		step := int64(now.Sub(o.Rollback.RampFrom)) * rampSteps / int64(o.Rollback.RampFor)
+		if step < 0 {
+			step = 0
+		}
+		for i := range out {
+			out[i].Read = int(int64(out[i].Read) * step / rampSteps)
+			out[i].Write = int(int64(out[i].Write) * step / rampSteps)
+		}
+	}
+	return out, false, nil
+}
+
+// Stale lists the overridden routes the config does not have.
+func (o Overrides) Stale(c *Config) []string {
+	var out []string
+	for name := range o.Routes {
+		if _, ok := c.Route(name); !ok {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,564 @@
+package conf
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/cespare/xxhash/v2"
+	"go.yaml.in/yaml/v3"
+)
+
+// Defaults applied by Parse where the file is silent.
+const (
+	DefaultListen      = "127.0.0.1:8080"
+	DefaultAdminListen = "127.0.0.1:9090"
+	DefaultStateDir    = "./state"
+)
+
+// DefaultKeys is the key chain of a route that names none (and whose split names none).
+var DefaultKeys = []string{"header:X-User-Id", "cookie:uid", "header:X-Device-Id", "ip"}
+
+// LoadFile reads and parses a config file. Relative paths inside it (state_dir,
+// body_file, lua file, token_file) are resolved against the file's directory.
+func LoadFile(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, Errors{{File: path, Msg: err.Error()}}
+	}
+	return Parse(path, data)
+}
+
+// Parse decodes, checks and normalises one config. file names the source in errors and
+// locates relative paths; data is the file's bytes. Every problem found is returned as
+// Errors, each with line and key path; on error the *Config is nil.
+func Parse(file string, data []byte) (*Config, error) {
+	p := &parser{file: file}
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, Errors{p.yamlError(err, nil)}
+	}
+	if len(root.Content) == 0 {
+		return nil, Errors{{File: file, Msg: "empty config"}}
+	}
+	p.ix = indexNodes(&root)
+	if errs := unknownKeys(p.ix, file, "", root.Content[0], reflect.TypeOf(Config{})); len(errs) > 0 {
+		return nil, errs
+	}
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			var errs Errors
+			for _, s := range te.Errors {
+				errs = append(errs, p.yamlError(errors.New(s), p.ix))
+			}
+			return nil, errs
+		}
+		return nil, Errors{p.yamlError(err, p.ix)}
+	}
+	c.File = file
+	c.Dir = "."
+	if file != "" {
+		c.Dir = filepath.Dir(file)
+	}
+	c.Hash = xxhash.Sum64(data)
+	p.check(&c)
+	if len(p.errs) > 0 {
+		sort.SliceStable(p.errs, func(i, j int) bool { return p.errs[i].Line < p.errs[j].Line })
+		return nil, p.errs
+	}
+	return &c, nil
+}
+
+type parser struct {
+	file string
+	ix   *nodeIndex
+	errs Errors
+}
+
+var yamlLine = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+
+// yamlError turns the YAML library's "line N: msg" into a located Error.
+func (p *parser) yamlError(err error, ix *nodeIndex) *Error {
+	msg := strings.TrimPrefix(err.Error(), "yaml: unmarshal errors:\n  ")
+	e := &Error{File: p.file, Msg: msg}
+	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		e.Line, _ = strconv.Atoi(m[1])
+		e.Msg = m[2]
+		if ix != nil {
+			e.Path = ix.pathAt(e.Line)
+		}
+	}
+	return e
+}
+
+func (p *parser) errf(path, format string, args ...any) {
+	p.errs = append(p.errs, &Error{File: p.file, Line: p.ix.line(path), Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (p *parser) unit(path, err string) {
+	if err != "" {
+		p.errf(path, "%s", err)
+	}
+}
+
+func (p *parser) resolve(c *Config, path string) string {
+	if path == "" || filepath.IsAbs(path) {
+		return path
+	}
+	return filepath.Join(c.Dir, path)
+}
+
+func (p *parser) check(c *Config) {
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	p.checkAddr("listen", c.Listen)
+	p.checkAdmin(c)
+	if c.StateDir == "" {
+		c.StateDir = DefaultStateDir
+	}
+	c.StateDir = p.resolve(c, c.StateDir)
+	p.checkRegions(c)
+	c.TrustedProxies = p.cidrs("client_ip.trusted_proxies", c.ClientIP.TrustedProxies)
+	c.TrustedCallers = p.cidrs("internal.trusted_callers", c.Internal.TrustedCallers)
+	c.SelfRegionID = NoRegion
+	if c.SelfRegion != "" {
+		if r, ok := c.Region(c.SelfRegion); ok {
+			c.SelfRegionID = r.ID
+		} else {
+			p.errf("self_region", "unknown region %q (have %s)", c.SelfRegion, regionNames(c))
+		}
+	}
+	p.checkTimeouts(c)
+	p.checkRoutes(c)
+	p.checkFleet(c)
+}
+
+func (p *parser) checkAddr(path, addr string) {
+	if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+		p.errf(path, "want host:port, got %q", addr)
+	}
+}
+
+func (p *parser) checkAdmin(c *Config) {
+	a := &c.Admin
+	if a.Listen == "" {
+		a.Listen = DefaultAdminListen
+	}
+	p.checkAddr("admin.listen", a.Listen)
+	if a.TokenFile != "" {
+		b, err := os.ReadFile(p.resolve(c, a.TokenFile))
+		if err != nil {
+			p.errf("admin.token_file", "%v", err)
+		} else if a.Token = strings.TrimSpace(string(b)); len(a.Token) < 16 {
+			p.errf("admin.token_file", "token is shorter than 16 characters")
+		}
+	}
+	if a.Token == "" && !IsLoopback(a.Listen) {
+		p.errf("admin.listen", "%s is not a loopback address, so the admin API needs a bearer token: set admin.token_file", a.Listen)
+	}
+}
+
+// IsLoopback reports whether a listen address binds only to loopback.
+func IsLoopback(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
+func regionNames(c *Config) string {
+	names := make([]string, len(c.RegionList))
+	for i, r := range c.RegionList {
+		names[i] = r.Name
+	}
+	return strings.Join(names, ", ")
+}
+
+func (p *parser) checkRegions(c *Config) {
+	if len(c.Regions) == 0 {
+		p.errf("regions", "at least one region is needed")
+		return
+	}
+	if len(c.Regions) > MaxRegions {
+		p.errf("regions", "at most %d regions, got %d", MaxRegions, len(c.Regions))
+		return
+	}
+	names := make([]string, 0, len(c.Regions))
+	for n := range c.Regions {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for i, n := range names {
+		r := c.Regions[n]
+		path := "regions." + n
+		r.Name, r.ID = n, RegionID(i)
+		if !isToken(n) {
+			p.errf(path, "region name %q must be a token (letters, digits, -_.)", n)
+		}
+		if len(r.Upstreams) == 0 {
+			p.errf(path+".upstreams", "at least one upstream host:port is needed")
+		}
+		for j, u := range r.Upstreams {
+			if _, port, err := net.SplitHostPort(u); err != nil || port == "" || strings.Contains(u, "/") {
+				p.errf(fmt.Sprintf("%s.upstreams[%d]", path, j), "want host:port, got %q", u)
+			}
+		}
+		p.unit(path+".resolve_every", r.ResolveEvery.err)
+		if r.MaxConnsPerUpstream < 0 {
+			p.errf(path+".max_conns_per_upstream", "want >= 0, got %d", r.MaxConnsPerUpstream)
+		}
+		c.Regions[n] = r
+		c.RegionList = append(c.RegionList, r)
+	}
+}
+
+func (p *parser) cidrs(path string, in []string) []netip.Prefix {
+	out := make([]netip.Prefix, 0, len(in))
+	for i, s := range in {
+		pfx, err := netip.ParsePrefix(s)
+		if err != nil {
+			// A bare address means just that address.
+			if a, err2 := netip.ParseAddr(s); err2 == nil {
+				pfx = netip.PrefixFrom(a, a.BitLen())
+			} else {
+				p.errf(fmt.Sprintf("%s[%d]", path, i), "want a CIDR such as 10.0.0.0/8 or an address, got %q", s)
+				continue
+			}
+		}
+		out = append(out, pfx.Masked())
+	}
+	return out
+}
+
+func (p *parser) checkTimeouts(c *Config) {
+	t := &c.Timeouts
+	for _, u := range []struct {
+		name string
+		d    *Duration
+	}{
+		{"connect", &t.Connect}, {"response_header", &t.ResponseHeader}, {"idle", &t.Idle},
+		{"request_head", &t.RequestHead}, {"upstream_idle", &t.UpstreamIdle}, {"body", &t.Body},
+		{"shutdown", &t.Shutdown}, {"tunnel_grace", &t.TunnelGrace},
+	} {
+		p.unit("timeouts."+u.name, u.d.err)
+	}
+	l := &c.Limits
+	p.unit("limits.max_header_bytes", l.MaxHeaderBytes.err)
+	p.unit("limits.max_body_bytes", l.MaxBodyBytes.err)
+	if l.MaxHeaderBytes.N != 0 && (l.MaxHeaderBytes.N < 1024 || l.MaxHeaderBytes.N > 16<<20) {
+		p.errf("limits.max_header_bytes", "want 1KiB..16MiB, got %d", l.MaxHeaderBytes.N)
+	}
+	if l.MaxConns < 0 {
+		p.errf("limits.max_conns", "want >= 0, got %d", l.MaxConns)
+	}
+}
+
+func (p *parser) region(c *Config, path, name string) RegionID {
+	r, ok := c.Region(name)
+	if !ok {
+		if name == "" {
+			p.errf(path, "a region is needed (set it here or in split)")
+		} else {
+			p.errf(path, "unknown region %q (have %s)", name, regionNames(c))
+		}
+		return NoRegion
+	}
+	return r.ID
+}
+
+func (p *parser) keys(path string, in []string) []KeySource {
+	out := make([]KeySource, 0, len(in))
+	seen := map[KeySource]bool{}
+	for i, s := range in {
+		k, err := ParseKeySource(s)
+		if err != nil {
+			p.errf(fmt.Sprintf("%s[%d]", path, i), "%v", err)
+			continue
+		}
+		if seen[k] {
+			p.errf(fmt.Sprintf("%s[%d]", path, i), "%s is listed twice", s)
+		}
+		seen[k] = true
+		out = append(out, k)
+	}
+	return out
+}
+
+func (p *parser) checkRoutes(c *Config) {
+	if len(c.Routes) == 0 {
+		p.errf("routes", "at least one route is needed")
+	}
+	p.keys("split.keys", c.Split.Keys)
+	names := map[string]int{}
+	matches := map[Match]int{}
+	for i := range c.Routes {
+		r := &c.Routes[i]
+		path := fmt.Sprintf("routes[%d]", i)
+		r.Index = i
+		switch {
+		case r.Name == "":
+			p.errf(path+".name", "every route needs a name")
+		case !isToken(r.Name):
+			p.errf(path+".name", "route name %q must be a token (letters, digits, -_.)", r.Name)
+		default:
+			if j, dup := names[r.Name]; dup {
+				p.errf(path+".name", "route %q is already defined at routes[%d]", r.Name, j)
+			}
+			names[r.Name] = i
+		}
+		p.checkMatch(path+".match", &r.Match)
+		if j, dup := matches[r.Match]; dup {
+			p.errf(path+".match", "unreachable: routes[%d] (%s) already matches host %q and path_prefix %q", j, c.Routes[j].Name, r.Match.Host, r.Match.PathPrefix)
+		} else {
+			matches[r.Match] = i
+		}
+
+		from, to := r.From, r.To
+		fromPath, toPath := path+".from", path+".to"
+		if from == "" {
+			from, fromPath = c.Split.From, "split.from"
+		}
+		if to == "" {
+			to, toPath = c.Split.To, "split.to"
+		}
+		r.FromID = p.region(c, fromPath, from)
+		r.ToID = p.region(c, toPath, to)
+		r.From, r.To = from, to
+
+		switch {
+		case r.Salt != nil:
+			r.SaltValue = *r.Salt
+		case c.Split.Salt != nil:
+			r.SaltValue = *c.Split.Salt
+		}
+		keys, keysPath := r.Keys, path+".keys"
+		if len(keys) == 0 {
+			keys, keysPath = c.Split.Keys, "split.keys"
+		}
+		if len(keys) == 0 {
+			keys = DefaultKeys
+		}
+		r.KeySources = p.keys(keysPath, keys)
+
+		if r.Percent == nil {
+			r.Percent = &Percent{}
+		}
+		p.unit(path+".percent", r.Percent.err)
+		r.PercentBP = r.Percent.BP
+		r.WritePercentBP = r.PercentBP
+		if r.WritePercent != nil {
+			p.unit(path+".write_percent", r.WritePercent.err)
+			if r.WritePercent.err == "" {
+				r.WritePercentBP = r.WritePercent.BP
+				if r.WritePercentBP > r.PercentBP {
+					p.errf(path+".write_percent", "%s is above percent %s: a user's writes may not move before their reads",
+						FormatBP(r.WritePercentBP), FormatBP(r.PercentBP))
+				}
+			}
+		}
+		if r.FromID == r.ToID && r.FromID != NoRegion && r.PercentBP > 0 {
+			p.errf(path+".to", "from and to are both %q", from)
+		}
+
+		r.ForceIDs = map[string]RegionID{}
+		regs := make([]string, 0, len(r.Force))
+		for reg := range r.Force {
+			regs = append(regs, reg)
+		}
+		sort.Strings(regs)
+		for _, reg := range regs {
+			fp := path + ".force." + reg
+			id := p.region(c, fp, reg)
+			if id != NoRegion && id != r.FromID && id != r.ToID {
+				p.errf(fp, "region %q is neither this route's from (%s) nor its to (%s)", reg, from, to)
+			}
+			for j, k := range r.Force[reg] {
+				if k == "" {
+					p.errf(fmt.Sprintf("%s[%d]", fp, j), "empty key")
+					continue
+				}
+				if prev, dup := r.ForceIDs[k]; dup && prev != id {
+					p.errf(fmt.Sprintf("%s[%d]", fp, j), "key %q is pinned to two regions", k)
+				}
+				r.ForceIDs[k] = id
+			}
+		}
+
+		switch r.Failover {
+		case "", "none":
+			r.Failover = "none"
+		case "idempotent":
+			r.FailoverIdempotent = true
+		default:
+			p.errf(path+".failover", "want none or idempotent, got %q", r.Failover)
+		}
+		p.checkBreaker(path+".breaker", &r.Breaker)
+		p.checkFallback(c, path+".fallback", r)
+	}
+}
+
+func (p *parser) checkMatch(path string, m *Match) {
+	if m.PathPrefix == "" {
+		m.PathPrefix = "/"
+	}
+	if !strings.HasPrefix(m.PathPrefix, "/") {
+		p.errf(path+".path_prefix", "must start with /, got %q", m.PathPrefix)
+	}
+	for _, c := range []byte(m.PathPrefix) {
+		if c <= ' ' || c >= 0x7f || c == '?' || c == '#' {
+			p.errf(path+".path_prefix", "%q has a character that cannot appear in a request path", m.PathPrefix)
+			break
+		}
+	}
+	m.Host = strings.ToLower(m.Host)
+	if m.Host != "" && (strings.ContainsAny(m.Host, "/ :@") || !isToken(strings.ReplaceAll(m.Host, "*", "x"))) {
+		p.errf(path+".host", "want a host name without port, got %q", m.Host)
+	}
+}
+
+// Breaker defaults, from the classic setting: 50 % of at least 20 requests.
+const (
+	DefaultMinRequests    = 20
+	DefaultFailureRatio   = 0.5
+	DefaultHalfOpenProbes = 3
+)
+
+func (p *parser) checkBreaker(path string, b *Breaker) {
+	p.unit(path+".window", b.Window.err)
+	p.unit(path+".open_for", b.OpenFor.err)
+	if b.MinRequests == 0 {
+		b.MinRequests = DefaultMinRequests
+	}
+	if b.MinRequests < 1 {
+		p.errf(path+".min_requests", "want >= 1, got %d", b.MinRequests)
+	}
+	if b.FailureRatio == 0 {
+		b.FailureRatio = DefaultFailureRatio
+	}
+	if b.FailureRatio <= 0 || b.FailureRatio > 1 {
+		p.errf(path+".failure_ratio", "want a ratio in (0, 1], got %v", b.FailureRatio)
+	}
+	if b.HalfOpenProbes == 0 {
+		b.HalfOpenProbes = DefaultHalfOpenProbes
+	}
+	if b.HalfOpenProbes < 1 {
+		p.errf(path+".half_open_probes", "want >= 1, got %d", b.HalfOpenProbes)
+	}
+	if len(b.FailureStatuses) == 0 {
+		b.FailureStatuses = []string{"5xx"}
+	}
+	for i, s := range b.FailureStatuses {
+		if _, _, err := ParseStatusSpec(s); err != nil {
+			p.errf(fmt.Sprintf("%s.failure_statuses[%d]", path, i), "%v", err)
+		}
+	}
+}
+
+// ParseStatusSpec reads a status code ("503") or class ("5xx") into an inclusive range.
+func ParseStatusSpec(s string) (lo, hi int, err error) {
+	if len(s) == 3 && (s[1:] == "xx" || s[1:] == "XX") && s[0] >= '1' && s[0] <= '5' {
+		c := int(s[0]-'0') * 100
+		return c, c + 99, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 100 || n > 599 {
+		return 0, 0, fmt.Errorf("want a status code (503) or class (5xx), got %q", s)
+	}
+	return n, n, nil
+}
+
+// Fallback defaults.
+const (
+	DefaultCacheTTL      = 10 * 60 // seconds
+	DefaultCacheMaxBytes = 64 << 20
+	DefaultEntryMaxBytes = 1 << 20
+	DefaultLuaTimeoutMS  = 50
+)
+
+func (p *parser) checkFallback(c *Config, path string, r *Route) {
+	f := &r.Fallback
+	if fc := f.Cache; fc != nil {
+		p.unit(path+".cache.ttl", fc.TTL.err)
+		p.unit(path+".cache.max_bytes", fc.MaxBytes.err)
+		p.unit(path+".cache.max_entry_bytes", fc.MaxEntryBytes.err)
+		fc.VarySources = p.keys(path+".cache.vary", fc.Vary)
+		if fc.MaxEntryBytes.N > fc.MaxBytes.Or(DefaultCacheMaxBytes) {
+			p.errf(path+".cache.max_entry_bytes", "is above max_bytes")
+		}
+	}
+	if s := f.Static; s != nil {
+		if s.Status == 0 {
+			s.Status = 200
+		}
+		if s.Status < 200 || s.Status > 599 {
+			p.errf(path+".static.status", "want 200..599, got %d", s.Status)
+		}
+		switch {
+		case s.BodyFile != "" && s.Body != "":
+			p.errf(path+".static", "set body or body_file, not both")
+		case s.BodyFile != "":
+			b, err := os.ReadFile(p.resolve(c, s.BodyFile))
+			if err != nil {
+				p.errf(path+".static.body_file", "%v", err)
+			}
+			s.Bytes = b
+		default:
+			s.Bytes = []byte(s.Body)
+		}
+	}
+	if l := f.Lua; l != nil {
+		p.unit(path+".lua.timeout", l.Timeout.err)
+		switch {
+		case l.File != "" && l.Source != "":
+			p.errf(path+".lua", "set file or source, not both")
+		case l.File != "":
+			b, err := os.ReadFile(p.resolve(c, l.File))
+			if err != nil {
+				p.errf(path+".lua.file", "%v", err)
+			}
+			l.Code, l.Name = string(b), l.File
+		case l.Source != "":
+			l.Code, l.Name = l.Source, path+".lua.source"
+		default:
+			p.errf(path+".lua", "set file or source")
+		}
+	}
+}
+
+func (p *parser) checkFleet(c *Config) {
+	e := c.Fleet.Etcd
+	if e == nil {
+		return
+	}
+	if len(e.Endpoints) == 0 {
+		p.errf("fleet.etcd.endpoints", "at least one endpoint is needed")
+	}
+	if e.Prefix == "" || !strings.HasPrefix(e.Prefix, "/") {
+		p.errf("fleet.etcd.prefix", "want a key prefix such as /shiftgate/prod/, got %q", e.Prefix)
+	} else if !strings.HasSuffix(e.Prefix, "/") {
+		e.Prefix += "/"
+	}
+	p.unit("fleet.etcd.dial_timeout", e.DialTimeout.err)
+	for _, f := range []*string{&e.PasswordFile, &e.CAFile, &e.CertFile, &e.KeyFile} {
+		*f = p.resolve(c, *f)
+	}
+}

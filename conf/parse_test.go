@@ -1,0 +1,169 @@
+package conf
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const examplePath = "../../shared/examples/cutover.yaml"
+
+func TestExampleConfigLoads(t *testing.T) {
+	c, err := LoadFile(examplePath)
+	if err != nil {
+		t.Fatalf("example config: %v", err)
+	}
+	if len(c.RegionList) != 2 || c.RegionList[0].Name != "cloud" || c.RegionList[1].Name != "idc" {
+		t.Fatalf("regions = %+v", c.RegionList)
+	}
+	feed, ok := c.Route("feed")
+	if !ok {
+		t.Fatal("no feed route")
+	}
+	idc, _ := c.Region("idc")
+	cloud, _ := c.Region("cloud")
+	if feed.FromID != idc.ID || feed.ToID != cloud.ID {
+		t.Errorf("feed from/to = %d/%d", feed.FromID, feed.ToID)
+	}
+	if feed.PercentBP != 2500 || feed.WritePercentBP != 500 {
+		t.Errorf("feed percents = %d/%d bp", feed.PercentBP, feed.WritePercentBP)
+	}
+	if feed.SaltValue != "cutover-2026" || len(feed.KeySources) != 4 || feed.KeySources[3].Kind != KeyIP {
+		t.Errorf("feed salt/keys = %q %v", feed.SaltValue, feed.KeySources)
+	}
+	if feed.ForceIDs["u-qa-1"] != cloud.ID || feed.ForceIDs["u-qa-2"] != cloud.ID {
+		t.Errorf("force = %v", feed.ForceIDs)
+	}
+	if !feed.FailoverIdempotent || feed.Breaker.MinRequests != 20 || feed.Breaker.FailureRatio != 0.5 ||
+		feed.Breaker.Window.D.Seconds() != 10 || feed.Breaker.OpenFor.D.Seconds() != 5 {
+		t.Errorf("feed breaker/failover = %+v %v", feed.Breaker, feed.FailoverIdempotent)
+	}
+	if fc := feed.Fallback.Cache; fc == nil || fc.MaxBytes.N != 64<<20 || fc.TTL.D.Minutes() != 10 {
+		t.Errorf("feed cache = %+v", feed.Fallback.Cache)
+	}
+	if s := feed.Fallback.Static; s == nil || !strings.Contains(string(s.Bytes), "editors-pick-1") || s.ContentType != "application/json" {
+		t.Errorf("feed static = %+v", feed.Fallback.Static)
+	}
+	def, _ := c.Route("default")
+	if def.PercentBP != 0 || def.Match.PathPrefix != "/" || def.Failover != "none" {
+		t.Errorf("default = %+v", def)
+	}
+	if c.StateDir != filepath.Join(filepath.Dir(examplePath), "state") {
+		t.Errorf("state_dir = %q, want it next to the file", c.StateDir)
+	}
+	if len(c.TrustedProxies) != 1 || c.TrustedProxies[0].String() != "10.0.0.0/8" {
+		t.Errorf("trusted proxies = %v", c.TrustedProxies)
+	}
+}
+
+// base is a small valid config; cases below edit it.
+const base = `regions:
+  idc: {upstreams: ["127.0.0.1:9001"]}
+  cloud: {upstreams: ["127.0.0.1:9002"]}
+split: {from: idc, to: cloud, salt: s}
+routes:
+  - name: feed
+    match: {path_prefix: /api/feed}
+    percent: 25
+`
+
+func TestParseErrors(t *testing.T) {
+	f := func(name, input, want string) {
+		t.Helper()
+		_, err := Parse("c.yaml", []byte(input))
+		if want == "" {
+			if err != nil {
+				t.Errorf("%s: unexpected error: %v", name, err)
+			}
+			return
+		}
+		if err == nil {
+			t.Errorf("%s: no error, want %q", name, want)
+			return
+		}
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %q does not contain %q", name, err, want)
+		}
+		var es Errors
+		if !errors.As(err, &es) || len(es) == 0 {
+			t.Errorf("%s: error is not conf.Errors: %T", name, err)
+		}
+	}
+	f("valid", base, "")
+	f("write above read", base+"    write_percent: 40\n", "c.yaml:9: routes[0].write_percent: 40 is above percent 25")
+	f("percent over 100", strings.Replace(base, "percent: 25", "percent: 120", 1), "c.yaml:8: routes[0].percent: want 0..100")
+	f("three decimals", strings.Replace(base, "percent: 25", "percent: 1.005", 1), "routes[0].percent: want 0..100 with at most two decimals")
+	f("negative", strings.Replace(base, "percent: 25", "percent: -1", 1), "routes[0].percent")
+	f("two decimals ok", strings.Replace(base, "percent: 25", "percent: 0.01", 1), "")
+	f("unknown key", base+"    wieght: 3\n", "c.yaml:9: routes[0].wieght: unknown key")
+	f("unknown top key", "lisen: x\n"+base, "c.yaml:1: lisen: unknown key")
+	f("unknown region", base+"    to: mars\n", "c.yaml:9: routes[0].to: unknown region \"mars\"")
+	f("bad cidr", base+"client_ip: {trusted_proxies: [10.0.0.0/33]}\n", "client_ip.trusted_proxies[0]: want a CIDR")
+	f("dup name", base+"  - name: feed\n    match: {path_prefix: /x}\n", "c.yaml:9: routes[1].name: route \"feed\" is already defined")
+	f("unreachable", base+"  - name: feed2\n    match: {path_prefix: /api/feed}\n", "routes[1].match: unreachable")
+	f("bad key source", base+"    keys: [\"hdr:x\"]\n", "routes[0].keys[0]: unknown key source")
+	f("bad duration", base+"    breaker: {window: 10x}\n", "routes[0].breaker.window: want a duration")
+	f("bad failover", base+"    failover: always\n", "routes[0].failover: want none or idempotent")
+	f("force to stranger", strings.Replace(base, "  cloud:", "  mars: {upstreams: [\"127.0.0.1:1\"]}\n  cloud:", 1)+"    force: {mars: [u1]}\n", "force.mars: region \"mars\" is neither")
+	f("type error", base+"    breaker: {min_requests: lots}\n", "c.yaml:9: routes[0].breaker.min_requests")
+	f("syntax", "routes: [\n", "c.yaml:")
+	f("no regions", "routes: [{name: a}]\n", "regions: at least one region")
+	f("admin off loopback", base+"admin: {listen: 0.0.0.0:9090}\n", "admin.listen: 0.0.0.0:9090 is not a loopback address")
+	f("bad upstream", strings.Replace(base, "127.0.0.1:9002", "http://x", 1), "regions.cloud.upstreams[0]: want host:port")
+	f("missing body file", base+"    fallback: {static: {body_file: nope.json}}\n", "routes[0].fallback.static.body_file")
+	f("path prefix", base+"  - name: b\n    match: {path_prefix: api}\n", "routes[1].match.path_prefix: must start with /")
+}
+
+func TestParsePercent(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		bp   int
+		fail bool
+	}{
+		{"0", 0, false}, {"100", 10000, false}, {"25", 2500, false}, {"0.01", 1, false},
+		{"0.29", 29, false}, {"12.5", 1250, false}, {"99.99", 9999, false},
+		{"100.01", 0, true}, {"1.001", 0, true}, {"-1", 0, true}, {"1e2", 0, true},
+		{"", 0, true}, {".5", 0, true}, {"5.", 0, true}, {"abc", 0, true}, {"1000", 0, true},
+	} {
+		bp, err := ParsePercent(c.in)
+		if (err != nil) != c.fail || bp != c.bp {
+			t.Errorf("ParsePercent(%q) = %d, %v; want %d, fail=%v", c.in, bp, err, c.bp, c.fail)
+		}
+	}
+}
+
+func TestFormatBP(t *testing.T) {
+	for bp, want := range map[int]string{0: "0", 2500: "25", 1: "0.01", 1250: "12.5", 9999: "99.99"} {
+		if got := FormatBP(bp); got != want {
+			t.Errorf("FormatBP(%d) = %q, want %q", bp, got, want)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	ex, err := os.ReadFile(examplePath)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(ex)
+	f.Add([]byte(base))
+	f.Add([]byte("routes: [{name: a, percent: 1.5}]"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := Parse("fuzz.yaml", data)
+		if err == nil && c == nil {
+			t.Fatal("nil config without error")
+		}
+		if err != nil && c != nil {
+			t.Fatal("config with error")
+		}
+		if c != nil {
+			for _, r := range c.Routes {
+				if r.PercentBP < 0 || r.PercentBP > 10000 || r.WritePercentBP > r.PercentBP {
+					t.Fatalf("route %s percents %d/%d", r.Name, r.PercentBP, r.WritePercentBP)
+				}
+			}
+		}
+	})
+}

@@ -1,0 +1,133 @@
+package loadtest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+)
+
+const usageText = `usage: shiftgate loadtest [flags] URL
+       shiftgate loadtest bench [flags]      (side-by-side bench; see -h there)
+
+Drives HTTP/1.1 load at URL (loopback only, unless -allow-remote) and prints
+req/s, errors by kind, answers per region (header X-Shift-Region) and latency
+percentiles. Bound the run with -duration, -n or both.
+
+`
+
+// Main runs the loadtest verb: args are the arguments after "loadtest". It writes the
+// result to stdout, the progress line and diagnostics to stderr, and returns the exit
+// status: 0 when the run completed (whatever its error count), 1 when it could not run,
+// 2 for bad usage. SIGINT or SIGTERM ends the run early and prints what it measured.
+func Main(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "bench" {
+		return benchMain(args[1:], stdout, stderr)
+	}
+	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usageText)
+		fs.PrintDefaults()
+	}
+	var (
+		o       Options
+		headers headerFlags
+		body    string
+		asJSON  bool
+		quiet   bool
+	)
+	fs.IntVar(&o.Conns, "conns", DefaultConns, "keep-alive `connections`, one worker each")
+	fs.Float64Var(&o.Rate, "rate", 0, "open loop: total `req/s` at fixed intended send times (latency counted from them); 0 = closed loop")
+	fs.DurationVar(&o.Duration, "duration", 0, "stop after this long (default 10s unless -n is set)")
+	fs.Int64Var(&o.N, "n", 0, "stop after this many requests (0 = no count bound)")
+	fs.IntVar(&o.Users, "users", 1000, "distinct user ids sent in the user-id header (0 = none)")
+	fs.StringVar(&o.UserHeader, "user-header", DefaultUserHeader, "user-id header `name`")
+	fs.StringVar(&o.UserPrefix, "user-prefix", DefaultUserPrefix, "user-id value prefix (value = prefix + number)")
+	fs.Uint64Var(&o.Seed, "seed", 0, "seed of the user-id draw")
+	fs.StringVar(&o.Method, "method", "GET", "request method")
+	fs.Var(&headers, "H", "extra request header `'Name: value'` (repeatable)")
+	fs.StringVar(&body, "body", "", "request body")
+	fs.DurationVar(&o.Timeout, "timeout", DefaultTimeout, "per-request read/write timeout")
+	fs.StringVar(&o.RegionHeader, "region-header", DefaultRegionHeader, "response header counted per region")
+	fs.BoolVar(&o.AllowRemote, "allow-remote", false, "allow a target that is not a loopback address")
+	fs.BoolVar(&asJSON, "json", false, "print the result as one JSON object")
+	fs.BoolVar(&quiet, "quiet", false, "no progress line on stderr")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintln(stderr, "loadtest: want exactly one URL after the flags")
+		fs.Usage()
+		return 2
+	}
+	o.URL = fs.Arg(0)
+	o.Headers = headers
+	if body != "" {
+		o.Body = []byte(body)
+	}
+	if o.Duration == 0 && o.N == 0 {
+		o.Duration = defaultDuration
+	}
+	if !quiet {
+		o.Progress = stderr
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := Run(ctx, o)
+	if err != nil && !errors.Is(err, context.Canceled) {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "loadtest: interrupted; the result covers the run so far")
+	}
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		if err := enc.Encode(res); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		return 0
+	}
+	if err := res.WriteText(stdout); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// defaultDuration bounds a command-line run that names no bound.
+const defaultDuration = 10 * time.Second
+
+// headerFlags collects repeated -H 'Name: value' flags.
+type headerFlags []Header
+
+func (h *headerFlags) String() string {
+	parts := make([]string, len(*h))
+	for i, x := range *h {
+		parts[i] = x.Name + ": " + x.Value
+	}
+	return strings.Join(parts, ", ")
+}
+
+func (h *headerFlags) Set(s string) error {
+	name, value, ok := strings.Cut(s, ":")
+	name = strings.TrimSpace(name)
+	if !ok || name == "" || strings.ContainsAny(name, " \t\r\n") || strings.ContainsAny(value, "\r\n") {
+		return fmt.Errorf("want 'Name: value', got %q", s)
+	}
+	*h = append(*h, Header{Name: name, Value: strings.TrimSpace(value)})
+	return nil
+}

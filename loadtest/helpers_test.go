@@ -1,0 +1,88 @@
+package loadtest
+
+import (
+	"net"
+	"testing"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/shiftgate/shiftgate/loadtest/standin"
+	"github.com/valyala/fasthttp"
+)
+
+// startStandin starts a stand-in region on a free loopback port, closed at cleanup.
+func startStandin(t testing.TB, region string, opt standin.Options) *standin.Server {
+	t.Helper()
+	s, err := standin.Start(region, "127.0.0.1:0", opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// serve runs h on a free loopback port until cleanup and returns the base URL.
+func serve(t testing.TB, h fasthttp.RequestHandler) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &fasthttp.Server{Handler: h, NoDefaultServerHeader: true, NoDefaultDate: true}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.Serve(ln) //nolint:errcheck // returns when Shutdown closes ln
+	}()
+	t.Cleanup(func() {
+		srv.Shutdown() //nolint:errcheck
+		<-done
+	})
+	return "http://" + ln.Addr().String()
+}
+
+// closedPort returns a loopback address on which nothing listens.
+func closedPort(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// countAtLeast counts the histogram's recorded values that are >= d.
+func countAtLeast(h *hdrhistogram.Histogram, d time.Duration) int64 {
+	min := d.Microseconds()
+	var n int64
+	for _, bar := range h.Distribution() {
+		if bar.From >= min {
+			n += bar.Count
+		}
+	}
+	return n
+}
+
+// checkInvariants asserts what every Result must satisfy.
+func checkInvariants(t *testing.T, res Result) {
+	t.Helper()
+	if res.Requests != res.Successes+res.Errors {
+		t.Errorf("requests %d != successes %d + errors %d", res.Requests, res.Successes, res.Errors)
+	}
+	var kinds int64
+	for _, n := range res.ErrorKinds {
+		kinds += n
+	}
+	if kinds != res.Errors {
+		t.Errorf("error kinds add up to %d, errors %d (%v)", kinds, res.Errors, res.ErrorKinds)
+	}
+	var regions int64
+	for _, n := range res.Regions {
+		regions += n
+	}
+	if res.Histogram != nil && regions != res.Histogram.TotalCount() {
+		t.Errorf("region counts add up to %d, answered requests %d", regions, res.Histogram.TotalCount())
+	}
+}

@@ -1,0 +1,168 @@
+package loadtest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// Run drives load at o.URL until o.Duration passes, o.N requests have been sent, or
+// ctx ends, and returns what it measured. It refuses a non-loopback target unless
+// o.AllowRemote is set. When ctx ends first, Run returns the partial result together
+// with ctx's error. Run may be called concurrently; runs share nothing.
+func Run(ctx context.Context, o Options) (Result, error) {
+	return run(ctx, o, systemLookup)
+}
+
+func run(ctx context.Context, o Options, lookup lookupFunc) (Result, error) {
+	o, err := o.withDefaults()
+	if err != nil {
+		return Result{}, err
+	}
+	t, err := parseTarget(ctx, o.URL, o.AllowRemote, lookup)
+	if err != nil {
+		return Result{}, err
+	}
+	hc := newClient(&o, t)
+	defer hc.CloseIdleConnections()
+
+	workers := make([]*worker, o.Conns)
+	for i := range workers {
+		workers[i] = newWorker(i, hc, &o, t)
+	}
+	r := &runState{limit: o.N, done: make(chan struct{})}
+	if o.Rate > 0 {
+		r.interval = float64(time.Second) / o.Rate
+	}
+
+	r.start = time.Now()
+	if o.Duration > 0 {
+		r.hasEnd, r.end = true, r.start.Add(o.Duration)
+		stopTimer := time.AfterFunc(o.Duration, r.halt)
+		defer stopTimer.Stop()
+	}
+	finished := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+			r.halt()
+		case <-finished:
+		}
+	}()
+	var bg sync.WaitGroup
+	if o.Progress != nil {
+		bg.Go(func() { progressLoop(o.Progress, o.ProgressEvery, r.start, workers, finished) })
+	}
+
+	var wg sync.WaitGroup
+	for _, w := range workers {
+		if o.Rate > 0 {
+			wg.Go(func() { w.openLoop(r) })
+		} else {
+			wg.Go(func() { w.closedLoop(r) })
+		}
+	}
+	wg.Wait()
+	elapsed := time.Since(r.start)
+	close(finished)
+	bg.Wait()
+
+	res := collect(&o, workers, elapsed)
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// newClient builds the one HostClient every worker shares: at most Conns keep-alive
+// connections, no retries (a retried request would hide the error the run is there to
+// count), and no idle reaping during a run.
+func newClient(o *Options, t target) *fasthttp.HostClient {
+	return &fasthttp.HostClient{
+		Addr:                      t.dial,
+		Name:                      "shiftgate-loadtest",
+		MaxConns:                  o.Conns,
+		MaxConnWaitTimeout:        o.Timeout,
+		MaxIdemponentCallAttempts: 1,
+		MaxIdleConnDuration:       time.Minute,
+		ReadTimeout:               o.Timeout,
+		WriteTimeout:              o.Timeout,
+		Dial: func(addr string) (net.Conn, error) {
+			return fasthttp.DialTimeout(addr, o.Timeout)
+		},
+	}
+}
+
+// runState is what all workers of one run share: the ticket counter, the stop signal
+// and the schedule. The two words every request touches sit on their own cache lines.
+type runState struct {
+	issued atomic.Int64
+	_      [56]byte
+	stop   atomic.Bool
+	_      [63]byte
+
+	limit    int64     // N; 0 is no limit
+	start    time.Time // ticket 0's intended send time
+	interval float64   // open loop: nanoseconds between intended send times
+	hasEnd   bool
+	end      time.Time // the Duration bound
+
+	done chan struct{} // closed by halt, wakes open-loop workers waiting for their time
+	once sync.Once
+}
+
+func (r *runState) stopped() bool { return r.stop.Load() }
+
+// halt stops the run: workers finish the request in hand and send no more.
+func (r *runState) halt() {
+	r.once.Do(func() {
+		r.stop.Store(true)
+		close(r.done)
+	})
+}
+
+// takeTicket claims the right to send one more request under the count limit.
+func (r *runState) takeTicket() bool {
+	return r.limit <= 0 || r.issued.Add(1) <= r.limit
+}
+
+// takeOpenTicket claims the next intended send slot.
+func (r *runState) takeOpenTicket() (int64, bool) {
+	i := r.issued.Add(1) - 1
+	return i, r.limit <= 0 || i < r.limit
+}
+
+// intended is ticket i's intended send time.
+func (r *runState) intended(i int64) time.Time {
+	return r.start.Add(time.Duration(float64(i) * r.interval))
+}
+
+// progressLoop writes one line per interval until finished closes.
+func progressLoop(out io.Writer, every time.Duration, start time.Time, workers []*worker, finished <-chan struct{}) {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	var last int64
+	lastAt := start
+	for {
+		select {
+		case <-finished:
+			return
+		case now := <-tick.C:
+			var sent, failed int64
+			for _, w := range workers {
+				sent += w.sent.Load()
+				failed += w.failed.Load()
+			}
+			rate := float64(sent-last) / now.Sub(lastAt).Seconds()
+			last, lastAt = sent, now
+			fmt.Fprintf(out, "%7.1fs  %10d requests  %9.0f req/s  %8d errors\n",
+				now.Sub(start).Seconds(), sent, rate, failed)
+		}
+	}
+}

@@ -1,0 +1,88 @@
+// Package standin runs stand-in regions: small HTTP servers on loopback that answer
+// every request with the name of their region, so that the demo, the tests and the
+// bench can see where the gateway sent each request.
+package standin
+
+import (
+	"net"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// RegionHeader is the response header in which a stand-in names its region.
+const RegionHeader = "X-Served-By"
+
+// Server is one stand-in region listening on one address. Its zero value is not usable;
+// build it with Start. It is safe for concurrent use.
+type Server struct {
+	Region string
+	Addr   string
+
+	ln       net.Listener
+	srv      *fasthttp.Server
+	requests atomic.Int64
+	body     []byte
+}
+
+// Options tune a stand-in. The zero value answers a short JSON body naming the region.
+type Options struct {
+	// BodySize, when > 0, makes every answer a fixed body of that many bytes instead of
+	// the JSON label (the bench uses it for a fixed-size backend).
+	BodySize int
+}
+
+// Start listens on addr ("127.0.0.1:0" picks a free port) and serves until Close.
+func Start(region, addr string, opt Options) (*Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{Region: region, Addr: ln.Addr().String(), ln: ln}
+	if opt.BodySize > 0 {
+		s.body = make([]byte, opt.BodySize)
+		for i := range s.body {
+			s.body[i] = 'a' + byte(i%26)
+		}
+	}
+	s.srv = &fasthttp.Server{
+		Handler:                       s.handle,
+		NoDefaultServerHeader:         true,
+		NoDefaultDate:                 true,
+		DisableHeaderNamesNormalizing: true,
+		IdleTimeout:                   time.Minute,
+		MaxRequestBodySize:            256 << 20,
+		ReduceMemoryUsage:             false,
+	}
+	go s.srv.Serve(ln) //nolint:errcheck // Serve returns when Close closes the listener.
+	return s, nil
+}
+
+func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	s.requests.Add(1)
+	ctx.Response.Header.Set(RegionHeader, s.Region)
+	if s.body != nil {
+		ctx.SetContentType("text/plain")
+		ctx.SetBody(s.body)
+		return
+	}
+	ctx.SetContentType("application/json")
+	b := ctx.Response.BodyWriter()
+	// Built by hand: this handler also serves the bench, where encoding/json would cost.
+	w := func(p string) { b.Write([]byte(p)) } //nolint:errcheck // bytebuffer never fails
+	w(`{"region":"`)
+	w(s.Region)
+	w(`","method":"`)
+	w(string(ctx.Method()))
+	w(`","path":"`)
+	w(strconv.Quote(string(ctx.RequestURI()))[1:])
+	b.Write([]byte{'}'}) //nolint:errcheck
+}
+
+// Requests reports how many requests this stand-in has answered.
+func (s *Server) Requests() int64 { return s.requests.Load() }
+
+// Close stops the stand-in and closes its open connections.
+func (s *Server) Close() error { return s.srv.Shutdown() }

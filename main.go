@@ -1,0 +1,507 @@
+// Command shiftgate is a traffic-shifting gateway: it moves a sticky, monotonic share of
+// users from one region to another, keeps internal calls in the region the edge chose,
+// breaks and falls back when a region fails, and rolls everything back in one command.
+//
+// Usage: shiftgate VERB [flags] [args]; `shiftgate help` lists the verbs.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/shiftgate/shiftgate/conf"
+	"github.com/shiftgate/shiftgate/loadtest"
+	"github.com/shiftgate/shiftgate/loadtest/demo"
+	"github.com/shiftgate/shiftgate/proxy"
+	"github.com/shiftgate/shiftgate/routing"
+)
+
+const usage = `shiftgate moves users from one region to another, live.
+
+  shiftgate serve  -config FILE          run the gateway
+  shiftgate demo                         stand-in regions + gateway on loopback, a guided cutover
+  shiftgate check  -config FILE          validate; errors name file:line and the key path; exit 1
+  shiftgate route  -config FILE [-json] [-H 'Name: v']... [-ip ADDR] METHOD PATH
+                                         explain a decision
+  shiftgate bucket -salt S KEY...        print buckets
+  shiftgate split  [-writes P] [-dry-run] ROUTE PERCENT
+  shiftgate rollback [-ramp DURATION] on|off
+  shiftgate status
+  shiftgate loadtest [flags]             load generator (shiftgate loadtest -h)
+  shiftgate backend [flags]              a fixed-body stand-in backend for benches
+
+Admin verbs (split, rollback, status) take -admin URL (default from -config, else
+http://127.0.0.1:9090) and a token from -token-file or $SHIFTGATE_TOKEN.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	verb, rest := args[0], args[1:]
+	switch verb {
+	case "serve":
+		return cmdServe(rest, stderr)
+	case "demo":
+		return demo.Main(rest, stdout, stderr)
+	case "check":
+		return cmdCheck(rest, stdout, stderr)
+	case "route":
+		return cmdRoute(rest, stdout, stderr)
+	case "bucket":
+		return cmdBucket(rest, stdout, stderr)
+	case "split":
+		return cmdSplit(rest, stdout, stderr)
+	case "rollback":
+		return cmdRollback(rest, stdout, stderr)
+	case "status":
+		return cmdStatus(rest, stdout, stderr)
+	case "loadtest":
+		return loadtest.Main(rest, stdout, stderr)
+	case "backend":
+		return loadtest.BackendMain(rest, stdout, stderr)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "shiftgate: unknown verb %q\n\n%s", verb, usage)
+	return 2
+}
+
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("shiftgate "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// cmdServe runs the gateway until SIGINT or SIGTERM.
+func cmdServe(args []string, stderr io.Writer) int {
+	fs := newFlags("serve", stderr)
+	path := fs.String("config", "", "config file (YAML)")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *path == "" {
+		fmt.Fprintln(stderr, "shiftgate serve: -config FILE is required")
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintf(stderr, "shiftgate serve: -log-level: %v\n", err)
+		return 2
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if err := serve(context.Background(), *path, log, nil); err != nil {
+		log.Error("shiftgate stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// serve runs one gateway from the config file at path until ctx ends or a signal
+// arrives. ready, when not nil, receives the server once it listens.
+func serve(ctx context.Context, path string, log *slog.Logger, ready chan<- *proxy.Server) error {
+	cfg, err := conf.LoadFile(path)
+	if err != nil {
+		// A file the gateway cannot read is refused at start, even with a valid
+		// persisted state: an operator must see the mistake before it serves.
+		return err
+	}
+	store, err := conf.NewFileStore(cfg.StateDir)
+	if err != nil {
+		return err
+	}
+	srv, err := proxy.New(cfg, proxy.Options{Logger: log, Store: store})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return err
+	}
+	aln, err := net.Listen("tcp", cfg.Admin.Listen)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	ctx, cancel := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer cancel()
+
+	w := conf.NewWatcher(path, cfg.Hash)
+	w.OnConfig = func(c *conf.Config) error {
+		if err := srv.Reload(c); err != nil {
+			return err
+		}
+		log.Info("config reloaded", "file", path, "hash", fmt.Sprintf("%016x", c.Hash))
+		return nil
+	}
+	w.OnError = func(err error) {
+		log.Error("config refused; the last good config keeps serving", "file", path, "err", err.Error())
+	}
+	go func() {
+		if err := w.Run(ctx); err != nil {
+			log.Error("config watcher stopped", "err", err)
+		}
+	}()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				w.Trigger()
+			}
+		}
+	}()
+
+	errc := make(chan error, 2)
+	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.ServeAdmin(ctx, aln) }()
+	log.Info("shiftgate serving", "listen", ln.Addr().String(), "admin", aln.Addr().String(),
+		"config", path, "routes", len(cfg.Routes), "overrides", store.Describe())
+	if ready != nil {
+		ready <- srv
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if err != nil {
+			return err
+		}
+	}
+	log.Info("shutting down: draining in-flight requests")
+	return srv.Shutdown(cfg.Timeouts.Shutdown.Or(15 * time.Second))
+}
+
+func cmdCheck(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("check", stderr)
+	path := fs.String("config", "", "config file (YAML)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *path == "" {
+		fmt.Fprintln(stderr, "shiftgate check: -config FILE is required")
+		return 2
+	}
+	cfg, err := conf.LoadFile(*path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: ok: %d regions, %d routes\n", *path, len(cfg.RegionList), len(cfg.Routes))
+	for _, r := range cfg.Routes {
+		fmt.Fprintf(stdout, "  %-16s %s%-20s %s -> %s  %s%% (writes %s%%)\n", r.Name, r.Match.Host, r.Match.PathPrefix,
+			r.From, r.To, conf.FormatBP(r.PercentBP), conf.FormatBP(r.WritePercentBP))
+	}
+	return 0
+}
+
+// headerFlags collects repeated -H flags.
+type headerFlags []string
+
+func (h *headerFlags) String() string     { return strings.Join(*h, ", ") }
+func (h *headerFlags) Set(v string) error { *h = append(*h, v); return nil }
+
+func cmdRoute(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("route", stderr)
+	path := fs.String("config", "", "config file (YAML)")
+	asJSON := fs.Bool("json", false, "print one JSON object")
+	ip := fs.String("ip", "127.0.0.1", "the TCP peer address")
+	var headers headerFlags
+	fs.Var(&headers, "H", "request header 'Name: value' (repeatable)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *path == "" || fs.NArg() != 2 {
+		fmt.Fprintln(stderr, "usage: shiftgate route -config FILE [-json] [-H 'Name: v']... [-ip ADDR] METHOD PATH")
+		return 2
+	}
+	cfg, err := conf.LoadFile(*path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	store, err := conf.NewFileStore(cfg.StateDir)
+	var ov conf.Overrides
+	if err == nil {
+		if ov, err = store.Load(); err != nil {
+			fmt.Fprintf(stderr, "shiftgate route: overrides: %v (ignored)\n", err)
+		}
+	}
+	splits, rollback, err := ov.Effective(cfg, time.Now())
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	table, err := routing.Compile(cfg, splits, rollback)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	req, host, p, err := proxy.DecideRequest(fs.Arg(0), fs.Arg(1), headers, *ip)
+	if err != nil {
+		fmt.Fprintf(stderr, "shiftgate route: %v\n", err)
+		return 2
+	}
+	_, ex := table.Explain(host, p, req)
+	if *asJSON {
+		b, _ := json.Marshal(ex)
+		fmt.Fprintln(stdout, string(b))
+		return 0
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "route\t%s\n", ex.Route)
+	fmt.Fprintf(tw, "key source\t%s\n", ex.KeySource)
+	fmt.Fprintf(tw, "key\t%s\n", ex.Key)
+	fmt.Fprintf(tw, "bucket\t%d\n", ex.Bucket)
+	fmt.Fprintf(tw, "threshold\t%d (%s%%, %s)\n", ex.Threshold, ex.Percent, map[bool]string{true: "writes", false: "reads"}[ex.Write])
+	fmt.Fprintf(tw, "region\t%s\n", ex.Region)
+	fmt.Fprintf(tw, "reason\t%s\n", ex.Reason)
+	tw.Flush()
+	return 0
+}
+
+func cmdBucket(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("bucket", stderr)
+	salt := fs.String("salt", "", "the split's salt")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() == 0 {
+		fmt.Fprintln(stderr, "usage: shiftgate bucket -salt S KEY...")
+		return 2
+	}
+	for _, k := range fs.Args() {
+		fmt.Fprintf(stdout, "%s\t%d\n", k, routing.Bucket(*salt, k))
+	}
+	return 0
+}
+
+// adminClient talks to a running gateway's admin API.
+type adminClient struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+func adminFlags(fs *flag.FlagSet) func() (*adminClient, error) {
+	admin := fs.String("admin", "", "admin API URL (default: from -config, else http://127.0.0.1:9090)")
+	path := fs.String("config", "", "config file to take the admin address and token from")
+	tokenFile := fs.String("token-file", "", "file holding the admin bearer token (default: $SHIFTGATE_TOKEN)")
+	return func() (*adminClient, error) {
+		c := &adminClient{base: *admin, token: os.Getenv("SHIFTGATE_TOKEN"), http: &http.Client{Timeout: 10 * time.Second}}
+		if *path != "" {
+			cfg, err := conf.LoadFile(*path)
+			if err != nil {
+				return nil, err
+			}
+			if c.base == "" {
+				c.base = "http://" + cfg.Admin.Listen
+			}
+			if c.token == "" {
+				c.token = cfg.Admin.Token
+			}
+		}
+		if *tokenFile != "" {
+			b, err := os.ReadFile(*tokenFile)
+			if err != nil {
+				return nil, err
+			}
+			c.token = strings.TrimSpace(string(b))
+		}
+		if c.base == "" {
+			c.base = "http://127.0.0.1:9090"
+		}
+		if _, err := url.Parse(c.base); err != nil {
+			return nil, fmt.Errorf("-admin: %v", err)
+		}
+		c.base = strings.TrimSuffix(c.base, "/")
+		return c, nil
+	}
+}
+
+func (c *adminClient) do(method, path string, body any, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, c.base+path, rd)
+	if err != nil {
+		return err
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("admin API at %s: %w", c.base, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode/100 != 2 {
+		var e struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(b, &e) == nil && e.Error != "" {
+			return errors.New(e.Error)
+		}
+		return fmt.Errorf("admin API: %s", resp.Status)
+	}
+	if out != nil {
+		return json.Unmarshal(b, out)
+	}
+	return nil
+}
+
+func cmdSplit(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("split", stderr)
+	writes := fs.String("writes", "", "write percent (default: equal to PERCENT)")
+	dry := fs.Bool("dry-run", false, "print what the change would do, change nothing")
+	client := adminFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() != 2 {
+		fmt.Fprintln(stderr, "usage: shiftgate split [-writes P] [-dry-run] ROUTE PERCENT")
+		return 2
+	}
+	c, err := client()
+	if err != nil {
+		fmt.Fprintln(stderr, "shiftgate split:", err)
+		return 1
+	}
+	req := proxy.SplitRequest{Percent: json.Number(fs.Arg(1)), DryRun: *dry}
+	if *writes != "" {
+		w := json.Number(*writes)
+		req.WritePercent = &w
+	}
+	var res proxy.SplitResult
+	if err := c.do("PUT", "/v1/routes/"+url.PathEscape(fs.Arg(0))+"/split", req, &res); err != nil {
+		fmt.Fprintln(stderr, "shiftgate split:", err)
+		return 1
+	}
+	verb := "now"
+	if res.DryRun {
+		verb = "would be"
+	}
+	fmt.Fprintf(stdout, "route %s: %g%% (writes %g%%) %s %g%% (writes %g%%)\n", res.Route, res.Before, res.BeforeWrite, verb, res.After, res.AfterWrite)
+	fmt.Fprintf(stdout, "users moving forward: %.2f%%, moving back: %.2f%%\n", res.MoveForward*100, res.MoveBack*100)
+	if len(res.SampleKeys) > 0 {
+		fmt.Fprintf(stdout, "sample keys that move: %s\n", strings.Join(res.SampleKeys, ", "))
+	}
+	return 0
+}
+
+func cmdRollback(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("rollback", stderr)
+	ramp := fs.String("ramp", "", "with off: bring the split back linearly over this duration (e.g. 10m)")
+	client := adminFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() != 1 || (fs.Arg(0) != "on" && fs.Arg(0) != "off") {
+		fmt.Fprintln(stderr, "usage: shiftgate rollback [-ramp DURATION] on|off")
+		return 2
+	}
+	c, err := client()
+	if err != nil {
+		fmt.Fprintln(stderr, "shiftgate rollback:", err)
+		return 1
+	}
+	req := proxy.RollbackRequest{On: fs.Arg(0) == "on", Ramp: *ramp}
+	var res map[string]any
+	if err := c.do("POST", "/v1/rollback", req, &res); err != nil {
+		fmt.Fprintln(stderr, "shiftgate rollback:", err)
+		return 1
+	}
+	if req.On {
+		fmt.Fprintln(stdout, "rollback ON: every route sends everything to its from region")
+	} else if *ramp != "" {
+		fmt.Fprintf(stdout, "rollback OFF: the split comes back linearly over %s\n", *ramp)
+	} else {
+		fmt.Fprintln(stdout, "rollback OFF: the split is back in effect")
+	}
+	return 0
+}
+
+func cmdStatus(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("status", stderr)
+	asJSON := fs.Bool("json", false, "print the raw JSON")
+	client := adminFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	c, err := client()
+	if err != nil {
+		fmt.Fprintln(stderr, "shiftgate status:", err)
+		return 1
+	}
+	var st proxy.Status
+	if err := c.do("GET", "/v1/status", nil, &st); err != nil {
+		fmt.Fprintln(stderr, "shiftgate status:", err)
+		return 1
+	}
+	if *asJSON {
+		b, _ := json.MarshalIndent(st, "", "  ")
+		fmt.Fprintln(stdout, string(b))
+		return 0
+	}
+	roll := "off"
+	if st.Rollback.On {
+		roll = "ON (everything to from)"
+	} else if st.Rollback.Ramping {
+		roll = "off, ramping back until " + st.Rollback.RampUntil.Format(time.RFC3339)
+	}
+	fmt.Fprintf(stdout, "config %s (version %d, hash %s)\noverrides: %s, revision %d\nrollback: %s\n\n",
+		st.ConfigFile, st.Version, st.ConfigHash, st.Store, st.Revision, roll)
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ROUTE\tFROM->TO\tFILE\tOVERRIDE\tIN EFFECT\tBREAKERS")
+	for _, r := range st.Routes {
+		ov := "-"
+		if r.Override != nil {
+			ov = fmt.Sprintf("%g/%g", r.Override.Percent, r.Override.WritePercent)
+		}
+		var br []string
+		for reg, s := range r.Breakers {
+			br = append(br, reg+"="+s)
+		}
+		fmt.Fprintf(tw, "%s\t%s->%s\t%g/%g\t%s\t%g/%g\t%s\n", r.Name, r.From, r.To, r.FilePercent, r.FileWritePercent,
+			ov, r.Effective, r.EffectiveWrite, strings.Join(br, " "))
+	}
+	tw.Flush()
+	return 0
+}

@@ -1,0 +1,223 @@
+package proxy
+
+import (
+	"context"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/shiftgate/shiftgate/conf"
+	"github.com/shiftgate/shiftgate/fallback"
+	"github.com/shiftgate/shiftgate/routing"
+)
+
+// fallbackKind says what answered instead of a region.
+type fallbackKind uint8
+
+const (
+	fallbackNone fallbackKind = iota
+	fallbackCache
+	fallbackStatic
+	fallbackLua
+)
+
+func (k fallbackKind) String() string {
+	return [...]string{"none", "cache", "static", "lua"}[k]
+}
+
+// cachedHeaders are the response headers a cached fallback keeps.
+var cachedHeaders = [...]string{fasthttp.HeaderContentType, fasthttp.HeaderCacheControl, fasthttp.HeaderETag, fasthttp.HeaderLastModified}
+
+// cacheKey builds the fallback cache key of a request into buf: path, query and the
+// values of the route's vary sources.
+func cacheKey(ctx *fasthttp.RequestCtx, rt *routeState, buf []byte) []byte {
+	buf = append(buf, ctx.Path()...)
+	if q := ctx.URI().QueryString(); len(q) > 0 {
+		buf = append(buf, '?')
+		buf = append(buf, q...)
+	}
+	for _, k := range rt.run.vary {
+		buf = append(buf, 0)
+		v := (*reqView)(ctx)
+		switch k.Kind {
+		case conf.KeyHeader:
+			buf = append(buf, v.Header(k.Name)...)
+		case conf.KeyCookie:
+			buf = append(buf, v.Cookie(k.Name)...)
+		case conf.KeyQuery:
+			buf = append(buf, v.Query(k.Name)...)
+		case conf.KeyIP:
+			buf = peerAddr(ctx).AppendTo(buf)
+		}
+	}
+	return buf
+}
+
+// maybeCache refreshes the route's fallback cache from a good GET response, at most
+// once per refresh interval per key, so most responses cost one lookup and no copy.
+func (s *Server) maybeCache(ctx *fasthttp.RequestCtx, rt *routeState) {
+	resp := &ctx.Response
+	status := resp.StatusCode()
+	if !ctx.IsGet() || status < 200 || status > 299 {
+		return
+	}
+	rh := &resp.Header
+	cl := rh.ContentLength()
+	if cl < 0 || int64(cl) > rt.run.maxEntry || len(rh.ContentEncoding()) > 0 {
+		// Unknown or large bodies stream through untouched; encoded bodies would be
+		// served to clients that may not accept the encoding.
+		return
+	}
+	var kb [512]byte
+	key := cacheKey(ctx, rt, kb[:0])
+	if !rt.run.cache.WantRefresh(key, s.now()) {
+		return
+	}
+	// Body reads a streamed body into memory; it is at most maxEntry bytes.
+	body := resp.Body()
+	e := fallback.Entry{Status: status, Body: body}
+	for _, name := range cachedHeaders {
+		if v := rh.Peek(name); len(v) > 0 {
+			e.Header = append(e.Header, [2]string{name, string(v)})
+		}
+	}
+	rt.run.cache.Put(key, e)
+}
+
+// fallback answers a request no region could serve: cached last good response,
+// static body, Lua script, then a clear error.
+func (s *Server) fallback(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d routing.Decision, region conf.RegionID, why failure) {
+	run := rt.run
+	m := rt.metrics
+	var cached *fallback.Entry
+	if run.cache != nil && (ctx.IsGet() || ctx.IsHead()) {
+		var kb [512]byte
+		if e, ok := run.cache.Get(cacheKey(ctx, rt, kb[:0])); ok {
+			cached = e
+			if run.lua == nil {
+				s.serveEntry(ctx, st, region, e, fallbackCache)
+				m.fallbacks[fallbackCache].Inc()
+				return
+			}
+		}
+	}
+	if run.lua != nil {
+		if resp, err := run.lua.run(ctx, st, d, region, cached); err == nil {
+			ctx.Response.Reset()
+			ctx.Response.SetStatusCode(resp.Status)
+			for _, h := range resp.Headers {
+				ctx.Response.Header.Set(h[0], h[1])
+			}
+			ctx.Response.SetBody(resp.Body)
+			s.markFallback(ctx, st, region, fallbackLua)
+			m.fallbacks[fallbackLua].Inc()
+			return
+		} else {
+			s.log.Warn("lua fallback failed", "route", rt.cfg.Name, "err", err)
+		}
+		if cached != nil {
+			s.serveEntry(ctx, st, region, cached, fallbackCache)
+			m.fallbacks[fallbackCache].Inc()
+			return
+		}
+	}
+	if run.static != nil {
+		ctx.Response.Reset()
+		ctx.Response.SetStatusCode(run.static.Status)
+		if run.static.ContentType != "" {
+			ctx.Response.Header.SetContentType(run.static.ContentType)
+		}
+		ctx.Response.SetBody(run.static.Body)
+		s.markFallback(ctx, st, region, fallbackStatic)
+		m.fallbacks[fallbackStatic].Inc()
+		return
+	}
+	if hasFallback(rt) {
+		m.fallbacks[fallbackNone].Inc()
+	}
+	switch why {
+	case failStatus:
+		// The upstream's own error answer is still in ctx.Response: pass it on.
+		s.finishResponse(ctx, st, rt, region)
+		return
+	case failOpen:
+		errorResponse(ctx, fasthttp.StatusServiceUnavailable, "region "+string(st.regions[region])+" unavailable (circuit open)")
+	case failTimeout:
+		errorResponse(ctx, fasthttp.StatusGatewayTimeout, "upstream in region "+string(st.regions[region])+" timed out")
+	case failConnect:
+		errorResponse(ctx, fasthttp.StatusBadGateway, "cannot connect to region "+string(st.regions[region]))
+	default:
+		errorResponse(ctx, fasthttp.StatusBadGateway, "bad answer from region "+string(st.regions[region]))
+	}
+	ctx.Response.Header.SetBytesKV(strRegionHeader, st.regions[region])
+}
+
+func (s *Server) serveEntry(ctx *fasthttp.RequestCtx, st *state, region conf.RegionID, e *fallback.Entry, kind fallbackKind) {
+	ctx.Response.Reset()
+	ctx.Response.SetStatusCode(e.Status)
+	for _, h := range e.Header {
+		ctx.Response.Header.Set(h[0], h[1])
+	}
+	// The entry is immutable and shared: SetBodyRaw would alias it, so copy.
+	ctx.Response.SetBody(e.Body)
+	s.markFallback(ctx, st, region, kind)
+}
+
+func (s *Server) markFallback(ctx *fasthttp.RequestCtx, st *state, region conf.RegionID, kind fallbackKind) {
+	ctx.Response.Header.SetBytesKV(strFallback, []byte(kind.String()))
+	ctx.Response.Header.SetBytesKV(strRegionHeader, st.regions[region])
+}
+
+// luaFallback runs a route's compiled script.
+type luaFallback struct {
+	script  luaScript
+	timeout time.Duration
+	headers []string
+}
+
+// luaRequestHeaders are the request headers a script sees.
+var luaRequestHeaders = []string{"Accept", "Accept-Language", "User-Agent", "X-User-Id", "X-Device-Id"}
+
+func (l *luaFallback) run(ctx *fasthttp.RequestCtx, st *state, d routing.Decision, region conf.RegionID, cached *fallback.Entry) (luaResponse, error) {
+	req := luaRequest{
+		Method: string(ctx.Method()),
+		Path:   string(ctx.Path()),
+		Query:  string(ctx.URI().QueryString()),
+		Region: string(st.regions[region]),
+		Cached: cached,
+	}
+	for _, name := range l.headers {
+		if v := ctx.Request.Header.Peek(name); len(v) > 0 {
+			req.Headers = append(req.Headers, [2]string{name, string(v)})
+		}
+	}
+	_, ex := st.table.Explain(ctx.Request.Header.Host(), ctx.Path(), (*reqView)(ctx))
+	req.Key = ex.Key
+	c, cancel := context.WithTimeout(context.Background(), l.timeout)
+	defer cancel()
+	return l.script.Run(c, req)
+}
+
+// scriptRegistry keeps compiled scripts across reloads, keyed by route and source.
+type scriptRegistry struct {
+	scripts map[string]*luaFallback
+}
+
+func newScriptRegistry() *scriptRegistry {
+	return &scriptRegistry{scripts: map[string]*luaFallback{}}
+}
+
+func (r *scriptRegistry) get(route string, cfg *conf.FallbackLua) (*luaFallback, error) {
+	key := route + "\x00" + cfg.Name + "\x00" + cfg.Code
+	if l, ok := r.scripts[key]; ok {
+		return l, nil
+	}
+	script, err := compileLua(cfg.Name, cfg.Code)
+	if err != nil {
+		return nil, err
+	}
+	l := &luaFallback{script: script, timeout: cfg.Timeout.Or(50 * time.Millisecond), headers: luaRequestHeaders}
+	r.scripts[key] = l
+	return l, nil
+}
+

@@ -1,0 +1,271 @@
+package proxy
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/shiftgate/shiftgate/breaker"
+	"github.com/shiftgate/shiftgate/conf"
+	"github.com/shiftgate/shiftgate/routing"
+)
+
+// reqView lets routing read a fasthttp request without copying it.
+type reqView fasthttp.RequestCtx
+
+func (r *reqView) ctx() *fasthttp.RequestCtx { return (*fasthttp.RequestCtx)(r) }
+
+func (r *reqView) Method() []byte            { return r.Request.Header.Method() }
+func (r *reqView) Header(name string) []byte { return r.Request.Header.Peek(name) }
+func (r *reqView) Cookie(name string) []byte { return r.Request.Header.Cookie(name) }
+func (r *reqView) Query(name string) []byte  { return r.ctx().QueryArgs().Peek(name) }
+func (r *reqView) Peer() netip.Addr          { return peerAddr(r.ctx()) }
+func (r *reqView) ForwardedFor() [][]byte {
+	return r.Request.Header.PeekAll(fasthttp.HeaderXForwardedFor)
+}
+
+func peerAddr(ctx *fasthttp.RequestCtx) netip.Addr {
+	if a, ok := ctx.RemoteAddr().(*net.TCPAddr); ok {
+		return a.AddrPort().Addr().Unmap()
+	}
+	return netip.Addr{}
+}
+
+var (
+	strRegionHeader = []byte(routing.RegionHeader)
+	strFallback     = []byte("X-Shift-Fallback")
+)
+
+// handle serves one client request: decide, forward, fail over, fall back.
+func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	st := s.state.Load()
+	h := &ctx.Request.Header
+	if reason := refuseRequest(ctx); reason != "" {
+		s.stats.badRequests.Inc()
+		errorResponse(ctx, fasthttp.StatusBadRequest, reason)
+		ctx.SetConnectionClose()
+		return
+	}
+	path := ctx.Path()
+	d := st.table.Decide(h.Host(), path, (*reqView)(ctx))
+	if d.Route < 0 {
+		errorResponse(ctx, fasthttp.StatusNotFound, "no route for this host and path")
+		return
+	}
+	rt := &st.routes[d.Route]
+	src := int(d.Source)
+	if src < 0 {
+		src = len(rt.metrics.bySource) - 1
+	}
+	rt.metrics.bySource[src].Inc()
+
+	clientClose := h.ConnectionClose()
+	upgrade := h.ConnectionUpgrade() && len(h.Peek(fasthttp.HeaderUpgrade)) > 0
+	var upgradeProto []byte
+	if upgrade {
+		upgradeProto = append(upgradeProto, h.Peek(fasthttp.HeaderUpgrade)...)
+	}
+	stripRequestHeaders(h)
+	h.ResetConnectionClose()
+	var ipbuf [64]byte
+	appendForwardedFor(h, peerAddr(ctx).AppendTo(ipbuf[:0]))
+
+	if upgrade {
+		s.tunnel(ctx, st, rt, d, upgradeProto)
+		return
+	}
+	s.forward(ctx, st, rt, d)
+	if clientClose {
+		ctx.SetConnectionClose()
+	}
+}
+
+// refuseRequest returns why a request must not be proxied, or "". fasthttp has
+// already refused what it cannot parse (see handleParseError).
+func refuseRequest(ctx *fasthttp.RequestCtx) string {
+	h := &ctx.Request.Header
+	uri := h.RequestURI()
+	if len(uri) == 0 || uri[0] != '/' {
+		// Absolute-form targets and CONNECT would make an edge proxy an open proxy.
+		return "request target must be a path (origin-form)"
+	}
+	if h.IsConnect() {
+		return "CONNECT is not supported"
+	}
+	if len(h.Host()) == 0 && h.IsHTTP11() {
+		return "missing Host header"
+	}
+	return ""
+}
+
+// forward sends the request to the decided region, fails over once where the route
+// allows it, and falls back when no region answered.
+func (s *Server) forward(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d routing.Decision) {
+	region := d.Region
+	failReason := failNone
+	for attempt := 0; ; attempt++ {
+		h := &ctx.Request.Header
+		h.SetBytesV(routing.RegionHeader, st.regions[region])
+		reason := s.roundTrip(ctx, st, rt, region)
+		if reason == failNone {
+			s.finishResponse(ctx, st, rt, region)
+			return
+		}
+		failReason = reason
+		if attempt > 0 || !canFailover(ctx, rt, d, reason) {
+			break
+		}
+		rt.metrics.failovers.Inc()
+		region = d.Other
+	}
+	s.fallback(ctx, st, rt, d, region, failReason)
+}
+
+// failure says why a round trip did not produce a response to pass on.
+type failure uint8
+
+const (
+	failNone     failure = iota
+	failOpen             // breaker open: nothing was sent
+	failConnect          // could not connect: nothing was sent
+	failTimeout          // no answer in time
+	failUpstream         // broken or refused answer
+	failStatus           // the upstream answered with a failure status (a fallback may replace it)
+	failClient           // the client went away
+)
+
+// canFailover reports whether a failed request may be sent to the other region: the
+// route opts in, the method is safe, no body could have reached a backend, and there
+// is another region.
+func canFailover(ctx *fasthttp.RequestCtx, rt *routeState, d routing.Decision, why failure) bool {
+	if !rt.cfg.FailoverIdempotent || d.Other == conf.NoRegion || why == failClient {
+		return false
+	}
+	if d.Reason == routing.ReasonRollback {
+		return false
+	}
+	h := &ctx.Request.Header
+	if !(h.IsGet() || h.IsHead()) {
+		return false
+	}
+	return h.ContentLength() <= 0 && ctx.Request.BodyStream() == nil || h.ContentLength() == 0
+}
+
+// roundTrip forwards the request to one region under its breaker. On success the
+// upstream's response is in ctx.Response (its body possibly still streaming).
+func (s *Server) roundTrip(ctx *fasthttp.RequestCtx, st *state, rt *routeState, region conf.RegionID) failure {
+	p := st.pools[region]
+	m := rt.metrics
+	br := rt.run.breakers[region]
+	start := time.Now()
+	var why failure
+	var status int
+	call := func() breaker.Outcome {
+		err := p.pick().Do(&ctx.Request, &ctx.Response)
+		if err != nil {
+			why = classifyError(err)
+			if why == failClient {
+				return breaker.Excluded
+			}
+			return breaker.Failure
+		}
+		status = ctx.Response.StatusCode()
+		if br != nil {
+			o := br.ClassifyStatus(status)
+			if o == breaker.Failure {
+				why = failStatus
+			}
+			return o
+		}
+		return breaker.Success
+	}
+	if br == nil {
+		call()
+	} else if _, err := br.Do(call); errors.Is(err, breaker.ErrOpen) {
+		m.requests[region][0].Inc()
+		return failOpen
+	}
+	m.latency[region].observe(time.Since(start))
+	if why == failNone || why == failStatus {
+		m.requests[region][statusClass(status)].Inc()
+	} else {
+		m.requests[region][0].Inc()
+		m.noUpstream.Inc()
+	}
+	if why == failStatus && !hasFallback(rt) && !rt.cfg.FailoverIdempotent {
+		// Nothing could replace the upstream's own error page: pass it on.
+		return failNone
+	}
+	return why
+}
+
+func hasFallback(rt *routeState) bool {
+	r := rt.run
+	return r.cache != nil || r.static != nil || r.lua != nil
+}
+
+// classifyError maps a client error to a failure kind.
+func classifyError(err error) failure {
+	var ne net.Error
+	switch {
+	case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, fasthttp.ErrDialTimeout),
+		errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		if errors.Is(err, fasthttp.ErrDialTimeout) {
+			return failConnect
+		}
+		return failTimeout
+	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, fasthttp.ErrNoFreeConns):
+		return failConnect
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return failConnect
+	}
+	return failUpstream
+}
+
+// finishResponse prepares a successful upstream response for the client.
+func (s *Server) finishResponse(ctx *fasthttp.RequestCtx, st *state, rt *routeState, region conf.RegionID) {
+	rh := &ctx.Response.Header
+	stripResponseHeaders(rh)
+	// The upstream's wish to close its connection is the pool's business, not the
+	// client's: the client keeps its keep-alive connection.
+	rh.ResetConnectionClose()
+	rh.SetBytesKV(strRegionHeader, st.regions[region])
+	if rt.run.cache != nil {
+		s.maybeCache(ctx, rt)
+	}
+}
+
+// errorResponse writes a short plain-text error.
+func errorResponse(ctx *fasthttp.RequestCtx, status int, reason string) {
+	ctx.Response.Reset()
+	ctx.Response.SetStatusCode(status)
+	ctx.Response.Header.SetContentType("text/plain; charset=utf-8")
+	ctx.Response.SetBodyString("shiftgate: " + reason + "\n")
+}
+
+// handleParseError answers requests fasthttp could not parse: 431 for heads over the
+// limit, 400 for everything else, and closes the connection (its framing is unknown).
+func (s *Server) handleParseError(ctx *fasthttp.RequestCtx, err error) {
+	s.stats.badRequests.Inc()
+	status, reason := fasthttp.StatusBadRequest, "malformed request"
+	var tooBig *fasthttp.ErrSmallBuffer
+	switch {
+	case errors.As(err, &tooBig):
+		status, reason = fasthttp.StatusRequestHeaderFieldsTooLarge, "request head too large"
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		status, reason = fasthttp.StatusRequestEntityTooLarge, "request body too large"
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		status, reason = fasthttp.StatusRequestTimeout, "request head not received in time"
+	}
+	errorResponse(ctx, status, reason)
+	ctx.SetConnectionClose()
+}

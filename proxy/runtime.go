@@ -1,0 +1,78 @@
+package proxy
+
+import (
+	"github.com/shiftgate/shiftgate/breaker"
+	"github.com/shiftgate/shiftgate/conf"
+	"github.com/shiftgate/shiftgate/fallback"
+)
+
+// routeRuntime is what a route needs beyond its config: breakers and fallbacks. Its
+// parts live in registries outside any one state, so a reload that leaves a route's
+// breaker or cache settings alone keeps their counts and entries.
+type routeRuntime struct {
+	breakers []*breaker.Breaker // by RegionID; nil entries when the breaker is disabled
+	cache    *fallback.Cache    // nil without fallback.cache
+	static   *fallback.Static   // nil without fallback.static
+	lua      *luaFallback       // nil without fallback.lua
+	vary     []conf.KeySource
+	maxEntry int64
+}
+
+// runtimeRegistry binds routes to their runtime objects.
+type runtimeRegistry struct {
+	breakers *breaker.Set
+	caches   *fallback.Store
+	scripts  *scriptRegistry
+}
+
+func breakerSettings(b conf.Breaker) (breaker.Settings, error) {
+	statuses, err := breaker.ParseStatuses(b.FailureStatuses)
+	if err != nil {
+		return breaker.Settings{}, err
+	}
+	return breaker.Settings{
+		MinRequests:     uint32(b.MinRequests),
+		FailureRatio:    b.FailureRatio,
+		Window:          b.Window.D,
+		OpenFor:         b.OpenFor.D,
+		HalfOpenProbes:  uint32(b.HalfOpenProbes),
+		FailureStatuses: statuses,
+	}.WithDefaults(), nil
+}
+
+func (rr *runtimeRegistry) bind(s *Server, c *conf.Config, r *conf.Route) (*routeRuntime, error) {
+	run := &routeRuntime{breakers: make([]*breaker.Breaker, len(c.RegionList))}
+	if !r.Breaker.Disabled {
+		bs, err := breakerSettings(r.Breaker)
+		if err != nil {
+			return nil, err
+		}
+		for _, reg := range c.RegionList {
+			if reg.ID == r.FromID || reg.ID == r.ToID {
+				run.breakers[reg.ID] = rr.breakers.Get(r.Name, reg.Name, bs)
+			}
+		}
+	}
+	fb := r.Fallback
+	if fb.Cache != nil && rr.caches != nil {
+		cc := fallback.CacheConfig{
+			TTL:           fb.Cache.TTL.D,
+			MaxBytes:      fb.Cache.MaxBytes.N,
+			MaxEntryBytes: fb.Cache.MaxEntryBytes.N,
+		}
+		run.cache = rr.caches.Cache(r.Name, cc)
+		run.maxEntry = run.cache.Config().MaxEntryBytes
+		run.vary = fb.Cache.VarySources
+	}
+	if fb.Static != nil {
+		run.static = &fallback.Static{Status: fb.Static.Status, ContentType: fb.Static.ContentType, Body: fb.Static.Bytes}
+	}
+	if fb.Lua != nil {
+		l, err := rr.scripts.get(r.Name, fb.Lua)
+		if err != nil {
+			return nil, err
+		}
+		run.lua = l
+	}
+	return run, nil
+}

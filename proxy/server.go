@@ -1,0 +1,293 @@
+// Package proxy is shiftgate's data plane: the fasthttp server, upstream pools,
+// forwarding with breakers, failover and fallbacks, the admin API, metrics and access
+// log. It compiles a conf snapshot into one immutable state and publishes it through
+// one atomic pointer; a request loads it once at entry.
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/shiftgate/shiftgate/breaker"
+	"github.com/shiftgate/shiftgate/conf"
+	"github.com/shiftgate/shiftgate/fallback"
+)
+
+// Options are the parts of a Server that do not come from the config file.
+type Options struct {
+	// Logger receives structured logs; nil logs to slog.Default().
+	Logger *slog.Logger
+	// Store persists runtime overrides; nil keeps them in memory only.
+	Store conf.OverrideStore
+	// Now is the clock; nil means time.Now. Tests inject one for ramps.
+	Now func() time.Time
+	// NoFallbackStore disables the on-disk fallback cache (caches stay in memory).
+	NoFallbackStore bool
+}
+
+// Server is one shiftgate instance. Build it with New, run it with Serve, stop it with
+// Shutdown. Its methods are safe for concurrent use.
+type Server struct {
+	state atomic.Pointer[state]
+
+	log     *slog.Logger
+	now     func() time.Time
+	store   conf.OverrideStore
+	metrics *metricsRegistry
+
+	// mu serialises compiles: reloads, override changes and ramp steps.
+	mu        sync.Mutex
+	upstreams *upstreamRegistry
+	runtimes  *runtimeRegistry
+	version   uint64
+
+	http    *fasthttp.Server
+	tunnels *tunnelSet
+	stats   serverStats
+	closed  chan struct{}
+	once    sync.Once
+}
+
+type serverStats struct {
+	reloads, reloadErrors *counter
+	refused               *counter
+	badRequests           *counter
+	rollbackOn            atomic.Bool
+}
+
+// New compiles cfg with the overrides in opt.Store (if any) and returns a Server ready
+// to Serve. A config or override that does not compile is an error: nothing starts.
+func New(cfg *conf.Config, opt Options) (*Server, error) {
+	s := &Server{
+		log:       opt.Logger,
+		now:       opt.Now,
+		store:     opt.Store,
+		metrics:   newMetricsRegistry(),
+		upstreams: newUpstreamRegistry(),
+		tunnels:   newTunnelSet(),
+		closed:    make(chan struct{}),
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.runtimes = &runtimeRegistry{
+		breakers: breaker.NewSet(s.onBreakerChange),
+		scripts:  newScriptRegistry(),
+	}
+	if !opt.NoFallbackStore {
+		fs, err := fallback.Open(cfg.StateDir+"/fallback", fallback.StoreOptions{
+			Logf: func(format string, args ...any) { s.log.Warn(fmt.Sprintf(format, args...)) },
+		})
+		if err != nil {
+			return nil, fmt.Errorf("fallback cache: %w", err)
+		}
+		s.runtimes.caches = fs
+	} else {
+		fs, err := fallback.Open("", fallback.StoreOptions{})
+		if err != nil {
+			return nil, err
+		}
+		s.runtimes.caches = fs
+	}
+	s.stats.reloads = s.metrics.counter("shiftgate_config_reloads_total")
+	s.stats.reloadErrors = s.metrics.counter("shiftgate_config_reload_errors_total")
+	s.stats.refused = s.metrics.counter("shiftgate_connections_refused_total")
+	s.stats.badRequests = s.metrics.counter("shiftgate_bad_requests_total")
+	s.registerGauges()
+
+	var ov conf.Overrides
+	if s.store != nil {
+		var err error
+		if ov, err = s.store.Load(); err != nil {
+			return nil, fmt.Errorf("overrides: %w", err)
+		}
+	}
+	st, err := s.compile(cfg, ov, 1)
+	if err != nil {
+		return nil, err
+	}
+	s.version = 1
+	s.publish(st)
+	s.http = s.newHTTPServer(cfg)
+	go s.rampLoop()
+	return s, nil
+}
+
+// newHTTPServer sets fasthttp up for the edge: bounded timeouts and sizes, no headers
+// of its own, bodies streamed.
+func (s *Server) newHTTPServer(c *conf.Config) *fasthttp.Server {
+	maxHeader := int(c.Limits.MaxHeaderBytes.Or(64 << 10))
+	maxConns := c.Limits.MaxConns
+	if maxConns == 0 {
+		maxConns = 10000
+	}
+	maxBody := int(c.Limits.MaxBodyBytes.N)
+	if maxBody == 0 {
+		maxBody = 1 << 62
+	}
+	head := c.Timeouts.RequestHead.Or(10 * time.Second)
+	body := c.Timeouts.Body.Or(60 * time.Second)
+	return &fasthttp.Server{
+		Handler:      s.handle,
+		ErrorHandler: s.handleParseError,
+		Name:         "shiftgate",
+		// The request head must arrive within RequestHead; the body then gets Body.
+		// HeaderReceived moves the deadline once the head is in.
+		ReadTimeout:  head,
+		WriteTimeout: body,
+		IdleTimeout:  c.Timeouts.Idle.Or(60 * time.Second),
+		HeaderReceived: func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
+			return fasthttp.RequestConfig{ReadTimeout: body}
+		},
+		Concurrency:                   maxConns,
+		ReadBufferSize:                maxHeader,
+		MaxRequestBodySize:            maxBody,
+		StreamRequestBody:             true,
+		NoDefaultServerHeader:         true,
+		NoDefaultContentType:          true,
+		NoDefaultDate:                 true,
+		DisablePreParseMultipartForm:  true,
+		CloseOnShutdown:               true,
+		SecureErrorLogMessage:         true,
+		Logger:                        slogPrinter{s.log},
+		ReduceMemoryUsage:             false,
+		TCPKeepalive:                  true,
+		KeepHijackedConns:             true,
+		SleepWhenConcurrencyLimitsExceeded: 0,
+	}
+}
+
+type slogPrinter struct{ l *slog.Logger }
+
+func (p slogPrinter) Printf(format string, args ...any) {
+	p.l.Debug(fmt.Sprintf(format, args...), "from", "fasthttp")
+}
+
+// Serve accepts connections on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	err := s.http.Serve(ln)
+	if errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting, lets in-flight requests finish for up to timeout, closes
+// tunnels, flushes the fallback cache and returns.
+func (s *Server) Shutdown(timeout time.Duration) error {
+	s.once.Do(func() { close(s.closed) })
+	done := make(chan error, 1)
+	go func() { done <- s.http.Shutdown() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(timeout):
+		err = fmt.Errorf("shutdown: in-flight requests still running after %s", timeout)
+	}
+	s.tunnels.closeAll()
+	if s.runtimes.caches != nil {
+		if cerr := s.runtimes.caches.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}
+	return err
+}
+
+func (s *Server) publish(st *state) {
+	s.state.Store(st)
+	s.stats.rollbackOn.Store(st.table.Rollback())
+}
+
+// Config returns the config currently serving.
+func (s *Server) Config() *conf.Config { return s.state.Load().cfg }
+
+// Overrides returns the overrides currently applied.
+func (s *Server) Overrides() conf.Overrides { return s.state.Load().ov }
+
+// Reload compiles cfg with the current overrides and swaps it in atomically. On error
+// the serving config is untouched.
+func (s *Server) Reload(cfg *conf.Config) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.state.Load()
+	if cfg.Hash == old.cfg.Hash && cfg.File == old.cfg.File {
+		return nil
+	}
+	if err := conf.CheckReshuffle(old.cfg, cfg, old.ov); err != nil {
+		s.stats.reloadErrors.Inc()
+		return err
+	}
+	st, err := s.compile(cfg, old.ov, s.version+1)
+	if err != nil {
+		s.stats.reloadErrors.Inc()
+		return err
+	}
+	s.version++
+	s.publish(st)
+	s.stats.reloads.Inc()
+	s.afterSwap(old, st)
+	return nil
+}
+
+// ApplyOverrides compiles the serving config with ov and swaps it in. It does not
+// persist ov; callers that change overrides go through the admin API, which does.
+func (s *Server) ApplyOverrides(ov conf.Overrides) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.state.Load()
+	st, err := s.compile(old.cfg, ov, s.version+1)
+	if err != nil {
+		return err
+	}
+	s.version++
+	s.publish(st)
+	s.afterSwap(old, st)
+	return nil
+}
+
+// afterSwap does what follows a swap: tunnels whose user now belongs elsewhere get
+// their grace period.
+func (s *Server) afterSwap(old, cur *state) {
+	s.tunnels.recheck(cur, cur.cfg.Timeouts.TunnelGrace.Or(30*time.Second))
+}
+
+// rampLoop recompiles while a rollback ramp is in progress so the split grows in small
+// steps; a ramp step is an ordinary swap.
+func (s *Server) rampLoop() {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.closed:
+			return
+		case <-t.C:
+		}
+		st := s.state.Load()
+		if !st.ov.Ramping(s.now()) && !st.ov.Ramping(s.now().Add(-time.Second)) {
+			continue
+		}
+		s.mu.Lock()
+		cur := s.state.Load()
+		if next, err := s.compile(cur.cfg, cur.ov, s.version+1); err == nil {
+			s.version++
+			s.publish(next)
+			s.afterSwap(cur, next)
+		}
+		s.mu.Unlock()
+	}
+}
+
+func (s *Server) onBreakerChange(k breaker.Key, from, to breaker.State) {
+	// Called under the breaker's lock: only non-blocking work here.
+	s.metrics.counter(`shiftgate_breaker_transitions_total{route=%q,region=%q,from=%q,to=%q}`, k.Route, k.Region, from.String(), to.String()).Inc()
+}

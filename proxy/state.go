@@ -1,0 +1,85 @@
+package proxy
+
+import (
+	"fmt"
+
+	"github.com/shiftgate/shiftgate/conf"
+	"github.com/shiftgate/shiftgate/routing"
+)
+
+// state is one compiled config: everything a request needs, reached through one atomic
+// pointer load. It is immutable once published; the runtime objects it points to
+// (pools, breakers, caches) are shared with other states and safe for concurrent use.
+type state struct {
+	cfg      *conf.Config
+	ov       conf.Overrides
+	splits   []routing.Split
+	table    *routing.Table
+	routes   []routeState
+	regions  [][]byte // region names, by RegionID, for headers
+	pools    []*pool  // by RegionID
+	version  uint64
+	maxBody  int64
+	selfName string
+}
+
+// routeState is one route's runtime view.
+type routeState struct {
+	cfg     *conf.Route
+	metrics *routeMetrics
+	run     *routeRuntime
+}
+
+// compile turns a config and the overrides into a state. It runs on one goroutine at a
+// time (the Server's reload lock) and binds the runtime objects kept in registries.
+func (s *Server) compile(c *conf.Config, ov conf.Overrides, version uint64) (*state, error) {
+	splits, rollback, err := ov.Effective(c, s.now())
+	if err != nil {
+		return nil, err
+	}
+	table, err := routing.Compile(c, splits, rollback)
+	if err != nil {
+		return nil, err
+	}
+	st := &state{cfg: c, ov: ov, splits: splits, table: table, version: version,
+		maxBody: c.Limits.MaxBodyBytes.N, selfName: c.SelfRegion}
+	for _, r := range c.RegionList {
+		st.regions = append(st.regions, []byte(r.Name))
+	}
+	used := map[upstreamSettings]bool{}
+	st.pools = s.upstreams.pools(c, used)
+	for i := range c.Routes {
+		r := &c.Routes[i]
+		run, err := s.runtimes.bind(s, c, r)
+		if err != nil {
+			return nil, fmt.Errorf("route %s: %w", r.Name, err)
+		}
+		st.routes = append(st.routes, routeState{cfg: r, metrics: s.routeMetrics(c, r), run: run})
+	}
+	s.upstreams.sweep(used)
+	return st, nil
+}
+
+// routeMetrics creates (or finds, after a reload) a route's counters.
+func (s *Server) routeMetrics(c *conf.Config, r *conf.Route) *routeMetrics {
+	m := &routeMetrics{}
+	for _, reg := range c.RegionList {
+		var byClass [statusClasses]*counter
+		for cl := range byClass {
+			byClass[cl] = s.metrics.counter(`shiftgate_requests_total{route=%q,region=%q,class=%q}`, r.Name, reg.Name, classNames[cl])
+		}
+		m.requests = append(m.requests, byClass)
+		m.latency = append(m.latency, s.metrics.histogram(fmt.Sprintf("route=%q,region=%q", r.Name, reg.Name)))
+	}
+	for _, k := range r.KeySources {
+		m.bySource = append(m.bySource, s.metrics.counter(`shiftgate_decisions_total{route=%q,key_source=%q}`, r.Name, k.String()))
+	}
+	m.bySource = append(m.bySource, s.metrics.counter(`shiftgate_decisions_total{route=%q,key_source="none"}`, r.Name))
+	m.failovers = s.metrics.counter(`shiftgate_failovers_total{route=%q}`, r.Name)
+	for k := fallbackCache; k <= fallbackLua; k++ {
+		m.fallbacks[k] = s.metrics.counter(`shiftgate_fallbacks_total{route=%q,kind=%q}`, r.Name, k.String())
+	}
+	m.fallbacks[fallbackNone] = s.metrics.counter(`shiftgate_fallback_misses_total{route=%q}`, r.Name)
+	m.noUpstream = s.metrics.counter(`shiftgate_upstream_errors_total{route=%q}`, r.Name)
+	return m
+}

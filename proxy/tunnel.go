@@ -1,0 +1,168 @@
+package proxy
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/shiftgate/shiftgate/conf"
+	"github.com/shiftgate/shiftgate/routing"
+)
+
+// tunnel carries an upgraded connection (WebSocket) to the decided region: the request
+// head goes upstream as is (with the proxy's header changes), the upstream's answer and
+// everything after flow back unparsed.
+func (s *Server) tunnel(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d routing.Decision, proto []byte) {
+	region := d.Region
+	br := rt.run.breakers[region]
+	if br != nil && br.State() == 2 {
+		errorResponse(ctx, fasthttp.StatusServiceUnavailable, "region "+string(st.regions[region])+" unavailable (circuit open)")
+		return
+	}
+	h := &ctx.Request.Header
+	h.SetBytesV(routing.RegionHeader, st.regions[region])
+	h.Set(fasthttp.HeaderConnection, "Upgrade")
+	h.SetBytesV(fasthttp.HeaderUpgrade, proto)
+	// The head must be copied now: ctx is reused once the handler returns.
+	head := append([]byte(nil), h.Header()...)
+	addr := st.pools[region].pick().Addr
+	dialTimeout := st.cfg.Timeouts.Connect.Or(2 * time.Second)
+	up, err := net.DialTimeout("tcp", addr, dialTimeout)
+	if err != nil {
+		errorResponse(ctx, fasthttp.StatusBadGateway, "cannot connect to region "+string(st.regions[region]))
+		return
+	}
+	// Pass on any body bytes the client already sent with the head.
+	body := append([]byte(nil), ctx.Request.Body()...)
+	key := tunnelKey{route: int(d.Route), region: region}
+	ex := explainFor(st, ctx)
+	host := append([]byte(nil), h.Host()...)
+	path := append([]byte(nil), ctx.Path()...)
+	ctx.HijackSetNoResponse(true)
+	ctx.Hijack(func(c net.Conn) {
+		t := &liveTunnel{client: c, upstream: up, key: key, user: ex, host: host, path: path}
+		s.tunnels.add(t)
+		defer s.tunnels.remove(t)
+		if _, err := up.Write(head); err != nil {
+			c.Close()
+			up.Close()
+			return
+		}
+		if len(body) > 0 {
+			up.Write(body) //nolint:errcheck // a failed write shows as a closed tunnel
+		}
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); pipe(up, c) }()
+		go func() { defer wg.Done(); pipe(c, bufio.NewReader(up)) }()
+		wg.Wait()
+	})
+}
+
+// pipe copies src to dst until either ends, then closes both ends' write sides.
+func pipe(dst net.Conn, src io.Reader) {
+	io.Copy(dst, src) //nolint:errcheck // the end of a tunnel is not an error
+	if cw, ok := dst.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite() //nolint:errcheck
+	} else {
+		dst.Close()
+	}
+}
+
+// tunnelKey is where a tunnel went.
+type tunnelKey struct {
+	route  int
+	region conf.RegionID
+}
+
+// liveTunnel is one open tunnel; user holds what is needed to decide its user again.
+type liveTunnel struct {
+	client, upstream net.Conn
+	key              tunnelKey
+	user             *routing.StaticRequest
+	host, path       []byte
+	closing          bool
+}
+
+// tunnelSet tracks open tunnels so a split change or rollback can move their users.
+type tunnelSet struct {
+	mu   sync.Mutex
+	open map[*liveTunnel]struct{}
+}
+
+func newTunnelSet() *tunnelSet { return &tunnelSet{open: map[*liveTunnel]struct{}{}} }
+
+func (ts *tunnelSet) add(t *liveTunnel) {
+	ts.mu.Lock()
+	ts.open[t] = struct{}{}
+	ts.mu.Unlock()
+}
+
+func (ts *tunnelSet) remove(t *liveTunnel) {
+	ts.mu.Lock()
+	delete(ts.open, t)
+	ts.mu.Unlock()
+	t.client.Close()
+	t.upstream.Close()
+}
+
+// Len reports how many tunnels are open.
+func (ts *tunnelSet) Len() int {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	return len(ts.open)
+}
+
+// recheck decides every open tunnel's user again under st; a tunnel whose user now
+// belongs to another region is closed after grace, so its client reconnects there.
+func (ts *tunnelSet) recheck(st *state, grace time.Duration) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	for t := range ts.open {
+		if t.closing || t.user == nil {
+			continue
+		}
+		d := st.table.Decide(t.host, t.path, t.user)
+		if d.Route >= 0 && d.Region == t.key.region {
+			continue
+		}
+		t.closing = true
+		tt := t
+		time.AfterFunc(grace, func() {
+			tt.client.Close()
+			tt.upstream.Close()
+		})
+	}
+}
+
+func (ts *tunnelSet) closeAll() {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	for t := range ts.open {
+		t.client.Close()
+		t.upstream.Close()
+	}
+}
+
+// explainFor captures what routing needs to decide a tunnel's user again later.
+func explainFor(st *state, ctx *fasthttp.RequestCtx) *routing.StaticRequest {
+	r := &routing.StaticRequest{MethodName: string(ctx.Method()), PeerAddr: peerAddr(ctx)}
+	for k, v := range ctx.Request.Header.All() {
+		r.Headers = append(r.Headers, [2]string{string(k), string(v)})
+	}
+	r.Cookies = map[string]string{}
+	for k, v := range ctx.Request.Header.Cookies() {
+		r.Cookies[string(k)] = string(v)
+	}
+	r.QueryArgs = map[string]string{}
+	for k, v := range ctx.QueryArgs().All() {
+		if _, seen := r.QueryArgs[string(k)]; !seen {
+			r.QueryArgs[string(k)] = string(v)
+		}
+	}
+	return r
+}

@@ -1,0 +1,134 @@
+package proxy
+
+import (
+	"net"
+	"net/netip"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/shiftgate/shiftgate/conf"
+)
+
+// upstreamSettings are the parts of the config that shape an upstream client. Two
+// configs with equal settings share the client, so a reload keeps warm connections.
+type upstreamSettings struct {
+	addr           string
+	maxConns       int
+	connect        time.Duration
+	responseHeader time.Duration
+	body           time.Duration
+	idle           time.Duration
+	resolveEvery   time.Duration
+}
+
+// pool is one region's upstreams: one fasthttp.HostClient per address, picked round
+// robin. It is immutable once built; the clients inside are safe for concurrent use.
+type pool struct {
+	region  string
+	clients []*fasthttp.HostClient
+	next    atomic.Uint32
+}
+
+func (p *pool) pick() *fasthttp.HostClient {
+	if len(p.clients) == 1 {
+		return p.clients[0]
+	}
+	n := p.next.Add(1)
+	return p.clients[n%uint32(len(p.clients))]
+}
+
+// newHostClient builds the client for one upstream address.
+func newHostClient(s upstreamSettings) *fasthttp.HostClient {
+	dialer := &fasthttp.TCPDialer{
+		Concurrency: 0,
+		// Host names are resolved again after this long, so a DNS change is followed.
+		DNSCacheDuration: s.resolveEvery,
+	}
+	hc := &fasthttp.HostClient{
+		Addr:                          s.addr,
+		MaxConns:                      s.maxConns,
+		MaxIdleConnDuration:           s.idle,
+		ReadTimeout:                   s.body,
+		WriteTimeout:                  s.body,
+		MaxConnWaitTimeout:            s.connect,
+		DisableHeaderNamesNormalizing: true,
+		DisablePathNormalizing:        true,
+		NoDefaultUserAgentHeader:      true,
+		StreamResponseBody:            true,
+		// The proxy decides about retries itself (failover), never fasthttp: a retry
+		// inside the client would multiply the timeout and could replay a request
+		// whose body reached a backend.
+		MaxIdemponentCallAttempts: 1,
+		RetryIfErr:                func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
+		DialTimeout: func(addr string, timeout time.Duration) (net.Conn, error) {
+			if timeout <= 0 || timeout > s.connect {
+				timeout = s.connect
+			}
+			return dialer.DialTimeout(addr, timeout)
+		},
+	}
+	if host, _, err := net.SplitHostPort(s.addr); err == nil {
+		if _, err := netip.ParseAddr(strings.Trim(host, "[]")); err != nil && s.resolveEvery > 0 {
+			// Recycle connections to named hosts so they follow a DNS change too.
+			hc.MaxConnDuration = s.resolveEvery
+		}
+	}
+	return hc
+}
+
+// upstreamRegistry keeps HostClients across reloads, keyed by their settings, so a
+// reload that does not change a region keeps its pooled connections.
+type upstreamRegistry struct {
+	clients map[upstreamSettings]*fasthttp.HostClient
+}
+
+func newUpstreamRegistry() *upstreamRegistry {
+	return &upstreamRegistry{clients: map[upstreamSettings]*fasthttp.HostClient{}}
+}
+
+// pools builds the region pools of a config; used marks the clients it handed out so
+// that sweep can close the rest. Called while compiling, one goroutine at a time.
+func (u *upstreamRegistry) pools(c *conf.Config, used map[upstreamSettings]bool) []*pool {
+	t := c.Timeouts
+	out := make([]*pool, len(c.RegionList))
+	for i, r := range c.RegionList {
+		p := &pool{region: r.Name}
+		maxConns := r.MaxConnsPerUpstream
+		if maxConns == 0 {
+			maxConns = 1024
+		}
+		for _, addr := range r.Upstreams {
+			s := upstreamSettings{
+				addr: addr, maxConns: maxConns,
+				connect:        t.Connect.Or(2 * time.Second),
+				responseHeader: t.ResponseHeader.Or(10 * time.Second),
+				body:           t.Body.Or(60 * time.Second),
+				idle:           t.UpstreamIdle.Or(30 * time.Second),
+				resolveEvery:   r.ResolveEvery.Or(30 * time.Second),
+			}
+			hc := u.clients[s]
+			if hc == nil {
+				hc = newHostClient(s)
+				u.clients[s] = hc
+			}
+			used[s] = true
+			p.clients = append(p.clients, hc)
+		}
+		out[i] = p
+	}
+	return out
+}
+
+// sweep forgets clients no config uses any more; their idle connections close as
+// fasthttp's idle cleaner runs.
+func (u *upstreamRegistry) sweep(used map[upstreamSettings]bool) {
+	for s, hc := range u.clients {
+		if !used[s] {
+			hc.CloseIdleConnections()
+			delete(u.clients, s)
+		}
+	}
+}
