@@ -1,0 +1,145 @@
+package proxy
+
+import (
+	"fmt"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/shiftgate/shiftgate/routing"
+)
+
+// failingBackend answers every request with status and counts them by method.
+type failingBackend struct {
+	addr         string
+	gets, others atomic.Int64
+}
+
+func startFailing(t *testing.T, status int) *failingBackend {
+	t.Helper()
+	fb := &failingBackend{}
+	ln := must(net.Listen("tcp", "127.0.0.1:0"))
+	fb.addr = ln.Addr().String()
+	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		if ctx.IsGet() || ctx.IsHead() {
+			fb.gets.Add(1)
+		} else {
+			fb.others.Add(1)
+		}
+		ctx.SetStatusCode(status)
+		ctx.SetBodyString("backend error")
+	}}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Shutdown() })
+	return fb
+}
+
+const failoverConfig = `listen: 127.0.0.1:0
+state_dir: {{STATE}}
+regions:
+  idc:   { upstreams: ["{{IDC}}"] }
+  cloud: { upstreams: ["{{CLOUD}}"] }
+split: { from: idc, to: cloud, salt: cutover-2026 }
+timeouts: { connect: 500ms, response_header: 2s }
+routes:
+  - name: feed
+    match: { path_prefix: /api/feed }
+    percent: 100
+    failover: {{FAILOVER}}
+    breaker: { min_requests: 1000 }
+`
+
+func TestFailoverRules(t *testing.T) {
+	for _, tc := range []struct {
+		name, failover, method string
+		body                   string
+		wantStatus             int
+		wantServed             string
+		wantCloudGets          int64
+		wantCloudOthers        int64
+	}{
+		{"GET fails over", "idempotent", "GET", "", 200, "idc", 1, 0},
+		{"HEAD fails over", "idempotent", "HEAD", "", 200, "idc", 1, 0},
+		{"POST is never replayed", "idempotent", "POST", "data", 503, "", 0, 1},
+		{"PUT is never replayed", "idempotent", "PUT", "", 503, "", 0, 1},
+		{"GET with a body is never replayed", "idempotent", "GET", "data", 503, "", 1, 0},
+		{"no failover configured", "none", "GET", "", 503, "", 1, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cloud := startFailing(t, 503)
+			idc := startRegion(t, "idc")
+			gw := startGateway(t, failoverConfig, map[string]string{"IDC": idc.Addr, "CLOUD": cloud.addr, "FAILOVER": tc.failover})
+			c := &fasthttp.HostClient{Addr: gw.addr}
+			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+			req.Header.SetMethod(tc.method)
+			req.SetRequestURI("http://gw/api/feed")
+			req.Header.Set("X-User-Id", "u-1")
+			if tc.body != "" {
+				req.SetBodyString(tc.body)
+			}
+			if err := c.DoTimeout(req, resp, 5*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode() != tc.wantStatus || string(resp.Header.Peek("X-Served-By")) != tc.wantServed {
+				t.Errorf("status %d served by %q, want %d %q", resp.StatusCode(), resp.Header.Peek("X-Served-By"), tc.wantStatus, tc.wantServed)
+			}
+			if g, o := cloud.gets.Load(), cloud.others.Load(); g != tc.wantCloudGets || o != tc.wantCloudOthers {
+				t.Errorf("cloud saw %d GET/HEAD and %d others, want %d and %d", g, o, tc.wantCloudGets, tc.wantCloudOthers)
+			}
+			idcN := idc.Requests()
+			replayed := tc.wantServed == "idc"
+			if replayed != (idcN == 1) || idcN > 1 {
+				t.Errorf("idc saw %d requests (replay expected: %v)", idcN, replayed)
+			}
+		})
+	}
+}
+
+// TestNoRetryMultipliesTimeout checks that a hanging upstream costs one response
+// timeout, not one per fasthttp retry.
+func TestUpstreamTimeoutIs504(t *testing.T) {
+	ln := must(net.Listen("tcp", "127.0.0.1:0"))
+	defer ln.Close()
+	var conns atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			defer c.Close() // hang: read nothing, answer nothing
+		}
+	}()
+	idc := startRegion(t, "idc")
+	cfg := `listen: 127.0.0.1:0
+state_dir: {{STATE}}
+regions:
+  idc:   { upstreams: ["{{IDC}}"] }
+  cloud: { upstreams: ["{{CLOUD}}"] }
+split: { from: idc, to: cloud, salt: s }
+timeouts: { connect: 500ms, response_header: 300ms, body: 300ms }
+routes:
+  - name: all
+    match: { path_prefix: / }
+    percent: 100
+`
+	gw := startGateway(t, cfg, map[string]string{"IDC": idc.Addr, "CLOUD": ln.Addr().String()})
+	c := &fasthttp.HostClient{Addr: gw.addr}
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	req.SetRequestURI("http://gw/x")
+	if err := c.DoTimeout(req, resp, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode() != 504 {
+		t.Errorf("status %d, want 504: %s", resp.StatusCode(), resp.Body())
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("upstream saw %d connections for one request: the client retried", n)
+	}
+	_ = routing.Bucket
+	_ = fmt.Sprint
+}
