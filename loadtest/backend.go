@@ -20,6 +20,13 @@ import (
 // and returns the exit status: 0 after a clean stop, 1 when it cannot listen, 2 for
 // bad usage.
 func BackendMain(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return backendMain(ctx, args, stdout, stderr)
+}
+
+// backendMain is BackendMain with the stop signal as a context, for tests.
+func backendMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("backend", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:0", "listen `address`")
@@ -35,8 +42,6 @@ func BackendMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: shiftgate backend [-listen ADDR] [-region NAME] [-body-size N]")
 		return 2
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	srv, err := standin.Start(*region, *listen, standin.Options{BodySize: *bodySize})
 	if err != nil {
 		fmt.Fprintln(stderr, "backend:", err)

@@ -86,3 +86,28 @@ func checkInvariants(t *testing.T, res Result) {
 		t.Errorf("region counts add up to %d, answered requests %d", regions, res.Histogram.TotalCount())
 	}
 }
+
+// warmWorker returns a worker on one connection to a fresh stand-in, after a few
+// requests; done closes the client.
+func warmWorker(t testing.TB, users int) (*worker, func()) {
+	t.Helper()
+	s := startStandin(t, "idc", standin.Options{BodySize: 512})
+	o, err := Options{
+		URL: "http://" + s.Addr + "/api/feed", N: 1, Conns: 1, Users: users,
+		RegionHeader: standin.RegionHeader,
+	}.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg, err := parseTarget(t.Context(), o.URL, false, systemLookup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := newClient(&o, tg)
+	w := newWorker(0, hc, &o, tg)
+	for range 200 {
+		w.prepare()
+		w.send(time.Now())
+	}
+	return w, hc.CloseIdleConnections
+}

@@ -24,8 +24,8 @@ type seed struct{ d xxhash.Digest }
 func newSeed(salt string) seed {
 	var s seed
 	s.d.Reset()
-	s.d.WriteString(salt)   //nolint:errcheck // never fails
-	s.d.Write([]byte{0})    //nolint:errcheck
+	s.d.WriteString(salt) //nolint:errcheck // never fails
+	s.d.Write([]byte{0})  //nolint:errcheck
 	return s
 }
 

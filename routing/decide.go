@@ -52,7 +52,7 @@ type Decision struct {
 	// Region is where the request goes.
 	Region conf.RegionID
 	// Other is the route's other region (failover candidate), or conf.NoRegion.
-	Other conf.RegionID
+	Other  conf.RegionID
 	Reason Reason
 	// Write is set for methods other than GET, HEAD and OPTIONS.
 	Write bool

@@ -1,9 +1,12 @@
 package routing_test
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/shiftgate/shiftgate/conf"
@@ -461,5 +464,43 @@ func TestReasonString(t *testing.T) {
 		if r.String() != s {
 			t.Errorf("Reason(%d).String() = %q, want %q", r, r.String(), s)
 		}
+	}
+}
+
+// TestDecideConcurrent shares one table among goroutines (run with -race): each gets
+// the answers a lone caller gets.
+func TestDecideConcurrent(t *testing.T) {
+	c := mustParse(t, mixedConfig)
+	tbl := mustCompile(t, c, nil, false)
+	rng := rand.New(rand.NewPCG(3, 4))
+	type call struct {
+		host, path []byte
+		r          *req
+		want       routing.Decision
+	}
+	calls := make([]call, 500)
+	for i := range calls {
+		h, p, r := randomRequest(rng)
+		calls[i] = call{h, p, r, tbl.Decide(h, p, r)}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan string, 8)
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range calls {
+				cl := &calls[(i+g*61)%len(calls)]
+				if d := tbl.Decide(cl.host, cl.path, cl.r); d != cl.want {
+					errs <- fmt.Sprintf("goroutine %d: %+v, want %+v", g, d, cl.want)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
 	}
 }

@@ -71,7 +71,7 @@ type req struct {
 	peer    netip.Addr
 }
 
-func (r *req) Method() []byte           { return r.method }
+func (r *req) Method() []byte            { return r.method }
 func (r *req) Header(name string) []byte { return lookup(r.headers, name, true) }
 func (r *req) Cookie(name string) []byte { return lookup(r.cookies, name, false) }
 func (r *req) Query(name string) []byte  { return lookup(r.query, name, false) }

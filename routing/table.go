@@ -164,7 +164,9 @@ func (t *Table) Routes() int { return len(t.routes) }
 func (t *Table) RouteName(i int) string { return t.routes[i].name }
 
 // RouteSplit returns the effective split of route i.
-func (t *Table) RouteSplit(i int) Split { return Split{Read: t.routes[i].readBP, Write: t.routes[i].writeBP} }
+func (t *Table) RouteSplit(i int) Split {
+	return Split{Read: t.routes[i].readBP, Write: t.routes[i].writeBP}
+}
 
 // RegionName returns the name of a region of this table's config.
 func (t *Table) RegionName(id conf.RegionID) string {

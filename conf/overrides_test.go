@@ -1,0 +1,118 @@
+package conf
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func mustParse(t *testing.T, text string) *Config {
+	t.Helper()
+	c, err := Parse("c.yaml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestCheckReshuffle(t *testing.T) {
+	old := mustParse(t, base) // feed at 25 %: mid-cutover
+	f := func(name, edited string, ov Overrides, want string) {
+		t.Helper()
+		err := CheckReshuffle(old, mustParse(t, edited), ov)
+		switch {
+		case want == "" && err != nil:
+			t.Errorf("%s: refused: %v", name, err)
+		case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+			t.Errorf("%s: error %v, want %q", name, err, want)
+		}
+	}
+	f("raise percent", withPercent("50"), Overrides{}, "")
+	f("lower percent (partial rollback)", withPercent("5"), Overrides{}, "")
+	f("new salt", strings.Replace(base, "salt: s", "salt: t", 1), Overrides{}, "changing its salt would reshuffle")
+	f("swapped from/to", strings.Replace(base, "from: idc, to: cloud", "from: cloud, to: idc", 1), Overrides{}, "from/to")
+	f("changed key order", base+"    keys: [\"ip\", \"header:X-User-Id\"]\n", Overrides{}, "keys")
+	f("forced in file", "force_reshuffle: true\n"+strings.Replace(base, "salt: s", "salt: t", 1), Overrides{}, "")
+	f("forced on route", base+"    force_reshuffle: true\n    salt: t\n", Overrides{}, "")
+	// At 0 % or 100 % nobody is mid-move: a reshuffle moves nobody between regions.
+	atZero := Overrides{Routes: map[string]RouteOverride{"feed": {PercentBP: 0}}}
+	f("new salt at 0 % (override)", strings.Replace(base, "salt: s", "salt: t", 1), atZero, "")
+	atHalf := Overrides{Routes: map[string]RouteOverride{"feed": {PercentBP: 5000, WritePercentBP: 5000}}}
+	f("new salt at an overridden 50 %", strings.Replace(base, "salt: s", "salt: t", 1), atHalf, "at 50%")
+}
+
+func TestEffectiveRamp(t *testing.T) {
+	c := mustParse(t, base+"    write_percent: 10\n") // 2500 / 1000 bp
+	t0 := time.Date(2026, 11, 22, 4, 0, 0, 0, time.UTC)
+	ov := Overrides{Rollback: Rollback{On: false, RampFrom: t0, RampFor: 10 * time.Minute}}
+	prev := -1
+	for _, tc := range []struct {
+		at         time.Duration
+		read, writ int
+	}{
+		{0, 0, 0}, {time.Minute, 250, 100}, {5 * time.Minute, 1250, 500}, {9*time.Minute + 59*time.Second, 2495, 998}, {10 * time.Minute, 2500, 1000}, {time.Hour, 2500, 1000},
+	} {
+		s, rb, err := ov.Effective(c, t0.Add(tc.at))
+		if err != nil || rb {
+			t.Fatalf("at %v: %v %v", tc.at, err, rb)
+		}
+		if s[0].Read != tc.read || s[0].Write != tc.writ {
+			t.Errorf("at %v: %+v, want %d/%d", tc.at, s[0], tc.read, tc.writ)
+		}
+		if s[0].Read < prev {
+			t.Errorf("ramp went down at %v", tc.at)
+		}
+		prev = s[0].Read
+	}
+	if s, rb, _ := (Overrides{Rollback: Rollback{On: true}}).Effective(c, t0); !rb || s[0].Read != 2500 {
+		t.Errorf("rollback on: %v %v", s, rb)
+	}
+	bad := Overrides{Routes: map[string]RouteOverride{"feed": {PercentBP: 10, WritePercentBP: 20}}}
+	if _, _, err := bad.Effective(c, t0); err == nil {
+		t.Error("write above read accepted")
+	}
+	stale := Overrides{Routes: map[string]RouteOverride{"gone": {PercentBP: 10}}}
+	if got := stale.Stale(c); len(got) != 1 || got[0] != "gone" {
+		t.Errorf("stale = %v", got)
+	}
+}
+
+func TestFileStore(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	s, err := NewFileStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, err := s.Load(); err != nil || o.Revision != 0 {
+		t.Fatalf("empty store: %+v %v", o, err)
+	}
+	o, err := s.Update(context.Background(), func(o *Overrides) error {
+		o.Routes["feed"] = RouteOverride{PercentBP: 500, WritePercentBP: 100, Who: "test"}
+		o.Rollback.On = true
+		return nil
+	})
+	if err != nil || o.Revision != 1 {
+		t.Fatalf("update: %+v %v", o, err)
+	}
+	// A failing change stores nothing.
+	if _, err := s.Update(context.Background(), func(o *Overrides) error { o.Rollback.On = false; return errors.New("no") }); err == nil {
+		t.Fatal("failing change returned no error")
+	}
+	s2, _ := NewFileStore(dir)
+	got, err := s2.Load()
+	if err != nil || !got.Rollback.On || got.Routes["feed"].PercentBP != 500 || got.Revision != 1 {
+		t.Fatalf("reloaded: %+v %v", got, err)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("state dir holds %d files (temp files left behind?)", len(entries))
+	}
+	os.WriteFile(filepath.Join(dir, OverridesFile), []byte("{broken"), 0o644)
+	if _, err := s2.Load(); err == nil {
+		t.Error("corrupt overrides file loaded without error")
+	}
+}

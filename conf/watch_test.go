@@ -1,0 +1,208 @@
+package conf
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// watchHarness runs a Watcher on a temp dir and collects what it reports.
+type watchHarness struct {
+	dir, path string
+	mu        sync.Mutex
+	configs   []*Config
+	errs      []error
+	events    chan struct{}
+}
+
+func newWatchHarness(t *testing.T, initial string) *watchHarness {
+	t.Helper()
+	h := &watchHarness{dir: t.TempDir(), events: make(chan struct{}, 100)}
+	h.path = filepath.Join(h.dir, "shiftgate.yaml")
+	if err := os.WriteFile(h.path, []byte(initial), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func (h *watchHarness) start(t *testing.T, path string) {
+	c, err := LoadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := NewWatcher(path, c.Hash)
+	w.Debounce = 30 * time.Millisecond
+	w.OnConfig = func(c *Config) error {
+		h.mu.Lock()
+		h.configs = append(h.configs, c)
+		h.mu.Unlock()
+		h.events <- struct{}{}
+		return nil
+	}
+	w.OnError = func(err error) {
+		h.mu.Lock()
+		h.errs = append(h.errs, err)
+		h.mu.Unlock()
+		h.events <- struct{}{}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go w.Run(ctx)
+	time.Sleep(50 * time.Millisecond) // let the watch be registered
+}
+
+// wait blocks until the watcher reported n times in total, or fails after 3 s.
+func (h *watchHarness) wait(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.After(3 * time.Second)
+	for {
+		h.mu.Lock()
+		got := len(h.configs) + len(h.errs)
+		h.mu.Unlock()
+		if got >= n {
+			return
+		}
+		select {
+		case <-h.events:
+		case <-deadline:
+			t.Fatalf("watcher reported %d times, want %d", got, n)
+		}
+	}
+}
+
+// quiet asserts nothing more is reported for a while (debounced duplicates).
+func (h *watchHarness) quiet(t *testing.T, n int) {
+	t.Helper()
+	time.Sleep(200 * time.Millisecond)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if got := len(h.configs) + len(h.errs); got != n {
+		t.Fatalf("watcher reported %d times, want exactly %d (configs %d, errors %v)", got, n, len(h.configs), h.errs)
+	}
+}
+
+func (h *watchHarness) lastPercent() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.configs[len(h.configs)-1].Routes[0].PercentBP
+}
+
+func withPercent(p string) string { return strings.Replace(base, "percent: 25", "percent: "+p, 1) }
+
+func TestWatcherEventSequences(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		apply func(t *testing.T, h *watchHarness, text string)
+	}{
+		{"mv (rename into place)", func(t *testing.T, h *watchHarness, text string) {
+			tmp := filepath.Join(h.dir, ".shiftgate.yaml.swp")
+			os.WriteFile(tmp, []byte(text), 0o644)
+			if err := os.Rename(tmp, h.path); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"cp (write in place)", func(t *testing.T, h *watchHarness, text string) {
+			src := filepath.Join(t.TempDir(), "new.yaml")
+			os.WriteFile(src, []byte(text), 0o644)
+			if out, err := exec.Command("cp", src, h.path).CombinedOutput(); err != nil {
+				t.Fatalf("cp: %v %s", err, out)
+			}
+		}},
+		{"sed -i", func(t *testing.T, h *watchHarness, text string) {
+			p := strings.TrimPrefix(strings.Split(strings.Split(text, "percent: ")[1], "\n")[0], "")
+			if out, err := exec.Command("sed", "-i", "s/percent: 25/percent: "+p+"/", h.path).CombinedOutput(); err != nil {
+				t.Fatalf("sed: %v %s", err, out)
+			}
+		}},
+		{"truncate then write in two steps", func(t *testing.T, h *watchHarness, text string) {
+			f, _ := os.OpenFile(h.path, os.O_WRONLY|os.O_TRUNC, 0o644)
+			f.WriteString(text[:len(text)/2])
+			f.Sync()
+			time.Sleep(5 * time.Millisecond)
+			f.WriteString(text[len(text)/2:])
+			f.Close()
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newWatchHarness(t, base)
+			h.start(t, h.path)
+			tc.apply(t, h, withPercent("30"))
+			h.wait(t, 1)
+			h.quiet(t, 1)
+			if len(h.errs) > 0 {
+				t.Fatalf("errors: %v", h.errs)
+			}
+			if got := h.lastPercent(); got != 3000 {
+				t.Fatalf("percent %d bp, want 3000", got)
+			}
+		})
+	}
+}
+
+// TestWatcherConfigMapSwap reproduces how Kubernetes updates a mounted ConfigMap: the
+// file is a symlink through ..data to a timestamped directory, and an update swaps
+// the ..data link atomically.
+func TestWatcherConfigMapSwap(t *testing.T) {
+	dir := t.TempDir()
+	v1 := filepath.Join(dir, "..2026_11_22_v1")
+	os.Mkdir(v1, 0o755)
+	os.WriteFile(filepath.Join(v1, "shiftgate.yaml"), []byte(base), 0o644)
+	os.Symlink("..2026_11_22_v1", filepath.Join(dir, "..data"))
+	path := filepath.Join(dir, "shiftgate.yaml")
+	os.Symlink("..data/shiftgate.yaml", path)
+	h := &watchHarness{dir: dir, path: path, events: make(chan struct{}, 100)}
+	h.start(t, path)
+
+	v2 := filepath.Join(dir, "..2026_11_22_v2")
+	os.Mkdir(v2, 0o755)
+	os.WriteFile(filepath.Join(v2, "shiftgate.yaml"), []byte(withPercent("40")), 0o644)
+	os.Symlink("..2026_11_22_v2", filepath.Join(dir, "..data_tmp"))
+	if err := os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	os.RemoveAll(v1)
+	h.wait(t, 1)
+	h.quiet(t, 1)
+	if got := h.lastPercent(); got != 4000 {
+		t.Fatalf("percent %d bp, want 4000", got)
+	}
+}
+
+// TestWatcherBrokenThenFixed renames a good file into place, then writes a broken one:
+// the broken one is reported with file and line once, and a fix is picked up.
+func TestWatcherBrokenThenFixed(t *testing.T) {
+	h := newWatchHarness(t, base)
+	h.start(t, h.path)
+	tmp := h.path + ".new"
+	os.WriteFile(tmp, []byte(withPercent("35")), 0o644)
+	os.Rename(tmp, h.path)
+	h.wait(t, 1)
+	os.WriteFile(h.path, []byte(withPercent("135")), 0o644)
+	h.wait(t, 2)
+	h.quiet(t, 2)
+	h.mu.Lock()
+	if len(h.errs) != 1 || !strings.Contains(h.errs[0].Error(), "shiftgate.yaml:8: routes[0].percent") {
+		t.Fatalf("errors %v, want one naming file:line and path", h.errs)
+	}
+	h.mu.Unlock()
+	// Touching the broken file without changing it reports nothing new.
+	os.WriteFile(h.path, []byte(withPercent("135")), 0o644)
+	h.quiet(t, 2)
+	os.WriteFile(h.path, []byte(withPercent("45")), 0o644)
+	h.wait(t, 3)
+	if got := h.lastPercent(); got != 4500 {
+		t.Fatalf("percent %d bp, want 4500", got)
+	}
+}
+
+func TestWatcherSkipsUnchangedBytes(t *testing.T) {
+	h := newWatchHarness(t, base)
+	h.start(t, h.path)
+	os.WriteFile(h.path, []byte(base), 0o644) // same bytes: no reload
+	h.quiet(t, 0)
+}

@@ -1,0 +1,168 @@
+package loadtest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shiftgate/shiftgate/loadtest/standin"
+	"github.com/valyala/fasthttp"
+)
+
+func TestMain_JSONAndText(t *testing.T) {
+	s := startStandin(t, "cloud", standin.Options{})
+	url := "http://" + s.Addr + "/api/feed"
+
+	var out, errOut bytes.Buffer
+	code := Main([]string{"-n", "40", "-conns", "4", "-json", "-region-header", standin.RegionHeader,
+		"-H", "X-Trace: 1", "-users", "5", url}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("exit %d, stderr %s", code, errOut.String())
+	}
+	var res Result
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatalf("stdout is not one JSON object: %v\n%s", err, out.String())
+	}
+	if res.Requests != 40 || res.Successes != 40 || res.Regions["cloud"] != 40 || res.Conns != 4 {
+		t.Errorf("result %+v", res)
+	}
+	if strings.Count(out.String(), "\n") != 1 {
+		t.Errorf("want exactly one line of JSON, got %q", out.String())
+	}
+
+	out.Reset()
+	errOut.Reset()
+	code = Main([]string{"-n", "10", "-quiet", url}, &out, &errOut)
+	if code != 0 || !strings.Contains(out.String(), "requests  10 ") || errOut.Len() != 0 {
+		t.Errorf("text run: exit %d, stdout %q, stderr %q", code, out.String(), errOut.String())
+	}
+}
+
+func TestMain_ProgressLine(t *testing.T) {
+	s := startStandin(t, "idc", standin.Options{})
+	var out, errOut bytes.Buffer
+	code := Main([]string{"-duration", "1100ms", "-conns", "2", "http://" + s.Addr + "/"}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("exit %d, stderr %s", code, errOut.String())
+	}
+	if !strings.Contains(errOut.String(), "requests") || !strings.Contains(errOut.String(), "req/s") {
+		t.Errorf("no progress line on stderr: %q", errOut.String())
+	}
+}
+
+func TestMain_Usage(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{}, 2, "want exactly one URL"},
+		{[]string{"http://127.0.0.1:1/", "extra"}, 2, "want exactly one URL"},
+		{[]string{"-nope", "http://127.0.0.1:1/"}, 2, "flag provided but not defined"},
+		{[]string{"-H", "no colon", "http://127.0.0.1:1/"}, 2, "want 'Name: value'"},
+		{[]string{"-n", "1", "http://192.0.2.7/"}, 1, "not a loopback address"},
+		{[]string{"-n", "1", "-conns", "-5", "http://127.0.0.1:1/"}, 1, "conns"},
+		{[]string{"-h"}, 0, "usage: shiftgate loadtest"},
+	} {
+		var out, errOut bytes.Buffer
+		code := Main(tc.args, &out, &errOut)
+		if code != tc.code || !strings.Contains(errOut.String(), tc.msg) {
+			t.Errorf("Main(%q) = %d, stderr %q; want %d and %q", tc.args, code, errOut.String(), tc.code, tc.msg)
+		}
+	}
+}
+
+func TestHeaderFlags(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want Header
+		ok   bool
+	}{
+		{"X-A: b", Header{"X-A", "b"}, true},
+		{"X-A:b:c", Header{"X-A", "b:c"}, true},
+		{"  X-A  :  spaced  ", Header{"X-A", "spaced"}, true},
+		{"X-Empty:", Header{"X-Empty", ""}, true},
+		{"nocolon", Header{}, false},
+		{": v", Header{}, false},
+		{"X A: v", Header{}, false},
+		{"X-A: v\r\nX-Evil: 1", Header{}, false},
+	} {
+		var h headerFlags
+		err := h.Set(tc.in)
+		if (err == nil) != tc.ok || (tc.ok && (len(h) != 1 || h[0] != tc.want)) {
+			t.Errorf("Set(%q) = %v, %v; want %v, ok %v", tc.in, h, err, tc.want, tc.ok)
+		}
+	}
+}
+
+// lineWriter passes every write to a channel once, so a test can wait for a line.
+type lineWriter struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	lines chan string
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	for {
+		line, err := w.buf.ReadString('\n')
+		if err != nil {
+			w.buf.WriteString(line) // keep the partial line
+			return len(p), nil
+		}
+		w.lines <- strings.TrimSpace(line)
+	}
+}
+
+func TestBackendMain(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	out := &lineWriter{lines: make(chan string, 4)}
+	done := make(chan int, 1)
+	go func() {
+		done <- backendMain(ctx, []string{"-region", "idc", "-body-size", "100"}, out, io.Discard)
+	}()
+	var addr string
+	select {
+	case line := <-out.lines:
+		var ok bool
+		if addr, ok = strings.CutPrefix(line, "listening "); !ok {
+			t.Fatalf("first line %q, want 'listening ADDR'", line)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("backend did not report its address")
+	}
+	status, body, err := fasthttp.Get(nil, "http://"+addr+"/x")
+	if err != nil || status != 200 || len(body) != 100 {
+		t.Errorf("GET: status %d, %d bytes, err %v; want 200 and 100 bytes", status, len(body), err)
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("exit %d, want 0", code)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("backend did not stop")
+	}
+	if _, _, err := fasthttp.Get(nil, "http://"+addr+"/x"); err == nil {
+		t.Error("backend still answers after stop")
+	}
+}
+
+func TestBackendMainUsage(t *testing.T) {
+	for _, args := range [][]string{{"-body-size", "-1"}, {"extra"}, {"-listen"}} {
+		if code := backendMain(t.Context(), args, io.Discard, io.Discard); code != 2 {
+			t.Errorf("backendMain(%q) = %d, want 2", args, code)
+		}
+	}
+	if code := backendMain(t.Context(), []string{"-listen", "256.0.0.1:0"}, io.Discard, io.Discard); code != 1 {
+		t.Errorf("unlistenable address: exit %d, want 1", code)
+	}
+}
