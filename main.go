@@ -128,7 +128,7 @@ func serve(ctx context.Context, path string, log *slog.Logger, ready chan<- *pro
 		// persisted state: an operator must see the mistake before it serves.
 		return err
 	}
-	store, err := conf.NewFileStore(cfg.StateDir)
+	store, err := openStore(cfg, log)
 	if err != nil {
 		return err
 	}
@@ -178,6 +178,19 @@ func serve(ctx context.Context, path string, log *slog.Logger, ready chan<- *pro
 		}
 	}()
 
+	// Overrides changed elsewhere (other instances of a fleet) apply here with the same
+	// atomic swap as a local change.
+	go func() {
+		err := store.Watch(ctx, func(ov conf.Overrides) {
+			if err := srv.ApplyOverrides(ov); err != nil {
+				log.Error("override from the store refused", "store", store.Describe(), "revision", ov.Revision, "err", err)
+			}
+		})
+		if err != nil {
+			log.Error("override store watch stopped", "store", store.Describe(), "err", err)
+		}
+	}()
+
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
 	go func() { errc <- srv.ServeAdmin(ctx, aln) }()
@@ -195,6 +208,12 @@ func serve(ctx context.Context, path string, log *slog.Logger, ready chan<- *pro
 	}
 	log.Info("shutting down: draining in-flight requests")
 	return srv.Shutdown(cfg.Timeouts.Shutdown.Or(15 * time.Second))
+}
+
+// openStore returns the override store the config asks for: the state_dir file for a
+// single instance.
+func openStore(cfg *conf.Config, log *slog.Logger) (conf.OverrideStore, error) {
+	return conf.NewFileStore(cfg.StateDir)
 }
 
 func cmdCheck(args []string, stdout, stderr io.Writer) int {

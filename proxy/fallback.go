@@ -220,4 +220,3 @@ func (r *scriptRegistry) get(route string, cfg *conf.FallbackLua) (*luaFallback,
 	r.scripts[key] = l
 	return l, nil
 }
-

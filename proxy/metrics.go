@@ -63,8 +63,8 @@ type counter = metrics.Counter
 
 type routeMetrics struct {
 	requests   [][statusClasses]*counter // [region][class]
-	latency    []*latencyHistogram               // [region]
-	bySource   []*metrics.Counter                // [key source index]; last: no key
+	latency    []*latencyHistogram       // [region]
+	bySource   []*metrics.Counter        // [key source index]; last: no key
 	failovers  *metrics.Counter
 	fallbacks  [4]*metrics.Counter // [fallbackNone..fallbackLua]
 	noUpstream *metrics.Counter

@@ -1,0 +1,57 @@
+package loadtest
+
+import (
+	"bytes"
+	"embed"
+	"fmt"
+	"os"
+	"path/filepath"
+	"text/template"
+)
+
+// benchFiles are the bench's config templates and the static fallback body the
+// shiftgate config names; they live in bench/ beside the script that runs the bench.
+//
+//go:embed bench/nginx.conf.tmpl bench/haproxy.cfg.tmpl bench/shiftgate.yaml.tmpl bench/feed-fallback.json
+var benchFiles embed.FS
+
+// configFields fill a bench config template. All addresses are host:port on loopback.
+type configFields struct {
+	Dir     string // the run's temporary directory (absolute)
+	Listen  string // the proxy's traffic listener
+	Admin   string // shiftgate's admin listener
+	Backend string // the fixed-body backend
+}
+
+// writeConfig renders bench/<name>.tmpl with f into f.Dir/<name> and returns its path.
+func writeConfig(name string, f configFields) (string, error) {
+	src, err := benchFiles.ReadFile("bench/" + name + ".tmpl")
+	if err != nil {
+		return "", err
+	}
+	tmpl, err := template.New(name).Option("missingkey=error").Parse(string(src))
+	if err != nil {
+		return "", fmt.Errorf("bench: template %s: %w", name, err)
+	}
+	var out bytes.Buffer
+	if err := tmpl.Execute(&out, f); err != nil {
+		return "", fmt.Errorf("bench: template %s: %w", name, err)
+	}
+	path := filepath.Join(f.Dir, name)
+	return path, os.WriteFile(path, out.Bytes(), 0o644)
+}
+
+// writeShiftgateConfig writes shiftgate.yaml and the fallback body it names.
+func writeShiftgateConfig(f configFields) (string, error) {
+	body, err := benchFiles.ReadFile("bench/feed-fallback.json")
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(f.Dir, "feed-fallback.json"), body, 0o644); err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(filepath.Join(f.Dir, "state"), 0o755); err != nil {
+		return "", err
+	}
+	return writeConfig("shiftgate.yaml", f)
+}
