@@ -244,6 +244,10 @@ func (p *parser) cidrs(path string, in []string) []netip.Prefix {
 				continue
 			}
 		}
+		// Peers are compared unmapped, so an IPv4-mapped prefix becomes its IPv4 form.
+		if a := pfx.Addr(); a.Is4In6() && pfx.Bits() >= 96 {
+			pfx = netip.PrefixFrom(a.Unmap(), pfx.Bits()-96)
+		}
 		out = append(out, pfx.Masked())
 	}
 	return out
@@ -430,8 +434,8 @@ func (p *parser) checkMatch(path string, m *Match) {
 		}
 	}
 	m.Host = strings.ToLower(m.Host)
-	if m.Host != "" && (strings.ContainsAny(m.Host, "/ :@") || !isToken(strings.ReplaceAll(m.Host, "*", "x"))) {
-		p.errf(path+".host", "want a host name without port, got %q", m.Host)
+	if m.Host != "" && (strings.ContainsAny(m.Host, "/ :@*") || !isToken(m.Host)) {
+		p.errf(path+".host", "want a host name without port or wildcard, got %q", m.Host)
 	}
 }
 

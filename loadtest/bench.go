@@ -1,5 +1,408 @@
 package loadtest
 
-import "io"
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
 
-func benchMain(args []string, stdout, stderr io.Writer) int { return 2 }
+const benchUsage = `usage: shiftgate loadtest bench [flags]
+
+Runs shiftgate, nginx and HAProxy side by side in front of one fixed-body backend,
+all on loopback: the proxy under test pinned to one core, the load generator and the
+backend to the other; several interleaved rounds at each connection count; reports
+req/s, p50/p99, the proxy's CPU seconds, RSS and requests per CPU-second, and
+shiftgate's ratios against each peer within each round.
+The usual entry point is loadtest/bench/bench.sh, which builds shiftgate and checks
+that nginx and haproxy are installed.
+
+`
+
+// benchOptions are the bench's flags.
+type benchOptions struct {
+	rounds    int
+	conns     []int
+	duration  time.Duration
+	warmup    time.Duration
+	targets   []string
+	bodySize  int
+	path      string
+	users     int
+	nginx     string
+	haproxy   string
+	shiftgate string
+	proxyCPU  int
+	loadCPU   int
+	keep      bool
+	asJSON    bool
+}
+
+// parseBenchFlags returns the options, or an exit status >= 0 when the bench must not run.
+func parseBenchFlags(args []string, stderr io.Writer) (benchOptions, int) {
+	fs := flag.NewFlagSet("loadtest bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, benchUsage)
+		fs.PrintDefaults()
+	}
+	var o benchOptions
+	var conns, targets string
+	var quick bool
+	fs.IntVar(&o.rounds, "rounds", 3, "interleaved rounds of every target at every connection count")
+	fs.StringVar(&conns, "conns", "64,256", "comma-separated connection counts")
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "measured time of each run")
+	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured load before each run")
+	fs.StringVar(&targets, "targets", "direct,nginx,haproxy,shiftgate", "comma-separated targets: direct, nginx, haproxy, shiftgate")
+	fs.IntVar(&o.bodySize, "body-size", 1024, "the backend's fixed response body, in bytes")
+	fs.StringVar(&o.path, "path", "/api/feed", "request path (the example config's split route)")
+	fs.IntVar(&o.users, "users", 10000, "distinct user ids in the X-User-Id header")
+	fs.StringVar(&o.nginx, "nginx", "nginx", "nginx binary")
+	fs.StringVar(&o.haproxy, "haproxy", "haproxy", "haproxy binary")
+	fs.StringVar(&o.shiftgate, "shiftgate", "", "shiftgate binary to serve with (default: this one)")
+	fs.IntVar(&o.proxyCPU, "proxy-cpu", 0, "core for the proxy under test (-1: no pinning)")
+	fs.IntVar(&o.loadCPU, "load-cpu", 1, "core for the load generator and the backend (-1: no pinning)")
+	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configs, logs) and print its path")
+	fs.BoolVar(&o.asJSON, "json", false, "print every sample, the summary and the ratios as one JSON object")
+	fs.BoolVar(&quick, "quick", false, "smoke mode: 1 round, 2s runs, 0.5s warm-up (explicit flags win)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return o, 0
+		}
+		return o, 2
+	}
+	if fs.NArg() != 0 {
+		fmt.Fprintf(stderr, "loadtest bench: unexpected argument %q\n", fs.Arg(0))
+		return o, 2
+	}
+	if quick {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if !set["rounds"] {
+			o.rounds = 1
+		}
+		if !set["duration"] {
+			o.duration = 2 * time.Second
+		}
+		if !set["warmup"] {
+			o.warmup = 500 * time.Millisecond
+		}
+	}
+	for _, c := range strings.Split(conns, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(c))
+		if err != nil || n <= 0 {
+			fmt.Fprintf(stderr, "loadtest bench: -conns: want positive integers, got %q\n", c)
+			return o, 2
+		}
+		o.conns = append(o.conns, n)
+	}
+	for _, t := range strings.Split(targets, ",") {
+		t = strings.TrimSpace(t)
+		if !slices.Contains([]string{targetDirect, targetNginx, targetHAProxy, targetShiftgate}, t) || slices.Contains(o.targets, t) {
+			fmt.Fprintf(stderr, "loadtest bench: -targets: unknown or repeated target %q\n", t)
+			return o, 2
+		}
+		o.targets = append(o.targets, t)
+	}
+	switch {
+	case o.rounds <= 0:
+		fmt.Fprintln(stderr, "loadtest bench: -rounds: want > 0")
+		return o, 2
+	case o.duration <= 0 || o.warmup < 0:
+		fmt.Fprintln(stderr, "loadtest bench: -duration: want > 0; -warmup: want >= 0")
+		return o, 2
+	}
+	return o, -1
+}
+
+func benchMain(args []string, stdout, stderr io.Writer) int {
+	o, code := parseBenchFlags(args, stderr)
+	if code >= 0 {
+		return code
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	b := &bench{o: o, log: stderr}
+	samples, err := b.run(ctx)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	rep := summarize(samples, o.targets, o.conns)
+	if o.asJSON {
+		if err := json.NewEncoder(stdout).Encode(rep); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		return 0
+	}
+	if err := writeBenchText(stdout, rep, o.rounds); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// bench is one bench run: its options, its processes and where it logs progress.
+type bench struct {
+	o     benchOptions
+	log   io.Writer
+	self  string // this binary: the backend and the load generator
+	dir   string
+	procs []*proc
+}
+
+// benchTarget is one thing the load generator is pointed at.
+type benchTarget struct {
+	name string
+	url  string
+	proc *proc // nil for direct
+}
+
+// run starts everything, measures every round and stops everything, by PID, on the
+// way out, whether it succeeded or not.
+func (b *bench) run(ctx context.Context) (samples []benchSample, err error) {
+	if err := b.checkTools(); err != nil {
+		return nil, err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	b.self = self
+	if b.o.shiftgate == "" {
+		b.o.shiftgate = self
+	}
+	b.dir, err = os.MkdirTemp("", "shiftgate-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		for _, p := range slices.Backward(b.procs) {
+			p.stop(5 * time.Second)
+		}
+		if b.o.keep {
+			fmt.Fprintf(b.log, "bench: configs and logs kept in %s\n", b.dir)
+		} else {
+			os.RemoveAll(b.dir)
+		}
+	}()
+
+	backend, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	p, err := b.start("backend", []string{"GOMAXPROCS=1"}, pinned(b.o.loadCPU, b.self, "backend",
+		"-listen", backend, "-region", "bench", "-body-size", strconv.Itoa(b.o.bodySize)))
+	if err != nil {
+		return nil, err
+	}
+	if err := p.waitReady(ctx, "http://"+backend+"/", 15*time.Second); err != nil {
+		return nil, err
+	}
+	var targets []benchTarget
+	for _, name := range b.o.targets {
+		t, err := b.startTarget(ctx, name, backend)
+		if err != nil {
+			return nil, err
+		}
+		targets = append(targets, t)
+	}
+
+	total := b.o.rounds * len(b.o.conns) * len(targets)
+	for round := range b.o.rounds {
+		for _, conns := range b.o.conns {
+			// Rotate the order every round so no target always runs first or last.
+			for i := range targets {
+				t := targets[(i+round)%len(targets)]
+				s, err := b.measure(ctx, t, conns)
+				if err != nil {
+					return samples, err
+				}
+				s.Round = round + 1
+				samples = append(samples, s)
+				fmt.Fprintf(b.log, "bench: [%d/%d] round %d  conns %d  %-9s %8.0f req/s  p99 %6.2f ms  proxy cpu %5.2f s  errors %d\n",
+					len(samples), total, s.Round, conns, t.name, s.RPS, s.P99MS, s.CPUS, s.Errors)
+			}
+		}
+	}
+	return samples, nil
+}
+
+// checkTools finds the peer proxies and taskset, or says how to install them.
+func (b *bench) checkTools() error {
+	var missing []string
+	look := func(bin *string, pkg string) {
+		if path, err := lookPathSbin(*bin); err == nil {
+			*bin = path
+		} else {
+			missing = append(missing, pkg)
+		}
+	}
+	if slices.Contains(b.o.targets, targetNginx) {
+		look(&b.o.nginx, "nginx-light")
+	}
+	if slices.Contains(b.o.targets, targetHAProxy) {
+		look(&b.o.haproxy, "haproxy")
+	}
+	if b.o.proxyCPU >= 0 || b.o.loadCPU >= 0 {
+		if runtime.NumCPU() < 2 {
+			fmt.Fprintln(b.log, "bench: fewer than 2 CPUs: running unpinned; figures mix proxy and load")
+			b.o.proxyCPU, b.o.loadCPU = -1, -1
+		} else {
+			tool := "taskset"
+			look(&tool, "util-linux")
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("bench: missing %s; install with: apt-get install -y %s (or leave the target out with -targets)",
+			strings.Join(missing, ", "), strings.Join(missing, " "))
+	}
+	return nil
+}
+
+// lookPathSbin is exec.LookPath that also tries /usr/sbin and /sbin, where Debian
+// puts nginx and haproxy and which a non-root PATH often lacks.
+func lookPathSbin(name string) (string, error) {
+	path, err := exec.LookPath(name)
+	if err == nil || strings.ContainsRune(name, '/') {
+		return path, err
+	}
+	for _, dir := range []string{"/usr/sbin", "/sbin"} {
+		if p, err2 := exec.LookPath(filepath.Join(dir, name)); err2 == nil {
+			return p, nil
+		}
+	}
+	return "", err
+}
+
+func (b *bench) start(name string, env, argv []string) (*proc, error) {
+	p, err := startProc(name, filepath.Join(b.dir, name+".log"), env, argv)
+	if err != nil {
+		return nil, err
+	}
+	b.procs = append(b.procs, p)
+	return p, nil
+}
+
+// startTarget writes the target's config, starts it on the proxy core and waits until
+// it answers through to the backend.
+func (b *bench) startTarget(ctx context.Context, name, backend string) (benchTarget, error) {
+	if name == targetDirect {
+		return benchTarget{name: name, url: "http://" + backend + b.o.path}, nil
+	}
+	listen, err := freeAddr()
+	if err != nil {
+		return benchTarget{}, err
+	}
+	f := configFields{Dir: b.dir, Listen: listen, Backend: backend}
+	var argv, env []string
+	switch name {
+	case targetNginx:
+		cfg, err := writeConfig("nginx.conf", f)
+		if err != nil {
+			return benchTarget{}, err
+		}
+		argv = []string{b.o.nginx, "-p", b.dir, "-c", cfg, "-e", filepath.Join(b.dir, "nginx-error.log")}
+	case targetHAProxy:
+		cfg, err := writeConfig("haproxy.cfg", f)
+		if err != nil {
+			return benchTarget{}, err
+		}
+		argv = []string{b.o.haproxy, "-db", "-f", cfg}
+	case targetShiftgate:
+		if f.Admin, err = freeAddr(); err != nil {
+			return benchTarget{}, err
+		}
+		cfg, err := writeShiftgateConfig(f)
+		if err != nil {
+			return benchTarget{}, err
+		}
+		argv = []string{b.o.shiftgate, "serve", "-config", cfg}
+		env = []string{"GOMAXPROCS=1"}
+	}
+	p, err := b.start(name, env, pinned(b.o.proxyCPU, argv...))
+	if err != nil {
+		return benchTarget{}, err
+	}
+	url := "http://" + listen + b.o.path
+	if err := p.waitReady(ctx, url, 15*time.Second); err != nil {
+		return benchTarget{}, err
+	}
+	return benchTarget{name: name, url: url, proc: p}, nil
+}
+
+// measure warms the target up, then runs the load generator for the measured
+// duration and reads the proxy's CPU time around it and its RSS after it.
+func (b *bench) measure(ctx context.Context, t benchTarget, conns int) (benchSample, error) {
+	if b.o.warmup > 0 {
+		if _, err := b.load(ctx, t.url, conns, b.o.warmup); err != nil {
+			return benchSample{}, err
+		}
+	}
+	var cpu0 time.Duration
+	if t.proc != nil {
+		var err error
+		if cpu0, err = procCPU(t.proc.pid()); err != nil {
+			return benchSample{}, fmt.Errorf("bench: %s: %w", t.name, err)
+		}
+	}
+	res, err := b.load(ctx, t.url, conns, b.o.duration)
+	if err != nil {
+		return benchSample{}, err
+	}
+	s := benchSample{
+		Target: t.name, Conns: conns, Requests: res.Requests, Errors: res.Errors,
+		RPS: res.RPS, P50MS: ms(res.Latency.P50), P99MS: ms(res.Latency.P99),
+	}
+	if len(res.ErrorKinds) > 0 {
+		s.ErrorKind = res.ErrorKinds
+	}
+	if t.proc != nil {
+		cpu1, err := procCPU(t.proc.pid())
+		if err != nil {
+			return s, fmt.Errorf("bench: %s: %w", t.name, err)
+		}
+		rss, err := procRSS(t.proc.pid())
+		if err != nil {
+			return s, fmt.Errorf("bench: %s: %w", t.name, err)
+		}
+		s.CPUS = (cpu1 - cpu0).Seconds()
+		s.RSSMiB = float64(rss) / (1 << 20)
+		if s.CPUS > 0 {
+			s.ReqPerCPU = float64(res.Successes) / s.CPUS
+		}
+	}
+	return s, nil
+}
+
+// load runs the load generator as a child on the load core and returns its result.
+func (b *bench) load(ctx context.Context, url string, conns int, d time.Duration) (Result, error) {
+	argv := pinned(b.o.loadCPU, b.self, "loadtest", "-json", "-quiet",
+		"-conns", strconv.Itoa(conns), "-duration", d.String(), "-users", strconv.Itoa(b.o.users), url)
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
+		return Result{}, fmt.Errorf("bench: load generator: %w: %s", err, strings.TrimSpace(errOut.String()))
+	}
+	var res Result
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		return Result{}, fmt.Errorf("bench: load generator output: %w", err)
+	}
+	return res, nil
+}

@@ -27,15 +27,13 @@ type Table struct {
 
 // route is the per-request view of one conf.Route, laid out for Decide.
 type route struct {
-	name      string
-	from, to  conf.RegionID
-	seed      seed
-	salt      string
-	keys      []conf.KeySource
-	readBP    int
-	writeBP   int
-	force     map[string]conf.RegionID
-	hasTarget bool
+	name     string
+	from, to conf.RegionID
+	seed     seed
+	keys     []conf.KeySource
+	readBP   int
+	writeBP  int
+	force    map[string]conf.RegionID
 }
 
 // prefixTable finds the longest matching path prefix with one map lookup per distinct
@@ -102,7 +100,7 @@ func Compile(c *conf.Config, splits []Split, rollback bool) (*Table, error) {
 		}
 		t.routes = append(t.routes, route{
 			name: cr.Name, from: cr.FromID, to: cr.ToID,
-			seed: newSeed(cr.SaltValue), salt: cr.SaltValue,
+			seed: newSeed(cr.SaltValue),
 			keys: cr.KeySources, readBP: s.Read, writeBP: s.Write,
 			force: cr.ForceIDs,
 		})

@@ -1,0 +1,210 @@
+package loadtest
+
+import (
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"text/tabwriter"
+)
+
+// Bench target names. "direct" is the load generator straight at the backend: the
+// ceiling of the load side, with no proxy CPU to measure.
+const (
+	targetDirect    = "direct"
+	targetNginx     = "nginx"
+	targetHAProxy   = "haproxy"
+	targetShiftgate = "shiftgate"
+)
+
+// benchSample is one measured run of one target at one connection count.
+type benchSample struct {
+	Round     int              `json:"round"`
+	Target    string           `json:"target"`
+	Conns     int              `json:"conns"`
+	Requests  int64            `json:"requests"`
+	Errors    int64            `json:"errors"`
+	ErrorKind map[string]int64 `json:"error_kinds,omitempty"`
+	RPS       float64          `json:"rps"`
+	P50MS     float64          `json:"p50_ms"`
+	P99MS     float64          `json:"p99_ms"`
+	// CPUS, RSSMiB and ReqPerCPU are the proxy's; zero for the direct target.
+	CPUS      float64 `json:"proxy_cpu_s"`
+	RSSMiB    float64 `json:"proxy_rss_mib"`
+	ReqPerCPU float64 `json:"req_per_proxy_cpu_s"`
+}
+
+// benchSummary is the median over rounds of one target at one connection count.
+type benchSummary struct {
+	Target    string  `json:"target"`
+	Conns     int     `json:"conns"`
+	Rounds    int     `json:"rounds"`
+	Errors    int64   `json:"errors"` // summed over rounds
+	RPS       float64 `json:"rps"`
+	P50MS     float64 `json:"p50_ms"`
+	P99MS     float64 `json:"p99_ms"`
+	CPUS      float64 `json:"proxy_cpu_s"`
+	RSSMiB    float64 `json:"proxy_rss_mib"`
+	ReqPerCPU float64 `json:"req_per_proxy_cpu_s"`
+}
+
+// spread is a median with the range it was taken over.
+type spread struct {
+	Median float64 `json:"median"`
+	Min    float64 `json:"min"`
+	Max    float64 `json:"max"`
+	N      int     `json:"n"`
+}
+
+// benchRatio compares shiftgate with one peer at one connection count; each figure is
+// shiftgate's divided by the peer's, taken within a round (both measured minutes
+// apart on the same machine) and then summarized over rounds. Above 1 is better for
+// RPS and ReqPerCPU, below 1 is better for P99.
+type benchRatio struct {
+	Peer      string `json:"peer"`
+	Conns     int    `json:"conns"`
+	RPS       spread `json:"rps"`
+	P99       spread `json:"p99"`
+	ReqPerCPU spread `json:"req_per_proxy_cpu_s"`
+}
+
+// benchReport is everything a bench run measured; -json prints it.
+type benchReport struct {
+	Samples []benchSample  `json:"samples"`
+	Summary []benchSummary `json:"summary"`
+	Ratios  []benchRatio   `json:"ratios"`
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Sorted(slices.Values(v))
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+func spreadOf(v []float64) spread {
+	if len(v) == 0 {
+		return spread{}
+	}
+	return spread{Median: median(v), Min: slices.Min(v), Max: slices.Max(v), N: len(v)}
+}
+
+// summarize builds the report; targets and conns give the order of its rows.
+func summarize(samples []benchSample, targets []string, conns []int) benchReport {
+	rep := benchReport{Samples: samples}
+	for _, c := range conns {
+		for _, t := range targets {
+			var rps, p50, p99, cpu, rss, eff []float64
+			var errs int64
+			for _, s := range samples {
+				if s.Conns != c || s.Target != t {
+					continue
+				}
+				rps, p50, p99 = append(rps, s.RPS), append(p50, s.P50MS), append(p99, s.P99MS)
+				cpu, rss, eff = append(cpu, s.CPUS), append(rss, s.RSSMiB), append(eff, s.ReqPerCPU)
+				errs += s.Errors
+			}
+			if len(rps) == 0 {
+				continue
+			}
+			rep.Summary = append(rep.Summary, benchSummary{
+				Target: t, Conns: c, Rounds: len(rps), Errors: errs,
+				RPS: median(rps), P50MS: median(p50), P99MS: median(p99),
+				CPUS: median(cpu), RSSMiB: median(rss), ReqPerCPU: median(eff),
+			})
+		}
+		for _, peer := range []string{targetNginx, targetHAProxy} {
+			if r, ok := ratioOf(samples, peer, c); ok {
+				rep.Ratios = append(rep.Ratios, r)
+			}
+		}
+	}
+	return rep
+}
+
+// ratioOf pairs shiftgate's and peer's samples of the same round.
+func ratioOf(samples []benchSample, peer string, conns int) (benchRatio, bool) {
+	type pair struct{ sg, peer *benchSample }
+	byRound := map[int]*pair{}
+	for i := range samples {
+		s := &samples[i]
+		if s.Conns != conns {
+			continue
+		}
+		p := byRound[s.Round]
+		if p == nil {
+			p = &pair{}
+			byRound[s.Round] = p
+		}
+		switch s.Target {
+		case targetShiftgate:
+			p.sg = s
+		case peer:
+			p.peer = s
+		}
+	}
+	var rps, p99, eff []float64
+	for _, round := range slices.Sorted(maps.Keys(byRound)) {
+		p := byRound[round]
+		if p.sg == nil || p.peer == nil {
+			continue
+		}
+		rps = appendRatio(rps, p.sg.RPS, p.peer.RPS)
+		p99 = appendRatio(p99, p.sg.P99MS, p.peer.P99MS)
+		eff = appendRatio(eff, p.sg.ReqPerCPU, p.peer.ReqPerCPU)
+	}
+	if len(rps) == 0 {
+		return benchRatio{}, false
+	}
+	return benchRatio{Peer: peer, Conns: conns, RPS: spreadOf(rps), P99: spreadOf(p99), ReqPerCPU: spreadOf(eff)}, true
+}
+
+func appendRatio(v []float64, a, b float64) []float64 {
+	if b <= 0 {
+		return v // no meaningful ratio (the peer measured nothing)
+	}
+	return append(v, a/b)
+}
+
+// writeBenchText prints the summary table and the ratios for people.
+func writeBenchText(w io.Writer, rep benchReport, rounds int) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "conns\ttarget\treq/s\tp50 ms\tp99 ms\tproxy cpu-s\tproxy RSS MiB\treq/proxy-cpu-s\terrors\t\n")
+	for _, s := range rep.Summary {
+		if s.Target == targetDirect {
+			fmt.Fprintf(tw, "%d\t%s\t%.0f\t%.2f\t%.2f\t-\t-\t-\t%d\t\n", s.Conns, s.Target, s.RPS, s.P50MS, s.P99MS, s.Errors)
+			continue
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%.0f\t%.2f\t%.2f\t%.2f\t%.1f\t%.0f\t%d\t\n",
+			s.Conns, s.Target, s.RPS, s.P50MS, s.P99MS, s.CPUS, s.RSSMiB, s.ReqPerCPU, s.Errors)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "(median of %d round(s); direct = load generator straight at the backend, no proxy)\n", rounds)
+	if len(rep.Ratios) == 0 {
+		return nil
+	}
+	fmt.Fprintf(w, "\nshiftgate / peer, within each round: median [min .. max]; req/s and req/cpu-s higher is better, p99 lower\n")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "conns\tpeer\treq/s\tp99\treq/proxy-cpu-s\n")
+	for _, r := range rep.Ratios {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", r.Conns, r.Peer, fmtSpread(r.RPS), fmtSpread(r.P99), fmtSpread(r.ReqPerCPU))
+	}
+	return tw.Flush()
+}
+
+func fmtSpread(s spread) string {
+	if s.N == 0 {
+		return "-"
+	}
+	if s.N == 1 {
+		return fmt.Sprintf("%.2f", s.Median)
+	}
+	return fmt.Sprintf("%.2f [%.2f .. %.2f]", s.Median, s.Min, s.Max)
+}
