@@ -158,11 +158,12 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 
 // bench is one bench run: its options, its processes and where it logs progress.
 type bench struct {
-	o     benchOptions
-	log   io.Writer
-	self  string // this binary: the backend and the load generator
-	dir   string
-	procs []*proc
+	o       benchOptions
+	log     io.Writer
+	self    string // this binary: the backend and the load generator
+	dir     string
+	procs   []*proc
+	backend *proc
 }
 
 // benchTarget is one thing the load generator is pointed at.
@@ -213,6 +214,7 @@ func (b *bench) run(ctx context.Context) (samples []benchSample, err error) {
 	if err := p.waitReady(ctx, "http://"+backend+"/", 15*time.Second); err != nil {
 		return nil, err
 	}
+	b.backend = p
 	var targets []benchTarget
 	for _, name := range b.o.targets {
 		t, err := b.startTarget(ctx, name, backend)
@@ -349,7 +351,7 @@ func (b *bench) startTarget(ctx context.Context, name, backend string) (benchTar
 // duration and reads the proxy's CPU time around it and its RSS after it.
 func (b *bench) measure(ctx context.Context, t benchTarget, conns int) (benchSample, error) {
 	if b.o.warmup > 0 {
-		if _, err := b.load(ctx, t.url, conns, b.o.warmup); err != nil {
+		if _, _, err := b.load(ctx, t.url, conns, b.o.warmup); err != nil {
 			return benchSample{}, err
 		}
 	}
@@ -360,13 +362,24 @@ func (b *bench) measure(ctx context.Context, t benchTarget, conns int) (benchSam
 			return benchSample{}, fmt.Errorf("bench: %s: %w", t.name, err)
 		}
 	}
-	res, err := b.load(ctx, t.url, conns, b.o.duration)
+	backend0, err := procCPU(b.backend.pid())
+	if err != nil {
+		return benchSample{}, fmt.Errorf("bench: backend: %w", err)
+	}
+	res, loadCPU, err := b.load(ctx, t.url, conns, b.o.duration)
 	if err != nil {
 		return benchSample{}, err
+	}
+	backend1, err := procCPU(b.backend.pid())
+	if err != nil {
+		return benchSample{}, fmt.Errorf("bench: backend: %w", err)
 	}
 	s := benchSample{
 		Target: t.name, Conns: conns, Requests: res.Requests, Errors: res.Errors,
 		RPS: res.RPS, P50MS: ms(res.Latency.P50), P99MS: ms(res.Latency.P99),
+	}
+	if res.Elapsed > 0 {
+		s.LoadCPUPct = 100 * (loadCPU + backend1 - backend0).Seconds() / res.Elapsed.Seconds()
 	}
 	if len(res.ErrorKinds) > 0 {
 		s.ErrorKind = res.ErrorKinds
@@ -389,8 +402,9 @@ func (b *bench) measure(ctx context.Context, t benchTarget, conns int) (benchSam
 	return s, nil
 }
 
-// load runs the load generator as a child on the load core and returns its result.
-func (b *bench) load(ctx context.Context, url string, conns int, d time.Duration) (Result, error) {
+// load runs the load generator as a child on the load core and returns its result
+// and the CPU time it used.
+func (b *bench) load(ctx context.Context, url string, conns int, d time.Duration) (Result, time.Duration, error) {
 	argv := pinned(b.o.loadCPU, b.self, "loadtest", "-json", "-quiet",
 		"-conns", strconv.Itoa(conns), "-duration", d.String(), "-users", strconv.Itoa(b.o.users), url)
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
@@ -398,11 +412,11 @@ func (b *bench) load(ctx context.Context, url string, conns int, d time.Duration
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	if err := cmd.Run(); err != nil {
-		return Result{}, fmt.Errorf("bench: load generator: %w: %s", err, strings.TrimSpace(errOut.String()))
+		return Result{}, 0, fmt.Errorf("bench: load generator: %w: %s", err, strings.TrimSpace(errOut.String()))
 	}
 	var res Result
 	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
-		return Result{}, fmt.Errorf("bench: load generator output: %w", err)
+		return Result{}, 0, fmt.Errorf("bench: load generator output: %w", err)
 	}
-	return res, nil
+	return res, cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), nil
 }

@@ -32,20 +32,24 @@ type benchSample struct {
 	CPUS      float64 `json:"proxy_cpu_s"`
 	RSSMiB    float64 `json:"proxy_rss_mib"`
 	ReqPerCPU float64 `json:"req_per_proxy_cpu_s"`
+	// LoadCPUPct is how busy the load side (generator + backend) kept its core, in
+	// percent of the run: near 100, the load side and not the proxy set the pace.
+	LoadCPUPct float64 `json:"load_cpu_pct"`
 }
 
 // benchSummary is the median over rounds of one target at one connection count.
 type benchSummary struct {
-	Target    string  `json:"target"`
-	Conns     int     `json:"conns"`
-	Rounds    int     `json:"rounds"`
-	Errors    int64   `json:"errors"` // summed over rounds
-	RPS       float64 `json:"rps"`
-	P50MS     float64 `json:"p50_ms"`
-	P99MS     float64 `json:"p99_ms"`
-	CPUS      float64 `json:"proxy_cpu_s"`
-	RSSMiB    float64 `json:"proxy_rss_mib"`
-	ReqPerCPU float64 `json:"req_per_proxy_cpu_s"`
+	Target     string  `json:"target"`
+	Conns      int     `json:"conns"`
+	Rounds     int     `json:"rounds"`
+	Errors     int64   `json:"errors"` // summed over rounds
+	RPS        float64 `json:"rps"`
+	P50MS      float64 `json:"p50_ms"`
+	P99MS      float64 `json:"p99_ms"`
+	CPUS       float64 `json:"proxy_cpu_s"`
+	RSSMiB     float64 `json:"proxy_rss_mib"`
+	ReqPerCPU  float64 `json:"req_per_proxy_cpu_s"`
+	LoadCPUPct float64 `json:"load_cpu_pct"`
 }
 
 // spread is a median with the range it was taken over.
@@ -99,7 +103,7 @@ func summarize(samples []benchSample, targets []string, conns []int) benchReport
 	rep := benchReport{Samples: samples}
 	for _, c := range conns {
 		for _, t := range targets {
-			var rps, p50, p99, cpu, rss, eff []float64
+			var rps, p50, p99, cpu, rss, eff, load []float64
 			var errs int64
 			for _, s := range samples {
 				if s.Conns != c || s.Target != t {
@@ -107,6 +111,7 @@ func summarize(samples []benchSample, targets []string, conns []int) benchReport
 				}
 				rps, p50, p99 = append(rps, s.RPS), append(p50, s.P50MS), append(p99, s.P99MS)
 				cpu, rss, eff = append(cpu, s.CPUS), append(rss, s.RSSMiB), append(eff, s.ReqPerCPU)
+				load = append(load, s.LoadCPUPct)
 				errs += s.Errors
 			}
 			if len(rps) == 0 {
@@ -116,6 +121,7 @@ func summarize(samples []benchSample, targets []string, conns []int) benchReport
 				Target: t, Conns: c, Rounds: len(rps), Errors: errs,
 				RPS: median(rps), P50MS: median(p50), P99MS: median(p99),
 				CPUS: median(cpu), RSSMiB: median(rss), ReqPerCPU: median(eff),
+				LoadCPUPct: median(load),
 			})
 		}
 		for _, peer := range []string{targetNginx, targetHAProxy} {
@@ -174,19 +180,21 @@ func appendRatio(v []float64, a, b float64) []float64 {
 // writeBenchText prints the summary table and the ratios for people.
 func writeBenchText(w io.Writer, rep benchReport, rounds int) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "conns\ttarget\treq/s\tp50 ms\tp99 ms\tproxy cpu-s\tproxy RSS MiB\treq/proxy-cpu-s\terrors\t\n")
+	fmt.Fprintf(tw, "conns\ttarget\treq/s\tp50 ms\tp99 ms\tproxy cpu-s\tproxy RSS MiB\treq/proxy-cpu-s\tload core %%\terrors\t\n")
 	for _, s := range rep.Summary {
 		if s.Target == targetDirect {
-			fmt.Fprintf(tw, "%d\t%s\t%.0f\t%.2f\t%.2f\t-\t-\t-\t%d\t\n", s.Conns, s.Target, s.RPS, s.P50MS, s.P99MS, s.Errors)
+			fmt.Fprintf(tw, "%d\t%s\t%.0f\t%.2f\t%.2f\t-\t-\t-\t%.0f\t%d\t\n",
+				s.Conns, s.Target, s.RPS, s.P50MS, s.P99MS, s.LoadCPUPct, s.Errors)
 			continue
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%.0f\t%.2f\t%.2f\t%.2f\t%.1f\t%.0f\t%d\t\n",
-			s.Conns, s.Target, s.RPS, s.P50MS, s.P99MS, s.CPUS, s.RSSMiB, s.ReqPerCPU, s.Errors)
+		fmt.Fprintf(tw, "%d\t%s\t%.0f\t%.2f\t%.2f\t%.2f\t%.1f\t%.0f\t%.0f\t%d\t\n",
+			s.Conns, s.Target, s.RPS, s.P50MS, s.P99MS, s.CPUS, s.RSSMiB, s.ReqPerCPU, s.LoadCPUPct, s.Errors)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "(median of %d round(s); direct = load generator straight at the backend, no proxy)\n", rounds)
+	fmt.Fprintf(w, "(median of %d round(s); direct = load generator straight at the backend, no proxy;\n"+
+		" load core %% = CPU of load generator + backend over the run: near 100, the load side set the pace)\n", rounds)
 	if len(rep.Ratios) == 0 {
 		return nil
 	}

@@ -281,6 +281,30 @@ func (b *recBackend) connCount() int {
 	return len(b.conns)
 }
 
+// totals returns how many bytes each connection has received so far.
+func (b *recBackend) totals() []int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]int64, len(b.conns))
+	for i, c := range b.conns {
+		out[i] = c.total
+	}
+	return out
+}
+
+// grownSince returns the connections that received bytes since totals was taken.
+func (b *recBackend) grownSince(totals []int64) []int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []int
+	for i, c := range b.conns {
+		if i >= len(totals) || c.total > totals[i] {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
 // totalBytes returns how many bytes reached the backend.
 func (b *recBackend) totalBytes() int64 {
 	b.mu.Lock()

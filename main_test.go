@@ -1,0 +1,234 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/shiftgate/shiftgate/loadtest/standin"
+	"github.com/shiftgate/shiftgate/proxy"
+)
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func runCLI(args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	code := run(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestCheck(t *testing.T) {
+	code, out, _ := runCLI("check", "-config", "../shared/examples/cutover.yaml")
+	if code != 0 || !strings.Contains(out, "ok: 2 regions, 2 routes") {
+		t.Fatalf("check on the reference config: %d %q", code, out)
+	}
+	dir := t.TempDir()
+	b, _ := os.ReadFile("../shared/examples/cutover.yaml")
+	broken := strings.Replace(string(b), "write_percent: 5", "write_percent: 40", 1)
+	os.WriteFile(filepath.Join(dir, "feed-fallback.json"), []byte("{}"), 0o644)
+	path := filepath.Join(dir, "cutover.yaml")
+	os.WriteFile(path, []byte(broken), 0o644)
+	code, _, errs := runCLI("check", "-config", path)
+	if code != 1 || !strings.Contains(errs, path+":34: routes[0].write_percent: 40 is above percent 25") {
+		t.Fatalf("check on a broken file: exit %d, %q", code, errs)
+	}
+}
+
+func TestBucketVectors(t *testing.T) {
+	code, out, _ := runCLI("bucket", "-salt", "cutover-2026", "42", "u-1001", "u-qa-1", "d-7f3a", "203.0.113.7", "2001:db8::1")
+	want := "42\t2799\nu-1001\t7356\nu-qa-1\t900\nd-7f3a\t7630\n203.0.113.7\t3466\n2001:db8::1\t5774\n"
+	if code != 0 || out != want {
+		t.Fatalf("bucket: %d\n%s\nwant\n%s", code, out, want)
+	}
+}
+
+const serveConfig = `listen: {{LISTEN}}
+admin: { listen: {{ADMIN}} }
+state_dir: ./state
+regions:
+  idc:   { upstreams: ["{{IDC}}"] }
+  cloud: { upstreams: ["{{CLOUD}}"] }
+client_ip: { trusted_proxies: ["10.0.0.0/8"] }
+split: { from: idc, to: cloud, salt: cutover-2026, keys: ["header:X-User-Id", "cookie:uid", "query:u", "ip"] }
+routes:
+  - name: feed
+    match: { path_prefix: /api/feed }
+    percent: 25
+    write_percent: 5
+    force: { cloud: ["u-qa-1"] }
+  - name: default
+    match: { path_prefix: / }
+    percent: 0
+`
+
+type served struct {
+	srv        *proxy.Server
+	path       string
+	listen     string
+	admin      string
+	cancel     func()
+	done       chan error
+	idc, cloud *standin.Server
+}
+
+func startServe(t *testing.T) *served {
+	t.Helper()
+	idc, err := standin.Start("idc", "127.0.0.1:0", standin.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cloud, err := standin.Start("cloud", "127.0.0.1:0", standin.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &served{listen: freeAddr(t), admin: freeAddr(t), idc: idc, cloud: cloud, done: make(chan error, 1)}
+	text := strings.NewReplacer("{{LISTEN}}", s.listen, "{{ADMIN}}", s.admin, "{{IDC}}", idc.Addr, "{{CLOUD}}", cloud.Addr).Replace(serveConfig)
+	s.path = filepath.Join(t.TempDir(), "shiftgate.yaml")
+	os.WriteFile(s.path, []byte(text), 0o644)
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	ready := make(chan *proxy.Server, 1)
+	go func() { s.done <- serve(ctx, s.path, slog.New(slog.NewTextHandler(io.Discard, nil)), ready) }()
+	select {
+	case s.srv = <-ready:
+	case err := <-s.done:
+		t.Fatalf("serve: %v", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("serve did not start")
+	}
+	t.Cleanup(func() {
+		cancel()
+		<-s.done
+		idc.Close()
+		cloud.Close()
+	})
+	return s
+}
+
+// TestRouteAgreesWithServe explains decisions with `shiftgate route` and checks the
+// running gateway routes the same requests the same way.
+func TestRouteAgreesWithServe(t *testing.T) {
+	s := startServe(t)
+	c := &fasthttp.HostClient{Addr: s.listen}
+	cases := [][]string{}
+	for u := 0; u < 300; u++ {
+		cases = append(cases, []string{"GET", "/api/feed", "X-User-Id: " + fmt.Sprintf("u-%d", u)})
+		cases = append(cases, []string{"POST", "/api/feed", "X-User-Id: " + fmt.Sprintf("u-%d", u)})
+	}
+	cases = append(cases,
+		[]string{"GET", "/api/feed", "Cookie: uid=abc; other=1"},
+		[]string{"GET", "/api/feed?u=from-query"},
+		[]string{"GET", "/api/feed", "X-User-Id: u-qa-1"},
+		[]string{"GET", "/api/feed"},
+		[]string{"GET", "/elsewhere", "X-User-Id: u-7"},
+	)
+	for _, tc := range cases {
+		args := []string{"route", "-config", s.path, "-json"}
+		for _, h := range tc[2:] {
+			args = append(args, "-H", h)
+		}
+		args = append(args, tc[0], tc[1])
+		code, out, errs := runCLI(args...)
+		if code != 0 {
+			t.Fatalf("route %v: %d %s", tc, code, errs)
+		}
+		var ex map[string]any
+		if err := json.Unmarshal([]byte(out), &ex); err != nil {
+			t.Fatalf("route -json: %v: %s", err, out)
+		}
+		for _, k := range []string{"route", "key_source", "key", "bucket", "threshold", "region", "reason"} {
+			if _, ok := ex[k]; !ok {
+				t.Fatalf("route -json lacks %q: %s", k, out)
+			}
+		}
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		req.Header.SetMethod(tc[0])
+		req.SetRequestURI("http://gw" + tc[1])
+		for _, h := range tc[2:] {
+			k, v, _ := strings.Cut(h, ": ")
+			req.Header.Set(k, v)
+		}
+		if err := c.DoTimeout(req, resp, 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if got := string(resp.Header.Peek("X-Served-By")); got != ex["region"] {
+			t.Fatalf("%v: route says %v (%v), serve sent it to %q", tc, ex["region"], ex["reason"], got)
+		}
+		fasthttp.ReleaseRequest(req)
+		fasthttp.ReleaseResponse(resp)
+	}
+}
+
+// TestAdminVerbs drives split, rollback and status through the CLI against serve.
+func TestAdminVerbs(t *testing.T) {
+	s := startServe(t)
+	admin := "http://" + s.admin
+	if code, out, errs := runCLI("split", "-admin", admin, "-dry-run", "feed", "50"); code != 0 || !strings.Contains(out, "moving forward: 25.00%") {
+		t.Fatalf("split -dry-run: %d %q %q", code, out, errs)
+	}
+	if code, out, errs := runCLI("split", "-admin", admin, "-writes", "10", "feed", "50"); code != 0 || !strings.Contains(out, "now 50% (writes 10%)") {
+		t.Fatalf("split: %d %q %q", code, out, errs)
+	}
+	if code, _, errs := runCLI("split", "-admin", admin, "-writes", "60", "feed", "50"); code != 1 || !strings.Contains(errs, "above percent") {
+		t.Fatalf("split with writes above reads: %d %q", code, errs)
+	}
+	if code, _, errs := runCLI("rollback", "-config", s.path, "on"); code != 0 {
+		t.Fatalf("rollback on: %d %q", code, errs)
+	}
+	code, out, _ := runCLI("status", "-admin", admin)
+	if code != 0 || !strings.Contains(out, "rollback: ON") || !strings.Contains(out, "50/10") {
+		t.Fatalf("status: %d\n%s", code, out)
+	}
+	if code, _, _ := runCLI("rollback", "-admin", admin, "-ramp", "1m", "off"); code != 0 {
+		t.Fatal("rollback -ramp off failed")
+	}
+	if code, out, _ := runCLI("status", "-admin", admin); code != 0 || !strings.Contains(out, "ramping back") {
+		t.Fatalf("status while ramping: %s", out)
+	}
+	if code, _, errs := runCLI("split", "-admin", "http://"+freeAddr(t), "feed", "5"); code != 1 || !strings.Contains(errs, "admin API at") {
+		t.Fatalf("split against nothing: %d %q", code, errs)
+	}
+}
+
+// TestServeRefusesBrokenFile: a broken file at start is refused even with a valid
+// persisted state, while a broken file during a reload keeps the old config.
+func TestServeRefusesBrokenFile(t *testing.T) {
+	s := startServe(t)
+	if code, _, _ := runCLI("rollback", "-admin", "http://"+s.admin, "on"); code != 0 {
+		t.Fatal("rollback on failed")
+	}
+	good, _ := os.ReadFile(s.path)
+	os.WriteFile(s.path, []byte(strings.Replace(string(good), "percent: 25", "percent: 250", 1)), 0o644)
+	time.Sleep(600 * time.Millisecond)
+	if st := s.srv.Status(); st.Routes[0].FilePercent != 25 || !st.Rollback.On {
+		t.Fatalf("after a broken reload: %+v", st.Routes[0])
+	}
+	s.cancel()
+	if err := <-s.done; err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	s.done <- nil // for the cleanup
+	err := serve(context.Background(), s.path, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	if err == nil || !strings.Contains(err.Error(), "routes[0].percent") {
+		t.Fatalf("serve on a broken file: %v", err)
+	}
+}

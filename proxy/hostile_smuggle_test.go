@@ -1,0 +1,224 @@
+package proxy
+
+import (
+	"strings"
+	"testing"
+)
+
+// What a smuggling case must come to.
+type smuggleWant int
+
+const (
+	// refused: 400, the connection closes, and not one byte reaches the backend.
+	refused smuggleWant = iota
+	// normalised: the request is served, and the backend receives exactly one
+	// well-formed request carrying body.
+	normalised
+	// cut: the head was streamed before the body turned out to be broken; the client
+	// gets 400 and a close, the backend never receives a complete request and the
+	// gateway closes that upstream connection instead of pooling it.
+	cut
+)
+
+func (w smuggleWant) String() string { return [...]string{"refused", "normalised", "cut"}[w] }
+
+// hidden is the request an attacker hopes the backend reads on its own.
+const hidden = "GET /hidden HTTP/1.1\r\nHost: gw.test\r\n\r\n"
+
+const post = "POST /p HTTP/1.1\r\nHost: gw.test\r\n"
+
+type smuggleCase struct {
+	name string
+	raw  string
+	want smuggleWant
+	body string // the body the backend must receive when normalised
+}
+
+var smuggleCases = []smuggleCase{
+	// Content-Length and Transfer-Encoding together.
+	{"CL then TE", post + "Content-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + hidden, refused, ""},
+	{"TE then CL", post + "Transfer-Encoding: chunked\r\nContent-Length: 44\r\n\r\n0\r\n\r\n" + hidden, refused, ""},
+	{"TE chunked and CL 0", post + "Content-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", refused, ""},
+
+	// Content-Length in every wrong shape.
+	{"duplicate CL equal", post + "Content-Length: 5\r\nContent-Length: 5\r\n\r\nhello", refused, ""},
+	{"duplicate CL differing", post + "Content-Length: 5\r\ncontent-length: 44\r\n\r\nhello" + hidden, refused, ""},
+	{"CL list", post + "Content-Length: 5, 5\r\n\r\nhello", refused, ""},
+	{"CL plus sign", post + "Content-Length: +5\r\n\r\nhello", refused, ""},
+	{"CL negative", post + "Content-Length: -5\r\n\r\nhello", refused, ""},
+	{"CL hex", post + "Content-Length: 0x5\r\n\r\nhello", refused, ""},
+	{"CL decimal point", post + "Content-Length: 5.0\r\n\r\nhello", refused, ""},
+	{"CL inner space", post + "Content-Length: 5 5\r\n\r\nhello", refused, ""},
+	{"CL empty", post + "Content-Length:\r\n\r\nhello", refused, ""},
+	{"CL overflow", post + "Content-Length: 18446744073709551621\r\n\r\nhello", refused, ""},
+	{"CL underscore spelling", post + "Content_Length: 5\r\n\r\nhello", refused, ""},
+	{"CL space before colon", post + "Content-Length : 5\r\n\r\nhello", refused, ""},
+	{"CL leading zeros", post + "Content-Length: 005\r\n\r\nhello", normalised, "hello"},
+	{"CL surrounding whitespace", post + "Content-Length: \t5 \t\r\n\r\nhello", normalised, "hello"},
+
+	// Transfer-Encoding obfuscated.
+	{"TE upper case", post + "Transfer-Encoding: CHUNKED\r\n\r\n5\r\nhello\r\n0\r\n\r\n", normalised, "hello"},
+	{"TE mixed case name", post + "tRANSFER-eNCODING: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", normalised, "hello"},
+	{"TE surrounding spaces", post + "Transfer-Encoding:   chunked   \r\n\r\n5\r\nhello\r\n0\r\n\r\n", normalised, "hello"},
+	{"TE tab", post + "Transfer-Encoding:\tchunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", normalised, "hello"},
+	{"TE xchunked", post + "Transfer-Encoding: xchunked\r\n\r\n0\r\n\r\n" + hidden, refused, ""},
+	{"TE chunkedx", post + "Transfer-Encoding: chunkedx\r\n\r\n0\r\n\r\n" + hidden, refused, ""},
+	{"TE chunked, identity", post + "Transfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n" + hidden, refused, ""},
+	{"TE identity, chunked", post + "Transfer-Encoding: identity, chunked\r\n\r\n0\r\n\r\n" + hidden, refused, ""},
+	{"TE gzip, chunked", post + "Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n" + hidden, refused, ""},
+	{"TE identity", post + "Transfer-Encoding: identity\r\n\r\n" + hidden, refused, ""},
+	{"TE identity with CL", post + "Transfer-Encoding: identity\r\nContent-Length: 5\r\n\r\nhello", refused, ""},
+	{"TE quoted", post + "Transfer-Encoding: \"chunked\"\r\n\r\n0\r\n\r\n" + hidden, refused, ""},
+	{"TE duplicated", post + "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", refused, ""},
+	{"TE duplicated with identity", post + "Transfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n0\r\n\r\n", refused, ""},
+	{"TE in HTTP/1.0", "POST /p HTTP/1.0\r\nHost: gw.test\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + hidden, refused, ""},
+	{"TE in HTTP/1.0 with CL", "POST /p HTTP/1.0\r\nHost: gw.test\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\nhello", refused, ""},
+	{"TE on a folded line", post + "Transfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n" + hidden, refused, ""},
+	{"TE folded after chunked", post + "Transfer-Encoding: chunked\r\n\t, identity\r\n\r\n0\r\n\r\n", refused, ""},
+	{"TE space before colon", post + "Transfer-Encoding : chunked\r\n\r\n0\r\n\r\n" + hidden, refused, ""},
+	{"TE underscore spelling", post + "Transfer_Encoding: chunked\r\n\r\n0\r\n\r\n" + hidden, refused, ""},
+	{"TE leading space first line", post[:len(post)-len("Host: gw.test\r\n")] + " Transfer-Encoding: chunked\r\nHost: gw.test\r\n\r\n0\r\n\r\n", refused, ""},
+	{"TE vertical tab", post + "Transfer-Encoding:\x0bchunked\r\n\r\n0\r\n\r\n" + hidden, refused, ""},
+	{"TE NUL", post + "Transfer-Encoding: chunked\x00\r\n\r\n0\r\n\r\n" + hidden, refused, ""},
+	{"TE name with inner space", post + "Transfer Encoding: chunked\r\n\r\n0\r\n\r\n" + hidden, refused, ""},
+
+	// Chunked bodies that lie.
+	{"chunk size non-hex", post + "Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n", cut, ""},
+	{"chunk size 0x", post + "Transfer-Encoding: chunked\r\n\r\n0x5\r\nhello\r\n0\r\n\r\n", cut, ""},
+	{"chunk size negative", post + "Transfer-Encoding: chunked\r\n\r\n-5\r\nhello\r\n0\r\n\r\n", cut, ""},
+	{"chunk size overflow", post + "Transfer-Encoding: chunked\r\n\r\nffffffffffffffffff5\r\nhello\r\n0\r\n\r\n", cut, ""},
+	{"chunk size overflow to small", post + "Transfer-Encoding: chunked\r\n\r\n10000000000000005\r\nhello\r\n0\r\n\r\n", cut, ""},
+	{"chunk size leading space", post + "Transfer-Encoding: chunked\r\n\r\n 5\r\nhello\r\n0\r\n\r\n", cut, ""},
+	{"chunk data longer than size", post + "Transfer-Encoding: chunked\r\n\r\n3\r\nhello\r\n0\r\n\r\n" + hidden, cut, ""},
+	{"chunk data shorter than size", post + "Transfer-Encoding: chunked\r\n\r\n8\r\nhello\r\n0\r\n\r\n" + hidden, cut, ""},
+	{"chunk size line bare LF", post + "Transfer-Encoding: chunked\r\n\r\n5\nhello\r\n0\r\n\r\n", cut, ""},
+	{"chunk extension with bare LF", post + "Transfer-Encoding: chunked\r\n\r\n5;a\nb\r\nhello\r\n0\r\n\r\n", cut, ""},
+	{"chunk extension", post + "Transfer-Encoding: chunked\r\n\r\n5;name=value\r\nhello\r\n0\r\n\r\n", normalised, "hello"},
+	{"chunked with trailer", post + "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-Trailer: t\r\n\r\n", normalised, "hello"},
+	{"chunked in many pieces", post + "Transfer-Encoding: chunked\r\n\r\n1\r\nh\r\n2\r\nel\r\n2\r\nlo\r\n0\r\n\r\n", normalised, "hello"},
+
+	// Line endings.
+	{"bare LF everywhere", "POST /p HTTP/1.1\nHost: gw.test\nContent-Length: 5\n\nhello", refused, ""},
+	{"bare LF between fields", post + "X-A: 1\nContent-Length: 5\r\n\r\nhello", refused, ""},
+	{"bare LF ending the head", post + "Content-Length: 44\r\n\n" + hidden, refused, ""},
+	{"bare CR between fields", post + "X-A: 1\rContent-Length: 5\r\n\r\nhello", refused, ""},
+	{"bare CR in request line", "POST /p HTTP/1.1\rHost: gw.test\r\nContent-Length: 5\r\n\r\nhello", refused, ""},
+	{"bare CR in value", post + "X-A: a\rb\r\nContent-Length: 5\r\n\r\nhello", refused, ""},
+
+	// Folding, control bytes.
+	{"obs-fold", post + "X-A: a\r\n b\r\nContent-Length: 5\r\n\r\nhello", refused, ""},
+	{"obs-fold tab", post + "X-A: a\r\n\tb\r\nContent-Length: 5\r\n\r\nhello", refused, ""},
+	{"NUL in value", post + "X-A: a\x00b\r\nContent-Length: 5\r\n\r\nhello", refused, ""},
+	{"NUL in name", post + "X\x00A: a\r\nContent-Length: 5\r\n\r\nhello", refused, ""},
+	{"control byte in value", post + "X-A: a\x01b\r\nContent-Length: 5\r\n\r\nhello", refused, ""},
+	{"escape in value", post + "X-A: a\x1bb\r\nContent-Length: 5\r\n\r\nhello", refused, ""},
+	{"DEL in value", post + "X-A: a\x7fb\r\nContent-Length: 5\r\n\r\nhello", refused, ""},
+	{"space in name", post + "X A: b\r\nContent-Length: 5\r\n\r\nhello", refused, ""},
+	{"empty name", post + ": b\r\nContent-Length: 5\r\n\r\nhello", refused, ""},
+	{"line without colon", post + "X-A b\r\nContent-Length: 5\r\n\r\nhello", refused, ""},
+
+	// Request targets.
+	{"space in target", "GET /a b HTTP/1.1\r\nHost: gw.test\r\n\r\n", refused, ""},
+	{"tab in target", "GET /a\tb HTTP/1.1\r\nHost: gw.test\r\n\r\n", refused, ""},
+	{"NUL in target", "GET /a\x00b HTTP/1.1\r\nHost: gw.test\r\n\r\n", refused, ""},
+	{"two spaces after method", "GET  /a HTTP/1.1\r\nHost: gw.test\r\n\r\n", refused, ""},
+	{"absolute-form elsewhere", "GET http://evil.test/x HTTP/1.1\r\nHost: gw.test\r\n\r\n", refused, ""},
+	{"absolute-form same host", "GET http://gw.test/x HTTP/1.1\r\nHost: gw.test\r\n\r\n", refused, ""},
+	{"authority-form", "GET evil.test:443 HTTP/1.1\r\nHost: gw.test\r\n\r\n", refused, ""},
+	{"CONNECT", "CONNECT evil.test:443 HTTP/1.1\r\nHost: evil.test:443\r\n\r\n", refused, ""},
+	{"CONNECT origin-form", "CONNECT /x HTTP/1.1\r\nHost: gw.test\r\n\r\n", refused, ""},
+	{"asterisk-form", "OPTIONS * HTTP/1.1\r\nHost: gw.test\r\n\r\n", refused, ""},
+	{"unknown version", "GET / HTTP/1.2\r\nHost: gw.test\r\n\r\n", refused, ""},
+	{"HTTP/2 preface version", "GET / HTTP/2.0\r\nHost: gw.test\r\n\r\n", refused, ""},
+	{"lower-case version", "GET / http/1.1\r\nHost: gw.test\r\n\r\n", refused, ""},
+	{"method with slash", "GE/T / HTTP/1.1\r\nHost: gw.test\r\n\r\n", refused, ""},
+
+	// Host.
+	{"Host with path", "GET / HTTP/1.1\r\nHost: evil.test/x\r\n\r\n", refused, ""},
+	{"Host with space", "GET / HTTP/1.1\r\nHost: gw.test evil.test\r\n\r\n", refused, ""},
+	{"Host with userinfo", "GET / HTTP/1.1\r\nHost: user@evil.test\r\n\r\n", refused, ""},
+}
+
+// TestHostileSmuggling sends each malformed or ambiguous request on its own connection
+// and checks it is refused, normalised or cut as planned, with the hidden request
+// never reaching the backend.
+func TestHostileSmuggling(t *testing.T) {
+	t.Parallel()
+	gw, b := startHostile(t, replyOK, "")
+	for _, tc := range smuggleCases {
+		t.Run(tc.name, func(t *testing.T) {
+			checkSmuggle(t, gw, b, tc)
+		})
+	}
+	for _, r := range b.requests() {
+		if r.Req.URL.Path == "/hidden" {
+			t.Errorf("the hidden request reached the backend on connection %d", r.Conn)
+		}
+	}
+	b.mustBeClean(t)
+}
+
+func checkSmuggle(t *testing.T, gw *gateway, b *recBackend, tc smuggleCase) {
+	t.Helper()
+	before := b.requests()
+	totals := b.totals()
+	bytesBefore := b.totalBytes()
+	c := dialRaw(t, gw.addr)
+	c.send(tc.raw)
+	method := strings.SplitN(tc.raw, " ", 2)[0]
+	resp, body, err := c.response(method)
+	switch tc.want {
+	case refused, cut:
+		if err != nil {
+			t.Fatalf("want a 400 answer, got %v", err)
+		}
+		if resp.StatusCode != 400 {
+			t.Fatalf("status %d (%q), want 400", resp.StatusCode, body)
+		}
+		c.mustClose()
+	case normalised:
+		if err != nil {
+			t.Fatalf("want a 200 answer, got %v", err)
+		}
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d (%q), want 200", resp.StatusCode, body)
+		}
+	}
+	switch tc.want {
+	case refused:
+		if n := b.totalBytes() - bytesBefore; n != 0 {
+			t.Errorf("%d bytes reached the backend; want none", n)
+		}
+	case normalised:
+		b.waitFor(t, ioWait, "one more request", func() bool { return b.numRequests() == len(before)+1 })
+		got := b.requests()[len(before)]
+		if string(got.Body) != tc.body || got.BodyLen != int64(len(tc.body)) {
+			t.Errorf("backend body %q (%d bytes), want %q", got.Body, got.BodyLen, tc.body)
+		}
+	case cut:
+		// Every upstream connection the broken request touched must be closed, and
+		// none of them may have carried a complete request.
+		touched := b.grownSince(totals)
+		b.waitFor(t, ioWait, "the upstream connections to be closed", func() bool {
+			for _, i := range touched {
+				if !b.conns[i].ended {
+					return false
+				}
+			}
+			return true
+		})
+		if n := len(b.requests()) - len(before); n != 0 {
+			t.Errorf("%d complete requests reached the backend; want none", n)
+		}
+		b.mu.Lock()
+		for _, i := range touched {
+			rc := b.conns[i]
+			if rc.bad == nil || !strings.Contains(rc.bad.Error(), "body after") {
+				t.Errorf("upstream connection %d: want a cut body, got %v from %q", i, rc.bad, rc.raw)
+			}
+			// Recorded on purpose: the body was cut, that is the point.
+			rc.bad = nil
+		}
+		b.mu.Unlock()
+	}
+}
