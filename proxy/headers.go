@@ -2,133 +2,133 @@ package proxy
 
 import (
 	"bytes"
+	"iter"
 
 	"github.com/valyala/fasthttp"
 )
 
 // hopByHop are the headers that describe one connection, not the message: RFC 9110
 // section 7.6.1, plus the non-standard ones proxies are known to leak. They never cross
-// the proxy in either direction. Connection and Transfer-Encoding are not listed:
-// fasthttp parses them into flags and writes its own framing.
+// the proxy in either direction. Connection is handled by stripHeaders; Transfer-Encoding
+// is not listed: fasthttp parses it and writes its own framing. "Proxy" is not
+// hop-by-hop, but no client has a reason to send it and CGI backends turn it into
+// HTTP_PROXY, which their HTTP libraries take as the proxy to use ("httpoxy"). Lower
+// case, for foldEqual.
 var hopByHop = [...]string{
-	"Keep-Alive", "Proxy-Connection", "TE", "Trailer", "Upgrade",
-	"Proxy-Authenticate", "Proxy-Authorization",
+	"keep-alive", "proxy-connection", "te", "trailer", "upgrade",
+	"proxy-authenticate", "proxy-authorization", "proxy",
 }
 
 // isRegionHeaderName reports whether name is any spelling of X-Shift-Region: any case,
 // and '_' for '-', which CGI-style backends fold into the same variable.
-func isRegionHeaderName(name []byte) bool {
-	const want = "x-shift-region"
-	if len(name) != len(want) {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if c >= 'A' && c <= 'Z' {
-			c += 'a' - 'A'
-		} else if c == '_' {
-			c = '-'
-		}
-		if c != want[i] {
-			return false
-		}
-	}
-	return true
+func isRegionHeaderName(name []byte) bool { return foldEqual(name, "x-shift-region") }
+
+var strConnection = []byte("Connection")
+
+// headerFields is what stripHeaders needs of a request or response header.
+type headerFields interface {
+	All() iter.Seq2[[]byte, []byte]
+	DelBytes(key []byte)
 }
 
-// headerScan is what one pass over a header block found.
-type headerScan struct {
-	hop        bool // a hop-by-hop header is present
-	region     int  // spellings of X-Shift-Region present
-	connection bool // a Connection header with tokens other than close
-}
-
-var (
-	strConnection = []byte("Connection")
-	strClose      = []byte("close")
-	strKeepAlive  = []byte("keep-alive")
-)
-
-func scanHeader(all func(yield func(k, v []byte) bool)) headerScan {
-	var s headerScan
-	all(func(k, v []byte) bool {
-		switch {
-		case isRegionHeaderName(k):
-			s.region++
-		case len(k) == len(strConnection) && bytes.EqualFold(k, strConnection):
-			s.connection = true
-		default:
-			for _, h := range hopByHop {
-				if len(k) == len(h) && bytes.EqualFold(k, []byte(h)) {
-					s.hop = true
-					break
-				}
+// mustStrip reports whether a field never crosses the proxy: hop-by-hop fields,
+// Connection itself, and X-Shift-Region, each in any case and with '_' for '-' (a
+// backend that folds names would read the '_' spelling as the real one). From a
+// client, X_Forwarded_For goes too: the gateway writes X-Forwarded-For itself.
+func mustStrip(k []byte, fromClient bool) bool {
+	switch len(k) {
+	case 2, 5, 7, 10, 16, 18, 19:
+		for _, h := range hopByHop {
+			if foldEqual(k, h) {
+				return true
 			}
 		}
-		return true
-	})
-	return s
+		return foldEqual(k, "connection")
+	case 14:
+		return isRegionHeaderName(k)
+	case 15:
+		return fromClient && bytes.IndexByte(k, '_') >= 0 && foldEqual(k, "x-forwarded-for")
+	}
+	return false
+}
+
+// framing are the fields a Connection token may not remove: the message's framing and
+// its Host are the proxy's to write, not the peer's to delete.
+func isFraming(k []byte) bool {
+	return foldEqual(k, "content-length") || foldEqual(k, "transfer-encoding") || foldEqual(k, "host")
+}
+
+// stripHeaders removes from h every field mustStrip names and every field named in a
+// Connection field (framing aside), matching names whatever their case, the way a
+// peer reads them. The common message has none and costs one pass over its fields and
+// no allocation.
+func stripHeaders[H headerFields](h H, fromClient bool) {
+	found := false
+	for k := range h.All() {
+		if mustStrip(k, fromClient) {
+			found = true
+			break
+		}
+	}
+	if !found {
+		return
+	}
+	// Slow path: collect the exact stored names first (deleting while iterating
+	// would move the fields under the iterator), then delete them one by one.
+	var stack [512]byte
+	names := stack[:0]
+	for k := range h.All() {
+		if mustStrip(k, fromClient) || (!isFraming(k) && namedInConnection(h, k)) {
+			names = append(names, k...)
+			names = append(names, 0)
+		}
+	}
+	for len(names) > 0 {
+		i := bytes.IndexByte(names, 0)
+		h.DelBytes(names[:i])
+		names = names[i+1:]
+	}
+}
+
+// namedInConnection reports whether a Connection field of h lists k.
+func namedInConnection[H headerFields](h H, k []byte) bool {
+	named := false
+	for ck, v := range h.All() {
+		if len(ck) != len(strConnection) || !bytes.EqualFold(ck, strConnection) {
+			continue
+		}
+		forEachToken(v, func(tok []byte) {
+			named = named || bytes.EqualFold(tok, k)
+		})
+		if named {
+			return true
+		}
+	}
+	return false
 }
 
 // stripRequestHeaders removes hop-by-hop headers, the headers named in Connection and
-// every spelling of X-Shift-Region from a request that is about to go upstream. The
-// common request has none of them and costs one pass over its headers.
+// every spelling of X-Shift-Region and X_Forwarded_For from a request that is about to
+// go upstream.
+// The scan for anything to strip is written on the concrete type: through the
+// generic stripHeaders the header iterator would be a heap-allocated closure on every
+// request.
 func stripRequestHeaders(h *fasthttp.RequestHeader) {
-	s := scanHeader(func(yield func(k, v []byte) bool) {
-		for k, v := range h.All() {
-			if !yield(k, v) {
-				return
-			}
+	for k := range h.All() {
+		if mustStrip(k, true) {
+			stripHeaders(h, true)
+			return
 		}
-	})
-	if s.connection {
-		for _, v := range h.PeekAll(fasthttp.HeaderConnection) {
-			forEachToken(v, func(tok []byte) {
-				if !bytes.EqualFold(tok, strClose) && !bytes.EqualFold(tok, strKeepAlive) {
-					h.DelBytes(tok)
-				}
-			})
-		}
-		h.Del(fasthttp.HeaderConnection)
-	}
-	if s.hop {
-		for _, name := range hopByHop {
-			h.Del(name)
-		}
-	}
-	if s.region > 0 {
-		h.Del("X-Shift-Region")
-		h.Del("X_Shift_Region")
 	}
 }
 
 // stripResponseHeaders is stripRequestHeaders for an upstream's response.
 func stripResponseHeaders(h *fasthttp.ResponseHeader) {
-	s := scanHeader(func(yield func(k, v []byte) bool) {
-		for k, v := range h.All() {
-			if !yield(k, v) {
-				return
-			}
+	for k := range h.All() {
+		if mustStrip(k, false) {
+			stripHeaders(h, false)
+			return
 		}
-	})
-	if s.connection {
-		for _, v := range h.PeekAll(fasthttp.HeaderConnection) {
-			forEachToken(v, func(tok []byte) {
-				if !bytes.EqualFold(tok, strClose) && !bytes.EqualFold(tok, strKeepAlive) {
-					h.DelBytes(tok)
-				}
-			})
-		}
-		h.Del(fasthttp.HeaderConnection)
-	}
-	if s.hop {
-		for _, name := range hopByHop {
-			h.Del(name)
-		}
-	}
-	if s.region > 0 {
-		h.Del("X-Shift-Region")
-		h.Del("X_Shift_Region")
 	}
 }
 

@@ -30,6 +30,8 @@ type Options struct {
 	Now func() time.Time
 	// NoFallbackStore disables the on-disk fallback cache (caches stay in memory).
 	NoFallbackStore bool
+	// Dial, when set, replaces TCP dialing to upstreams (in-memory benchmarks).
+	Dial func(addr string) (net.Conn, error)
 }
 
 // Server is one shiftgate instance. Build it with New, run it with Serve, stop it with
@@ -70,7 +72,7 @@ func New(cfg *conf.Config, opt Options) (*Server, error) {
 		now:       opt.Now,
 		store:     opt.Store,
 		metrics:   newMetricsRegistry(),
-		upstreams: newUpstreamRegistry(),
+		upstreams: newUpstreamRegistry(opt.Dial),
 		tunnels:   newTunnelSet(),
 		closed:    make(chan struct{}),
 	}

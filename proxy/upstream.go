@@ -57,7 +57,7 @@ func newHostClient(s upstreamSettings) *fasthttp.HostClient {
 		DisableHeaderNamesNormalizing: true,
 		DisablePathNormalizing:        true,
 		NoDefaultUserAgentHeader:      true,
-		StreamResponseBody:            true,
+		Transport:                     &transport{header: s.responseHeader, body: s.body, bufferLimit: 64 << 10},
 		// The proxy decides about retries itself (failover), never fasthttp: a retry
 		// inside the client would multiply the timeout and could replay a request
 		// whose body reached a backend.
@@ -83,10 +83,11 @@ func newHostClient(s upstreamSettings) *fasthttp.HostClient {
 // reload that does not change a region keeps its pooled connections.
 type upstreamRegistry struct {
 	clients map[upstreamSettings]*fasthttp.HostClient
+	dial    func(addr string) (net.Conn, error)
 }
 
-func newUpstreamRegistry() *upstreamRegistry {
-	return &upstreamRegistry{clients: map[upstreamSettings]*fasthttp.HostClient{}}
+func newUpstreamRegistry(dial func(addr string) (net.Conn, error)) *upstreamRegistry {
+	return &upstreamRegistry{clients: map[upstreamSettings]*fasthttp.HostClient{}, dial: dial}
 }
 
 // pools builds the region pools of a config; used marks the clients it handed out so
@@ -112,6 +113,10 @@ func (u *upstreamRegistry) pools(c *conf.Config, used map[upstreamSettings]bool)
 			hc := u.clients[s]
 			if hc == nil {
 				hc = newHostClient(s)
+				if u.dial != nil {
+					hc.DialTimeout = nil
+					hc.Dial = u.dial
+				}
 				u.clients[s] = hc
 			}
 			used[s] = true

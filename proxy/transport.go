@@ -1,0 +1,232 @@
+package proxy
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// transport is the fasthttp RoundTripper of every upstream client. Unlike fasthttp's
+// own, it
+//   - never retries: the proxy decides about failover itself;
+//   - bounds the response head by the response-header timeout and then the body by an
+//     idle timeout that moves with progress, so a large download is not cut by a
+//     total deadline while a stalled one is;
+//   - reads small bodies of known length (the common API response) straight into the
+//     response, and streams the rest through a pooled reader, so the steady state
+//     allocates nothing;
+//   - returns a connection to the pool only when its response was read to the end.
+type transport struct {
+	header time.Duration
+	body   time.Duration
+	// bufferLimit is the largest body of known length read into memory at once.
+	bufferLimit int
+}
+
+const maxInterimResponses = 8
+
+var errTooManyInterim = errors.New("upstream sent too many interim (1xx) responses")
+
+// RoundTrip implements fasthttp.RoundTripper.
+func (t *transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response) (bool, error) {
+	cc, err := hc.AcquireConn(0, req.ConnectionClose())
+	if err != nil {
+		return false, err
+	}
+	conn := cc.Conn()
+	now := time.Now()
+	if err := conn.SetWriteDeadline(now.Add(t.body)); err != nil {
+		hc.CloseConn(cc)
+		return false, err
+	}
+	bw := hc.AcquireWriter(conn)
+	err = req.Write(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	hc.ReleaseWriter(bw)
+	if err != nil {
+		hc.CloseConn(cc)
+		return false, err
+	}
+	if err := conn.SetReadDeadline(time.Now().Add(t.header)); err != nil {
+		hc.CloseConn(cc)
+		return false, err
+	}
+	br := hc.AcquireReader(conn)
+	if err = readHead(resp, br); err != nil {
+		hc.ReleaseReader(br)
+		hc.CloseConn(cc)
+		return false, err
+	}
+	closeConn := req.ConnectionClose() || resp.Header.ConnectionClose()
+	status := resp.StatusCode()
+	if req.Header.IsHead() || status < 200 || status == fasthttp.StatusNoContent || status == fasthttp.StatusNotModified {
+		resp.SkipBody = true
+		hc.ReleaseReader(br)
+		if closeConn || status == fasthttp.StatusSwitchingProtocols {
+			hc.CloseConn(cc)
+		} else {
+			hc.ReleaseConn(cc)
+		}
+		return false, nil
+	}
+	cl := resp.Header.ContentLength()
+	if cl >= 0 && cl <= t.bufferLimit {
+		// Fast path: the whole body is small and of known length.
+		resp.StreamBody = false
+		err = resp.ReadBody(br, cl)
+		hc.ReleaseReader(br)
+		if err != nil || closeConn {
+			hc.CloseConn(cc)
+		} else {
+			hc.ReleaseConn(cc)
+		}
+		return false, err
+	}
+	// Slow path: stream the body as it arrives.
+	if err := conn.SetReadDeadline(time.Now().Add(t.body)); err != nil {
+		hc.ReleaseReader(br)
+		hc.CloseConn(cc)
+		return false, err
+	}
+	b := acquireBody(hc, cc, (*fasthttp.HostClient).ReleaseConn, (*fasthttp.HostClient).CloseConn)
+	b.init(conn, br, int64(cl), t.body, closeConn)
+	if cl < 0 {
+		// Chunked or read-until-close upstream: chunked to the client, so that a
+		// cut upstream shows as a cut, never as a complete body.
+		cl = -1
+	}
+	resp.SetBodyStream(b, cl)
+	return false, nil
+}
+
+// readHead reads a response head, skipping interim 1xx answers (but not 101).
+func readHead(resp *fasthttp.Response, br *bufio.Reader) error {
+	for n := 0; ; n++ {
+		if err := resp.Header.Read(br); err != nil {
+			return err
+		}
+		s := resp.StatusCode()
+		if s < 100 || s > 199 || s == fasthttp.StatusSwitchingProtocols {
+			return nil
+		}
+		if n >= maxInterimResponses {
+			return errTooManyInterim
+		}
+	}
+}
+
+// bodyMode is how an upstream body is framed.
+const (
+	framedChunked = -1 // Transfer-Encoding: chunked
+	framedClose   = -2 // until the upstream closes the connection
+)
+
+var bodyPool sync.Pool
+
+// upstreamBody streams one upstream response body to the client. C is fasthttp's
+// (unexported) connection type, carried by inference so no closure is allocated.
+type upstreamBody[C any] struct {
+	hc       *fasthttp.HostClient
+	cc       C
+	release  func(*fasthttp.HostClient, C)
+	discard  func(*fasthttp.HostClient, C)
+	conn     net.Conn
+	br       *bufio.Reader
+	left     int64 // bytes left in a fixed body or the current chunk
+	mode     int64 // >= 0 fixed length, framedChunked, framedClose
+	done     bool  // the body was read to its end
+	noReuse  bool
+	idle     time.Duration
+	extended time.Time
+	chunk    chunkState
+	err      error
+}
+
+func acquireBody[C any](hc *fasthttp.HostClient, cc C, release, discard func(*fasthttp.HostClient, C)) *upstreamBody[C] {
+	b, _ := bodyPool.Get().(*upstreamBody[C])
+	if b == nil {
+		b = new(upstreamBody[C])
+	}
+	b.hc, b.cc, b.release, b.discard = hc, cc, release, discard
+	return b
+}
+
+func (b *upstreamBody[C]) init(conn net.Conn, br *bufio.Reader, cl int64, idle time.Duration, noReuse bool) {
+	b.conn, b.br, b.mode, b.idle, b.noReuse = conn, br, cl, idle, noReuse
+	b.left, b.done, b.err, b.chunk = 0, false, nil, chunkSize
+	if cl >= 0 {
+		b.left = cl
+		b.done = cl == 0
+	}
+	b.extended = time.Now()
+}
+
+// Read implements io.Reader over the upstream body's framing.
+func (b *upstreamBody[C]) Read(p []byte) (int, error) {
+	if b.err != nil {
+		return 0, b.err
+	}
+	if b.done {
+		return 0, io.EOF
+	}
+	// Keep the read deadline ahead of progress: the body may take as long as it
+	// needs while it moves, but a stall of `idle` ends it.
+	if now := time.Now(); now.Sub(b.extended) > b.idle/4 {
+		b.conn.SetReadDeadline(now.Add(b.idle)) //nolint:errcheck // a dead conn fails the read
+		b.extended = now
+	}
+	var n int
+	var err error
+	switch {
+	case b.mode >= 0:
+		if int64(len(p)) > b.left {
+			p = p[:b.left]
+		}
+		n, err = b.br.Read(p)
+		b.left -= int64(n)
+		if b.left == 0 {
+			b.done = true
+			err = nil
+		} else if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+	case b.mode == framedChunked:
+		n, err = b.readChunked(p)
+	default:
+		n, err = b.br.Read(p)
+		if err == io.EOF {
+			b.done, b.noReuse = true, true
+		}
+	}
+	if err != nil && err != io.EOF {
+		b.err = err
+		return n, err
+	}
+	if b.done && n == 0 {
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+// Close returns the connection to the pool if the body was read to its end, else
+// closes it: a connection in the middle of a body would hand its rest to the next
+// request.
+func (b *upstreamBody[C]) Close() error {
+	b.hc.ReleaseReader(b.br)
+	if b.done && b.err == nil && !b.noReuse {
+		b.release(b.hc, b.cc)
+	} else {
+		b.discard(b.hc, b.cc)
+	}
+	var zero C
+	b.hc, b.cc, b.conn, b.br, b.release, b.discard = nil, zero, nil, nil, nil, nil
+	bodyPool.Put(b)
+	return nil
+}
