@@ -73,6 +73,9 @@ type Region struct {
 	ResolveEvery Duration `yaml:"resolve_every"`
 	// MaxConnsPerUpstream caps connections to each upstream address (default 1024).
 	MaxConnsPerUpstream int `yaml:"max_conns_per_upstream"`
+	// PipelineConns is how many pipelined connections each upstream address gets for
+	// routes with pipeline on (default 2).
+	PipelineConns int `yaml:"pipeline_conns"`
 
 	// Name is the region's key in the regions map.
 	Name string `yaml:"-"`
@@ -124,6 +127,12 @@ type Route struct {
 	Fallback Fallback `yaml:"fallback"`
 	// ForceReshuffle allows this route's salt, keys or from/to to change mid-cutover.
 	ForceReshuffle bool `yaml:"force_reshuffle"`
+	// Pipeline sends the route's GET and HEAD requests without a body over a few
+	// pipelined upstream connections per address, batching many clients' requests
+	// into one write and their responses into one read. Responses are buffered (up to
+	// limits.max_pipelined_response_bytes), and a pipelined request that fails after
+	// it was sent is never replayed to the other region.
+	Pipeline bool `yaml:"pipeline"`
 
 	// Normalised fields, filled by Parse.
 
@@ -218,6 +227,9 @@ type Limits struct {
 	MaxHeaderBytes ByteSize `yaml:"max_header_bytes"` // 64KiB, request line and headers
 	MaxConns       int      `yaml:"max_conns"`        // 10000 concurrent client connections
 	MaxBodyBytes   ByteSize `yaml:"max_body_bytes"`   // 0: unlimited (bodies are streamed)
+	// MaxPipelinedResponseBytes bounds a response read over a pipelined connection,
+	// which is buffered whole (default 4MiB); a larger one is a 502.
+	MaxPipelinedResponseBytes ByteSize `yaml:"max_pipelined_response_bytes"`
 }
 
 // Fleet configures the shared override store for a fleet of instances.

@@ -223,6 +223,9 @@ func (p *parser) checkRegions(c *Config) {
 			}
 		}
 		p.unit(path+".resolve_every", r.ResolveEvery.err)
+		if r.PipelineConns < 0 || r.PipelineConns > 64 {
+			p.errf(path+".pipeline_conns", "want 0..64, got %d", r.PipelineConns)
+		}
 		if r.MaxConnsPerUpstream < 0 {
 			p.errf(path+".max_conns_per_upstream", "want >= 0, got %d", r.MaxConnsPerUpstream)
 		}
@@ -268,6 +271,7 @@ func (p *parser) checkTimeouts(c *Config) {
 	l := &c.Limits
 	p.unit("limits.max_header_bytes", l.MaxHeaderBytes.err)
 	p.unit("limits.max_body_bytes", l.MaxBodyBytes.err)
+	p.unit("limits.max_pipelined_response_bytes", l.MaxPipelinedResponseBytes.err)
 	if l.MaxHeaderBytes.N != 0 && (l.MaxHeaderBytes.N < 1024 || l.MaxHeaderBytes.N > 16<<20) {
 		p.errf("limits.max_header_bytes", "want 1KiB..16MiB, got %d", l.MaxHeaderBytes.N)
 	}

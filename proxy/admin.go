@@ -11,6 +11,7 @@ import (
 	"github.com/shiftgate/shiftgate/fallback"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/netip"
 	"strings"
 	"time"
@@ -30,11 +31,16 @@ func (s *Server) AdminHandler() http.Handler {
 	mux.HandleFunc("PUT /v1/routes/{name}/split", s.adminSplit)
 	mux.HandleFunc("POST /v1/rollback", s.adminRollback)
 	mux.HandleFunc("GET /v1/decide", s.adminDecide)
+	mux.HandleFunc("GET /v1/fleet", s.adminFleet)
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		s.WriteMetrics(w)
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	// Profiles for operators chasing CPU or memory; behind the same token as the rest.
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	return s.requireToken(mux)
 }
 
@@ -88,6 +94,17 @@ type Status struct {
 	Routes      []RouteStatus `json:"routes"`
 	Tunnels     int           `json:"tunnels"`
 	StaleRoutes []string      `json:"stale_overrides,omitempty"`
+	// StoreUp is whether the override store answers (always true for the state_dir
+	// file); StoreError says why not. AppliedRevision is the override revision this
+	// instance serves, StoreRevision the newest it has seen in the store.
+	StoreUp         bool   `json:"store_up"`
+	StoreError      string `json:"store_error,omitempty"`
+	AppliedRevision int64  `json:"applied_revision"`
+	StoreRevision   int64  `json:"store_revision"`
+	// PendingLocal names overrides changed with -local during a store outage and not
+	// yet written to the store; LastReconciled is the last such change written.
+	PendingLocal   []string         `json:"pending_local,omitempty"`
+	LastReconciled *conf.Reconciled `json:"last_reconciled,omitempty"`
 }
 
 // RollbackState is the rollback switch as status shows it.
@@ -148,6 +165,7 @@ func (s *Server) Status() Status {
 	if s.store != nil {
 		out.Store = s.store.Describe()
 	}
+	s.fillStoreStatus(&out)
 	for i := range c.Routes {
 		r := &c.Routes[i]
 		rs := RouteStatus{
@@ -190,6 +208,9 @@ type SplitRequest struct {
 	WritePercent *json.Number `json:"write_percent,omitempty"`
 	// DryRun reports what the change would do without making it.
 	DryRun bool `json:"dry_run,omitempty"`
+	// Local changes this instance only, for an outage of the fleet store (also
+	// ?local=1); it is written to the store when the store returns.
+	Local bool `json:"local,omitempty"`
 }
 
 // SplitResult answers a split change or dry run.
@@ -204,6 +225,8 @@ type SplitResult struct {
 	SampleKeys  []string `json:"sample_moving_keys,omitempty"`
 	DryRun      bool     `json:"dry_run"`
 	Revision    int64    `json:"override_revision,omitempty"`
+	// Local is true for a change made on this instance only (see SplitRequest).
+	Local bool `json:"local,omitempty"`
 }
 
 func peerOf(r *http.Request) string { return r.RemoteAddr }
@@ -252,7 +275,7 @@ func (s *Server) adminSplit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	who := peerOf(r)
-	ov, err := s.changeOverrides(r.Context(), func(o *conf.Overrides) error {
+	ov, err := s.changeOverrides(r.Context(), s.wantLocal(r, req.Local), func(o *conf.Overrides) error {
 		if o.Routes == nil {
 			o.Routes = map[string]conf.RouteOverride{}
 		}
@@ -260,13 +283,13 @@ func (s *Server) adminSplit(w http.ResponseWriter, r *http.Request) {
 		return nil
 	})
 	if err != nil {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
+		writeJSON(w, storeErrStatus(err), map[string]string{"error": err.Error()})
 		return
 	}
-	res.Revision = ov.Revision
+	res.Revision, res.Local = ov.Revision, s.wantLocal(r, req.Local)
 	s.log.Info("audit", "who", who, "what", "split", "route", name,
 		"before", conf.FormatBP(before.Read)+"/"+conf.FormatBP(before.Write),
-		"after", conf.FormatBP(read)+"/"+conf.FormatBP(write), "revision", ov.Revision)
+		"after", conf.FormatBP(read)+"/"+conf.FormatBP(write), "revision", ov.Revision, "local", res.Local)
 	writeJSON(w, http.StatusOK, res)
 }
 
@@ -293,6 +316,8 @@ func splitMoves(salt string, a, b int) (forward, back float64, samples []string)
 type RollbackRequest struct {
 	On   bool   `json:"on"`
 	Ramp string `json:"ramp,omitempty"`
+	// Local changes this instance only, as in SplitRequest.
+	Local bool `json:"local,omitempty"`
 }
 
 func (s *Server) adminRollback(w http.ResponseWriter, r *http.Request) {
@@ -318,7 +343,7 @@ func (s *Server) adminRollback(w http.ResponseWriter, r *http.Request) {
 	}
 	before := s.Overrides().Rollback.On
 	who := peerOf(r)
-	ov, err := s.changeOverrides(r.Context(), func(o *conf.Overrides) error {
+	ov, err := s.changeOverrides(r.Context(), s.wantLocal(r, req.Local), func(o *conf.Overrides) error {
 		now := s.now().UTC()
 		o.Rollback = conf.Rollback{On: req.On, Who: who, At: now}
 		if !req.On && ramp > 0 {
@@ -327,16 +352,18 @@ func (s *Server) adminRollback(w http.ResponseWriter, r *http.Request) {
 		return nil
 	})
 	if err != nil {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
+		writeJSON(w, storeErrStatus(err), map[string]string{"error": err.Error()})
 		return
 	}
-	s.log.Info("audit", "who", who, "what", "rollback", "before", before, "after", req.On, "ramp", ramp.String(), "revision", ov.Revision)
-	writeJSON(w, http.StatusOK, map[string]any{"on": ov.Rollback.On, "ramp": ramp.String(), "override_revision": ov.Revision})
+	local := s.wantLocal(r, req.Local)
+	s.log.Info("audit", "who", who, "what", "rollback", "before", before, "after", req.On, "ramp", ramp.String(), "revision", ov.Revision, "local", local)
+	writeJSON(w, http.StatusOK, map[string]any{"on": ov.Rollback.On, "ramp": ramp.String(), "override_revision": ov.Revision, "local": local})
 }
 
 // changeOverrides stores a change through the OverrideStore, then applies the stored
-// result. With no store it applies in memory.
-func (s *Server) changeOverrides(ctx context.Context, change func(*conf.Overrides) error) (conf.Overrides, error) {
+// result. With no store it applies in memory. local changes this instance only (see
+// conf.LocalUpdater).
+func (s *Server) changeOverrides(ctx context.Context, local bool, change func(*conf.Overrides) error) (conf.Overrides, error) {
 	if s.store == nil {
 		s.mu.Lock()
 		next := s.state.Load().ov.Clone()
@@ -347,11 +374,15 @@ func (s *Server) changeOverrides(ctx context.Context, change func(*conf.Override
 		next.Revision++
 		return next, s.ApplyOverrides(next)
 	}
-	ov, err := s.store.Update(ctx, change)
+	update := s.store.Update
+	if local {
+		update = s.changeLocal
+	}
+	ov, err := update(ctx, change)
 	if err != nil {
 		return ov, fmt.Errorf("override store %s: %w", s.store.Describe(), err)
 	}
-	return ov, s.ApplyOverrides(ov)
+	return ov, s.applyStored(ov)
 }
 
 func (s *Server) adminDecide(w http.ResponseWriter, r *http.Request) {
@@ -432,6 +463,12 @@ func (s *Server) registerGauges() {
 	})
 	set.NewGauge("shiftgate_tunnels_open", func() float64 { return float64(s.tunnels.Len()) })
 	set.NewGauge("shiftgate_config_version", func() float64 { return float64(s.state.Load().version) })
+	set.NewGauge("shiftgate_override_store_up", func() float64 {
+		if h, ok := s.storeHealth(); ok && !h.Up {
+			return 0
+		}
+		return 1
+	})
 	set.RegisterMetricsWriter(func(w io.Writer) {
 		s.runtimes.breakers.Range(func(k breaker.Key, b *breaker.Breaker) {
 			fmt.Fprintf(w, "shiftgate_breaker_state{route=%q,region=%q} %d\n", k.Route, k.Region, b.State())

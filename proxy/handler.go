@@ -72,6 +72,10 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	}
 	stripRequestHeaders(h)
 	h.ResetConnectionClose()
+	if !h.IsHTTP11() {
+		// A proxy speaks its own version upstream (RFC 9110 section 6.2).
+		h.SetProtocolBytes(strHTTP11)
+	}
 	var ipbuf [64]byte
 	appendForwardedFor(h, peerAddr(ctx).AppendTo(ipbuf[:0]))
 
@@ -79,7 +83,9 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		s.tunnel(ctx, st, rt, d, upgradeProto)
 		return
 	}
+	body := watchClientBody(ctx)
 	s.forward(ctx, st, rt, d)
+	body.release()
 	if clientClose {
 		ctx.SetConnectionClose()
 	}
@@ -100,7 +106,7 @@ func refuseRequest(ctx *fasthttp.RequestCtx) string {
 	if len(h.Host()) == 0 && h.IsHTTP11() {
 		return "missing Host header"
 	}
-	return ""
+	return checkHead(h)
 }
 
 // forward sends the request to the decided region, fails over once where the route
@@ -123,6 +129,13 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d 
 		rt.metrics.failovers.Inc()
 		region = d.Other
 	}
+	if failReason == failClient {
+		// The client's body broke: nothing to fall back for, and its connection
+		// is at an unknown offset.
+		errorResponse(ctx, fasthttp.StatusBadRequest, "malformed or incomplete request body")
+		ctx.SetConnectionClose()
+		return
+	}
 	s.fallback(ctx, st, rt, d, region, failReason)
 }
 
@@ -137,23 +150,29 @@ const (
 	failUpstream         // broken or refused answer
 	failStatus           // the upstream answered with a failure status (a fallback may replace it)
 	failClient           // the client went away
+	failPipelined        // a pipelined connection failed: the request may have been processed
 )
 
 // canFailover reports whether a failed request may be sent to the other region: the
 // route opts in, the method is safe, no body could have reached a backend, and there
 // is another region.
 func canFailover(ctx *fasthttp.RequestCtx, rt *routeState, d routing.Decision, why failure) bool {
-	if !rt.cfg.FailoverIdempotent || d.Other == conf.NoRegion || why == failClient {
+	if !rt.cfg.FailoverIdempotent || d.Other == conf.NoRegion || why == failClient || why == failPipelined {
 		return false
 	}
 	if d.Reason == routing.ReasonRollback {
 		return false
 	}
+	return isIdempotentWithoutBody(ctx)
+}
+
+// isIdempotentWithoutBody reports whether a request is a GET or HEAD with no body:
+// the only requests that may share a pipelined upstream connection.
+func isIdempotentWithoutBody(ctx *fasthttp.RequestCtx) bool {
 	h := &ctx.Request.Header
-	if !(h.IsGet() || h.IsHead()) {
-		return false
-	}
-	return h.ContentLength() <= 0 && ctx.Request.BodyStream() == nil || h.ContentLength() == 0
+	// -2 is fasthttp's "no Content-Length, not chunked": a request without a body.
+	cl := h.ContentLength()
+	return (h.IsGet() || h.IsHead()) && (cl == 0 || cl == -2) && !ctx.Request.IsBodyStream() && len(ctx.Request.Body()) == 0
 }
 
 // roundTrip forwards the request to one region under its breaker. On success the
@@ -165,10 +184,21 @@ func (s *Server) roundTrip(ctx *fasthttp.RequestCtx, st *state, rt *routeState, 
 	start := time.Now()
 	var why failure
 	var status int
+	pipelined := rt.cfg.Pipeline && len(p.pipes) > 0 && isIdempotentWithoutBody(ctx)
 	call := func() breaker.Outcome {
-		err := p.pick().Do(&ctx.Request, &ctx.Response)
+		var err error
+		if pipelined {
+			err = p.pickPipe().Do(&ctx.Request, &ctx.Response)
+		} else {
+			err = p.pick().Do(&ctx.Request, &ctx.Response)
+		}
 		if err != nil {
 			why = classifyError(err)
+			if pipelined && why != failConnect {
+				// Requests queued on a broken pipelined connection may have been
+				// processed: they are never replayed elsewhere.
+				why = failPipelined
+			}
 			if why == failClient {
 				return breaker.Excluded
 			}
@@ -212,7 +242,10 @@ func hasFallback(rt *routeState) bool {
 // classifyError maps a client error to a failure kind.
 func classifyError(err error) failure {
 	var ne net.Error
+	var cb *clientBodyError
 	switch {
+	case errors.As(err, &cb):
+		return failClient
 	case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, fasthttp.ErrDialTimeout),
 		errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		if errors.Is(err, fasthttp.ErrDialTimeout) {
@@ -257,6 +290,8 @@ func (s *Server) handleParseError(ctx *fasthttp.RequestCtx, err error) {
 	status, reason := fasthttp.StatusBadRequest, "malformed request"
 	var tooBig *fasthttp.ErrSmallBuffer
 	switch {
+	case errors.As(err, &tooBig) && requestLineTooLong(ctx, s.http.ReadBufferSize):
+		status, reason = fasthttp.StatusRequestURITooLong, "request line too long"
 	case errors.As(err, &tooBig):
 		status, reason = fasthttp.StatusRequestHeaderFieldsTooLarge, "request head too large"
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):

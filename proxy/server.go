@@ -177,7 +177,7 @@ func (p slogPrinter) Printf(format string, args ...any) {
 
 // Serve accepts connections on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
-	err := s.http.Serve(ln)
+	err := s.http.Serve(lineListener{ln})
 	if errors.Is(err, net.ErrClosed) {
 		return nil
 	}

@@ -46,8 +46,8 @@ func (s *Server) compile(c *conf.Config, ov conf.Overrides, version uint64) (*st
 	for _, r := range c.RegionList {
 		st.regions = append(st.regions, []byte(r.Name))
 	}
-	used := map[upstreamSettings]bool{}
-	st.pools = s.upstreams.pools(c, used)
+	used, usedPipes := map[upstreamSettings]bool{}, map[pipeSettings]bool{}
+	st.pools = s.upstreams.pools(c, used, usedPipes)
 	for i := range c.Routes {
 		r := &c.Routes[i]
 		run, err := s.runtimes.bind(s, c, r)
@@ -56,7 +56,7 @@ func (s *Server) compile(c *conf.Config, ov conf.Overrides, version uint64) (*st
 		}
 		st.routes = append(st.routes, routeState{cfg: r, metrics: s.routeMetrics(c, r), run: run})
 	}
-	s.upstreams.sweep(used)
+	s.upstreams.sweep(used, usedPipes)
 	return st, nil
 }
 

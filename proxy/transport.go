@@ -38,6 +38,14 @@ func (t *transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, re
 	if err != nil {
 		return false, err
 	}
+	// A pooled connection with input waiting would hand it to this request as its
+	// answer (see upconn.go); it goes, and the next one is tried.
+	for staleIdle(cc.Conn(), cc.CreatedTime(), cc.LastUseTime()) {
+		hc.CloseConn(cc)
+		if cc, err = hc.AcquireConn(0, req.ConnectionClose()); err != nil {
+			return false, err
+		}
+	}
 	conn := cc.Conn()
 	now := time.Now()
 	if err := conn.SetWriteDeadline(now.Add(t.body)); err != nil {
@@ -68,8 +76,11 @@ func (t *transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, re
 	status := resp.StatusCode()
 	if req.Header.IsHead() || status < 200 || status == fasthttp.StatusNoContent || status == fasthttp.StatusNotModified {
 		resp.SkipBody = true
+		// Bytes after a bodiless answer (a body on HEAD or 204) are not the next
+		// answer: the connection goes.
+		surplus := br.Buffered() > 0
 		hc.ReleaseReader(br)
-		if closeConn || status == fasthttp.StatusSwitchingProtocols {
+		if closeConn || surplus || status == fasthttp.StatusSwitchingProtocols {
 			hc.CloseConn(cc)
 		} else {
 			hc.ReleaseConn(cc)
@@ -81,8 +92,9 @@ func (t *transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, re
 		// Fast path: the whole body is small and of known length.
 		resp.StreamBody = false
 		err = resp.ReadBody(br, cl)
+		surplus := br.Buffered() > 0 // more than Content-Length said
 		hc.ReleaseReader(br)
-		if err != nil || closeConn {
+		if err != nil || closeConn || surplus {
 			hc.CloseConn(cc)
 		} else {
 			hc.ReleaseConn(cc)
@@ -109,8 +121,17 @@ func (t *transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, re
 // readHead reads a response head, skipping interim 1xx answers (but not 101).
 func readHead(resp *fasthttp.Response, br *bufio.Reader) error {
 	for n := 0; ; n++ {
+		head, err := peekHead(br)
+		if err != nil {
+			return err
+		}
 		if err := resp.Header.Read(br); err != nil {
 			return err
+		}
+		// fasthttp lets chunked win over Content-Length silently; an answer with
+		// both is refused (RFC 9112 section 6.3: handled as an error).
+		if resp.Header.ContentLength() == -1 && headHasField(head, fasthttp.HeaderContentLength) {
+			return errFramingConflict
 		}
 		s := resp.StatusCode()
 		if s < 100 || s > 199 || s == fasthttp.StatusSwitchingProtocols {
@@ -219,8 +240,9 @@ func (b *upstreamBody[C]) Read(p []byte) (int, error) {
 // closes it: a connection in the middle of a body would hand its rest to the next
 // request.
 func (b *upstreamBody[C]) Close() error {
+	surplus := b.br.Buffered() > 0 // bytes past the end of the body
 	b.hc.ReleaseReader(b.br)
-	if b.done && b.err == nil && !b.noReuse {
+	if b.done && b.err == nil && !b.noReuse && !surplus {
 		b.release(b.hc, b.cc)
 	} else {
 		b.discard(b.hc, b.cc)

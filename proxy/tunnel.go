@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"io"
 	"net"
 	"sync"
@@ -14,10 +15,20 @@ import (
 )
 
 // tunnel carries an upgraded connection (WebSocket) to the decided region: the request
-// head goes upstream as is (with the proxy's header changes), the upstream's answer and
-// everything after flow back unparsed.
+// head goes upstream as is (with the proxy's header changes); once the upstream has
+// answered 101, its answer and everything after flow both ways unparsed. Any other
+// answer is relayed as an ordinary response and both connections close: a client
+// must not get a raw pipe to a backend that never agreed to switch protocols, or the
+// bytes it sends next would reach the backend without passing the gateway's checks.
 func (s *Server) tunnel(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d routing.Decision, proto []byte) {
 	region := d.Region
+	if cl := ctx.Request.Header.ContentLength(); cl > 0 || cl == -1 {
+		// An upgrade is a GET without a body; a body would have to be buffered
+		// whole before the switch.
+		errorResponse(ctx, fasthttp.StatusBadRequest, "upgrade request with a body")
+		ctx.SetConnectionClose()
+		return
+	}
 	br := rt.run.breakers[region]
 	if br != nil && br.State() == 2 {
 		errorResponse(ctx, fasthttp.StatusServiceUnavailable, "region "+string(st.regions[region])+" unavailable (circuit open)")
@@ -36,8 +47,6 @@ func (s *Server) tunnel(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d r
 		errorResponse(ctx, fasthttp.StatusBadGateway, "cannot connect to region "+string(st.regions[region]))
 		return
 	}
-	// Pass on any body bytes the client already sent with the head.
-	body := append([]byte(nil), ctx.Request.Body()...)
 	key := tunnelKey{route: int(d.Route), region: region}
 	ex := explainFor(st, ctx)
 	host := append([]byte(nil), h.Host()...)
@@ -48,19 +57,51 @@ func (s *Server) tunnel(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d r
 		s.tunnels.add(t)
 		defer s.tunnels.remove(t)
 		if _, err := up.Write(head); err != nil {
-			c.Close()
-			up.Close()
+			c.Write(tunnelFailed) //nolint:errcheck // closing anyway
 			return
 		}
-		if len(body) > 0 {
-			up.Write(body) //nolint:errcheck // a failed write shows as a closed tunnel
+		upr := bufio.NewReader(up)
+		if !s.upgradeGranted(c, up, upr, st, region) {
+			return
 		}
 		var wg sync.WaitGroup
 		wg.Add(2)
 		go func() { defer wg.Done(); pipe(up, c) }()
-		go func() { defer wg.Done(); pipe(c, bufio.NewReader(up)) }()
+		go func() { defer wg.Done(); pipe(c, upr) }()
 		wg.Wait()
 	})
+}
+
+var tunnelFailed = []byte("HTTP/1.1 502 Bad Gateway\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 32\r\n\r\nshiftgate: upgrade failed (502)\n")
+
+// upgradeGranted waits (up to the response-head timeout) for the upstream's answer to
+// an upgrade request. On 101 it reports true and leaves the answer unread in upr, to be
+// piped. Otherwise it relays the answer to the client as an ordinary, closing response
+// (hop-by-hop fields stripped), or a 502 if there is no valid answer, and reports false.
+func (s *Server) upgradeGranted(c, up net.Conn, upr *bufio.Reader, st *state, region conf.RegionID) bool {
+	t := st.cfg.Timeouts
+	up.SetReadDeadline(time.Now().Add(t.ResponseHeader.Or(10 * time.Second))) //nolint:errcheck
+	if line, err := upr.Peek(len("HTTP/1.1 101 ")); err == nil &&
+		bytes.HasPrefix(line, []byte("HTTP/1.")) && bytes.HasSuffix(line, []byte(" 101 ")) {
+		up.SetReadDeadline(time.Time{}) //nolint:errcheck
+		return true
+	}
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseResponse(resp)
+	up.SetReadDeadline(time.Now().Add(t.Body.Or(60 * time.Second))) //nolint:errcheck
+	c.SetWriteDeadline(time.Now().Add(t.Body.Or(60 * time.Second))) //nolint:errcheck
+	if err := resp.ReadLimitBody(upr, 1<<20); err != nil || resp.StatusCode() == fasthttp.StatusSwitchingProtocols {
+		c.Write(tunnelFailed) //nolint:errcheck // closing anyway
+		return false
+	}
+	stripResponseHeaders(&resp.Header)
+	resp.Header.SetBytesKV(strRegionHeader, st.regions[region])
+	resp.SetConnectionClose()
+	w := bufio.NewWriter(c)
+	if resp.Write(w) == nil {
+		w.Flush() //nolint:errcheck // closing anyway
+	}
+	return false
 }
 
 // pipe copies src to dst until either ends, then closes both ends' write sides.

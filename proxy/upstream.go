@@ -30,6 +30,17 @@ type pool struct {
 	region  string
 	clients []*fasthttp.HostClient
 	next    atomic.Uint32
+	// pipes are the pipelined clients, one per address, for routes with pipeline on.
+	pipes    []*fasthttp.PipelineClient
+	nextPipe atomic.Uint32
+}
+
+func (p *pool) pickPipe() *fasthttp.PipelineClient {
+	if len(p.pipes) == 1 {
+		return p.pipes[0]
+	}
+	n := p.nextPipe.Add(1)
+	return p.pipes[n%uint32(len(p.pipes))]
 }
 
 func (p *pool) pick() *fasthttp.HostClient {
@@ -67,7 +78,7 @@ func newHostClient(s upstreamSettings) *fasthttp.HostClient {
 			if timeout <= 0 || timeout > s.connect {
 				timeout = s.connect
 			}
-			return dialer.DialTimeout(addr, timeout)
+			return watchUpstream(dialer.DialTimeout(addr, timeout))
 		},
 	}
 	if host, _, err := net.SplitHostPort(s.addr); err == nil {
@@ -83,16 +94,60 @@ func newHostClient(s upstreamSettings) *fasthttp.HostClient {
 // reload that does not change a region keeps its pooled connections.
 type upstreamRegistry struct {
 	clients map[upstreamSettings]*fasthttp.HostClient
+	pipes   map[pipeSettings]*fasthttp.PipelineClient
 	dial    func(addr string) (net.Conn, error)
 }
 
-func newUpstreamRegistry(dial func(addr string) (net.Conn, error)) *upstreamRegistry {
-	return &upstreamRegistry{clients: map[upstreamSettings]*fasthttp.HostClient{}, dial: dial}
+// pipeSettings shape a pipelined client; equal settings share it across reloads.
+type pipeSettings struct {
+	upstreamSettings
+	conns   int
+	maxBody int64
 }
+
+func newUpstreamRegistry(dial func(addr string) (net.Conn, error)) *upstreamRegistry {
+	return &upstreamRegistry{
+		clients: map[upstreamSettings]*fasthttp.HostClient{},
+		pipes:   map[pipeSettings]*fasthttp.PipelineClient{},
+		dial:    dial,
+	}
+}
+
+func (u *upstreamRegistry) newPipe(ps pipeSettings) *fasthttp.PipelineClient {
+	dialer := &fasthttp.TCPDialer{DNSCacheDuration: ps.resolveEvery}
+	pc := &fasthttp.PipelineClient{
+		Addr:                          ps.addr,
+		MaxConns:                      ps.conns,
+		MaxPendingRequests:            4096,
+		MaxIdleConnDuration:           ps.idle,
+		ReadTimeout:                   ps.responseHeader,
+		WriteTimeout:                  ps.body,
+		MaxResponseBodySize:           int(ps.maxBody),
+		DisableHeaderNamesNormalizing: true,
+		NoDefaultUserAgentHeader:      true,
+		Logger:                        quietLogger{},
+		Dial: func(addr string) (net.Conn, error) {
+			return dialer.DialTimeout(addr, ps.connect)
+		},
+	}
+	if u.dial != nil {
+		pc.Dial = u.dial
+	}
+	return pc
+}
+
+// quietLogger drops fasthttp's own log lines; failures reach the proxy as errors.
+type quietLogger struct{}
+
+func (quietLogger) Printf(string, ...any) {}
 
 // pools builds the region pools of a config; used marks the clients it handed out so
 // that sweep can close the rest. Called while compiling, one goroutine at a time.
-func (u *upstreamRegistry) pools(c *conf.Config, used map[upstreamSettings]bool) []*pool {
+func (u *upstreamRegistry) pools(c *conf.Config, used map[upstreamSettings]bool, usedPipes map[pipeSettings]bool) []*pool {
+	pipelined := false
+	for i := range c.Routes {
+		pipelined = pipelined || c.Routes[i].Pipeline
+	}
 	t := c.Timeouts
 	out := make([]*pool, len(c.RegionList))
 	for i, r := range c.RegionList {
@@ -121,6 +176,19 @@ func (u *upstreamRegistry) pools(c *conf.Config, used map[upstreamSettings]bool)
 			}
 			used[s] = true
 			p.clients = append(p.clients, hc)
+			if pipelined {
+				ps := pipeSettings{upstreamSettings: s, conns: r.PipelineConns, maxBody: c.Limits.MaxPipelinedResponseBytes.Or(4 << 20)}
+				if ps.conns == 0 {
+					ps.conns = 2
+				}
+				pc := u.pipes[ps]
+				if pc == nil {
+					pc = u.newPipe(ps)
+					u.pipes[ps] = pc
+				}
+				usedPipes[ps] = true
+				p.pipes = append(p.pipes, pc)
+			}
 		}
 		out[i] = p
 	}
@@ -129,7 +197,13 @@ func (u *upstreamRegistry) pools(c *conf.Config, used map[upstreamSettings]bool)
 
 // sweep forgets clients no config uses any more; their idle connections close as
 // fasthttp's idle cleaner runs.
-func (u *upstreamRegistry) sweep(used map[upstreamSettings]bool) {
+func (u *upstreamRegistry) sweep(used map[upstreamSettings]bool, usedPipes map[pipeSettings]bool) {
+	for s := range u.pipes {
+		if !usedPipes[s] {
+			// Idle pipelined connections stop on their own after MaxIdleConnDuration.
+			delete(u.pipes, s)
+		}
+	}
 	for s, hc := range u.clients {
 		if !used[s] {
 			hc.CloseIdleConnections()

@@ -1,0 +1,218 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// firstThen answers the first request a backend receives with first and every later
+// one with rest.
+func firstThen(first, rest replyFunc) replyFunc {
+	var n atomic.Int32
+	return func(c net.Conn, r *recRequest) bool {
+		if n.Add(1) == 1 {
+			return first(c, r)
+		}
+		return rest(c, r)
+	}
+}
+
+// Timeouts of hostileConf, as the tests measure them.
+const (
+	headTimeout = time.Second     // response_header
+	bodyIdle    = 2 * time.Second // body
+	slack       = 1500 * time.Millisecond
+)
+
+// TestHostileBrokenBackends answers the first request of each case with a broken reply
+// and checks what the client gets, how long it takes, that the broken upstream
+// connection is closed, not pooled, and that the next request is served on a fresh
+// connection.
+func TestHostileBrokenBackends(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name    string
+		reply   replyFunc
+		status  int           // what the client gets, 0 when the 2xx head went out
+		body    string        // when status is 0: the bytes the client gets before the cut
+		within  time.Duration // the answer (or the cut) arrives within this
+		reuseOK bool          // the connection may be pooled (the reply was valid)
+	}{
+		{name: "early close", reply: replyRaw("", false), status: 502, within: slack},
+		{name: "cut status line", reply: replyRaw("HTTP/1.1 20", false), status: 502, within: slack},
+		{name: "cut head", reply: replyRaw("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n", false), status: 502, within: slack},
+		{name: "garbage", reply: replyRaw("garbage garbage\r\n\r\n", false), status: 502, within: slack},
+		{name: "TLS bytes", reply: replyRaw("\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03", false), status: 502, within: slack},
+		{name: "TLS alert kept open", reply: replyHang("\x15\x03\x01\x00\x02\x02\x46"), status: 504, within: headTimeout + slack},
+		{name: "HTTP/0.9 style body", reply: replyRaw("<html>hello</html>", false), status: 502, within: slack},
+		{name: "header without colon", reply: replyRaw("HTTP/1.1 200 OK\r\nBadHeader\r\nContent-Length: 2\r\n\r\nok", true), status: 502, within: headTimeout + slack},
+		{name: "status not a number", reply: replyRaw("HTTP/1.1 2x0 OK\r\nContent-Length: 2\r\n\r\nok", true), status: 502, within: slack},
+		{name: "NUL in a header", reply: replyRaw("HTTP/1.1 200 OK\r\nX-A: a\x00b\r\nContent-Length: 2\r\n\r\nok", true), status: 502, within: slack},
+		// RFC 9112 section 5.2 lets a gateway replace obs-fold by spaces.
+		{name: "folded header", reply: replyRaw("HTTP/1.1 200 OK\r\nX-A: a\r\n b\r\nContent-Length: 2\r\n\r\nok", true), status: 200, body: "ok", within: slack, reuseOK: true},
+		{name: "conflicting Content-Lengths", reply: replyRaw("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok!", true), status: 502, within: slack},
+		{name: "Content-Length list", reply: replyRaw("HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\nok", true), status: 502, within: slack},
+		{name: "negative Content-Length", reply: replyRaw("HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\nok", true), status: 502, within: slack},
+		{name: "Content-Length and chunked", reply: replyRaw("HTTP/1.1 200 OK\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", true), status: 502, within: slack},
+		{name: "chunked and Content-Length", reply: replyRaw("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n2\r\nok\r\n0\r\n\r\n", true), status: 502, within: slack},
+		{name: "unknown transfer coding", reply: replyRaw("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nok", false), status: 502, within: slack},
+		{name: "hang before head", reply: replyHang(""), status: 504, within: headTimeout + slack},
+		{name: "hang in the head", reply: replyHang("HTTP/1.1 200 OK\r\nContent-"), status: 504, within: bodyIdle + slack},
+		{name: "hang in the body", reply: replyHang("HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\npartial"), body: "partial", within: bodyIdle + slack},
+		{name: "hang in a chunked body", reply: replyHang("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n7\r\npartial\r\n"), body: "partial", within: bodyIdle + slack},
+		{name: "hang in a close-delimited body", reply: replyHang("HTTP/1.1 200 OK\r\n\r\npartial"), body: "partial", within: bodyIdle + slack},
+		{name: "close in the body", reply: replyRaw("HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\npartial", false), body: "partial", within: slack},
+		{name: "close in a chunked body", reply: replyRaw("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n7\r\npartial\r\n", false), body: "partial", within: slack},
+		{name: "close in a chunk", reply: replyRaw("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n100\r\npartial", false), body: "partial", within: slack},
+		{name: "bad chunk size in the body", reply: replyRaw("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n7\r\npartial\r\nzz\r\nmore\r\n0\r\n\r\n", true), body: "partial", within: slack},
+		{name: "chunk longer than its size", reply: replyRaw("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\npartial\r\n0\r\n\r\n", true), body: "par", within: slack},
+		{name: "close-delimited body", reply: replyRaw("HTTP/1.1 200 OK\r\n\r\nwhole body", false), status: 200, body: "whole body", within: slack},
+		{name: "Connection: close honoured", reply: replyRaw("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok", true), status: 200, body: "ok", within: slack},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			gw, b := startHostile(t, firstThen(tc.reply, replyOK), "")
+			c := dialRaw(t, gw.addr)
+			start := time.Now()
+			c.send(get("/broken"))
+			resp, body, err := c.response("GET")
+			took := time.Since(start)
+			switch {
+			case tc.status >= 500:
+				if err != nil || resp.StatusCode != tc.status {
+					t.Fatalf("got %v %v, want %d", resp, err, tc.status)
+				}
+			case tc.status == 200:
+				if err != nil || resp.StatusCode != 200 || string(body) != tc.body {
+					t.Fatalf("got %v %q %v, want 200 %q", resp, body, err, tc.body)
+				}
+			default:
+				// A 2xx answer had begun: the truncation must show, never a complete
+				// body. fasthttp may still have held the head in its buffer when the
+				// upstream failed; then the client sees the connection end with no
+				// answer at all, which is as visible.
+				if resp == nil {
+					if err == nil || !(errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) {
+						t.Fatalf("got no answer and %v, want the 200 head then a cut, or a bare close", err)
+					}
+					break
+				}
+				if resp.StatusCode != 200 {
+					t.Fatalf("got %d %v, want the 200 head then a cut", resp.StatusCode, err)
+				}
+				if err == nil {
+					t.Fatalf("client read a complete body %q: a truncated body was re-framed as complete", body)
+				}
+				if !strings.HasPrefix(string(body), tc.body) {
+					t.Errorf("client got %q before the cut, want %q", body, tc.body)
+				}
+				c.mustClose()
+			}
+			if took > tc.within {
+				t.Errorf("answer after %s, want within %s", took, tc.within)
+			}
+			t.Logf("%s: %v after %s", tc.name, errOrStatus(resp, err), took.Round(time.Millisecond))
+			if n := len(b.requests()); n != 1 {
+				t.Errorf("the backend received %d requests, want 1 (no retry)", n)
+			}
+			// The broken connection is closed, never pooled.
+			if !tc.reuseOK {
+				b.waitFor(t, ioWait, "the broken upstream connection to be closed", func() bool { return b.conns[0].ended })
+			}
+			// The next request (on a fresh client connection) is served, on a fresh
+			// upstream connection.
+			c2 := dialRaw(t, gw.addr)
+			r2, body2 := c2.roundTrip("GET", get("/next", "X-Req-Id: next"))
+			if r2.StatusCode != 200 || !strings.HasSuffix(string(body2), "id=next") {
+				t.Fatalf("next request: %d %q", r2.StatusCode, body2)
+			}
+			reqs := b.requests()
+			if last := reqs[len(reqs)-1]; last.Conn == 0 && !tc.reuseOK {
+				t.Errorf("the next request reused the broken upstream connection")
+			}
+			b.mustBeClean(t)
+		})
+	}
+}
+
+func errOrStatus(resp *http.Response, err error) string {
+	if err != nil {
+		return err.Error()
+	}
+	return resp.Status
+}
+
+// TestHostilePoisonedPool checks that a backend answer carrying more than its framing
+// says (a body longer than Content-Length, a body on HEAD, 204 or 304) cannot hand its
+// surplus to the next request on the same pooled connection: every client gets the
+// answer to its own request.
+func TestHostilePoisonedPool(t *testing.T) {
+	t.Parallel()
+	const evil = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil"
+	cases := []struct {
+		name, method, reply string
+	}{
+		{"body longer than Content-Length", "GET", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" + evil},
+		{"body on a HEAD answer", "HEAD", "HTTP/1.1 200 OK\r\nContent-Length: 39\r\n\r\n" + evil},
+		{"body on 204", "GET", "HTTP/1.1 204 No Content\r\nContent-Length: 39\r\n\r\n" + evil},
+		{"body on 304", "GET", "HTTP/1.1 304 Not Modified\r\nContent-Length: 39\r\n\r\n" + evil},
+		{"chunked body with a tail", "GET", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n" + evil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			gw, b := startHostile(t, firstThen(replyRaw(tc.reply, true), replyOK), "")
+			c := dialRaw(t, gw.addr)
+			r, _ := c.roundTrip(tc.method, strings.Replace(get("/first"), "GET", tc.method, 1))
+			if r.StatusCode >= 500 {
+				t.Logf("first answer refused: %d", r.StatusCode)
+			}
+			for i := 0; i < 3; i++ {
+				id := fmt.Sprintf("next-%d", i)
+				r, body := c.roundTrip("GET", get("/next", "X-Req-Id: "+id))
+				if r.StatusCode != 200 || !strings.HasSuffix(string(body), "id="+id) {
+					t.Fatalf("request %s got %d %q: the surplus of the first answer poisoned the pool", id, r.StatusCode, body)
+				}
+			}
+			b.mustBeClean(t)
+		})
+	}
+}
+
+// TestHostileUnsolicitedAnswer checks that bytes a backend sends on an idle pooled
+// connection (an answer nobody asked for) are not taken as the answer to the next
+// request.
+func TestHostileUnsolicitedAnswer(t *testing.T) {
+	t.Parallel()
+	conns := make(chan net.Conn, 1)
+	gw, b := startHostile(t, firstThen(func(c net.Conn, r *recRequest) bool {
+		conns <- c
+		return replyOK(c, r)
+	}, replyOK), "")
+	c := dialRaw(t, gw.addr)
+	if r, _ := c.roundTrip("GET", get("/first")); r.StatusCode != 200 {
+		t.Fatalf("first: %d", r.StatusCode)
+	}
+	// The first answer is complete and its connection back in the pool: now the
+	// backend speaks out of turn on it.
+	up := <-conns
+	if _, err := up.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil")); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		id := fmt.Sprintf("next-%d", i)
+		r, body := c.roundTrip("GET", get("/next", "X-Req-Id: "+id))
+		if r.StatusCode != 200 || !strings.HasSuffix(string(body), "id="+id) {
+			t.Fatalf("request %s got %d %q: an unsolicited answer was taken for it", id, r.StatusCode, body)
+		}
+	}
+	b.mustBeClean(t)
+}

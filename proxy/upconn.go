@@ -1,0 +1,119 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"net"
+	"syscall"
+	"time"
+)
+
+// A pooled upstream connection must carry nothing but the answer to the next request
+// written on it. fasthttp keeps idle connections without watching them, so bytes a
+// backend sends out of turn (a body longer than its framing said, a body on a HEAD or
+// 204 answer arriving late, an answer nobody asked for) would be read as the answer to
+// the next request of another client. nginx and HAProxy watch idle connections and close
+// them on any input; here the connection is checked when it is taken from the pool.
+
+// upstreamConn is a dialed upstream TCP connection that can tell, without blocking or
+// consuming anything, whether bytes (or the end of the stream) are waiting on it. The
+// raw connection and the peek function are made once per connection, so a check costs
+// one non-blocking recv(MSG_PEEK) and no allocation.
+type upstreamConn struct {
+	net.Conn
+	raw   syscall.RawConn
+	peekf func(fd uintptr) bool
+	n     int
+	errno error
+	buf   [1]byte
+}
+
+// watchUpstream wraps a freshly dialed connection in an upstreamConn when it is a
+// socket; anything else (in-memory pipes in tests) is returned as it is.
+func watchUpstream(c net.Conn, err error) (net.Conn, error) {
+	if err != nil {
+		return nil, err
+	}
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return c, nil
+	}
+	raw, rerr := sc.SyscallConn()
+	if rerr != nil {
+		return c, nil
+	}
+	u := &upstreamConn{Conn: c, raw: raw}
+	u.peekf = u.peek
+	return u, nil
+}
+
+func (u *upstreamConn) peek(fd uintptr) bool {
+	u.n, _, u.errno = syscall.Recvfrom(int(fd), u.buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	return true // never wait for readiness: the answer is wanted now
+}
+
+// stale reports whether an idle connection has input waiting (bytes, or the peer's
+// close): such a connection must not carry another request. It is called by the one
+// goroutine that holds the connection.
+func (u *upstreamConn) stale() bool {
+	if err := u.raw.Read(u.peekf); err != nil {
+		return true
+	}
+	if u.errno == nil {
+		return true // n > 0: unsolicited bytes; n == 0: the backend closed
+	}
+	return !errors.Is(u.errno, syscall.EAGAIN) && !errors.Is(u.errno, syscall.EWOULDBLOCK)
+}
+
+// staleIdle reports whether conn, taken from the pool (it was used before: last use
+// after creation), has input waiting. Connections of other kinds are never stale.
+func staleIdle(conn net.Conn, created, lastUse time.Time) bool {
+	u, ok := conn.(*upstreamConn)
+	return ok && !lastUse.Before(created) && u.stale()
+}
+
+var errFramingConflict = errors.New("upstream answer has both Content-Length and Transfer-Encoding")
+
+// peekHead makes br buffer a whole response head and returns it without consuming it,
+// so its raw fields can be checked after fasthttp has parsed them. It returns nil when
+// the head does not fit in br (fasthttp then refuses it itself) and the read error, if
+// any. The slice is valid until br is read past the head.
+func peekHead(br *bufio.Reader) ([]byte, error) {
+	n := 1
+	for {
+		b, err := br.Peek(n)
+		if i := bytes.Index(b, strCRLFCRLF); i >= 0 {
+			return b[:i+4], nil
+		}
+		if err != nil {
+			if errors.Is(err, bufio.ErrBufferFull) {
+				return nil, nil
+			}
+			return nil, err
+		}
+		n = br.Buffered() + 1
+		if n > br.Size() {
+			return nil, nil
+		}
+	}
+}
+
+var strCRLFCRLF = []byte("\r\n\r\n")
+
+// headHasField reports whether a raw head has a field named name, ignoring case.
+func headHasField(head []byte, name string) bool {
+	for len(head) > 0 {
+		i := bytes.IndexByte(head, '\n')
+		if i < 0 {
+			return false
+		}
+		line := head[:i]
+		head = head[i+1:]
+		// fasthttp reads "Name :" as "Name:" in answers; so does this.
+		if c := bytes.IndexByte(line, ':'); c > 0 && bytes.EqualFold(bytes.TrimRight(line[:c], " \t"), []byte(name)) {
+			return true
+		}
+	}
+	return false
+}
