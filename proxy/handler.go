@@ -143,14 +143,14 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d 
 type failure uint8
 
 const (
-	failNone     failure = iota
-	failOpen             // breaker open: nothing was sent
-	failConnect          // could not connect: nothing was sent
-	failTimeout          // no answer in time
-	failUpstream         // broken or refused answer
-	failStatus           // the upstream answered with a failure status (a fallback may replace it)
-	failClient           // the client went away
-	failPipelined        // a pipelined connection failed: the request may have been processed
+	failNone      failure = iota
+	failOpen              // breaker open: nothing was sent
+	failConnect           // could not connect: nothing was sent
+	failTimeout           // no answer in time
+	failUpstream          // broken or refused answer
+	failStatus            // the upstream answered with a failure status (a fallback may replace it)
+	failClient            // the client went away
+	failPipelined         // a pipelined connection failed: the request may have been processed
 )
 
 // canFailover reports whether a failed request may be sent to the other region: the

@@ -89,7 +89,7 @@ func TestPipelinedRoute(t *testing.T) {
 		t.Errorf("cloud answered %d requests, want %d", n, clients*each)
 	}
 	// 50 concurrent clients shared 2 pipelined connections (reconnects under load aside)
-	// connections for the POSTs).
+	// and the ordinary pool for the few POSTs.
 	if n := cloudConns.Load(); n >= clients {
 		t.Errorf("cloud saw %d connections: requests were not pipelined", n)
 	}
