@@ -84,39 +84,20 @@ func (s *Server) maybeCache(ctx *fasthttp.RequestCtx, rt *routeState) {
 	rt.run.cache.Put(key, e)
 }
 
-// fallback answers a request no region could serve: cached last good response,
-// static body, Lua script, then a clear error.
+// fallback answers a request no region could serve: the cached last good response,
+// then the static body, then the Lua script, then a clear error. A route with both a
+// cache and a script hands a cache hit to the script (the ngx_lua role: it may mark
+// it stale or reshape it); if the script fails, the entry itself answers.
 func (s *Server) fallback(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d routing.Decision, region conf.RegionID, why failure) {
 	run := rt.run
 	m := rt.metrics
-	var cached *fallback.Entry
 	if run.cache != nil && (ctx.IsGet() || ctx.IsHead()) {
 		var kb [512]byte
 		if e, ok := run.cache.Get(cacheKey(ctx, rt, kb[:0])); ok {
-			cached = e
-			if run.lua == nil {
-				s.serveEntry(ctx, st, region, e, fallbackCache)
-				m.fallbacks[fallbackCache].Inc()
+			if run.lua != nil && s.serveLua(ctx, st, rt, d, region, e) {
 				return
 			}
-		}
-	}
-	if run.lua != nil {
-		if resp, err := run.lua.run(ctx, st, d, region, cached); err == nil {
-			ctx.Response.Reset()
-			ctx.Response.SetStatusCode(resp.Status)
-			for _, h := range resp.Headers {
-				ctx.Response.Header.Set(h[0], h[1])
-			}
-			ctx.Response.SetBody(resp.Body)
-			s.markFallback(ctx, st, region, fallbackLua)
-			m.fallbacks[fallbackLua].Inc()
-			return
-		} else {
-			s.log.Warn("lua fallback failed", "route", rt.cfg.Name, "err", err)
-		}
-		if cached != nil {
-			s.serveEntry(ctx, st, region, cached, fallbackCache)
+			s.serveEntry(ctx, st, region, e, fallbackCache)
 			m.fallbacks[fallbackCache].Inc()
 			return
 		}
@@ -130,6 +111,9 @@ func (s *Server) fallback(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d
 		ctx.Response.SetBody(run.static.Body)
 		s.markFallback(ctx, st, region, fallbackStatic)
 		m.fallbacks[fallbackStatic].Inc()
+		return
+	}
+	if run.lua != nil && s.serveLua(ctx, st, rt, d, region, nil) {
 		return
 	}
 	if hasFallback(rt) {
@@ -168,9 +152,29 @@ func (s *Server) markFallback(ctx *fasthttp.RequestCtx, st *state, region conf.R
 	ctx.Response.Header.SetBytesKV(strRegionHeader, st.regions[region])
 }
 
+// serveLua runs the route's script and answers with its response; false when the
+// script failed (the failure is logged and the next fallback answers).
+func (s *Server) serveLua(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d routing.Decision, region conf.RegionID, cached *fallback.Entry) bool {
+	resp, err := rt.run.lua.run(ctx, st, d, region, cached)
+	if err != nil {
+		rt.metrics.luaErrors.Inc()
+		s.log.Warn("lua fallback failed", "route", rt.cfg.Name, "err", err)
+		return false
+	}
+	ctx.Response.Reset()
+	ctx.Response.SetStatusCode(resp.Status)
+	for _, h := range resp.Headers {
+		ctx.Response.Header.Set(h[0], h[1])
+	}
+	ctx.Response.SetBody(resp.Body)
+	s.markFallback(ctx, st, region, fallbackLua)
+	rt.metrics.fallbacks[fallbackLua].Inc()
+	return true
+}
+
 // luaFallback runs a route's compiled script.
 type luaFallback struct {
-	script  luaScript
+	script  *fallback.Script
 	timeout time.Duration
 	headers []string
 }
@@ -178,8 +182,8 @@ type luaFallback struct {
 // luaRequestHeaders are the request headers a script sees.
 var luaRequestHeaders = []string{"Accept", "Accept-Language", "User-Agent", "X-User-Id", "X-Device-Id"}
 
-func (l *luaFallback) run(ctx *fasthttp.RequestCtx, st *state, d routing.Decision, region conf.RegionID, cached *fallback.Entry) (luaResponse, error) {
-	req := luaRequest{
+func (l *luaFallback) run(ctx *fasthttp.RequestCtx, st *state, d routing.Decision, region conf.RegionID, cached *fallback.Entry) (fallback.Response, error) {
+	req := fallback.Request{
 		Method: string(ctx.Method()),
 		Path:   string(ctx.Path()),
 		Query:  string(ctx.URI().QueryString()),
@@ -212,11 +216,12 @@ func (r *scriptRegistry) get(route string, cfg *conf.FallbackLua) (*luaFallback,
 	if l, ok := r.scripts[key]; ok {
 		return l, nil
 	}
-	script, err := compileLua(cfg.Name, cfg.Code)
+	timeout := cfg.Timeout.Or(50 * time.Millisecond)
+	script, err := fallback.Compile(cfg.Name, cfg.Code, fallback.ScriptOptions{Timeout: timeout})
 	if err != nil {
 		return nil, err
 	}
-	l := &luaFallback{script: script, timeout: cfg.Timeout.Or(50 * time.Millisecond), headers: luaRequestHeaders}
+	l := &luaFallback{script: script, timeout: timeout, headers: luaRequestHeaders}
 	r.scripts[key] = l
 	return l, nil
 }

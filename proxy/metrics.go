@@ -68,6 +68,7 @@ type routeMetrics struct {
 	failovers  *metrics.Counter
 	fallbacks  [4]*metrics.Counter // [fallbackNone..fallbackLua]
 	noUpstream *metrics.Counter
+	luaErrors  *metrics.Counter
 }
 
 // metricsRegistry holds every metric of a Server. Counters are kept across reloads by

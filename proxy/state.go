@@ -81,5 +81,6 @@ func (s *Server) routeMetrics(c *conf.Config, r *conf.Route) *routeMetrics {
 	}
 	m.fallbacks[fallbackNone] = s.metrics.counter(`shiftgate_fallback_misses_total{route=%q}`, r.Name)
 	m.noUpstream = s.metrics.counter(`shiftgate_upstream_errors_total{route=%q}`, r.Name)
+	m.luaErrors = s.metrics.counter(`shiftgate_lua_errors_total{route=%q}`, r.Name)
 	return m
 }

@@ -82,20 +82,21 @@ var errFramingConflict = errors.New("upstream answer has both Content-Length and
 func peekHead(br *bufio.Reader) ([]byte, error) {
 	n := 1
 	for {
-		b, err := br.Peek(n)
-		if i := bytes.Index(b, strCRLFCRLF); i >= 0 {
-			return b[:i+4], nil
-		}
-		if err != nil {
+		if _, err := br.Peek(n); err != nil {
 			if errors.Is(err, bufio.ErrBufferFull) {
 				return nil, nil
 			}
 			return nil, err
 		}
-		n = br.Buffered() + 1
-		if n > br.Size() {
+		// Everything buffered so far: no wait.
+		b, _ := br.Peek(br.Buffered())
+		if i := bytes.Index(b, strCRLFCRLF); i >= 0 {
+			return b[:i+4], nil
+		}
+		if len(b) >= br.Size() {
 			return nil, nil
 		}
+		n = len(b) + 1
 	}
 }
 
