@@ -39,14 +39,19 @@ const usage = `shiftgate moves users from one region to another, live.
   shiftgate route  -config FILE [-json] [-H 'Name: v']... [-ip ADDR] METHOD PATH
                                          explain a decision
   shiftgate bucket -salt S KEY...        print buckets
-  shiftgate split  [-writes P] [-dry-run] ROUTE PERCENT
-  shiftgate rollback [-ramp DURATION] on|off
-  shiftgate status
+  shiftgate split  [-writes P] [-dry-run] [-local] ROUTE PERCENT
+  shiftgate rollback [-ramp DURATION] [-local] on|off
+  shiftgate status [-fleet]
+  shiftgate warm   -config FILE URLS.txt pre-warm the fallback cache through a running gateway
   shiftgate loadtest [flags]             load generator (shiftgate loadtest -h)
   shiftgate backend [flags]              a fixed-body stand-in backend for benches
 
 Admin verbs (split, rollback, status) take -admin URL (default from -config, else
 http://127.0.0.1:9090) and a token from -token-file or $SHIFTGATE_TOKEN.
+In a fleet (fleet.etcd), a split or rollback made on one instance holds on all of them;
+-local changes only that instance while etcd is down (written to etcd when it returns);
+-etcd ENDPOINTS -prefix P writes to etcd directly when no instance answers;
+status -fleet lists the instances and the override revision each serves.
 `
 
 func main() {
@@ -76,6 +81,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdRollback(rest, stdout, stderr)
 	case "status":
 		return cmdStatus(rest, stdout, stderr)
+	case "warm":
+		return cmdWarm(rest, stdout, stderr)
 	case "loadtest":
 		return loadtest.Main(rest, stdout, stderr)
 	case "backend":
@@ -191,6 +198,18 @@ func serve(ctx context.Context, path string, log *slog.Logger, ready chan<- *pro
 		}
 	}()
 
+	// A fleet instance registers itself (under a lease) so that status -fleet lists
+	// it with the revision it serves; it leaves the list on the way out.
+	if es, ok := store.(*conf.EtcdStore); ok {
+		registered := make(chan struct{})
+		go func() { defer close(registered); es.Register(ctx, ln.Addr().String(), aln.Addr().String()) }()
+		defer func() {
+			cancel()
+			<-registered
+			es.Close()
+		}()
+	}
+
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
 	go func() { errc <- srv.ServeAdmin(ctx, aln) }()
@@ -211,8 +230,12 @@ func serve(ctx context.Context, path string, log *slog.Logger, ready chan<- *pro
 }
 
 // openStore returns the override store the config asks for: the state_dir file for a
-// single instance.
+// single instance, etcd for a fleet (mirrored to state_dir, so a restart during an
+// etcd outage serves the last values).
 func openStore(cfg *conf.Config, log *slog.Logger) (conf.OverrideStore, error) {
+	if e := cfg.Fleet.Etcd; e != nil {
+		return conf.NewEtcdStore(e, conf.EtcdOptions{StateDir: cfg.StateDir, Logger: log})
+	}
 	return conf.NewFileStore(cfg.StateDir)
 }
 
@@ -301,6 +324,81 @@ func cmdRoute(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(tw, "region\t%s\n", ex.Region)
 	fmt.Fprintf(tw, "reason\t%s\n", ex.Reason)
 	tw.Flush()
+	return 0
+}
+
+// cmdWarm sends a GET for each path in a file through the running gateway of a
+// config, so that routes with a fallback cache hold those responses before the cutover
+// needs them. Lines are paths ("/api/feed?page=1") or URLs whose path is taken; blank
+// lines and # comments are skipped.
+func cmdWarm(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("warm", stderr)
+	path := fs.String("config", "", "config file of the running gateway")
+	var headers headerFlags
+	fs.Var(&headers, "H", "request header 'Name: value' (repeatable), e.g. a user id for vary")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *path == "" || fs.NArg() != 1 {
+		fmt.Fprintln(stderr, "usage: shiftgate warm -config FILE [-H 'Name: v']... URLS.txt")
+		return 2
+	}
+	cfg, err := conf.LoadFile(*path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	data, err := os.ReadFile(fs.Arg(0))
+	if err != nil {
+		fmt.Fprintln(stderr, "shiftgate warm:", err)
+		return 1
+	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	ok, failed := 0, 0
+	for i, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		target := line
+		if u, err := url.Parse(line); err == nil && u.Scheme != "" {
+			target = u.RequestURI()
+		}
+		if !strings.HasPrefix(target, "/") {
+			fmt.Fprintf(stderr, "%s:%d: want a path or URL, got %q\n", fs.Arg(0), i+1, line)
+			failed++
+			continue
+		}
+		req, err := http.NewRequest("GET", "http://"+cfg.Listen+target, nil)
+		if err != nil {
+			fmt.Fprintf(stderr, "%s:%d: %v\n", fs.Arg(0), i+1, err)
+			failed++
+			continue
+		}
+		for _, h := range headers {
+			if k, v, found := strings.Cut(h, ":"); found {
+				req.Header.Set(strings.TrimSpace(k), strings.TrimSpace(v))
+			}
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", target, err)
+			failed++
+			continue
+		}
+		io.Copy(io.Discard, resp.Body) //nolint:errcheck // only the gateway's copy matters
+		resp.Body.Close()
+		if resp.StatusCode/100 != 2 || resp.Header.Get("X-Shift-Fallback") != "" {
+			fmt.Fprintf(stderr, "%s: %s %s (not cached)\n", target, resp.Status, resp.Header.Get("X-Shift-Fallback"))
+			failed++
+			continue
+		}
+		ok++
+	}
+	fmt.Fprintf(stdout, "warmed %d paths, %d failed\n", ok, failed)
+	if failed > 0 {
+		return 1
+	}
 	return 0
 }
 
@@ -410,20 +508,36 @@ func cmdSplit(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("split", stderr)
 	writes := fs.String("writes", "", "write percent (default: equal to PERCENT)")
 	dry := fs.Bool("dry-run", false, "print what the change would do, change nothing")
+	local := fs.Bool("local", false, "while the fleet's etcd is down: change this instance only (written to etcd when it returns)")
 	client := adminFlags(fs)
+	direct := etcdFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if fs.NArg() != 2 {
-		fmt.Fprintln(stderr, "usage: shiftgate split [-writes P] [-dry-run] ROUTE PERCENT")
+		fmt.Fprintln(stderr, "usage: shiftgate split [-writes P] [-dry-run] [-local] ROUTE PERCENT")
 		return 2
+	}
+	if store, err := direct(); err != nil || store != nil {
+		if err == nil && (*dry || *local) {
+			err = errors.New("-dry-run and -local need an instance's admin API, not -etcd")
+		}
+		if err == nil {
+			defer store.Close()
+			err = splitDirect(store, fs.Arg(0), fs.Arg(1), *writes, stdout)
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "shiftgate split:", err)
+			return 1
+		}
+		return 0
 	}
 	c, err := client()
 	if err != nil {
 		fmt.Fprintln(stderr, "shiftgate split:", err)
 		return 1
 	}
-	req := proxy.SplitRequest{Percent: json.Number(fs.Arg(1)), DryRun: *dry}
+	req := proxy.SplitRequest{Percent: json.Number(fs.Arg(1)), DryRun: *dry, Local: *local}
 	if *writes != "" {
 		w := json.Number(*writes)
 		req.WritePercent = &w
@@ -442,26 +556,45 @@ func cmdSplit(args []string, stdout, stderr io.Writer) int {
 	if len(res.SampleKeys) > 0 {
 		fmt.Fprintf(stdout, "sample keys that move: %s\n", strings.Join(res.SampleKeys, ", "))
 	}
+	if res.Local {
+		fmt.Fprintln(stdout, localNote)
+	}
 	return 0
 }
 
 func cmdRollback(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("rollback", stderr)
 	ramp := fs.String("ramp", "", "with off: bring the split back linearly over this duration (e.g. 10m)")
+	local := fs.Bool("local", false, "while the fleet's etcd is down: change this instance only (written to etcd when it returns)")
 	client := adminFlags(fs)
+	direct := etcdFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if fs.NArg() != 1 || (fs.Arg(0) != "on" && fs.Arg(0) != "off") {
-		fmt.Fprintln(stderr, "usage: shiftgate rollback [-ramp DURATION] on|off")
+		fmt.Fprintln(stderr, "usage: shiftgate rollback [-ramp DURATION] [-local] on|off")
 		return 2
+	}
+	if store, err := direct(); err != nil || store != nil {
+		if err == nil && *local {
+			err = errors.New("-local needs an instance's admin API, not -etcd")
+		}
+		if err == nil {
+			defer store.Close()
+			err = rollbackDirect(store, fs.Arg(0) == "on", *ramp, stdout)
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "shiftgate rollback:", err)
+			return 1
+		}
+		return 0
 	}
 	c, err := client()
 	if err != nil {
 		fmt.Fprintln(stderr, "shiftgate rollback:", err)
 		return 1
 	}
-	req := proxy.RollbackRequest{On: fs.Arg(0) == "on", Ramp: *ramp}
+	req := proxy.RollbackRequest{On: fs.Arg(0) == "on", Ramp: *ramp, Local: *local}
 	var res map[string]any
 	if err := c.do("POST", "/v1/rollback", req, &res); err != nil {
 		fmt.Fprintln(stderr, "shiftgate rollback:", err)
@@ -474,20 +607,47 @@ func cmdRollback(args []string, stdout, stderr io.Writer) int {
 	} else {
 		fmt.Fprintln(stdout, "rollback OFF: the split is back in effect")
 	}
+	if req.Local {
+		fmt.Fprintln(stdout, localNote)
+	}
 	return 0
 }
 
 func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("status", stderr)
 	asJSON := fs.Bool("json", false, "print the raw JSON")
+	fleet := fs.Bool("fleet", false, "list the fleet's instances and the override revision each serves")
 	client := adminFlags(fs)
+	direct := etcdFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	store, err := direct()
+	if err != nil {
+		fmt.Fprintln(stderr, "shiftgate status:", err)
+		return 1
+	}
+	if store != nil {
+		defer store.Close()
+		*fleet = true
 	}
 	c, err := client()
 	if err != nil {
 		fmt.Fprintln(stderr, "shiftgate status:", err)
 		return 1
+	}
+	if *fleet {
+		fl, err := fleetStatus(store, c)
+		if err != nil {
+			fmt.Fprintln(stderr, "shiftgate status -fleet:", err)
+			return 1
+		}
+		if *asJSON {
+			printFleetJSON(fl, stdout)
+		} else {
+			printFleet(fl, time.Now(), stdout)
+		}
+		return 0
 	}
 	var st proxy.Status
 	if err := c.do("GET", "/v1/status", nil, &st); err != nil {
@@ -505,8 +665,20 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	} else if st.Rollback.Ramping {
 		roll = "off, ramping back until " + st.Rollback.RampUntil.Format(time.RFC3339)
 	}
-	fmt.Fprintf(stdout, "config %s (version %d, hash %s)\noverrides: %s, revision %d\nrollback: %s\n\n",
+	fmt.Fprintf(stdout, "config %s (version %d, hash %s)\noverrides: %s, revision %d\nrollback: %s\n",
 		st.ConfigFile, st.Version, st.ConfigHash, st.Store, st.Revision, roll)
+	if !st.StoreUp {
+		fmt.Fprintf(stdout, "override store DOWN: %s\n  serving the last known overrides (revision %d); fleet writes are refused, -local writes change this instance only\n",
+			st.StoreError, st.AppliedRevision)
+	}
+	if len(st.PendingLocal) > 0 {
+		fmt.Fprintf(stdout, "LOCAL CHANGE PENDING (not in the fleet store yet): %s\n", strings.Join(st.PendingLocal, ", "))
+	}
+	if r := st.LastReconciled; r != nil {
+		fmt.Fprintf(stdout, "local change made %s reconciled into the store at %s (revision %d): %s\n",
+			r.LocalAt.Format(time.RFC3339), r.At.Format(time.RFC3339), r.Revision, strings.Join(r.Keys, ", "))
+	}
+	fmt.Fprintln(stdout)
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ROUTE\tFROM->TO\tFILE\tOVERRIDE\tIN EFFECT\tBREAKERS")
 	for _, r := range st.Routes {
@@ -524,3 +696,6 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	tw.Flush()
 	return 0
 }
+
+// localNote is printed after a -local write.
+const localNote = "LOCAL: this instance only; other instances keep their values until etcd returns, when this change is written to the fleet"

@@ -75,6 +75,7 @@ routes:
     percent: 25
     write_percent: 5
     force: { cloud: ["u-qa-1"] }
+    fallback: { cache: { ttl: 1m } }
   - name: default
     match: { path_prefix: / }
     percent: 0
@@ -230,5 +231,33 @@ func TestServeRefusesBrokenFile(t *testing.T) {
 	err := serve(context.Background(), s.path, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	if err == nil || !strings.Contains(err.Error(), "routes[0].percent") {
 		t.Fatalf("serve on a broken file: %v", err)
+	}
+}
+
+// TestWarm fills the fallback cache through a running gateway, then serves it with
+// every region down.
+func TestWarm(t *testing.T) {
+	s := startServe(t)
+	list := filepath.Join(t.TempDir(), "urls.txt")
+	os.WriteFile(list, []byte("# feed pages\n/api/feed?page=1\nhttp://example.com/api/feed?page=2\n\n"), 0o644)
+	code, out, errs := runCLI("warm", "-config", s.path, list)
+	if code != 0 || !strings.Contains(out, "warmed 2 paths, 0 failed") {
+		t.Fatalf("warm: %d %q %q", code, out, errs)
+	}
+	s.idc.Close()
+	s.cloud.Close()
+	c := &fasthttp.HostClient{Addr: s.listen}
+	for _, p := range []string{"/api/feed?page=1", "/api/feed?page=2"} {
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		req.SetRequestURI("http://gw" + p)
+		if err := c.DoTimeout(req, resp, 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode() != 200 || string(resp.Header.Peek("X-Shift-Fallback")) != "cache" {
+			t.Errorf("%s with regions down: %d %q", p, resp.StatusCode(), resp.Header.Peek("X-Shift-Fallback"))
+		}
+	}
+	if code, _, _ := runCLI("warm", "-config", s.path, list); code != 1 {
+		t.Error("warm with regions down should report failures")
 	}
 }
