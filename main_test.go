@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -259,5 +260,38 @@ func TestWarm(t *testing.T) {
 	}
 	if code, _, _ := runCLI("warm", "-config", s.path, list); code != 1 {
 		t.Error("warm with regions down should report failures")
+	}
+}
+
+func TestCheckAgainst(t *testing.T) {
+	s := startServe(t)
+	b, _ := os.ReadFile(s.path)
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte(text), 0o644)
+		return p
+	}
+	up := write("up.yaml", strings.Replace(string(b), "percent: 25", "percent: 50", 1))
+	code, out, errs := runCLI("check", "-config", up, "-against", "http://"+s.admin)
+	if code != 0 || !regexp.MustCompile(`feed\s+25%\s+50%\s+25.00%\s+0.00%`).MatchString(out) {
+		t.Fatalf("check -against, raise: %d\n%s%s", code, out, errs)
+	}
+	salt := write("salt.yaml", strings.Replace(string(b), "salt: cutover-2026", "salt: other", 1))
+	code, out, _ = runCLI("check", "-config", salt, "-against", "http://"+s.admin)
+	if code != 1 || !strings.Contains(out, "refused without force_reshuffle") {
+		t.Fatalf("check -against, new salt: %d\n%s", code, out)
+	}
+	// About 25 % × 75 % of users move each way under a new salt.
+	var fwd, back float64
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "feed") {
+			f := strings.Fields(line)
+			fmt.Sscanf(f[3], "%f%%", &fwd)
+			fmt.Sscanf(f[4], "%f%%", &back)
+		}
+	}
+	if fwd < 17 || fwd > 20.5 || back < 17 || back > 20.5 {
+		t.Errorf("new salt moves %.2f%% forward and %.2f%% back, want about 18.75%% each", fwd, back)
 	}
 }
