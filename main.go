@@ -27,6 +27,7 @@ import (
 	"github.com/shiftgate/shiftgate/conf"
 	"github.com/shiftgate/shiftgate/loadtest"
 	"github.com/shiftgate/shiftgate/loadtest/demo"
+	"github.com/shiftgate/shiftgate/loadtest/drill"
 	"github.com/shiftgate/shiftgate/proxy"
 	"github.com/shiftgate/shiftgate/routing"
 )
@@ -44,6 +45,7 @@ const usage = `shiftgate moves users from one region to another, live.
   shiftgate status [-fleet]
   shiftgate warm   -config FILE URLS.txt pre-warm the fallback cache through a running gateway
   shiftgate loadtest [flags]             load generator (shiftgate loadtest -h)
+  shiftgate loadtest -drill [flags]      cutover rehearsal: ramp, reload storm, rollback, region kill
   shiftgate backend [flags]              a fixed-body stand-in backend for benches
 
 Admin verbs (split, rollback, status) take -admin URL (default from -config, else
@@ -84,6 +86,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "warm":
 		return cmdWarm(rest, stdout, stderr)
 	case "loadtest":
+		for i, a := range rest {
+			if a == "-drill" || a == "--drill" {
+				return drill.Main(append(append([]string(nil), rest[:i]...), rest[i+1:]...), stdout, stderr)
+			}
+		}
 		return loadtest.Main(rest, stdout, stderr)
 	case "backend":
 		return loadtest.BackendMain(rest, stdout, stderr)
