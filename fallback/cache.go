@@ -278,10 +278,12 @@ func (c *Cache) WantRefresh(key []byte, now time.Time) bool {
 // Put stores a copy of e under a copy of key, replacing any entry for key, and evicts
 // least recently used entries to stay under MaxBytes. A zero e.Stored is set to the
 // cache's clock. Put reports false, storing nothing, when the entry is larger than
-// MaxEntryBytes. The caller keeps ownership of key and e.
+// MaxEntryBytes, its Status is not an HTTP status (100..599) or it has more than 1024
+// headers (such entries could not be persisted). The caller keeps ownership of key
+// and e.
 func (c *Cache) Put(key []byte, e Entry) bool {
 	size := e.Size(key)
-	if size > c.maxEntry.Load() {
+	if size > c.maxEntry.Load() || e.Status < 100 || e.Status > 599 || len(e.Header) > maxHeaders {
 		return false
 	}
 	stored := e.clone(c.now())

@@ -105,6 +105,27 @@ func TestCacheLRU(t *testing.T) {
 	}
 }
 
+func TestCachePutRefusesUnpersistable(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		e    Entry
+		want bool
+	}{
+		{"ok", Entry{Status: 200}, true},
+		{"status zero", Entry{}, false},
+		{"status 99", Entry{Status: 99}, false},
+		{"status 600", Entry{Status: 600}, false},
+		{"1024 headers", Entry{Status: 200, Header: make([][2]string, maxHeaders)}, true},
+		{"1025 headers", Entry{Status: 200, Header: make([][2]string, maxHeaders+1)}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := NewCache(CacheConfig{}).Put([]byte("k"), tc.e); got != tc.want {
+				t.Fatalf("Put = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
 func TestCacheEntryBound(t *testing.T) {
 	for _, tc := range []struct {
 		name string
