@@ -1,0 +1,545 @@
+package conf
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	grpcbackoff "google.golang.org/grpc/backoff"
+)
+
+// reconnectMax bounds the wait between attempts to reach an etcd that is down, and so
+// how long after its return the fleet notices.
+const reconnectMax = 500 * time.Millisecond
+
+// EtcdOptions are the parts of an EtcdStore that do not come from the config's
+// fleet.etcd section. The zero value keeps no mirror and logs to slog.Default().
+type EtcdOptions struct {
+	// StateDir holds the mirror of the last applied overrides (overrides.json, the
+	// FileStore format) and any local change not yet in etcd. "" keeps neither, for
+	// a command line that writes to etcd directly.
+	StateDir string
+	// Logger receives the store's logs; nil logs to slog.Default().
+	Logger *slog.Logger
+	// ProbeEvery is how often Watch checks that etcd answers (default 500ms).
+	ProbeEvery time.Duration
+}
+
+// EtcdStore keeps a fleet's overrides in etcd, one key per override under the
+// config's prefix, so that every instance serves the same split within a second.
+//
+// It never makes serving depend on etcd: every applied value is mirrored to state_dir,
+// Load falls back to the mirror when etcd does not answer within dial_timeout, and
+// while etcd is away the last values keep serving. Fleet writes (Update) then fail
+// with ErrStoreDown; UpdateLocal changes this instance only and the change is written
+// to etcd, loudly, when it returns.
+//
+// Its methods are safe for concurrent use. Build it with NewEtcdStore; Close it.
+type EtcdStore struct {
+	cfg        Etcd
+	endpoints  string
+	log        *slog.Logger
+	mirror     *FileStore // nil without a state dir
+	pendPath   string
+	timeout    time.Duration
+	probeEvery time.Duration
+
+	cliMu  sync.Mutex
+	cli    *clientv3.Client
+	closed bool
+
+	// deliverMu orders hand-outs of overrides (watch applies, writes' results) and
+	// mirror writes, so an older value never overtakes a newer one.
+	deliverMu sync.Mutex
+
+	mu           sync.Mutex
+	kv           map[string]kvEntry // the override keys, relative to prefix+overrides/
+	kvRev        int64              // the etcd revision kv is complete up to
+	rev          int64              // override revision of kv (its newest change)
+	pending      *pendingLocal
+	health       StoreHealth
+	delivered    []byte // JSON of the overrides last handed out
+	deliveredRev int64
+	instance     string // the registered name, for audit records
+
+	upSignal      chan struct{} // the store came back (probe): re-list
+	appliedSignal chan struct{} // overrides were applied: refresh the registration
+}
+
+// NewEtcdStore returns a store for the etcd cluster e describes. It does not wait for
+// etcd: a store whose cluster is down works from its mirror until it comes back.
+func NewEtcdStore(e *Etcd, opt EtcdOptions) (*EtcdStore, error) {
+	if e == nil || len(e.Endpoints) == 0 {
+		return nil, errors.New("fleet.etcd: no endpoints")
+	}
+	s := &EtcdStore{
+		cfg:           *e,
+		endpoints:     strings.Join(e.Endpoints, ","),
+		log:           opt.Logger,
+		timeout:       e.DialTimeout.Or(2 * time.Second),
+		probeEvery:    opt.ProbeEvery,
+		instance:      e.Instance,
+		kv:            map[string]kvEntry{},
+		upSignal:      make(chan struct{}, 1),
+		appliedSignal: make(chan struct{}, 1),
+	}
+	if !strings.HasSuffix(s.cfg.Prefix, "/") {
+		s.cfg.Prefix += "/"
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.probeEvery <= 0 {
+		s.probeEvery = 500 * time.Millisecond
+	}
+	if opt.StateDir != "" {
+		fs, err := NewFileStore(opt.StateDir)
+		if err != nil {
+			return nil, err
+		}
+		s.mirror = fs
+		s.pendPath = filepath.Join(opt.StateDir, pendingFile)
+	}
+	// Check the files now so that a typo fails at start, not at the first dial.
+	if _, err := s.clientConfig(); err != nil {
+		return nil, err
+	}
+	s.health.Error = "not contacted yet"
+	return s, nil
+}
+
+func (s *EtcdStore) clientConfig() (clientv3.Config, error) {
+	c := clientv3.Config{
+		Endpoints:            s.cfg.Endpoints,
+		DialTimeout:          s.timeout,
+		DialKeepAliveTime:    5 * time.Second,
+		DialKeepAliveTimeout: 2 * time.Second,
+		Username:             s.cfg.Username,
+		Logger:               zap.NewNop(), // failures are reported through our own log and health
+		// gRPC's default reconnect backoff grows to two minutes: after a long outage
+		// the fleet would catch up long after etcd returned. Retrying a refused
+		// connection twice a second costs nothing.
+		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           grpcbackoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: reconnectMax},
+			MinConnectTimeout: s.timeout,
+		})},
+	}
+	if s.cfg.PasswordFile != "" {
+		b, err := os.ReadFile(s.cfg.PasswordFile)
+		if err != nil {
+			return c, fmt.Errorf("fleet.etcd.password_file: %w", err)
+		}
+		c.Password = strings.TrimSpace(string(b))
+	}
+	if s.cfg.CAFile == "" && s.cfg.CertFile == "" && s.cfg.KeyFile == "" {
+		return c, nil
+	}
+	t := &tls.Config{MinVersion: tls.VersionTLS12}
+	if s.cfg.CAFile != "" {
+		b, err := os.ReadFile(s.cfg.CAFile)
+		if err != nil {
+			return c, fmt.Errorf("fleet.etcd.ca_file: %w", err)
+		}
+		t.RootCAs = x509.NewCertPool()
+		if !t.RootCAs.AppendCertsFromPEM(b) {
+			return c, fmt.Errorf("fleet.etcd.ca_file %s: no PEM certificate in it", s.cfg.CAFile)
+		}
+	}
+	if s.cfg.CertFile != "" || s.cfg.KeyFile != "" {
+		cert, err := tls.LoadX509KeyPair(s.cfg.CertFile, s.cfg.KeyFile)
+		if err != nil {
+			return c, fmt.Errorf("fleet.etcd.cert_file/key_file: %w", err)
+		}
+		t.Certificates = []tls.Certificate{cert}
+	}
+	c.TLS = t
+	return c, nil
+}
+
+// client returns the etcd client, creating it on first use. Creation fails only when
+// it must talk to etcd (to authenticate) and cannot; it is tried again next time.
+func (s *EtcdStore) client() (*clientv3.Client, error) {
+	s.cliMu.Lock()
+	defer s.cliMu.Unlock()
+	if s.cli != nil {
+		return s.cli, nil
+	}
+	if s.closed {
+		return nil, errors.New("override store closed")
+	}
+	c, err := s.clientConfig()
+	if err != nil {
+		return nil, err
+	}
+	cli, err := clientv3.New(c)
+	if err != nil {
+		return nil, err
+	}
+	s.cli = cli
+	return cli, nil
+}
+
+// Close releases the connection to etcd. The store must not be used after.
+func (s *EtcdStore) Close() error {
+	s.cliMu.Lock()
+	defer s.cliMu.Unlock()
+	s.closed = true
+	if s.cli == nil {
+		return nil
+	}
+	err := s.cli.Close()
+	s.cli = nil
+	return err
+}
+
+// Describe implements OverrideStore.
+func (s *EtcdStore) Describe() string { return "etcd " + s.endpoints + " " + s.cfg.Prefix }
+
+// Prefix is the key prefix of the fleet, ending in "/".
+func (s *EtcdStore) Prefix() string { return s.cfg.Prefix }
+
+// Health implements HealthReporter.
+func (s *EtcdStore) Health() StoreHealth {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h := s.health
+	h.StoreRevision = s.rev
+	if s.pending != nil {
+		h.PendingLocal = s.pending.keys()
+	}
+	if h.LastReconciled != nil {
+		r := *h.LastReconciled
+		h.LastReconciled = &r
+	}
+	return h
+}
+
+func (s *EtcdStore) markUp() (changed bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.health.Up {
+		s.health.Up, s.health.Error, s.health.Since = true, "", time.Now().UTC()
+		changed = true
+	}
+	if changed {
+		s.log.Info("override store is up", "store", s.Describe())
+	}
+	return changed
+}
+
+func (s *EtcdStore) markDown(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	was := s.health.Up
+	s.health.Up, s.health.Error = false, err.Error()
+	if was || s.health.Since.IsZero() {
+		s.health.Since = time.Now().UTC()
+		s.log.Error("override store is DOWN: serving the last known overrides; fleet writes are refused",
+			"store", s.Describe(), "err", err.Error(), "revision", s.rev)
+	}
+}
+
+// downError wraps err as the refusal of a fleet write. A caller that gave up (its
+// request ended) says nothing about etcd's health.
+func (s *EtcdStore) downError(err error) error {
+	if !errors.Is(err, context.Canceled) {
+		s.markDown(err)
+	}
+	return fmt.Errorf("%w (etcd %s: %v): nothing was changed; to change this instance only until etcd returns, write with -local",
+		ErrStoreDown, s.endpoints, err)
+}
+
+func (s *EtcdStore) ctx(parent context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(parent, s.timeout)
+}
+
+// list reads every override key.
+func (s *EtcdStore) list(ctx context.Context, cli *clientv3.Client) (map[string]kvEntry, int64, error) {
+	rctx, cancel := s.ctx(ctx)
+	defer cancel()
+	resp, err := cli.Get(rctx, s.cfg.Prefix+keyOverrides, clientv3.WithPrefix())
+	if err != nil {
+		return nil, 0, err
+	}
+	kv := make(map[string]kvEntry, len(resp.Kvs))
+	for _, e := range resp.Kvs {
+		kv[strings.TrimPrefix(string(e.Key), s.cfg.Prefix+keyOverrides)] = kvEntry{val: e.Value, mod: e.ModRevision}
+	}
+	return kv, resp.Header.Revision, nil
+}
+
+// effectiveLocked is the overrides this instance serves: the store's keys with any
+// local change on top. s.mu is held.
+func (s *EtcdStore) effectiveLocked() Overrides {
+	kv := s.kv
+	if s.pending != nil {
+		kv = s.pending.overlay(kv)
+	}
+	o, errs := decodeOverrides(kv)
+	for _, err := range errs {
+		s.log.Error("override key ignored: its value does not decode", "err", err.Error())
+	}
+	o.Revision = s.rev
+	return o
+}
+
+// Load implements OverrideStore: it lists the overrides in etcd, or, when etcd does
+// not answer within dial_timeout, returns the mirror in state_dir (and reports the
+// store down) so that the gateway starts and serves on its last values.
+func (s *EtcdStore) Load() (Overrides, error) {
+	pend, err := s.loadPending()
+	if err != nil {
+		return Overrides{}, err
+	}
+	s.mu.Lock()
+	s.pending = pend
+	s.mu.Unlock()
+	cli, err := s.client()
+	var kv map[string]kvEntry
+	var at int64
+	if err == nil {
+		kv, at, err = s.list(context.Background(), cli)
+	}
+	if err != nil {
+		s.markDown(err)
+		var o Overrides
+		if s.mirror != nil {
+			if o, err = s.mirror.Load(); err != nil {
+				return o, fmt.Errorf("etcd unreachable and the mirror does not load: %w", err)
+			}
+		}
+		s.log.Warn("override store unreachable at start: serving the mirror of the last applied overrides",
+			"store", s.Describe(), "revision", o.Revision, "routes", len(o.Routes), "rollback", o.Rollback.On)
+		s.mu.Lock()
+		s.kv, s.rev = fromOverrides(o), o.Revision
+		s.mu.Unlock()
+		s.handOut(o)
+		return o, nil
+	}
+	s.markUp()
+	s.mu.Lock()
+	s.kv, s.kvRev, s.rev = kv, at, maxMod(kv)
+	o := s.effectiveLocked()
+	s.mu.Unlock()
+	s.handOut(o)
+	s.saveMirror(o)
+	return o, nil
+}
+
+// fromOverrides seeds the key view from a mirror, for a start during an outage.
+func fromOverrides(o Overrides) map[string]kvEntry {
+	kv := map[string]kvEntry{}
+	for k, v := range encodeOverrides(o) {
+		kv[k] = kvEntry{val: v}
+	}
+	return kv
+}
+
+// handOut records o as the overrides this instance serves (a caller applies it).
+func (s *EtcdStore) handOut(o Overrides) {
+	s.handOutAt(o, false)
+}
+
+// handOutAt is handOut; listed marks a full listing, which is authoritative even when
+// its revision is lower than before (a cluster restored from a backup).
+func (s *EtcdStore) handOutAt(o Overrides, listed bool) {
+	b, _ := json.Marshal(o)
+	s.mu.Lock()
+	s.delivered, s.deliveredRev = b, max(s.deliveredRev, o.Revision)
+	if listed {
+		s.deliveredRev = o.Revision
+	}
+	s.health.AppliedRevision = o.Revision
+	s.mu.Unlock()
+	select {
+	case s.appliedSignal <- struct{}{}:
+	default:
+	}
+}
+
+func (s *EtcdStore) saveMirror(o Overrides) {
+	if s.mirror == nil {
+		return
+	}
+	if err := s.mirror.Save(o); err != nil {
+		s.log.Error("override mirror not written: a restart during an etcd outage would serve older values",
+			"err", err.Error())
+	}
+}
+
+// maxWriteTries bounds the retries of a write that lost a race with another writer.
+const maxWriteTries = 10
+
+// Update implements OverrideStore: it reads the overrides, applies change and writes
+// every changed key in one transaction, guarded by the revision of the last change so
+// that concurrent writers retry instead of overwriting each other. With etcd down it
+// changes nothing and returns an error wrapping ErrStoreDown.
+func (s *EtcdStore) Update(ctx context.Context, change func(*Overrides) error) (Overrides, error) {
+	cli, err := s.client()
+	if err != nil {
+		return s.current(), s.downError(err)
+	}
+	if err := s.reconcile(ctx, cli); err != nil {
+		return s.current(), s.downError(err)
+	}
+	for try := 1; try <= maxWriteTries; try++ {
+		kv, _, err := s.list(ctx, cli)
+		if err != nil {
+			return s.current(), s.downError(err)
+		}
+		cur, _ := decodeOverrides(kv)
+		cur.Revision = maxMod(kv)
+		next := cur.Clone()
+		if err := change(&next); err != nil {
+			return cur, err
+		}
+		puts, dels := diffOverrides(cur, next)
+		keys := changedKeys(puts, dels)
+		if len(keys) == 0 {
+			return cur, nil
+		}
+		rec := lastChange{Who: whoChanged(next, keys), At: time.Now().UTC(), Instance: s.instanceName(), Keys: keys}
+		rev, ok, whole, err := s.commit(ctx, cli, kv, puts, dels, rec, true)
+		if err != nil {
+			if errors.Is(err, errPartial) {
+				return cur, err
+			}
+			return cur, s.downError(err)
+		}
+		if !ok {
+			backoff(ctx, try) // another writer came first: read again
+			continue
+		}
+		s.markUp()
+		next.Revision = rev
+		s.deliverMu.Lock()
+		s.mu.Lock()
+		for k, v := range puts {
+			kv[k] = kvEntry{val: v, mod: rev}
+		}
+		for _, k := range dels {
+			delete(kv, k)
+		}
+		kv[keyLastChange] = kvEntry{mod: rev}
+		// The watch brings the same keys; taking them now makes status right at once.
+		// A change written in parts may have let another writer in between: then
+		// only the watch knows the whole story.
+		if whole && rev > s.kvRev {
+			s.kv, s.kvRev, s.rev = kv, rev, rev
+		}
+		s.mu.Unlock()
+		s.handOut(next)
+		s.saveMirror(next)
+		s.deliverMu.Unlock()
+		s.log.Info("override change written to the fleet", "store", s.Describe(), "revision", rev, "keys", len(keys), "who", rec.Who)
+		return next, nil
+	}
+	return s.current(), fmt.Errorf("override change not written: %d other writers came first, try again", maxWriteTries)
+}
+
+// commit writes puts and dels and the last-change record in one transaction. With
+// guard, it succeeds only if no key it read in kv changed since (ok false otherwise).
+// When etcd refuses a transaction that large (its --max-txn-ops, 128 by default) it
+// writes the change in parts, in order, and whole is false.
+func (s *EtcdStore) commit(ctx context.Context, cli *clientv3.Client, kv map[string]kvEntry,
+	puts map[string][]byte, dels []string, rec lastChange, guard bool) (rev int64, ok, whole bool, err error) {
+	p := s.cfg.Prefix + keyOverrides
+	var cmps []clientv3.Cmp
+	if guard {
+		// Every change writes last-change, so one comparison catches any writer;
+		// the changed keys are compared too, against a hand edit.
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(p+keyLastChange), "=", kv[keyLastChange].mod))
+	}
+	ops := make([]clientv3.Op, 0, len(puts)+len(dels)+1)
+	for _, k := range changedKeys(puts, dels) {
+		if guard && len(cmps) < maxGuardedKeys {
+			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(p+k), "=", kv[k].mod))
+		}
+		if v, put := puts[k]; put {
+			ops = append(ops, clientv3.OpPut(p+k, string(v)))
+		} else {
+			ops = append(ops, clientv3.OpDelete(p+k))
+		}
+	}
+	b, _ := json.Marshal(rec)
+	ops = append(ops, clientv3.OpPut(p+keyLastChange, string(b)))
+	rev, ok, err = s.txn(ctx, cli, cmps, ops)
+	if !errors.Is(err, rpctypes.ErrTooManyOps) {
+		return rev, ok, true, err
+	}
+	s.log.Warn("etcd refused this change as one transaction (its --max-txn-ops is too low): writing it in parts, which other instances may apply a moment apart; run etcd with --max-txn-ops above the number of routes + 2",
+		"keys", len(ops))
+	for i := 0; i < len(ops); i += txnPart {
+		part := ops[i:min(i+txnPart, len(ops))]
+		var pc []clientv3.Cmp
+		if i == 0 && guard {
+			pc = cmps[:1]
+		}
+		rev, ok, err = s.txn(ctx, cli, pc, part)
+		if err != nil || !ok {
+			if i > 0 {
+				return rev, ok, false, fmt.Errorf("%w: %d of %d keys were written before: %v; make the change again", errPartial, i, len(ops)-1, err)
+			}
+			return rev, ok, false, err
+		}
+	}
+	return rev, true, false, nil
+}
+
+// txnPart is the size of the parts of a change too large for one transaction.
+const txnPart = 100
+
+// errPartial is wrapped by the error of a change written in parts that failed midway.
+var errPartial = errors.New("override change written only in part")
+
+func (s *EtcdStore) txn(ctx context.Context, cli *clientv3.Client, cmps []clientv3.Cmp, ops []clientv3.Op) (int64, bool, error) {
+	rctx, cancel := s.ctx(ctx)
+	defer cancel()
+	resp, err := cli.Txn(rctx).If(cmps...).Then(ops...).Commit()
+	if err != nil {
+		return 0, false, err
+	}
+	return resp.Header.Revision, resp.Succeeded, nil
+}
+
+// backoff waits before a write's next try, growing and jittered so that writers that
+// collided spread out.
+func backoff(ctx context.Context, try int) {
+	d := time.Duration(rand.Int64N(int64(5*time.Millisecond) << min(try, 6)))
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+// maxGuardedKeys caps the comparisons of one transaction well under etcd's default
+// --max-txn-ops (128); the last-change comparison guards the rest.
+const maxGuardedKeys = 64
+
+// current returns the overrides this instance serves.
+func (s *EtcdStore) current() Overrides {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.effectiveLocked()
+}
+
+// equalDelivered reports whether o encodes to b, the value handed out last.
+func equalDelivered(o Overrides, b []byte) bool {
+	ob, _ := json.Marshal(o)
+	return bytes.Equal(ob, b)
+}

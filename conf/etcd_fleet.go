@@ -1,0 +1,158 @@
+package conf
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// InstanceTTL is the lease of an instance's registration: an instance that stops
+// without saying so leaves the fleet list this long after.
+const InstanceTTL = 5 * time.Second
+
+// registerEvery bounds how often a registration is rewritten (at most 5 a second),
+// however fast overrides change.
+const registerEvery = 200 * time.Millisecond
+
+// InstanceName is the name an instance registers under: fleet.etcd.instance, else the
+// host name and the listen port.
+func (s *EtcdStore) InstanceName(listen string) string {
+	if s.cfg.Instance != "" {
+		return s.cfg.Instance
+	}
+	host, _ := os.Hostname()
+	_, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		port = listen
+	}
+	return host + ":" + port
+}
+
+func (s *EtcdStore) instanceName() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.instance
+}
+
+// Register keeps this instance in the fleet list (instances/NAME under a lease of
+// InstanceTTL) until ctx ends, then removes it. The entry carries the listen and admin
+// addresses and the override revision applied, rewritten after each apply (at most 5
+// times a second). Across an etcd outage it keeps trying and registers again when etcd
+// returns. It returns when ctx ends.
+func (s *EtcdStore) Register(ctx context.Context, listen, admin string) {
+	name := s.InstanceName(listen)
+	s.mu.Lock()
+	if s.instance == "" {
+		s.instance = name
+	}
+	s.mu.Unlock()
+	inst := Instance{Instance: name, Listen: listen, Admin: admin, Started: time.Now().UTC()}
+	key := s.cfg.Prefix + keyInstances + name
+	for ctx.Err() == nil {
+		err := s.registerOnce(ctx, key, inst)
+		if ctx.Err() != nil {
+			return
+		}
+		s.log.Debug("fleet registration lost; registering again", "instance", name, "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(s.probeEvery):
+		}
+	}
+}
+
+func (s *EtcdStore) registerOnce(ctx context.Context, key string, inst Instance) error {
+	cli, err := s.client()
+	if err != nil {
+		return err
+	}
+	rctx, cancel := s.ctx(ctx)
+	lease, err := cli.Grant(rctx, int64(InstanceTTL/time.Second))
+	cancel()
+	if err != nil {
+		return err
+	}
+	defer func() {
+		// Leave the list at once on a clean stop rather than after the TTL.
+		rctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		cli.Revoke(rctx, lease.ID) //nolint:errcheck // the lease expires anyway
+		cancel()
+	}()
+	put := func() error {
+		h := s.Health()
+		inst.AppliedRevision, inst.PendingLocal, inst.Updated = h.AppliedRevision, len(h.PendingLocal) > 0, time.Now().UTC()
+		b, _ := json.Marshal(inst)
+		rctx, cancel := s.ctx(ctx)
+		defer cancel()
+		_, err := cli.Put(rctx, key, string(b), clientv3.WithLease(lease.ID))
+		return err
+	}
+	if err := put(); err != nil {
+		return err
+	}
+	kctx, kcancel := context.WithCancel(ctx)
+	defer kcancel()
+	ka, err := cli.KeepAlive(kctx, lease.ID)
+	if err != nil {
+		return err
+	}
+	tick := time.NewTicker(registerEvery)
+	defer tick.Stop()
+	dirty := false
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case _, ok := <-ka:
+			if !ok {
+				return errors.New("lease keep-alive ended")
+			}
+		case <-s.appliedSignal:
+			dirty = true
+		case <-tick.C:
+			if dirty {
+				// A failed write (etcd away) stays dirty and is tried next tick.
+				dirty = put() != nil
+			}
+		}
+	}
+}
+
+// Fleet implements FleetLister: the registered instances (sorted by name) and the
+// newest override revision, read from etcd in one transaction.
+func (s *EtcdStore) Fleet(ctx context.Context) (FleetStatus, error) {
+	out := FleetStatus{Store: s.Describe()}
+	cli, err := s.client()
+	if err != nil {
+		return out, s.downError(err)
+	}
+	rctx, cancel := s.ctx(ctx)
+	defer cancel()
+	resp, err := cli.Txn(rctx).Then(
+		clientv3.OpGet(s.cfg.Prefix+keyInstances, clientv3.WithPrefix()),
+		clientv3.OpGet(s.cfg.Prefix+keyOverrides, clientv3.WithPrefix(), clientv3.WithKeysOnly()),
+	).Commit()
+	if err != nil {
+		return out, s.downError(err)
+	}
+	for _, kv := range resp.Responses[0].GetResponseRange().Kvs {
+		var i Instance
+		if json.Unmarshal(kv.Value, &i) != nil {
+			i.Instance = strings.TrimPrefix(string(kv.Key), s.cfg.Prefix+keyInstances) + " (unreadable entry)"
+		}
+		out.Instances = append(out.Instances, i)
+	}
+	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
+		out.OverrideRevision = max(out.OverrideRevision, kv.ModRevision)
+	}
+	slices.SortFunc(out.Instances, func(a, b Instance) int { return strings.Compare(a.Instance, b.Instance) })
+	return out, nil
+}

@@ -1,0 +1,166 @@
+package conf
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+)
+
+func TestEncodeDecodeOverrides(t *testing.T) {
+	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	cases := []struct {
+		name string
+		in   Overrides
+		keys []string
+	}{
+		{"zero", Overrides{}, nil},
+		{"one route", Overrides{Routes: map[string]RouteOverride{"feed": {PercentBP: 2500, WritePercentBP: 500, Who: "ops", At: at}}}, []string{"routes/feed"}},
+		{"rollback", Overrides{Rollback: Rollback{On: true, Who: "ops", At: at}}, []string{"rollback"}},
+		{"both", Overrides{Routes: map[string]RouteOverride{"a": {PercentBP: 1}, "b/c": {PercentBP: 2}}, Rollback: Rollback{On: true}},
+			[]string{"rollback", "routes/a", "routes/b/c"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			enc := encodeOverrides(c.in)
+			var keys []string
+			kv := map[string]kvEntry{}
+			for k, v := range enc {
+				keys = append(keys, k)
+				kv[k] = kvEntry{val: v, mod: 7}
+			}
+			slices.Sort(keys)
+			if !slices.Equal(keys, c.keys) {
+				t.Fatalf("keys %v, want %v", keys, c.keys)
+			}
+			got, errs := decodeOverrides(kv)
+			if len(errs) != 0 {
+				t.Fatal(errs)
+			}
+			if len(got.Routes) != len(c.in.Routes) || got.Rollback != c.in.Rollback {
+				t.Fatalf("round trip: got %+v, want %+v", got, c.in)
+			}
+			for name, r := range c.in.Routes {
+				if g := got.Routes[name]; g.PercentBP != r.PercentBP || g.WritePercentBP != r.WritePercentBP || g.Who != r.Who || !g.At.Equal(r.At) {
+					t.Errorf("route %s: got %+v, want %+v", name, g, r)
+				}
+			}
+		})
+	}
+}
+
+func TestDecodeOverridesSkipsBadAndUnknownKeys(t *testing.T) {
+	kv := map[string]kvEntry{
+		"routes/good":  {val: []byte(`{"percent_bp":100,"write_percent_bp":0}`)},
+		"routes/bad":   {val: []byte(`{not json`)},
+		"routes/":      {val: []byte(`{}`)},
+		"ratelimit/x":  {val: []byte(`{"future":true}`)},
+		keyLastChange:  {val: []byte(`{"who":"x"}`)},
+		keyRollback:    {val: []byte(`[]`)},
+		"routes/other": {val: []byte(`{"percent_bp":5}`)},
+	}
+	o, errs := decodeOverrides(kv)
+	if len(errs) != 2 {
+		t.Fatalf("errors %v, want two (routes/bad and rollback)", errs)
+	}
+	if len(o.Routes) != 2 || o.Routes["good"].PercentBP != 100 || o.Routes["other"].PercentBP != 5 {
+		t.Fatalf("routes %+v", o.Routes)
+	}
+	if o.Rollback.On {
+		t.Fatal("a rollback that does not decode must not turn rollback on")
+	}
+}
+
+func TestDiffOverrides(t *testing.T) {
+	base := Overrides{Routes: map[string]RouteOverride{"a": {PercentBP: 100}, "b": {PercentBP: 200}}}
+	cases := []struct {
+		name       string
+		change     func(*Overrides)
+		puts, dels []string
+	}{
+		{"nothing", func(*Overrides) {}, nil, nil},
+		{"one route", func(o *Overrides) { o.Routes["a"] = RouteOverride{PercentBP: 150} }, []string{"routes/a"}, nil},
+		{"add and remove", func(o *Overrides) { delete(o.Routes, "b"); o.Routes["c"] = RouteOverride{} }, []string{"routes/c"}, []string{"routes/b"}},
+		{"rollback on", func(o *Overrides) { o.Rollback.On = true }, []string{"rollback"}, nil},
+		{"revision only", func(o *Overrides) { o.Revision = 99 }, nil, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			next := base.Clone()
+			c.change(&next)
+			puts, dels := diffOverrides(base, next)
+			var pk []string
+			for k := range puts {
+				pk = append(pk, k)
+			}
+			slices.Sort(pk)
+			if !slices.Equal(pk, c.puts) || !slices.Equal(dels, c.dels) {
+				t.Fatalf("puts %v dels %v, want %v %v", pk, dels, c.puts, c.dels)
+			}
+		})
+	}
+}
+
+func TestPendingLocalOverlay(t *testing.T) {
+	kv := map[string]kvEntry{"routes/a": {val: []byte(`{"percent_bp":1}`), mod: 3}, "routes/b": {val: []byte(`{"percent_bp":2}`), mod: 4}}
+	p := &pendingLocal{}
+	p.add(map[string][]byte{"routes/a": []byte(`{"percent_bp":50}`)}, []string{"routes/b"})
+	p.add(map[string][]byte{"rollback": []byte(`{"on":true}`)}, nil)
+	p.add(map[string][]byte{"routes/b": []byte(`{"percent_bp":70}`)}, nil) // a later change wins
+	if got, want := p.keys(), []string{"rollback", "routes/a", "routes/b"}; !slices.Equal(got, want) {
+		t.Fatalf("keys %v, want %v", got, want)
+	}
+	o, errs := decodeOverrides(p.overlay(kv))
+	if len(errs) != 0 {
+		t.Fatal(errs)
+	}
+	if o.Routes["a"].PercentBP != 50 || o.Routes["b"].PercentBP != 70 || !o.Rollback.On {
+		t.Fatalf("overlay %+v", o)
+	}
+	if string(kv["routes/a"].val) != `{"percent_bp":1}` {
+		t.Fatal("overlay modified the store's view")
+	}
+	p.add(nil, []string{"routes/a"})
+	if o, _ := decodeOverrides(p.overlay(kv)); len(o.Routes) != 1 {
+		t.Fatalf("a local delete must hide the store's key: %+v", o.Routes)
+	}
+}
+
+// FuzzDecodeOverrides feeds values as anyone with etcd access could write them: a
+// bad value is reported, never a panic, and a good one round-trips.
+func FuzzDecodeOverrides(f *testing.F) {
+	f.Add("routes/feed", []byte(`{"percent_bp":2500,"write_percent_bp":500,"who":"ops","at":"2026-03-01T12:00:00Z"}`))
+	f.Add("rollback", []byte(`{"on":true,"ramp_for":60000000000}`))
+	f.Add("routes/", []byte(`null`))
+	f.Add("last-change", []byte(`{`))
+	f.Fuzz(func(t *testing.T, key string, val []byte) {
+		o, errs := decodeOverrides(map[string]kvEntry{key: {val: val, mod: 1}})
+		if len(errs) > 0 {
+			return
+		}
+		// Whatever decoded encodes back to keys that decode to the same thing.
+		kv := map[string]kvEntry{}
+		for k, v := range encodeOverrides(o) {
+			kv[k] = kvEntry{val: v}
+		}
+		again, errs := decodeOverrides(kv)
+		if len(errs) > 0 || len(again.Routes) != len(o.Routes) || again.Rollback.On != o.Rollback.On {
+			t.Fatalf("round trip of %q=%q: %+v then %+v (%v)", key, val, o, again, errs)
+		}
+	})
+}
+
+// BenchmarkApplyBulk measures what an instance does with a 200-key transaction
+// before handing it to the proxy: fold the keys and decode them.
+func BenchmarkApplyBulk(b *testing.B) {
+	kv := map[string]kvEntry{}
+	for i := 0; i < 200; i++ {
+		kv[fmt.Sprintf("routes/route-%03d", i)] = kvEntry{val: []byte(`{"percent_bp":5000,"write_percent_bp":1000,"who":"127.0.0.1:5000","at":"2026-03-01T12:00:00Z"}`), mod: int64(i)}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if o, errs := decodeOverrides(kv); len(o.Routes) != 200 || errs != nil {
+			b.Fatal(errs)
+		}
+	}
+}

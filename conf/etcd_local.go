@@ -1,0 +1,201 @@
+package conf
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"slices"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// pendingLocal is the change made on this instance only while etcd was away: the keys
+// to write and to delete when it returns. It is kept in state_dir so that a restart
+// during the outage keeps it (and still reconciles it).
+type pendingLocal struct {
+	Puts map[string]json.RawMessage `json:"puts,omitempty"`
+	Dels []string                   `json:"dels,omitempty"`
+	Who  string                     `json:"who,omitempty"`
+	// At is when the first local change was made; Base the override revision then
+	// served. A store key written after Base was changed by another writer during
+	// the outage, and the reconciliation reports that it replaced it.
+	At   time.Time `json:"at"`
+	Base int64     `json:"base_revision"`
+}
+
+func (p *pendingLocal) keys() []string {
+	keys := slices.AppendSeq(slices.Clone(p.Dels), maps.Keys(p.Puts))
+	slices.Sort(keys)
+	return keys
+}
+
+// overlay returns kv with the local change on top; kv is not modified.
+func (p *pendingLocal) overlay(kv map[string]kvEntry) map[string]kvEntry {
+	out := maps.Clone(kv)
+	for k, v := range p.Puts {
+		out[k] = kvEntry{val: v}
+	}
+	for _, k := range p.Dels {
+		delete(out, k)
+	}
+	return out
+}
+
+// add records a change of the keys puts and dels.
+func (p *pendingLocal) add(puts map[string][]byte, dels []string) {
+	if p.Puts == nil {
+		p.Puts = map[string]json.RawMessage{}
+	}
+	for k, v := range puts {
+		p.Puts[k] = v
+		p.Dels = slices.DeleteFunc(p.Dels, func(d string) bool { return d == k })
+	}
+	for _, k := range dels {
+		delete(p.Puts, k)
+		if !slices.Contains(p.Dels, k) {
+			p.Dels = append(p.Dels, k)
+		}
+	}
+	slices.Sort(p.Dels)
+}
+
+func (s *EtcdStore) loadPending() (*pendingLocal, error) {
+	if s.pendPath == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(s.pendPath)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	p := &pendingLocal{}
+	if err := json.Unmarshal(b, p); err != nil {
+		return nil, fmt.Errorf("%s: %w", s.pendPath, err)
+	}
+	s.log.Warn("LOCAL override change pending from before the restart: it is written to etcd when etcd answers",
+		"keys", p.keys(), "who", p.Who, "at", p.At)
+	return p, nil
+}
+
+func (s *EtcdStore) savePending(p *pendingLocal) error {
+	if s.pendPath == "" {
+		return nil
+	}
+	if p == nil {
+		err := os.Remove(s.pendPath)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	b, err := json.MarshalIndent(p, "", "  ")
+	if err != nil {
+		return err
+	}
+	return WriteFileAtomic(s.pendPath, append(b, '\n'))
+}
+
+// UpdateLocal implements LocalUpdater: while etcd is down it applies change to this
+// instance's overrides only, keeps it in state_dir, and writes it to etcd when etcd
+// returns (the operator's latest intent wins, and the reconciliation is logged and
+// shown in Health). While etcd is up it refuses with ErrLocalWhileUp.
+func (s *EtcdStore) UpdateLocal(_ context.Context, change func(*Overrides) error) (Overrides, error) {
+	s.deliverMu.Lock()
+	defer s.deliverMu.Unlock()
+	s.mu.Lock()
+	cur := s.effectiveLocked()
+	if s.health.Up {
+		s.mu.Unlock()
+		return cur, ErrLocalWhileUp
+	}
+	next := cur.Clone()
+	if err := change(&next); err != nil {
+		s.mu.Unlock()
+		return cur, err
+	}
+	puts, dels := diffOverrides(cur, next)
+	if len(puts)+len(dels) == 0 {
+		s.mu.Unlock()
+		return cur, nil
+	}
+	p := &pendingLocal{At: time.Now().UTC(), Base: s.rev}
+	if s.pending != nil {
+		c := *s.pending
+		c.Puts, c.Dels = maps.Clone(c.Puts), slices.Clone(c.Dels)
+		p = &c
+	}
+	p.add(puts, dels)
+	if who := whoChanged(next, changedKeys(puts, dels)); who != "" {
+		p.Who = who
+	}
+	if err := s.savePending(p); err != nil {
+		s.mu.Unlock()
+		return cur, fmt.Errorf("local change not kept: %w", err)
+	}
+	s.pending = p
+	s.mu.Unlock()
+	s.handOut(next)
+	s.saveMirror(next)
+	s.log.Warn("LOCAL override change: applied on THIS INSTANCE ONLY while etcd is down; other instances still serve the old value; it is written to etcd when etcd returns",
+		"keys", changedKeys(puts, dels), "who", p.Who, "store", s.Describe())
+	return next, nil
+}
+
+// reconcile writes a pending local change to etcd, unguarded: it is the operator's
+// latest intent. It reports (logs, and keeps in Health) which keys another writer had
+// changed during the outage and were replaced.
+func (s *EtcdStore) reconcile(ctx context.Context, cli *clientv3.Client) error {
+	s.mu.Lock()
+	p := s.pending
+	s.mu.Unlock()
+	if p == nil {
+		return nil
+	}
+	kv, _, err := s.list(ctx, cli)
+	if err != nil {
+		return err
+	}
+	puts := make(map[string][]byte, len(p.Puts))
+	for k, v := range p.Puts {
+		puts[k] = v
+	}
+	keys := p.keys()
+	var overwrote []string
+	for _, k := range keys {
+		if kv[k].mod > p.Base {
+			overwrote = append(overwrote, k)
+		}
+	}
+	rec := lastChange{Who: p.Who, At: time.Now().UTC(), Instance: s.instanceName(), Keys: keys, Local: true, LocalAt: p.At}
+	rev, _, _, err := s.commit(ctx, cli, kv, puts, p.Dels, rec, false)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	// Until the watch brings them, the written keys stand in the view, so that
+	// clearing the local change does not flip this instance back for a moment.
+	for k, v := range puts {
+		s.kv[k] = kvEntry{val: v, mod: rev}
+	}
+	for _, k := range p.Dels {
+		delete(s.kv, k)
+	}
+	s.rev = max(s.rev, rev)
+	if s.pending == p { // not when a newer local change replaced it meanwhile
+		s.pending = nil
+		if err := s.savePending(nil); err != nil {
+			s.log.Error("reconciled local change still on disk: it will be written again after a restart", "err", err.Error())
+		}
+	}
+	s.health.LastReconciled = &Reconciled{Keys: keys, Who: p.Who, LocalAt: p.At, At: rec.At, Revision: rev, Overwrote: overwrote}
+	s.mu.Unlock()
+	s.log.Warn("LOCAL override change RECONCILED: written to etcd for the whole fleet",
+		"keys", keys, "who", p.Who, "made_at", p.At, "revision", rev, "replaced_changes_of_others", overwrote)
+	return nil
+}

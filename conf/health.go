@@ -1,0 +1,67 @@
+package conf
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrStoreDown is wrapped by the error of a fleet write that the shared override
+// store could not take: nothing was changed, on this instance or elsewhere.
+var ErrStoreDown = errors.New("the shared override store is unreachable")
+
+// ErrLocalWhileUp is wrapped by the error of a local-only write made while the shared
+// store is up: a local write is for outages, a change made now goes to the fleet.
+var ErrLocalWhileUp = errors.New("the shared override store is up: make a fleet write (without -local)")
+
+// StoreHealth is an override store's state as status and metrics show it. The zero
+// value is a store that is down and has applied nothing.
+type StoreHealth struct {
+	// Up is whether the store answered its last request.
+	Up bool `json:"up"`
+	// Error is the last failure while down ("" when up).
+	Error string `json:"error,omitempty"`
+	// Since is when Up last changed.
+	Since time.Time `json:"since,omitzero"`
+	// AppliedRevision is the override revision this instance serves.
+	AppliedRevision int64 `json:"applied_revision"`
+	// StoreRevision is the newest override revision seen in the store; above
+	// AppliedRevision means a change is on its way.
+	StoreRevision int64 `json:"store_revision"`
+	// PendingLocal names the overrides changed on this instance only (during an
+	// outage) that are not in the store yet: "routes/NAME" or "rollback".
+	PendingLocal []string `json:"pending_local,omitempty"`
+	// LastReconciled describes the last local change written to the store once it
+	// came back, nil when there was none since start.
+	LastReconciled *Reconciled `json:"last_reconciled,omitempty"`
+}
+
+// Reconciled reports a local change written to the shared store after an outage.
+type Reconciled struct {
+	Keys     []string  `json:"keys"`
+	Who      string    `json:"who,omitempty"`
+	LocalAt  time.Time `json:"local_at"`
+	At       time.Time `json:"at"`
+	Revision int64     `json:"revision"`
+	// Overwrote names the keys whose store value had changed since the outage began
+	// (another writer) and was replaced by the local intent.
+	Overwrote []string `json:"overwrote,omitempty"`
+}
+
+// HealthReporter is implemented by stores that can be down (a fleet store). Health is
+// safe for concurrent use and cheap: it reads state kept by the store, no I/O.
+type HealthReporter interface {
+	Health() StoreHealth
+}
+
+// LocalUpdater is implemented by fleet stores that can apply a change on this
+// instance only, for emergencies while the shared store is unreachable. The change is
+// kept (in the state_dir mirror) and written to the shared store when it returns.
+type LocalUpdater interface {
+	UpdateLocal(ctx context.Context, change func(*Overrides) error) (Overrides, error)
+}
+
+// FleetLister is implemented by fleet stores that list the instances sharing them.
+type FleetLister interface {
+	Fleet(ctx context.Context) (FleetStatus, error)
+}

@@ -1,0 +1,27 @@
+package conf
+
+import "time"
+
+// Instance is one gateway of a fleet as it registers itself in the shared store.
+type Instance struct {
+	Instance string `json:"instance"`
+	Listen   string `json:"listen"`
+	Admin    string `json:"admin"`
+	// AppliedRevision is the override revision the instance serves.
+	AppliedRevision int64 `json:"applied_revision"`
+	// PendingLocal is whether it serves a local change the store does not have yet.
+	PendingLocal bool      `json:"pending_local,omitempty"`
+	Started      time.Time `json:"started"`
+	Updated      time.Time `json:"updated"`
+}
+
+// FleetStatus lists the instances registered in a fleet store and the newest
+// override revision in it.
+type FleetStatus struct {
+	Store            string     `json:"store"`
+	OverrideRevision int64      `json:"override_revision"`
+	Instances        []Instance `json:"instances"`
+}
+
+// Behind reports whether i has not applied the store's newest overrides yet.
+func (f FleetStatus) Behind(i Instance) bool { return i.AppliedRevision < f.OverrideRevision }

@@ -1,0 +1,172 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/user"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/shiftgate/shiftgate/conf"
+)
+
+// etcdFlags adds -etcd and -prefix, for verbs that can talk to a fleet's etcd directly
+// when no instance's admin API is reachable. The returned function gives nil when
+// -etcd is not set; auth and TLS options come from -config's fleet.etcd when given.
+func etcdFlags(fs *flag.FlagSet) func() (*conf.EtcdStore, error) {
+	endpoints := fs.String("etcd", "", "write to / read from this etcd directly (comma-separated endpoints), not through an admin API")
+	prefix := fs.String("prefix", "", "with -etcd: the fleet's key prefix (default: from -config)")
+	return func() (*conf.EtcdStore, error) {
+		if *endpoints == "" {
+			return nil, nil
+		}
+		e := &conf.Etcd{}
+		if f := fs.Lookup("config"); f != nil && f.Value.String() != "" {
+			cfg, err := conf.LoadFile(f.Value.String())
+			if err != nil {
+				return nil, err
+			}
+			if cfg.Fleet.Etcd != nil {
+				c := *cfg.Fleet.Etcd
+				e = &c
+			}
+		}
+		e.Endpoints = strings.Split(*endpoints, ",")
+		if *prefix != "" {
+			e.Prefix = *prefix
+		}
+		if !strings.HasPrefix(e.Prefix, "/") {
+			return nil, errors.New("-etcd needs -prefix (such as /shiftgate/prod/) or a -config with fleet.etcd.prefix")
+		}
+		e.Instance = cliWho()
+		return conf.NewEtcdStore(e, conf.EtcdOptions{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	}
+}
+
+// cliWho names the operator of a direct write for the audit record.
+func cliWho() string {
+	host, _ := os.Hostname()
+	name := "unknown"
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	return "cli " + name + "@" + host
+}
+
+func directCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), 15*time.Second)
+}
+
+// splitDirect writes a route's split to etcd. Without an instance nothing checks that
+// the route exists in the config; a name it does not have is reported by status as a
+// stale override.
+func splitDirect(store *conf.EtcdStore, route, percent, writes string, stdout io.Writer) error {
+	read, err := conf.ParsePercent(percent)
+	if err != nil {
+		return fmt.Errorf("percent: want 0..100 with at most two decimals, got %s", percent)
+	}
+	write := read
+	if writes != "" {
+		if write, err = conf.ParsePercent(writes); err != nil {
+			return fmt.Errorf("-writes: want 0..100 with at most two decimals, got %s", writes)
+		}
+	}
+	if write > read {
+		return fmt.Errorf("write percent %s is above percent %s: a user's writes may not move before their reads", conf.FormatBP(write), conf.FormatBP(read))
+	}
+	ctx, cancel := directCtx()
+	defer cancel()
+	ov, err := store.Update(ctx, func(o *conf.Overrides) error {
+		if o.Routes == nil {
+			o.Routes = map[string]conf.RouteOverride{}
+		}
+		o.Routes[route] = conf.RouteOverride{PercentBP: read, WritePercentBP: write, Who: cliWho(), At: time.Now().UTC()}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "route %s: now %s%% (writes %s%%) in %s, revision %d\n", route, conf.FormatBP(read), conf.FormatBP(write), store.Describe(), ov.Revision)
+	return nil
+}
+
+// rollbackDirect turns the fleet's rollback on or off in etcd.
+func rollbackDirect(store *conf.EtcdStore, on bool, ramp string, stdout io.Writer) error {
+	var d time.Duration
+	if ramp != "" {
+		var err error
+		if d, err = time.ParseDuration(ramp); err != nil || d < 0 || d > 24*time.Hour || on {
+			return fmt.Errorf("-ramp: want a duration up to 24h such as 10m, with off; got %q", ramp)
+		}
+	}
+	ctx, cancel := directCtx()
+	defer cancel()
+	ov, err := store.Update(ctx, func(o *conf.Overrides) error {
+		now := time.Now().UTC()
+		o.Rollback = conf.Rollback{On: on, Who: cliWho(), At: now}
+		if !on && d > 0 {
+			o.Rollback.RampFrom, o.Rollback.RampFor = now, d
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "rollback %s in %s, revision %d\n", map[bool]string{true: "ON", false: "OFF"}[on], store.Describe(), ov.Revision)
+	return nil
+}
+
+// printFleet prints the instances of a fleet, flagging those behind the store.
+func printFleet(fl conf.FleetStatus, now time.Time, stdout io.Writer) {
+	fmt.Fprintf(stdout, "fleet %s: override revision %d, %d instances\n\n", fl.Store, fl.OverrideRevision, len(fl.Instances))
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "INSTANCE\tLISTEN\tADMIN\tAPPLIED\tSTATE\tUP FOR\tREPORTED")
+	behind := 0
+	for _, i := range fl.Instances {
+		state := "ok"
+		if fl.Behind(i) {
+			state = "BEHIND"
+			behind++
+		}
+		if i.PendingLocal {
+			state += ", LOCAL CHANGE PENDING"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s ago\n", i.Instance, i.Listen, i.Admin, i.AppliedRevision, state,
+			now.Sub(i.Started).Round(time.Second), now.Sub(i.Updated).Round(time.Second))
+	}
+	tw.Flush()
+	switch {
+	case len(fl.Instances) == 0:
+		fmt.Fprintln(stdout, "\nno instance is registered")
+	case behind == 0:
+		fmt.Fprintf(stdout, "\nall %d instances serve revision %d\n", len(fl.Instances), fl.OverrideRevision)
+	default:
+		fmt.Fprintf(stdout, "\n%d of %d instances are BEHIND revision %d\n", behind, len(fl.Instances), fl.OverrideRevision)
+	}
+}
+
+// fleetStatus gets the fleet list from etcd directly (store not nil) or from an
+// instance's admin API.
+func fleetStatus(store *conf.EtcdStore, c *adminClient) (conf.FleetStatus, error) {
+	if store != nil {
+		ctx, cancel := directCtx()
+		defer cancel()
+		return store.Fleet(ctx)
+	}
+	var fl conf.FleetStatus
+	err := c.do("GET", "/v1/fleet", nil, &fl)
+	return fl, err
+}
+
+// printFleetJSON prints the fleet list as JSON.
+func printFleetJSON(fl conf.FleetStatus, stdout io.Writer) {
+	b, _ := json.MarshalIndent(fl, "", "  ")
+	fmt.Fprintln(stdout, string(b))
+}
