@@ -134,8 +134,8 @@ func BenchmarkHandler(b *testing.B) {
 
 // TestHandlerAllocs asserts the steady-state request path allocates nothing.
 func TestHandlerAllocs(t *testing.T) {
-	if testing.Short() {
-		t.Skip("allocation count")
+	if raceEnabled {
+		t.Skip("the race detector allocates; run without -race (go test ./proxy/ -run TestHandlerAllocs)")
 	}
 	m := newInMemory(t)
 	var ctx fasthttp.RequestCtx
