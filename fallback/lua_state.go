@@ -22,7 +22,8 @@ var luaBaseRemoved = []string{
 	"_G", "_GOPHER_LUA_VERSION",
 }
 
-// luaLibs are the library tables a script sees, copied into each run's environment.
+// luaLibs are the libraries a script sees; each run gets its own table for each,
+// reading through to the shared one (see newEnv).
 var luaLibs = []string{lua.StringLibName, lua.TabLibName, lua.MathLibName}
 
 // luaState is one sandboxed interpreter of a Script's pool. It is used by one run at
