@@ -63,7 +63,8 @@ func (s *Server) maybeCache(ctx *fasthttp.RequestCtx, rt *routeState) {
 	}
 	rh := &resp.Header
 	cl := rh.ContentLength()
-	if cl < 0 || int64(cl) > rt.run.maxEntry || len(rh.ContentEncoding()) > 0 {
+	// The cache counts key, headers and some overhead against max_entry_bytes too.
+	if cl < 0 || int64(cl)+1024 > rt.run.maxEntry || len(rh.ContentEncoding()) > 0 {
 		// Unknown or large bodies stream through untouched; encoded bodies would be
 		// served to clients that may not accept the encoding.
 		return
