@@ -9,28 +9,44 @@ const Buckets = 10000
 // xxhash64(salt + "\x00" + key) mod 10000. Clients, SDKs and other services compute
 // the same value to make the same decision as the gateway.
 func Bucket(salt, key string) int {
-	s := newSeed(salt)
-	return s.bucket([]byte(key))
+	var d xxhash.Digest
+	d.Reset()
+	d.WriteString(salt) //nolint:errcheck // never fails
+	d.Write([]byte{0})  //nolint:errcheck
+	d.WriteString(key)  //nolint:errcheck
+	return int(d.Sum64() % Buckets)
 }
 
 // Threshold returns how many buckets (0..10000) go to the target region at percent
 // given in basis points, i.e. round(percent × 100); a bucket b moves iff b < threshold.
 func Threshold(bp int) int { return bp }
 
-// seed is the hash state after salt + "\x00", computed once per route when a table is
-// compiled, so a request only hashes its key.
-type seed struct{ d xxhash.Digest }
+// seed is salt + "\x00", prepared once per route when a table is compiled, plus the
+// hash state after it for long keys.
+type seed struct {
+	prefix []byte
+	d      xxhash.Digest
+}
 
 func newSeed(salt string) seed {
-	var s seed
+	s := seed{prefix: append([]byte(salt), 0)}
 	s.d.Reset()
-	s.d.WriteString(salt) //nolint:errcheck // never fails
-	s.d.Write([]byte{0})  //nolint:errcheck
+	s.d.Write(s.prefix) //nolint:errcheck // never fails
 	return s
 }
 
-// bucket hashes key on a copy of the seeded state; it does not allocate.
+// shortInput bounds salt + key hashed in one call from a stack buffer: a one-shot
+// xxhash.Sum64 is several times cheaper than copying and finishing a Digest.
+const shortInput = 192
+
+// bucket hashes salt + "\x00" + key; it does not allocate.
 func (s *seed) bucket(key []byte) int {
+	if len(s.prefix)+len(key) <= shortInput {
+		var buf [shortInput]byte
+		n := copy(buf[:], s.prefix)
+		n += copy(buf[n:], key)
+		return int(xxhash.Sum64(buf[:n]) % Buckets)
+	}
 	d := s.d
 	d.Write(key) //nolint:errcheck // never fails
 	return int(d.Sum64() % Buckets)

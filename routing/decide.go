@@ -102,7 +102,7 @@ func (t *Table) decide(host, path []byte, req Request, buf *[64]byte) (Decision,
 		return d.to(r, r.from, ReasonNoKey), nil
 	}
 	d.Source = int8(src)
-	if len(r.force) > 0 {
+	if r.forceLens&(1<<min(len(key), 63)) != 0 {
 		// The string conversion in a map index does not allocate.
 		if id, ok := r.force[string(key)]; ok {
 			return d.to(r, id, ReasonForce), key

@@ -34,6 +34,9 @@ type route struct {
 	readBP   int
 	writeBP  int
 	force    map[string]conf.RegionID
+	// forceLens has bit n set when a forced key is n bytes long (n < 63), bit 63 for
+	// longer ones: most keys are ruled out without hashing them.
+	forceLens uint64
 }
 
 // prefixTable finds the longest matching path prefix with one map lookup per distinct
@@ -42,7 +45,18 @@ type route struct {
 type prefixTable struct {
 	lengths []int
 	routes  map[string]int
+	// small holds the prefixes longest first when there are few of them: comparing
+	// a handful of prefixes beats hashing the path once per length.
+	small []prefixRoute
 }
+
+type prefixRoute struct {
+	prefix string
+	idx    int
+}
+
+// smallTable is the most prefixes matched by comparison rather than by map.
+const smallTable = 8
 
 func (p *prefixTable) add(prefix string, idx int) {
 	if p.routes == nil {
@@ -50,6 +64,18 @@ func (p *prefixTable) add(prefix string, idx int) {
 	}
 	if _, ok := p.routes[prefix]; !ok {
 		p.routes[prefix] = idx
+		p.small = nil
+		if len(p.routes) <= smallTable {
+			for pre, i := range p.routes {
+				p.small = append(p.small, prefixRoute{pre, i})
+			}
+			sort.Slice(p.small, func(a, b int) bool {
+				if len(p.small[a].prefix) != len(p.small[b].prefix) {
+					return len(p.small[a].prefix) > len(p.small[b].prefix)
+				}
+				return p.small[a].prefix < p.small[b].prefix
+			})
+		}
 		i := sort.Search(len(p.lengths), func(i int) bool { return p.lengths[i] <= len(prefix) })
 		if i == len(p.lengths) || p.lengths[i] != len(prefix) {
 			p.lengths = append(p.lengths, 0)
@@ -60,6 +86,15 @@ func (p *prefixTable) add(prefix string, idx int) {
 }
 
 func (p *prefixTable) match(path []byte) int {
+	if p.small != nil {
+		for i := range p.small {
+			pre := p.small[i].prefix
+			if len(pre) <= len(path) && string(path[:len(pre)]) == pre {
+				return p.small[i].idx
+			}
+		}
+		return -1
+	}
 	for _, l := range p.lengths {
 		if l > len(path) {
 			continue
@@ -102,7 +137,7 @@ func Compile(c *conf.Config, splits []Split, rollback bool) (*Table, error) {
 			name: cr.Name, from: cr.FromID, to: cr.ToID,
 			seed: newSeed(cr.SaltValue),
 			keys: cr.KeySources, readBP: s.Read, writeBP: s.Write,
-			force: cr.ForceIDs,
+			force: cr.ForceIDs, forceLens: keyLengths(cr.ForceIDs),
 		})
 		if cr.Match.Host == "" {
 			t.anyHost.add(cr.Match.PathPrefix, i)
@@ -116,6 +151,14 @@ func Compile(c *conf.Config, splits []Split, rollback bool) (*Table, error) {
 		}
 	}
 	return t, nil
+}
+
+func keyLengths(m map[string]conf.RegionID) uint64 {
+	var bits uint64
+	for k := range m {
+		bits |= 1 << min(len(k), 63)
+	}
+	return bits
 }
 
 // Match returns the index of the route for host and path, or -1. host may carry a port
