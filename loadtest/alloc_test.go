@@ -9,9 +9,9 @@ import (
 	"time"
 )
 
-// TestRequestPathAllocatesNothing: once a worker is warm (connection open, buffers
+// TestRequestPathAllocs: once a worker is warm (connection open, buffers
 // grown, region seen), a request — user id, send, record — allocates nothing.
-func TestRequestPathAllocatesNothing(t *testing.T) {
+func TestRequestPathAllocs(t *testing.T) {
 	for _, users := range []int{0, 1000} {
 		w, done := warmWorker(t, users)
 		allocs := testing.AllocsPerRun(500, func() {
@@ -28,7 +28,7 @@ func TestRequestPathAllocatesNothing(t *testing.T) {
 	}
 }
 
-func TestOpenLoopWaitAllocatesNothing(t *testing.T) {
+func TestOpenLoopWaitAllocs(t *testing.T) {
 	w := &worker{}
 	done := make(chan struct{})
 	w.wait(time.Microsecond, done) // the timer is made once

@@ -184,3 +184,37 @@ func parseStatusRSS(b []byte) (int64, error) {
 	}
 	return 0, errors.New("bench: /proc status: no VmRSS line")
 }
+
+// coreBusy returns the time core cpu has spent running tasks (user, nice and system
+// time in /proc/stat; interrupt time is left out because it belongs to no process).
+func coreBusy(cpu int) (time.Duration, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, err
+	}
+	return parseCoreBusy(b, cpu)
+}
+
+func parseCoreBusy(b []byte, cpu int) (time.Duration, error) {
+	prefix := "cpu" + strconv.Itoa(cpu) + " "
+	for line := range strings.Lines(string(b)) {
+		rest, ok := strings.CutPrefix(line, prefix)
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) < 3 {
+			return 0, fmt.Errorf("bench: /proc/stat: short line %q", line)
+		}
+		var ticks int64
+		for _, s := range f[:3] {
+			n, err := strconv.ParseInt(s, 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("bench: /proc/stat: %w", err)
+			}
+			ticks += n
+		}
+		return time.Duration(ticks) * time.Second / clockTicks, nil
+	}
+	return 0, fmt.Errorf("bench: /proc/stat: no line for cpu%d", cpu)
+}

@@ -35,21 +35,25 @@ type benchSample struct {
 	// LoadCPUPct is how busy the load side (generator + backend) kept its core, in
 	// percent of the run: near 100, the load side and not the proxy set the pace.
 	LoadCPUPct float64 `json:"load_cpu_pct"`
+	// OtherCPUPct is the busiest bench core's time spent on processes outside the
+	// bench, in percent of the run: above a few percent, the figures are disturbed.
+	OtherCPUPct float64 `json:"other_cpu_pct"`
 }
 
 // benchSummary is the median over rounds of one target at one connection count.
 type benchSummary struct {
-	Target     string  `json:"target"`
-	Conns      int     `json:"conns"`
-	Rounds     int     `json:"rounds"`
-	Errors     int64   `json:"errors"` // summed over rounds
-	RPS        float64 `json:"rps"`
-	P50MS      float64 `json:"p50_ms"`
-	P99MS      float64 `json:"p99_ms"`
-	CPUS       float64 `json:"proxy_cpu_s"`
-	RSSMiB     float64 `json:"proxy_rss_mib"`
-	ReqPerCPU  float64 `json:"req_per_proxy_cpu_s"`
-	LoadCPUPct float64 `json:"load_cpu_pct"`
+	Target      string  `json:"target"`
+	Conns       int     `json:"conns"`
+	Rounds      int     `json:"rounds"`
+	Errors      int64   `json:"errors"` // summed over rounds
+	RPS         float64 `json:"rps"`
+	P50MS       float64 `json:"p50_ms"`
+	P99MS       float64 `json:"p99_ms"`
+	CPUS        float64 `json:"proxy_cpu_s"`
+	RSSMiB      float64 `json:"proxy_rss_mib"`
+	ReqPerCPU   float64 `json:"req_per_proxy_cpu_s"`
+	LoadCPUPct  float64 `json:"load_cpu_pct"`
+	OtherCPUPct float64 `json:"other_cpu_pct"` // the worst round's
 }
 
 // spread is a median with the range it was taken over.
@@ -105,6 +109,7 @@ func summarize(samples []benchSample, targets []string, conns []int) benchReport
 		for _, t := range targets {
 			var rps, p50, p99, cpu, rss, eff, load []float64
 			var errs int64
+			var other float64
 			for _, s := range samples {
 				if s.Conns != c || s.Target != t {
 					continue
@@ -113,6 +118,7 @@ func summarize(samples []benchSample, targets []string, conns []int) benchReport
 				cpu, rss, eff = append(cpu, s.CPUS), append(rss, s.RSSMiB), append(eff, s.ReqPerCPU)
 				load = append(load, s.LoadCPUPct)
 				errs += s.Errors
+				other = max(other, s.OtherCPUPct)
 			}
 			if len(rps) == 0 {
 				continue
@@ -121,7 +127,7 @@ func summarize(samples []benchSample, targets []string, conns []int) benchReport
 				Target: t, Conns: c, Rounds: len(rps), Errors: errs,
 				RPS: median(rps), P50MS: median(p50), P99MS: median(p99),
 				CPUS: median(cpu), RSSMiB: median(rss), ReqPerCPU: median(eff),
-				LoadCPUPct: median(load),
+				LoadCPUPct: median(load), OtherCPUPct: other,
 			})
 		}
 		for _, peer := range []string{targetNginx, targetHAProxy} {
@@ -178,23 +184,29 @@ func appendRatio(v []float64, a, b float64) []float64 {
 }
 
 // writeBenchText prints the summary table and the ratios for people.
-func writeBenchText(w io.Writer, rep benchReport, rounds int) error {
+func writeBenchText(w io.Writer, rep benchReport) error {
+	rounds := 0
+	for _, s := range rep.Summary {
+		rounds = max(rounds, s.Rounds)
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "conns\ttarget\treq/s\tp50 ms\tp99 ms\tproxy cpu-s\tproxy RSS MiB\treq/proxy-cpu-s\tload core %%\terrors\t\n")
+	fmt.Fprintf(tw, "conns\ttarget\treq/s\tp50 ms\tp99 ms\tproxy cpu-s\tproxy RSS MiB\treq/proxy-cpu-s\tload core %%\tother %%\terrors\t\n")
 	for _, s := range rep.Summary {
 		if s.Target == targetDirect {
-			fmt.Fprintf(tw, "%d\t%s\t%.0f\t%.2f\t%.2f\t-\t-\t-\t%.0f\t%d\t\n",
-				s.Conns, s.Target, s.RPS, s.P50MS, s.P99MS, s.LoadCPUPct, s.Errors)
+			fmt.Fprintf(tw, "%d\t%s\t%.0f\t%.2f\t%.2f\t-\t-\t-\t%.0f\t%.0f\t%d\t\n",
+				s.Conns, s.Target, s.RPS, s.P50MS, s.P99MS, s.LoadCPUPct, s.OtherCPUPct, s.Errors)
 			continue
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%.0f\t%.2f\t%.2f\t%.2f\t%.1f\t%.0f\t%.0f\t%d\t\n",
-			s.Conns, s.Target, s.RPS, s.P50MS, s.P99MS, s.CPUS, s.RSSMiB, s.ReqPerCPU, s.LoadCPUPct, s.Errors)
+		fmt.Fprintf(tw, "%d\t%s\t%.0f\t%.2f\t%.2f\t%.2f\t%.1f\t%.0f\t%.0f\t%.0f\t%d\t\n",
+			s.Conns, s.Target, s.RPS, s.P50MS, s.P99MS, s.CPUS, s.RSSMiB, s.ReqPerCPU, s.LoadCPUPct, s.OtherCPUPct, s.Errors)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	fmt.Fprintf(w, "(median of %d round(s); direct = load generator straight at the backend, no proxy;\n"+
-		" load core %% = CPU of load generator + backend over the run: near 100, the load side set the pace)\n", rounds)
+		" load core %% = CPU of load generator + backend over the run: near 100, the load side set the pace;\n"+
+		" other %% = the most either bench core spent on processes outside the bench, worst round:\n"+
+		" above a few percent, the machine was not quiet and the figures are disturbed)\n", rounds)
 	if len(rep.Ratios) == 0 {
 		return nil
 	}

@@ -60,6 +60,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.AllowRemote, "allow-remote", false, "allow a target that is not a loopback address")
 	fs.BoolVar(&asJSON, "json", false, "print the result as one JSON object")
 	fs.BoolVar(&quiet, "quiet", false, "no progress line on stderr")
+	fs.DurationVar(&o.ProgressEvery, "progress-every", DefaultProgressEvery, "interval of the progress line")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0

@@ -46,12 +46,13 @@ func TestMain_JSONAndText(t *testing.T) {
 func TestMain_ProgressLine(t *testing.T) {
 	s := startStandin(t, "idc", standin.Options{})
 	var out, errOut bytes.Buffer
-	code := Main([]string{"-duration", "1100ms", "-conns", "2", "http://" + s.Addr + "/"}, &out, &errOut)
+	code := Main([]string{"-duration", "300ms", "-progress-every", "50ms", "-conns", "2", "http://" + s.Addr + "/"}, &out, &errOut)
 	if code != 0 {
 		t.Fatalf("exit %d, stderr %s", code, errOut.String())
 	}
-	if !strings.Contains(errOut.String(), "requests") || !strings.Contains(errOut.String(), "req/s") {
-		t.Errorf("no progress line on stderr: %q", errOut.String())
+	lines := strings.Split(strings.TrimSpace(errOut.String()), "\n")
+	if len(lines) < 3 || !strings.Contains(lines[0], "requests") || !strings.Contains(lines[0], "req/s") {
+		t.Errorf("want a progress line every 50ms on stderr, got %q", errOut.String())
 	}
 }
 
@@ -165,4 +166,22 @@ func TestBackendMainUsage(t *testing.T) {
 	if code := backendMain(t.Context(), []string{"-listen", "256.0.0.1:0"}, io.Discard, io.Discard); code != 1 {
 		t.Errorf("unlistenable address: exit %d, want 1", code)
 	}
+}
+
+// FuzzHeaderFlag: -H values come from the command line; an accepted one can never
+// smuggle a second header or break the request line.
+func FuzzHeaderFlag(f *testing.F) {
+	for _, s := range []string{"X-A: b", "a:b:c", "X: \r\nY: z", ":", "  :  ", "X-Ä: ü"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var h headerFlags
+		if err := h.Set(s); err != nil {
+			return
+		}
+		got := h[0]
+		if got.Name == "" || strings.ContainsAny(got.Name, " \t\r\n:") || strings.ContainsAny(got.Value, "\r\n") {
+			t.Fatalf("Set(%q) accepted %+v", s, got)
+		}
+	})
 }

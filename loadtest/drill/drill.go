@@ -165,8 +165,8 @@ type drill struct {
 type phaseState struct {
 	PhaseResult
 	backAllowed bool
-	failure     bool // a region is down: answers may come by failover
-	changed     time.Time
+	failure     bool         // a region is down: answers may come by failover
+	changed     atomic.Int64 // unix ns when the phase's change returned; 0 before
 	expect      func(user int) string
 	firstNew    atomic.Int64 // ns after changed; 0 unset
 	requests    atomic.Int64
@@ -261,7 +261,7 @@ func Run(ctx context.Context, o Options) ([]PhaseResult, error) {
 				return fmt.Errorf("%s: %w", name, err)
 			}
 		}
-		ps.changed = time.Now()
+		ps.changed.Store(time.Now().UnixNano())
 		time.Sleep(o.Phase)
 		r := ps.PhaseResult
 		r.Requests, r.Failed, r.Fallbacks, r.Back, r.StaleAfter = ps.requests.Load(), ps.failed.Load(), ps.fallbacks.Load(), ps.back.Load(), ps.stale.Load()
@@ -390,9 +390,9 @@ func (d *drill) load(ctx context.Context, id int) {
 				ps.back.Add(1)
 			}
 		}
-		if ps.expect != nil && !ps.changed.IsZero() && sent.After(ps.changed) {
+		if changed := ps.changed.Load(); ps.expect != nil && changed != 0 && sent.UnixNano() > changed {
 			if ps.expect(u) == region {
-				ps.firstNew.CompareAndSwap(0, int64(sent.Sub(ps.changed))+1)
+				ps.firstNew.CompareAndSwap(0, sent.UnixNano()-changed+1)
 			} else {
 				ps.stale.Add(1)
 			}

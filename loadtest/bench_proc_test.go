@@ -1,0 +1,97 @@
+package loadtest
+
+import (
+	"os"
+	"testing"
+	"time"
+)
+
+func TestParseStatCPU(t *testing.T) {
+	for _, tc := range []struct {
+		line string
+		want time.Duration
+		ok   bool
+	}{
+		// utime 150 and stime 75 ticks: 2.25 s.
+		{"1234 (nginx) S 1 1234 1234 0 -1 4194560 100 0 0 0 150 75 0 0 20 0 1 0 100 1000 10 18446744073709551615", 2250 * time.Millisecond, true},
+		// A command name with spaces and parentheses.
+		{"99 (a (b) c) R 1 99 99 0 -1 0 0 0 0 0 7 3 0 0 20 0 1 0", 100 * time.Millisecond, true},
+		{"99 (x) R 1 2 3", 0, false},
+		{"no parenthesis", 0, false},
+		{"1 (x) S 1 1 1 0 -1 0 0 0 0 0 abc 3", 0, false},
+	} {
+		got, err := parseStatCPU([]byte(tc.line))
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("parseStatCPU(%q) = %v, %v; want %v, ok %v", tc.line, got, err, tc.want, tc.ok)
+		}
+	}
+}
+
+func TestParseStatusRSS(t *testing.T) {
+	for _, tc := range []struct {
+		text string
+		want int64
+		ok   bool
+	}{
+		{"Name:\tnginx\nVmPeak:\t  9000 kB\nVmRSS:\t    8852 kB\nThreads:\t1\n", 8852 << 10, true},
+		{"Name:\tx\nVmRSS:\t12 MB\n", 0, false},
+		{"Name:\tkthread\n", 0, false},
+	} {
+		got, err := parseStatusRSS([]byte(tc.text))
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("parseStatusRSS(%q) = %v, %v; want %v, ok %v", tc.text, got, err, tc.want, tc.ok)
+		}
+	}
+}
+
+func TestParseCoreBusy(t *testing.T) {
+	stat := []byte("cpu  300 0 100 900 0 0 7 0 0 0\ncpu0 100 1 50 400 0 0 3 0 0 0\ncpu1 200 0 49 500 0 0 4 0 0 0\nintr 1 2\n")
+	for _, tc := range []struct {
+		cpu  int
+		want time.Duration
+		ok   bool
+	}{
+		{0, 1510 * time.Millisecond, true}, // user + nice + system = 151 ticks
+		{1, 2490 * time.Millisecond, true},
+		{2, 0, false},
+	} {
+		got, err := parseCoreBusy(stat, tc.cpu)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("parseCoreBusy(cpu%d) = %v, %v; want %v, ok %v", tc.cpu, got, err, tc.want, tc.ok)
+		}
+	}
+}
+
+// TestProcReadersOnSelf reads this test process's own /proc files: the parsers must
+// agree with the kernel's real layout, not only with the samples above.
+func TestProcReadersOnSelf(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("no /proc")
+	}
+	pid := os.Getpid()
+	// Burn a little CPU so the reading cannot be zero.
+	deadline := time.Now().Add(30 * time.Millisecond)
+	for x := 0; time.Now().Before(deadline); x++ {
+		_ = x * x
+	}
+	cpu, err := procCPU(pid)
+	if err != nil || cpu <= 0 {
+		t.Errorf("procCPU(self) = %v, %v; want > 0", cpu, err)
+	}
+	rss, err := procRSS(pid)
+	if err != nil || rss < 1<<20 {
+		t.Errorf("procRSS(self) = %v, %v; want at least 1 MiB", rss, err)
+	}
+	if _, err := coreBusy(0); err != nil {
+		t.Errorf("coreBusy(0): %v", err)
+	}
+}
+
+func TestPinned(t *testing.T) {
+	if got := pinned(-1, "nginx", "-t"); len(got) != 2 || got[0] != "nginx" {
+		t.Errorf("pinned(-1) = %q", got)
+	}
+	if got := pinned(1, "nginx", "-t"); len(got) != 5 || got[0] != "taskset" || got[2] != "1" || got[3] != "nginx" {
+		t.Errorf("pinned(1) = %q", got)
+	}
+}

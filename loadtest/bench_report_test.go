@@ -1,0 +1,99 @@
+package loadtest
+
+import (
+	"math"
+	"strings"
+	"testing"
+)
+
+func TestMedianAndSpread(t *testing.T) {
+	for _, tc := range []struct {
+		in   []float64
+		want spread
+	}{
+		{nil, spread{}},
+		{[]float64{5}, spread{5, 5, 5, 1}},
+		{[]float64{3, 1, 2}, spread{2, 1, 3, 3}},
+		{[]float64{4, 1, 3, 2}, spread{2.5, 1, 4, 4}},
+	} {
+		if got := spreadOf(tc.in); got != tc.want {
+			t.Errorf("spreadOf(%v) = %+v, want %+v", tc.in, got, tc.want)
+		}
+	}
+}
+
+// samplesFor builds samples in which shiftgate's figures are a fixed multiple of the
+// peers', so the ratios are known by construction.
+func samplesFor() []benchSample {
+	var out []benchSample
+	for round := 1; round <= 3; round++ {
+		f := float64(round) // the level drifts by round; ratios within a round do not
+		out = append(out,
+			benchSample{Round: round, Target: targetDirect, Conns: 64, RPS: 50000 * f, P99MS: 1},
+			benchSample{Round: round, Target: targetNginx, Conns: 64, RPS: 10000 * f, P99MS: 4, ReqPerCPU: 20000, CPUS: 1, RSSMiB: 9},
+			benchSample{Round: round, Target: targetHAProxy, Conns: 64, RPS: 8000 * f, P99MS: 5, ReqPerCPU: 16000, CPUS: 1, RSSMiB: 15},
+			benchSample{Round: round, Target: targetShiftgate, Conns: 64, RPS: 12000 * f, P99MS: 2 + float64(round-1), ReqPerCPU: 24000, CPUS: 1, RSSMiB: 20, Errors: 1},
+		)
+	}
+	return out
+}
+
+func TestSummarize(t *testing.T) {
+	rep := summarize(samplesFor(), []string{targetDirect, targetNginx, targetHAProxy, targetShiftgate}, []int{64, 256})
+	if len(rep.Summary) != 4 {
+		t.Fatalf("summary rows %d, want 4 (no samples at 256)", len(rep.Summary))
+	}
+	sg := rep.Summary[3]
+	if sg.Target != targetShiftgate || sg.Rounds != 3 || sg.RPS != 24000 || sg.P99MS != 3 || sg.Errors != 3 {
+		t.Errorf("shiftgate summary %+v", sg)
+	}
+	if len(rep.Ratios) != 2 {
+		t.Fatalf("ratios %+v, want nginx and haproxy", rep.Ratios)
+	}
+	near := func(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
+	ng, hp := rep.Ratios[0], rep.Ratios[1]
+	if ng.Peer != targetNginx || !near(ng.RPS.Median, 1.2) || !near(ng.RPS.Min, 1.2) || !near(ng.RPS.Max, 1.2) || ng.RPS.N != 3 {
+		t.Errorf("nginx req/s ratio %+v, want 1.2 in every round", ng.RPS)
+	}
+	// p99: shiftgate 2, 3, 4 against nginx's 4: 0.5, 0.75, 1.
+	if !near(ng.P99.Median, 0.75) || !near(ng.P99.Min, 0.5) || !near(ng.P99.Max, 1) {
+		t.Errorf("nginx p99 ratio %+v", ng.P99)
+	}
+	if hp.Peer != targetHAProxy || !near(hp.RPS.Median, 1.5) || !near(hp.ReqPerCPU.Median, 1.5) {
+		t.Errorf("haproxy ratio %+v", hp)
+	}
+}
+
+func TestRatioNeedsBothInTheSameRound(t *testing.T) {
+	s := []benchSample{
+		{Round: 1, Target: targetShiftgate, Conns: 64, RPS: 10},
+		{Round: 2, Target: targetNginx, Conns: 64, RPS: 10},
+	}
+	if r, ok := ratioOf(s, targetNginx, 64); ok {
+		t.Errorf("ratio %+v from samples of different rounds", r)
+	}
+	s = append(s, benchSample{Round: 2, Target: targetShiftgate, Conns: 64, RPS: 30})
+	r, ok := ratioOf(s, targetNginx, 64)
+	if !ok || r.RPS.N != 1 || r.RPS.Median != 3 {
+		t.Errorf("ratio %+v, %v; want one round at 3", r, ok)
+	}
+}
+
+func TestWriteBenchText(t *testing.T) {
+	rep := summarize(samplesFor(), []string{targetDirect, targetNginx, targetHAProxy, targetShiftgate}, []int{64})
+	var b strings.Builder
+	if err := writeBenchText(&b, rep); err != nil {
+		t.Fatal(err)
+	}
+	out := strings.Join(strings.Fields(b.String()), " ") // columns are padded: compare words
+	for _, want := range []string{
+		"req/proxy-cpu-s", "median of 3 round(s)",
+		"64 shiftgate 24000 0.00 3.00 1.00 20.0 24000 0 0 3",
+		"64 direct 100000 0.00 1.00 - - - 0 0 0",
+		"64 nginx 1.20 [1.20 .. 1.20] 0.75 [0.50 .. 1.00] 1.20 [1.20 .. 1.20]",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("bench text lacks %q:\n%s", want, out)
+		}
+	}
+}

@@ -1,0 +1,105 @@
+package loadtest
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// selfEnv makes the test binary act as the shiftgate binary's backend and loadtest
+// verbs, so the bench can run its children from it.
+const selfEnv = "SHIFTGATE_LOADTEST_TEST_SELF"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(selfEnv) == "1" && len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "backend":
+			os.Exit(BackendMain(os.Args[2:], os.Stdout, os.Stderr))
+		case "loadtest":
+			os.Exit(Main(os.Args[2:], os.Stdout, os.Stderr))
+		}
+	}
+	os.Exit(m.Run())
+}
+
+// TestBenchRun runs a tiny bench end to end: the backend and the load generator as
+// child processes, with nginx and HAProxy where installed. shiftgate itself needs the
+// full binary (serve); bench.sh -quick covers it.
+func TestBenchRun(t *testing.T) {
+	t.Setenv(selfEnv, "1")
+	// Under -race every child would otherwise sleep a second on exit.
+	t.Setenv("GORACE", strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
+	targets := []string{targetDirect}
+	for _, peer := range []string{targetNginx, targetHAProxy} {
+		if _, err := lookPathSbin(peer); err == nil {
+			targets = append(targets, peer)
+		}
+	}
+	o, code := parseBenchFlags([]string{
+		"-targets", strings.Join(targets, ","), "-conns", "4", "-rounds", "2",
+		"-duration", "150ms", "-warmup", "0", "-proxy-cpu", "-1", "-load-cpu", "-1", "-users", "10",
+	}, os.Stderr)
+	if code >= 0 {
+		t.Fatalf("flags: exit %d", code)
+	}
+	var log strings.Builder
+	b := &bench{o: o, log: &log}
+	samples, err := b.run(t.Context())
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, log.String())
+	}
+	if want := 2 * len(targets); len(samples) != want {
+		t.Fatalf("%d samples, want %d", len(samples), want)
+	}
+	for _, s := range samples {
+		if s.Requests == 0 || s.Errors != 0 || s.RPS <= 0 || s.P99MS <= 0 {
+			t.Errorf("sample %+v: want requests, no errors", s)
+		}
+		if s.Target != targetDirect && (s.RSSMiB <= 0 || s.CPUS < 0) {
+			t.Errorf("sample %+v: want the proxy's RSS", s)
+		}
+	}
+	// Every child was stopped and the temporary directory removed.
+	for _, p := range b.procs {
+		select {
+		case <-p.exited:
+		case <-time.After(time.Second):
+			t.Errorf("%s (pid %d) still running after the bench", p.name, p.pid())
+		}
+	}
+	if _, err := os.Stat(b.dir); !os.IsNotExist(err) {
+		t.Errorf("temporary directory %s left behind: %v", b.dir, err)
+	}
+	rep := summarize(samples, o.targets, o.conns)
+	if len(rep.Summary) != len(targets) || len(rep.Ratios) != 0 {
+		t.Errorf("summary %d rows, ratios %d; want %d and none without shiftgate", len(rep.Summary), len(rep.Ratios), len(targets))
+	}
+}
+
+func TestBenchFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"-conns", "64,x"}, 2, "-conns"},
+		{[]string{"-conns", "0"}, 2, "-conns"},
+		{[]string{"-targets", "nginx,envoy"}, 2, "unknown or repeated target"},
+		{[]string{"-targets", "nginx,nginx"}, 2, "unknown or repeated target"},
+		{[]string{"-rounds", "0"}, 2, "-rounds"},
+		{[]string{"extra"}, 2, "unexpected argument"},
+		{[]string{"-h"}, 0, "usage: shiftgate loadtest bench"},
+	} {
+		var errOut strings.Builder
+		_, code := parseBenchFlags(tc.args, &errOut)
+		if code != tc.code || !strings.Contains(errOut.String(), tc.msg) {
+			t.Errorf("parseBenchFlags(%q) = %d, %q; want %d, %q", tc.args, code, errOut.String(), tc.code, tc.msg)
+		}
+	}
+	o, code := parseBenchFlags([]string{"-quick", "-rounds", "2"}, &strings.Builder{})
+	if code != -1 || o.rounds != 2 || o.duration != 2*time.Second || o.warmup != 500*time.Millisecond ||
+		len(o.conns) != 2 || len(o.targets) != 4 {
+		t.Errorf("-quick -rounds 2: %+v (code %d); want 2 rounds of 2s, 0.5s warm-up", o, code)
+	}
+}
