@@ -83,7 +83,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		s.tunnel(ctx, st, rt, d, upgradeProto)
 		return
 	}
-	body := watchClientBody(ctx)
+	body := watchClientBody(ctx, st.cfg.Timeouts.Body.Or(60*time.Second))
 	s.forward(ctx, st, rt, d)
 	body.release()
 	if clientClose {
@@ -194,10 +194,16 @@ func (s *Server) roundTrip(ctx *fasthttp.RequestCtx, st *state, rt *routeState, 
 		}
 		if err != nil {
 			why = classifyError(err)
-			if pipelined && why != failConnect {
-				// Requests queued on a broken pipelined connection may have been
-				// processed: they are never replayed elsewhere.
-				why = failPipelined
+			if pipelined {
+				switch {
+				case errors.Is(err, errPipeNotSent), errors.Is(err, errPipeClosed):
+					// Never written: as if the connection had been refused.
+					why = failConnect
+				default:
+					// Written on a connection that then failed: it may have been
+					// processed, so it is never replayed elsewhere.
+					why = failPipelined
+				}
 			}
 			if why == failClient {
 				return breaker.Excluded

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"iter"
 
 	"github.com/valyala/fasthttp"
 )
@@ -25,12 +24,6 @@ func isRegionHeaderName(name []byte) bool { return foldEqual(name, "x-shift-regi
 
 var strConnection = []byte("Connection")
 
-// headerFields is what stripHeaders needs of a request or response header.
-type headerFields interface {
-	All() iter.Seq2[[]byte, []byte]
-	DelBytes(key []byte)
-}
-
 // mustStrip reports whether a field never crosses the proxy: hop-by-hop fields,
 // Connection itself, and X-Shift-Region, each in any case and with '_' for '-' (a
 // backend that folds names would read the '_' spelling as the real one). From a
@@ -52,101 +45,190 @@ func mustStrip(k []byte, fromClient bool) bool {
 	return false
 }
 
-// framing are the fields a Connection token may not remove: the message's framing and
-// its Host are the proxy's to write, not the peer's to delete.
+// isFraming reports whether k is a field a Connection token may not remove: the
+// message's framing and its Host are the proxy's to write, not the peer's to delete.
 func isFraming(k []byte) bool {
 	return foldEqual(k, "content-length") || foldEqual(k, "transfer-encoding") || foldEqual(k, "host")
 }
 
-// stripHeaders removes from h every field mustStrip names and every field named in a
-// Connection field (framing aside), matching names whatever their case, the way a
-// peer reads them. The common message has none and costs one pass over its fields and
-// no allocation.
-func stripHeaders[H headerFields](h H, fromClient bool) {
-	found := false
-	for k := range h.All() {
-		if mustStrip(k, fromClient) {
-			found = true
-			break
+// The strip functions below collect, in a first pass, whether anything must go and the
+// tokens of the Connection fields; in a second, the names to delete (both lists
+// NUL-separated, in stack arrays); then delete. They are written out per header type,
+// with slices returned rather than stored, so the buffers stay on the stack: only a
+// header with unusually many such names makes them grow on the heap.
+
+// appendTokens appends the comma-separated tokens of a Connection value to toks.
+func appendTokens(toks, v []byte) []byte {
+	for len(v) > 0 {
+		var tok []byte
+		tok, v = nextToken(v)
+		if len(tok) > 0 {
+			toks = append(append(toks, tok...), 0)
 		}
 	}
-	if !found {
-		return
-	}
-	// Slow path: collect the exact stored names first (deleting while iterating
-	// would move the fields under the iterator), then delete them one by one.
-	var stack [512]byte
-	names := stack[:0]
-	for k := range h.All() {
-		if mustStrip(k, fromClient) || (!isFraming(k) && namedInConnection(h, k)) {
-			names = append(names, k...)
-			names = append(names, 0)
-		}
-	}
-	for len(names) > 0 {
-		i := bytes.IndexByte(names, 0)
-		h.DelBytes(names[:i])
-		names = names[i+1:]
-	}
+	return toks
 }
 
-// namedInConnection reports whether a Connection field of h lists k.
-func namedInConnection[H headerFields](h H, k []byte) bool {
-	named := false
-	for ck, v := range h.All() {
-		if len(ck) != len(strConnection) || !bytes.EqualFold(ck, strConnection) {
-			continue
-		}
-		forEachToken(v, func(tok []byte) {
-			named = named || bytes.EqualFold(tok, k)
-		})
-		if named {
+func isConnection(k []byte) bool {
+	return len(k) == len(strConnection) && foldEqual(k, "connection")
+}
+
+// appendIfStripped appends k to names if it must go: mustStrip, or named by a token.
+func appendIfStripped(names, toks, k []byte, fromClient bool) []byte {
+	if mustStrip(k, fromClient) || (!isFraming(k) && named(toks, k)) {
+		names = append(append(names, k...), 0)
+	}
+	return names
+}
+
+// named reports whether toks lists k.
+func named(toks, k []byte) bool {
+	for len(toks) > 0 {
+		i := bytes.IndexByte(toks, 0)
+		if bytes.EqualFold(toks[:i], k) {
 			return true
 		}
+		toks = toks[i+1:]
 	}
 	return false
 }
 
-// stripRequestHeaders removes hop-by-hop headers, the headers named in Connection and
-// every spelling of X-Shift-Region and X_Forwarded_For from a request that is about to
-// go upstream.
-// The scan for anything to strip is written on the concrete type: through the
-// generic stripHeaders the header iterator would be a heap-allocated closure on every
-// request.
+// nextName splits the first NUL-terminated name off names.
+func nextName(names []byte) (name, rest []byte) {
+	i := bytes.IndexByte(names, 0)
+	return names[:i], names[i+1:]
+}
+
+// nextRawField returns the next field of a raw header block (its value untrimmed) and
+// the rest, or ok false at its end.
+func nextRawField(raw []byte) (k, v, rest []byte, ok bool) {
+	i := bytes.IndexByte(raw, '\n')
+	if i < 0 {
+		return nil, nil, nil, false
+	}
+	line, rest := raw[:i], raw[i+1:]
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		line = line[:n-1]
+	}
+	if len(line) == 0 {
+		return nil, nil, nil, false
+	}
+	c := bytes.IndexByte(line, ':')
+	if c < 0 {
+		return nil, nil, rest, true // not a field (a fold checkHead refuses): skip it
+	}
+	return line[:c], line[c+1:], rest, true // the value untrimmed: tokens are trimmed
+}
+
+// stripRequestHeaders removes hop-by-hop headers, the headers named in Connection
+// (framing and Host aside) and every spelling of X-Shift-Region and X_Forwarded_For
+// from a request that is about to go upstream, matching names whatever their case,
+// the way a peer reads them. It reads the raw head fasthttp kept, which is cheaper than
+// its field iterator (that serialises cookies on every call); deleting by the names as
+// sent works because fasthttp normalises both sides alike. No allocation.
 func stripRequestHeaders(h *fasthttp.RequestHeader) {
-	for k := range h.All() {
+	raw := h.RawHeaders()
+	if len(raw) == 0 {
+		// A header built in code, not parsed: the slower iterator.
+		stripRequestFields(h)
+		return
+	}
+	var tb [256]byte
+	var nb [512]byte
+	toks, names := tb[:0], nb[:0]
+	need := false
+	for r := raw; ; {
+		k, v, rest, ok := nextRawField(r)
+		if !ok {
+			break
+		}
 		if mustStrip(k, true) {
-			stripHeaders(h, true)
-			return
+			need = true
+			if isConnection(k) {
+				toks = appendTokens(toks, v)
+			}
 		}
+		r = rest
+	}
+	if !need {
+		return
+	}
+	for r := raw; ; {
+		k, _, rest, ok := nextRawField(r)
+		if !ok {
+			break
+		}
+		names = appendIfStripped(names, toks, k, true)
+		r = rest
+	}
+	for len(names) > 0 {
+		var k []byte
+		k, names = nextName(names)
+		h.DelBytes(k)
 	}
 }
 
-// stripResponseHeaders is stripRequestHeaders for an upstream's response.
-func stripResponseHeaders(h *fasthttp.ResponseHeader) {
+func stripRequestFields(h *fasthttp.RequestHeader) {
+	var tb [256]byte
+	var nb [512]byte
+	toks, names := tb[:0], nb[:0]
+	need := false
+	for k, v := range h.All() {
+		if mustStrip(k, true) {
+			need = true
+			if isConnection(k) {
+				toks = appendTokens(toks, v)
+			}
+		}
+	}
+	if !need {
+		return
+	}
 	for k := range h.All() {
-		if mustStrip(k, false) {
-			stripHeaders(h, false)
-			return
-		}
+		names = appendIfStripped(names, toks, k, true)
+	}
+	for len(names) > 0 {
+		var k []byte
+		k, names = nextName(names)
+		h.DelBytes(k)
 	}
 }
 
-// forEachToken calls f for each comma-separated token of v, trimmed.
-func forEachToken(v []byte, f func(tok []byte)) {
-	for len(v) > 0 {
-		i := bytes.IndexByte(v, ',')
-		var tok []byte
-		if i < 0 {
-			tok, v = v, nil
-		} else {
-			tok, v = v[:i], v[i+1:]
-		}
-		tok = bytes.TrimSpace(tok)
-		if len(tok) > 0 {
-			f(tok)
+// stripResponseHeaders is stripRequestHeaders for an upstream's response, whose
+// names are kept as the upstream spelled them.
+func stripResponseHeaders(h *fasthttp.ResponseHeader) {
+	var tb [256]byte
+	var nb [512]byte
+	toks, names := tb[:0], nb[:0]
+	need := false
+	for k, v := range h.All() {
+		if mustStrip(k, false) {
+			need = true
+			if isConnection(k) {
+				toks = appendTokens(toks, v)
+			}
 		}
 	}
+	if !need {
+		return
+	}
+	for k := range h.All() {
+		names = appendIfStripped(names, toks, k, false)
+	}
+	for len(names) > 0 {
+		var k []byte
+		k, names = nextName(names)
+		h.DelBytes(k)
+	}
+}
+
+// nextToken returns the first comma-separated token of v, trimmed, and the rest.
+func nextToken(v []byte) (tok, rest []byte) {
+	i := bytes.IndexByte(v, ',')
+	if i < 0 {
+		return bytes.TrimSpace(v), nil
+	}
+	return bytes.TrimSpace(v[:i]), v[i+1:]
 }
 
 // appendForwardedFor sets X-Forwarded-For to the values the client sent (joined, in

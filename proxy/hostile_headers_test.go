@@ -265,3 +265,71 @@ func TestHostileUpgradeSmuggling(t *testing.T) {
 	}
 	b.mustBeClean(t)
 }
+
+// TestHostileRequestTrailers checks that the trailer of a chunked request body does not
+// reach the backend: a trailer field is a field, and X-Shift-Region there would be as
+// spoofed as in the head.
+func TestHostileRequestTrailers(t *testing.T) {
+	t.Parallel()
+	gw, b := startHostile(t, replyOK, "")
+	r := lastRequest(t, gw, b, post+"Trailer: X-Shift-Region, X-T\r\nTransfer-Encoding: chunked\r\n\r\n"+
+		"5\r\nhello\r\n0\r\nX-Shift-Region: cloud\r\nX_Shift_Region: cloud\r\nX-T: 1\r\n\r\n")
+	if string(r.Body) != "hello" {
+		t.Errorf("body %q", r.Body)
+	}
+	if len(r.Trailer) != 0 {
+		t.Errorf("trailer fields reached the backend: %v", r.Trailer)
+	}
+	if v := fieldsNamed(headFields(r.Head), "Trailer"); len(v) != 0 {
+		t.Errorf("Trailer field reached the backend: %q", v)
+	}
+	b.mustBeClean(t)
+}
+
+// TestHostileUpgradeWithBody checks that an upgrade request with a body is refused: a
+// tunnel would have to buffer it whole.
+func TestHostileUpgradeWithBody(t *testing.T) {
+	t.Parallel()
+	gw, b := startHostile(t, replyOK, "")
+	for _, raw := range []string{
+		post + "Connection: Upgrade\r\nUpgrade: websocket\r\nContent-Length: 5\r\n\r\nhello",
+		post + "Connection: Upgrade\r\nUpgrade: h2c\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+	} {
+		c := dialRaw(t, gw.addr)
+		r, body := c.roundTrip("POST", raw)
+		if r.StatusCode != 400 {
+			t.Errorf("status %d %q, want 400", r.StatusCode, body)
+		}
+		c.mustClose()
+	}
+	if n := b.totalBytes(); n != 0 {
+		t.Errorf("%d bytes reached the backend", n)
+	}
+}
+
+// TestHostileTrustedCallerRegion checks the other side of the X-Shift-Region rule: from
+// a trusted caller the header picks the region (affinity), and still the backend gets
+// exactly one X-Shift-Region, the gateway's, whatever spellings the caller sent.
+func TestHostileTrustedCallerRegion(t *testing.T) {
+	t.Parallel()
+	idc := startBackend(t, replyOK)
+	cloud := startBackend(t, replyOK)
+	conf := strings.Replace(hostileConf, `trusted_callers: ["10.1.0.0/16"]`, `trusted_callers: ["127.0.0.1/32"]`, 1)
+	gw := startGateway(t, conf, map[string]string{"IDC": idc.addr, "CLOUD": cloud.addr, "LIMITS": ""})
+	c := dialRaw(t, gw.addr)
+	r, _ := c.roundTrip("GET", get("/affinity", "X-Shift-Region: cloud", "x_shift_region: idc", "X-SHIFT-REGION: idc"))
+	if r.StatusCode != 200 || r.Header.Get("X-Shift-Region") != "cloud" {
+		t.Fatalf("got %d, region %q; want 200 from cloud", r.StatusCode, r.Header.Get("X-Shift-Region"))
+	}
+	if n := len(idc.requests()); n != 0 {
+		t.Errorf("idc got %d requests", n)
+	}
+	reqs := cloud.requests()
+	if len(reqs) != 1 {
+		t.Fatalf("cloud got %d requests", len(reqs))
+	}
+	if got := fieldsNamed(headFields(reqs[0].Head), "X-Shift-Region"); len(got) != 1 || got[0] != "cloud" {
+		t.Errorf("backend got X-Shift-Region %q, want exactly [cloud]\n%s", got, reqs[0].Head)
+	}
+	cloud.mustBeClean(t)
+}

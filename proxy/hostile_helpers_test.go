@@ -37,7 +37,7 @@ routes:
 
 // ioWait bounds every raw read and write of a test, so a bug shows as a failure and
 // never as a hung test binary.
-const ioWait = 5 * time.Second
+const ioWait = 10 * time.Second
 
 // startHostile starts a recording backend answering with reply and a gateway in front
 // of it; limits is a YAML limits block or "".
@@ -59,7 +59,8 @@ type recRequest struct {
 	Req       *http.Request // the head as net/http parses it (Body already consumed)
 	Body      []byte        // the first bodyKeep bytes of the body
 	BodyLen   int64
-	BodySum   [32]byte // sha256 of the whole body
+	BodySum   [32]byte    // sha256 of the whole body
+	Trailer   http.Header // trailer fields of a chunked body
 }
 
 // bodyKeep bounds the body bytes a recording backend keeps per request, so a 50 MB
@@ -71,12 +72,16 @@ const logKeep = 256 << 10
 
 // recConn is one connection a backend accepted.
 type recConn struct {
-	raw    []byte // the first logKeep bytes received
-	total  int64  // bytes received
-	reqs   []*recRequest
-	bad    error // the bytes that reached the backend were not well-formed requests
-	closed bool  // the gateway closed the connection (EOF between requests)
-	ended  bool  // the backend's loop for this connection is over
+	raw []byte // the first logKeep bytes received
+	// capture collects what is read while a head is being parsed (capturing):
+	// the head's bytes, whatever the connection has carried before.
+	capture   []byte
+	capturing bool
+	total     int64 // bytes received
+	reqs      []*recRequest
+	bad       error // the bytes that reached the backend were not well-formed requests
+	closed    bool  // the gateway closed the connection (EOF between requests)
+	ended     bool  // the backend's loop for this connection is over
 }
 
 // recBackend is a raw-TCP upstream on 127.0.0.1:0 that writes down exactly what
@@ -163,6 +168,9 @@ func (r *recReader) Read(p []byte) (int, error) {
 			if keep := logKeep - len(r.rc.raw); keep > 0 {
 				r.rc.raw = append(r.rc.raw, p[:min(n, keep)]...)
 			}
+			if r.rc.capturing {
+				r.rc.capture = append(r.rc.capture, p[:n]...)
+			}
 			r.rc.total += int64(n)
 		})
 	}
@@ -187,17 +195,17 @@ func (b *recBackend) serve(c net.Conn, id int, rc *recConn) {
 			return
 		}
 		start := offset()
+		pre, _ := br.Peek(br.Buffered())
+		b.update(func() { rc.capture, rc.capturing = append(rc.capture[:0], pre...), true })
 		req, err := http.ReadRequest(br)
+		b.update(func() { rc.capturing = false })
 		if err != nil {
 			b.update(func() { rc.bad = fmt.Errorf("request %d: net/http cannot read it: %v", seq, err) })
 			return
 		}
 		end := offset()
 		b.mu.Lock()
-		var head []byte
-		if end <= int64(len(rc.raw)) {
-			head = append([]byte(nil), rc.raw[start:end]...)
-		}
+		head := append([]byte(nil), rc.capture[:end-start]...)
 		b.mu.Unlock()
 		if err := checkRequestHead(head); err != nil {
 			b.update(func() { rc.bad = fmt.Errorf("request %d: %v\n%q", seq, err, head) })
@@ -211,7 +219,7 @@ func (b *recBackend) serve(c net.Conn, id int, rc *recConn) {
 			b.update(func() { rc.bad = fmt.Errorf("request %d: body after %d bytes: %v", seq, n, err) })
 			return
 		}
-		rr := &recRequest{Conn: id, Seq: seq, Head: head, Req: req, Body: keep.Bytes(), BodyLen: n}
+		rr := &recRequest{Conn: id, Seq: seq, Head: head, Req: req, Body: keep.Bytes(), BodyLen: n, Trailer: req.Trailer}
 		copy(rr.BodySum[:], h.Sum(nil))
 		b.update(func() { rc.reqs = append(rc.reqs, rr) })
 		if b.reply == nil || !b.reply(c, rr) {
@@ -396,7 +404,7 @@ func checkRequestHead(head []byte) error {
 			}
 		case "x-shift-region":
 			region++
-			if name != "X-Shift-Region" {
+			if strings.Contains(name, "_") {
 				return fmt.Errorf("internal header in a foreign spelling: %q", l)
 			}
 		}

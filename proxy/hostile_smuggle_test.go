@@ -136,6 +136,9 @@ var smuggleCases = []smuggleCase{
 	{"unknown version", "GET / HTTP/1.2\r\nHost: gw.test\r\n\r\n", refused, "", 0},
 	{"HTTP/2 preface version", "GET / HTTP/2.0\r\nHost: gw.test\r\n\r\n", refused, "", 0},
 	{"lower-case version", "GET / http/1.1\r\nHost: gw.test\r\n\r\n", refused, "", 0},
+	{"bad percent-encoding", "GET /a%zz HTTP/1.1\r\nHost: gw.test\r\n\r\n", refused, "", 0},
+	{"cut percent-encoding", "GET /a% HTTP/1.1\r\nHost: gw.test\r\n\r\n", refused, "", 0},
+	{"percent-encoding", "GET /a%20b%2F?q=%41 HTTP/1.1\r\nHost: gw.test\r\n\r\n", normalised, "", 0},
 	{"method with slash", "GE/T / HTTP/1.1\r\nHost: gw.test\r\n\r\n", refused, "", 0},
 
 	// Host.

@@ -2,10 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"io"
-	"net"
-	"sync"
-	"time"
 
 	"github.com/valyala/fasthttp"
 )
@@ -26,6 +22,8 @@ var (
 //     forward it as is);
 //   - a missing or malformed Host, in any version (the Host routes the request and is
 //     forwarded);
+//   - a '%' in the target not followed by two hex digits (fasthttp forwards it as is;
+//     backends refuse or decode it each their own way);
 //   - lines ending in a bare LF, and obs-fold continuation lines (fasthttp joins them,
 //     a peer may not);
 //   - field names with a space, and Content_Length / Transfer_Encoding spellings;
@@ -37,6 +35,9 @@ func checkHead(h *fasthttp.RequestHeader) string {
 	}
 	if !validHost(h.Host()) {
 		return "missing or malformed Host header"
+	}
+	if !validEscapes(h.RequestURI()) {
+		return "malformed percent-encoding in request target"
 	}
 	raw := h.RawHeaders()
 	var cl, te bool
@@ -94,73 +95,6 @@ func checkHead(h *fasthttp.RequestHeader) string {
 	return ""
 }
 
-// lineListener wraps each accepted connection in a lineConn.
-type lineListener struct{ net.Listener }
-
-func (l lineListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return &lineConn{Conn: c}, nil
-}
-
-// lineConn is a client connection that knows how many bytes it has read since the
-// last LF. When a head overflows fasthttp's read buffer, the buffer holds exactly the
-// last bytes read, from the start of the request; if none of them is an LF, the request
-// line alone did not fit (414), else the fields did not (431). fasthttp resets the
-// parsed head before its error handler runs, so this is the one place the difference
-// survives. It costs a byte search per read and no allocation; it is used by one
-// goroutine at a time.
-type lineConn struct {
-	net.Conn
-	sinceLF int
-}
-
-func (c *lineConn) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
-	if n > 0 {
-		b := p[:n]
-		// IndexByte is vectorised: bodies without LF cost little.
-		if bytes.IndexByte(b, '\n') < 0 {
-			c.sinceLF = min(c.sinceLF+n, 1<<30)
-		} else {
-			c.sinceLF = n - 1 - bytes.LastIndexByte(b, '\n')
-		}
-	}
-	return n, err
-}
-
-// SetKeepAlive and SetKeepAlivePeriod pass fasthttp's TCP keep-alive settings on.
-func (c *lineConn) SetKeepAlive(on bool) error {
-	if k, ok := c.Conn.(interface{ SetKeepAlive(bool) error }); ok {
-		return k.SetKeepAlive(on)
-	}
-	return nil
-}
-
-func (c *lineConn) SetKeepAlivePeriod(d time.Duration) error {
-	if k, ok := c.Conn.(interface{ SetKeepAlivePeriod(time.Duration) error }); ok {
-		return k.SetKeepAlivePeriod(d)
-	}
-	return nil
-}
-
-// CloseWrite half-closes the connection, for tunnels.
-func (c *lineConn) CloseWrite() error {
-	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
-	}
-	return c.Conn.Close()
-}
-
-// requestLineTooLong reports whether the head of ctx overflowed a read buffer of size
-// bytes before its request line ended.
-func requestLineTooLong(ctx *fasthttp.RequestCtx, size int) bool {
-	c, ok := ctx.Conn().(*lineConn)
-	return ok && c.sinceLF >= size
-}
-
 // foldEqual reports whether name equals want (lower case, with '-') ignoring ASCII
 // case and reading '_' as '-', the way CGI-style backends fold header names.
 func foldEqual(name []byte, want string) bool {
@@ -179,6 +113,24 @@ func foldEqual(name []byte, want string) bool {
 		}
 	}
 	return true
+}
+
+// validEscapes reports whether every '%' in b starts a %XX escape.
+func validEscapes(b []byte) bool {
+	for {
+		i := bytes.IndexByte(b, '%')
+		if i < 0 {
+			return true
+		}
+		if i+2 >= len(b) || !isHex(b[i+1]) || !isHex(b[i+2]) {
+			return false
+		}
+		b = b[i+3:]
+	}
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
 // hostByte marks the bytes a Host value may hold: those of a reg-name, an IPv4
@@ -206,53 +158,4 @@ func validHost(host []byte) bool {
 		}
 	}
 	return true
-}
-
-// clientBody wraps a streamed request body so that a failure to read it (a broken
-// chunk, a client that stops sending or goes away) is told apart from a failure of the
-// upstream the body was being written to: the first is the client's fault, must not
-// count against the region's breaker and is answered 400. Its read errors come out
-// as *clientBodyError, through the upstream client's error.
-type clientBody struct {
-	r io.Reader
-}
-
-// clientBodyError is a read error of the client's request body.
-type clientBodyError struct{ err error }
-
-func (e *clientBodyError) Error() string { return "client request body: " + e.err.Error() }
-
-// Unwrap is deliberately absent: fasthttp turns any error with a Timeout method into
-// its own ErrTimeout, which would make a stalled client look like a stalled upstream.
-
-var clientBodyPool = sync.Pool{New: func() any { return new(clientBody) }}
-
-func (b *clientBody) Read(p []byte) (int, error) {
-	n, err := b.r.Read(p)
-	if err != nil && err != io.EOF {
-		err = &clientBodyError{err}
-	}
-	return n, err
-}
-
-// watchClientBody puts a clientBody around the request's streamed body, if it has one,
-// and returns it (or nil). The caller releases it once the request has been forwarded.
-func watchClientBody(ctx *fasthttp.RequestCtx) *clientBody {
-	r := ctx.Request.BodyStream()
-	if r == nil {
-		return nil
-	}
-	b := clientBodyPool.Get().(*clientBody)
-	b.r = r
-	// SetBodyStream keeps the length: Content-Length, or -1 for chunked.
-	ctx.Request.SetBodyStream(b, ctx.Request.Header.ContentLength())
-	return b
-}
-
-func (b *clientBody) release() {
-	if b == nil {
-		return
-	}
-	b.r = nil
-	clientBodyPool.Put(b)
 }

@@ -83,6 +83,7 @@ func (t *transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, re
 		if closeConn || surplus || status == fasthttp.StatusSwitchingProtocols {
 			hc.CloseConn(cc)
 		} else {
+			markSuspect(conn) // a late body would be checked for on its next use
 			hc.ReleaseConn(cc)
 		}
 		return false, nil

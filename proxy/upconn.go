@@ -14,19 +14,35 @@ import (
 // backend sends out of turn (a body longer than its framing said, a body on a HEAD or
 // 204 answer arriving late, an answer nobody asked for) would be read as the answer to
 // the next request of another client. nginx and HAProxy watch idle connections and close
-// them on any input; here the connection is checked when it is taken from the pool.
+// them on any input; here the connection is checked when it is taken from the pool,
+// with one non-blocking recv(MSG_PEEK). That is a system call, so it is made only where
+// it can find something: after a bodiless answer (HEAD, 1xx, 204, 304), whose body a
+// broken backend sends anyway, and on a connection idle for staleAfter or more, which
+// the backend may have closed or written to since. A hot connection reused within
+// staleAfter of a normal answer is not checked: bytes sent out of turn in that window
+// would go unnoticed (the surplus already buffered when an answer ends is always
+// caught, for free, by the transport).
+
+// staleAfter is how long a pooled connection may sit idle before it is checked.
+const staleAfter = 100 * time.Millisecond
 
 // upstreamConn is a dialed upstream TCP connection that can tell, without blocking or
 // consuming anything, whether bytes (or the end of the stream) are waiting on it. The
 // raw connection and the peek function are made once per connection, so a check costs
-// one non-blocking recv(MSG_PEEK) and no allocation.
+// one non-blocking recv(MSG_PEEK) and no allocation. Its write deadline is an idle
+// timeout (see idleWrites), so a large upload streams to the backend as long as it
+// moves.
 type upstreamConn struct {
 	net.Conn
+	w     idleWrites
 	raw   syscall.RawConn
-	peekf func(fd uintptr) bool
+	peekf func(fd uintptr)
 	n     int
 	errno error
 	buf   [1]byte
+	// suspect is set when the connection goes back to the pool after a bodiless
+	// answer: it is checked on its next use whatever its idle time.
+	suspect bool
 }
 
 // watchUpstream wraps a freshly dialed connection in an upstreamConn when it is a
@@ -48,16 +64,30 @@ func watchUpstream(c net.Conn, err error) (net.Conn, error) {
 	return u, nil
 }
 
-func (u *upstreamConn) peek(fd uintptr) bool {
+func (u *upstreamConn) SetWriteDeadline(t time.Time) error { return u.w.setDeadline(u.Conn, t) }
+
+func (u *upstreamConn) SetDeadline(t time.Time) error {
+	if err := u.w.setDeadline(u.Conn, t); err != nil {
+		return err
+	}
+	return u.Conn.SetReadDeadline(t)
+}
+
+func (u *upstreamConn) Write(p []byte) (int, error) {
+	u.w.move(u.Conn)
+	return u.Conn.Write(p)
+}
+
+func (u *upstreamConn) peek(fd uintptr) {
 	u.n, _, u.errno = syscall.Recvfrom(int(fd), u.buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-	return true // never wait for readiness: the answer is wanted now
 }
 
 // stale reports whether an idle connection has input waiting (bytes, or the peer's
 // close): such a connection must not carry another request. It is called by the one
 // goroutine that holds the connection.
 func (u *upstreamConn) stale() bool {
-	if err := u.raw.Read(u.peekf); err != nil {
+	// Control, not Read: no poller bookkeeping, the peek never blocks anyway.
+	if err := u.raw.Control(u.peekf); err != nil {
 		return true
 	}
 	if u.errno == nil {
@@ -67,10 +97,22 @@ func (u *upstreamConn) stale() bool {
 }
 
 // staleIdle reports whether conn, taken from the pool (it was used before: last use
-// after creation), has input waiting. Connections of other kinds are never stale.
+// after creation), has input waiting, checking only suspect connections and those idle
+// for staleAfter. Connections of other kinds are never stale.
 func staleIdle(conn net.Conn, created, lastUse time.Time) bool {
 	u, ok := conn.(*upstreamConn)
-	return ok && !lastUse.Before(created) && u.stale()
+	if !ok || lastUse.Before(created) || !u.suspect && time.Since(lastUse) < staleAfter {
+		return false
+	}
+	u.suspect = false
+	return u.stale()
+}
+
+// markSuspect has conn checked on its next use (see staleIdle).
+func markSuspect(conn net.Conn) {
+	if u, ok := conn.(*upstreamConn); ok {
+		u.suspect = true
+	}
 }
 
 var errFramingConflict = errors.New("upstream answer has both Content-Length and Transfer-Encoding")

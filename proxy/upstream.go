@@ -31,11 +31,11 @@ type pool struct {
 	clients []*fasthttp.HostClient
 	next    atomic.Uint32
 	// pipes are the pipelined clients, one per address, for routes with pipeline on.
-	pipes    []*fasthttp.PipelineClient
+	pipes    []*pipeClient
 	nextPipe atomic.Uint32
 }
 
-func (p *pool) pickPipe() *fasthttp.PipelineClient {
+func (p *pool) pickPipe() *pipeClient {
 	if len(p.pipes) == 1 {
 		return p.pipes[0]
 	}
@@ -94,7 +94,7 @@ func newHostClient(s upstreamSettings) *fasthttp.HostClient {
 // reload that does not change a region keeps its pooled connections.
 type upstreamRegistry struct {
 	clients map[upstreamSettings]*fasthttp.HostClient
-	pipes   map[pipeSettings]*fasthttp.PipelineClient
+	pipes   map[pipeSettings]*pipeClient
 	dial    func(addr string) (net.Conn, error)
 }
 
@@ -108,38 +108,19 @@ type pipeSettings struct {
 func newUpstreamRegistry(dial func(addr string) (net.Conn, error)) *upstreamRegistry {
 	return &upstreamRegistry{
 		clients: map[upstreamSettings]*fasthttp.HostClient{},
-		pipes:   map[pipeSettings]*fasthttp.PipelineClient{},
+		pipes:   map[pipeSettings]*pipeClient{},
 		dial:    dial,
 	}
 }
 
-func (u *upstreamRegistry) newPipe(ps pipeSettings) *fasthttp.PipelineClient {
-	dialer := &fasthttp.TCPDialer{DNSCacheDuration: ps.resolveEvery}
-	pc := &fasthttp.PipelineClient{
-		Addr:                          ps.addr,
-		MaxConns:                      ps.conns,
-		MaxPendingRequests:            4096,
-		MaxIdleConnDuration:           ps.idle,
-		ReadTimeout:                   ps.responseHeader,
-		WriteTimeout:                  ps.body,
-		MaxResponseBodySize:           int(ps.maxBody),
-		DisableHeaderNamesNormalizing: true,
-		NoDefaultUserAgentHeader:      true,
-		Logger:                        quietLogger{},
-		Dial: func(addr string) (net.Conn, error) {
-			return dialer.DialTimeout(addr, ps.connect)
-		},
+func (u *upstreamRegistry) newPipe(ps pipeSettings) *pipeClient {
+	dial := u.dial
+	if dial == nil {
+		dialer := &fasthttp.TCPDialer{DNSCacheDuration: ps.resolveEvery}
+		dial = func(addr string) (net.Conn, error) { return dialer.DialTimeout(addr, ps.connect) }
 	}
-	if u.dial != nil {
-		pc.Dial = u.dial
-	}
-	return pc
+	return newPipeClient(ps.addr, ps.conns, dial, ps.responseHeader, ps.body, ps.idle, int(ps.maxBody))
 }
-
-// quietLogger drops fasthttp's own log lines; failures reach the proxy as errors.
-type quietLogger struct{}
-
-func (quietLogger) Printf(string, ...any) {}
 
 // pools builds the region pools of a config; used marks the clients it handed out so
 // that sweep can close the rest. Called while compiling, one goroutine at a time.
@@ -198,9 +179,10 @@ func (u *upstreamRegistry) pools(c *conf.Config, used map[upstreamSettings]bool,
 // sweep forgets clients no config uses any more; their idle connections close as
 // fasthttp's idle cleaner runs.
 func (u *upstreamRegistry) sweep(used map[upstreamSettings]bool, usedPipes map[pipeSettings]bool) {
-	for s := range u.pipes {
+	for s, pc := range u.pipes {
 		if !usedPipes[s] {
-			// Idle pipelined connections stop on their own after MaxIdleConnDuration.
+			// Requests already on it finish; its connections close once idle.
+			go func() { time.Sleep(s.responseHeader + time.Second); pc.Close() }()
 			delete(u.pipes, s)
 		}
 	}

@@ -1,0 +1,82 @@
+package proxy
+
+import (
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// clientBody wraps a streamed request body so that a failure to read it (a broken
+// chunk, a client that stops sending or goes away) is told apart from a failure of the
+// upstream the body was being written to: the first is the client's fault, must not
+// count against the region's breaker and is answered 400. Its read errors come out
+// as *clientBodyError, through the upstream client's error.
+//
+// It also moves the client connection's read deadline as the body arrives: fasthttp
+// sets one deadline for the whole body, which would cut a large upload for being large;
+// the body timeout is meant between reads.
+//
+// And it drops the trailer fields of a chunked body, which fasthttp would forward after
+// it: a trailer is a field too, and a backend that merges trailers into the header would
+// see whatever the client put there (X-Shift-Region, hop-by-hop fields) unchecked.
+type clientBody struct {
+	r        io.Reader
+	h        *fasthttp.RequestHeader
+	conn     net.Conn
+	idle     time.Duration
+	extended time.Time
+}
+
+// clientBodyError is a read error of the client's request body.
+type clientBodyError struct{ err error }
+
+func (e *clientBodyError) Error() string { return "client request body: " + e.err.Error() }
+
+// Unwrap is deliberately absent: fasthttp turns any error with a Timeout method into
+// its own ErrTimeout, which would make a stalled client look like a stalled upstream.
+
+var clientBodyPool = sync.Pool{New: func() any { return new(clientBody) }}
+
+func (b *clientBody) Read(p []byte) (int, error) {
+	if now := time.Now(); now.Sub(b.extended) > b.idle/4 {
+		b.conn.SetReadDeadline(now.Add(b.idle)) //nolint:errcheck // a dead conn fails the read
+		b.extended = now
+	}
+	n, err := b.r.Read(p)
+	switch {
+	case err == io.EOF:
+		// The trailer has been read into the header; nothing of it goes on.
+		for _, k := range b.h.PeekTrailerKeys() {
+			b.h.DelBytes(k)
+		}
+	case err != nil:
+		err = &clientBodyError{err}
+	}
+	return n, err
+}
+
+// watchClientBody puts a clientBody around the request's streamed body, if it has one,
+// and returns it (or nil); idle is the body timeout. The caller releases it once the
+// request has been forwarded.
+func watchClientBody(ctx *fasthttp.RequestCtx, idle time.Duration) *clientBody {
+	r := ctx.Request.BodyStream()
+	if r == nil {
+		return nil
+	}
+	b := clientBodyPool.Get().(*clientBody)
+	b.r, b.h, b.conn, b.idle, b.extended = r, &ctx.Request.Header, ctx.Conn(), idle, time.Now()
+	// SetBodyStream keeps the length: Content-Length, or -1 for chunked.
+	ctx.Request.SetBodyStream(b, ctx.Request.Header.ContentLength())
+	return b
+}
+
+func (b *clientBody) release() {
+	if b == nil {
+		return
+	}
+	b.r, b.h, b.conn = nil, nil, nil
+	clientBodyPool.Put(b)
+}

@@ -1,0 +1,123 @@
+package proxy
+
+import (
+	"bytes"
+	"net"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// lineListener wraps each accepted connection in a lineConn.
+type lineListener struct{ net.Listener }
+
+func (l lineListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &lineConn{Conn: c}, nil
+}
+
+// lineConn is a client connection that knows how many bytes it has read since the
+// last LF. When a head overflows fasthttp's read buffer, the buffer holds exactly the
+// last bytes read, from the start of the request; if none of them is an LF, the request
+// line alone did not fit (414), else the fields did not (431). fasthttp resets the
+// parsed head before its error handler runs, so this is the one place the difference
+// survives. It costs a byte search per read and no allocation; it is used by one
+// goroutine at a time.
+//
+// It also turns fasthttp's write deadline, which bounds the whole response, into an idle
+// timeout that moves with each write: a 50 MB download to a slow but steady client is
+// not cut for taking longer than the body timeout, a client that stops reading is.
+type lineConn struct {
+	net.Conn
+	sinceLF int
+	w       idleWrites
+}
+
+func (c *lineConn) SetWriteDeadline(t time.Time) error { return c.w.setDeadline(c.Conn, t) }
+
+func (c *lineConn) SetDeadline(t time.Time) error {
+	if err := c.w.setDeadline(c.Conn, t); err != nil {
+		return err
+	}
+	return c.Conn.SetReadDeadline(t)
+}
+
+func (c *lineConn) Write(p []byte) (int, error) {
+	c.w.move(c.Conn)
+	return c.Conn.Write(p)
+}
+
+// idleWrites turns a write deadline into an idle timeout between writes: a deadline set
+// d from now is moved to d from the latest write. Used by one goroutine at a time.
+type idleWrites struct {
+	idle time.Duration // 0: no write deadline
+	set  time.Time     // when the deadline was last moved
+}
+
+func (w *idleWrites) setDeadline(c net.Conn, t time.Time) error {
+	w.idle, w.set = 0, time.Time{}
+	if !t.IsZero() {
+		w.set = time.Now()
+		w.idle = t.Sub(w.set)
+	}
+	return c.SetWriteDeadline(t)
+}
+
+// move pushes the deadline ahead before a write. Moving it costs a timer update, so it
+// is done once a quarter of the timeout has passed.
+func (w *idleWrites) move(c net.Conn) {
+	if w.idle <= 0 {
+		return
+	}
+	if now := time.Now(); now.Sub(w.set) > w.idle/4 {
+		c.SetWriteDeadline(now.Add(w.idle)) //nolint:errcheck // a dead conn fails the write
+		w.set = now
+	}
+}
+
+func (c *lineConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		b := p[:n]
+		// IndexByte is vectorised: bodies without LF cost little.
+		if bytes.IndexByte(b, '\n') < 0 {
+			c.sinceLF = min(c.sinceLF+n, 1<<30)
+		} else {
+			c.sinceLF = n - 1 - bytes.LastIndexByte(b, '\n')
+		}
+	}
+	return n, err
+}
+
+// SetKeepAlive and SetKeepAlivePeriod pass fasthttp's TCP keep-alive settings on.
+func (c *lineConn) SetKeepAlive(on bool) error {
+	if k, ok := c.Conn.(interface{ SetKeepAlive(bool) error }); ok {
+		return k.SetKeepAlive(on)
+	}
+	return nil
+}
+
+func (c *lineConn) SetKeepAlivePeriod(d time.Duration) error {
+	if k, ok := c.Conn.(interface{ SetKeepAlivePeriod(time.Duration) error }); ok {
+		return k.SetKeepAlivePeriod(d)
+	}
+	return nil
+}
+
+// CloseWrite half-closes the connection, for tunnels.
+func (c *lineConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return c.Conn.Close()
+}
+
+// requestLineTooLong reports whether the head of ctx overflowed a read buffer of size
+// bytes before its request line ended.
+func requestLineTooLong(ctx *fasthttp.RequestCtx, size int) bool {
+	c, ok := ctx.Conn().(*lineConn)
+	return ok && c.sinceLF >= size
+}

@@ -1,0 +1,415 @@
+package proxy
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// bigBody is the size of the large transfers.
+const bigBody = 50 << 20
+
+// pattern returns size deterministic pseudo-random bytes (no repeating block, so a
+// lost, doubled or swapped piece changes the hash) and their sha256.
+func pattern(seed uint64, size int64) (io.Reader, [32]byte) {
+	h := sha256.New()
+	io.Copy(h, io.LimitReader(rand.NewChaCha8(seedBytes(seed)), size))
+	var sum [32]byte
+	copy(sum[:], h.Sum(nil))
+	return io.LimitReader(rand.NewChaCha8(seedBytes(seed)), size), sum
+}
+
+func seedBytes(seed uint64) (s [32]byte) {
+	for i := range s {
+		s[i] = byte(seed >> (8 * (i % 8)))
+	}
+	return s
+}
+
+// heapPeak runs f and returns by how much the heap in use grew at its highest, sampled
+// every 5ms, over what it was before.
+func heapPeak(f func()) (growth uint64) {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	base := m.HeapInuse
+	peak := base
+	done := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			var s runtime.MemStats
+			runtime.ReadMemStats(&s)
+			peak = max(peak, s.HeapInuse)
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	f()
+	close(done)
+	<-sampled
+	return peak - base
+}
+
+// maxHeapGrowth is how much the heap may grow while 50 MB stream through: the
+// buffers of a few connections, nothing proportional to the body.
+const maxHeapGrowth = 8 << 20
+
+// replyDownload answers with size pattern bytes of seed, with Content-Length or
+// chunked.
+func replyDownload(seed uint64, size int64, chunked bool) replyFunc {
+	return func(c net.Conn, r *recRequest) bool {
+		body, _ := pattern(seed, size)
+		w := bufio.NewWriterSize(c, 64<<10)
+		if chunked {
+			fmt.Fprintf(w, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+			cw := httputil.NewChunkedWriter(w)
+			if _, err := io.Copy(cw, body); err != nil {
+				return false
+			}
+			cw.Close()
+			io.WriteString(w, "\r\n")
+		} else {
+			fmt.Fprintf(w, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", size)
+			if _, err := io.Copy(w, body); err != nil {
+				return false
+			}
+		}
+		return w.Flush() == nil
+	}
+}
+
+// TestHostileLargeBodies moves 50 MB up and down, with Content-Length and chunked,
+// checks every byte, and checks the heap stayed flat: bodies are streamed, never
+// buffered whole. Not parallel: the heap is measured.
+func TestHostileLargeBodies(t *testing.T) {
+	if testing.Short() {
+		t.Skip("50 MB transfers")
+	}
+	t.Run("upload", func(t *testing.T) {
+		gw, b := startHostile(t, replyOK, "")
+		for _, chunked := range []bool{false, true} {
+			body, sum := pattern(1, bigBody)
+			var growth uint64
+			growth = heapPeak(func() {
+				c := dialRaw(t, gw.addr)
+				done := make(chan error, 1)
+				go func() {
+					w := bufio.NewWriterSize(c.c, 64<<10)
+					if chunked {
+						io.WriteString(w, "POST /up HTTP/1.1\r\nHost: gw.test\r\nTransfer-Encoding: chunked\r\n\r\n")
+						cw := httputil.NewChunkedWriter(w)
+						if _, err := io.Copy(cw, body); err != nil {
+							done <- err
+							return
+						}
+						cw.Close()
+						io.WriteString(w, "\r\n")
+					} else {
+						fmt.Fprintf(w, "POST /up HTTP/1.1\r\nHost: gw.test\r\nContent-Length: %d\r\n\r\n", bigBody)
+						if _, err := io.Copy(w, body); err != nil {
+							done <- err
+							return
+						}
+					}
+					done <- w.Flush()
+				}()
+				c.c.SetReadDeadline(time.Now().Add(time.Minute))
+				r, err := http.ReadResponse(c.br, nil)
+				if err != nil {
+					t.Fatalf("chunked=%v: %v", chunked, err)
+				}
+				io.Copy(io.Discard, r.Body)
+				if r.StatusCode != 200 {
+					t.Fatalf("chunked=%v: status %d", chunked, r.StatusCode)
+				}
+				if err := <-done; err != nil {
+					t.Fatalf("chunked=%v: writing: %v", chunked, err)
+				}
+			})
+			reqs := b.requests()
+			got := reqs[len(reqs)-1]
+			if got.BodyLen != bigBody || got.BodySum != sum {
+				t.Errorf("chunked=%v: backend got %d bytes, hash match %v", chunked, got.BodyLen, got.BodySum == sum)
+			}
+			t.Logf("upload chunked=%v: heap grew by %.1f MB at most", chunked, float64(growth)/(1<<20))
+			if growth > maxHeapGrowth {
+				t.Errorf("upload chunked=%v: heap grew by %d MB: the body is buffered, not streamed", chunked, growth>>20)
+			}
+		}
+		b.mustBeClean(t)
+	})
+	for _, chunked := range []bool{false, true} {
+		t.Run(fmt.Sprintf("download chunked=%v", chunked), func(t *testing.T) {
+			gw, b := startHostile(t, replyDownload(2, bigBody, chunked), "")
+			_, sum := pattern(2, bigBody)
+			var n int64
+			var got [32]byte
+			growth := heapPeak(func() {
+				c := dialRaw(t, gw.addr)
+				c.send(get("/down"))
+				c.c.SetReadDeadline(time.Now().Add(time.Minute))
+				r, err := http.ReadResponse(c.br, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				h := sha256.New()
+				n, err = io.Copy(h, r.Body)
+				if err != nil {
+					t.Fatalf("after %d bytes: %v", n, err)
+				}
+				copy(got[:], h.Sum(nil))
+			})
+			if n != bigBody || got != sum {
+				t.Errorf("client got %d bytes, hash match %v", n, got == sum)
+			}
+			t.Logf("download chunked=%v: heap grew by %.1f MB at most", chunked, float64(growth)/(1<<20))
+			if growth > maxHeapGrowth {
+				t.Errorf("heap grew by %d MB: the body is buffered, not streamed", growth>>20)
+			}
+			b.mustBeClean(t)
+		})
+	}
+}
+
+// idOf is the id a replyOK body names.
+func idOf(body []byte) string {
+	_, id, _ := strings.Cut(string(body), "id=")
+	return id
+}
+
+// TestHostileManyRequestsOneConn sends 10,000 requests, one after the other, on one
+// client connection.
+func TestHostileManyRequestsOneConn(t *testing.T) {
+	t.Parallel()
+	gw, b := startHostile(t, replyOK, "")
+	c := dialRaw(t, gw.addr)
+	const n = 10000
+	for i := 0; i < n; i++ {
+		id := fmt.Sprint(i)
+		r, body := c.roundTrip("GET", get("/seq", "X-Req-Id: "+id))
+		if r.StatusCode != 200 || idOf(body) != id {
+			t.Fatalf("request %d: %d %q", i, r.StatusCode, body)
+		}
+	}
+	if got := len(b.requests()); got != n {
+		t.Errorf("backend saw %d requests, want %d", got, n)
+	}
+	b.mustBeClean(t)
+}
+
+// TestHostilePipelined writes many requests at once, bodies among them, and checks the
+// answers come back in order, each to its own request.
+func TestHostilePipelined(t *testing.T) {
+	t.Parallel()
+	gw, b := startHostile(t, replyOK, "")
+	c := dialRaw(t, gw.addr)
+	const n = 100
+	var sb strings.Builder
+	methods := make([]string, n)
+	for i := 0; i < n; i++ {
+		id := fmt.Sprint(i)
+		switch i % 4 {
+		case 1:
+			methods[i] = "POST"
+			sb.WriteString(fmt.Sprintf("POST /pipe HTTP/1.1\r\nHost: gw.test\r\nX-Req-Id: %s\r\nContent-Length: 5\r\n\r\nhello", id))
+		case 2:
+			methods[i] = "POST"
+			sb.WriteString(fmt.Sprintf("POST /pipe HTTP/1.1\r\nHost: gw.test\r\nX-Req-Id: %s\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", id))
+		case 3:
+			methods[i] = "HEAD"
+			sb.WriteString(strings.Replace(get("/pipe", "X-Req-Id: "+id), "GET", "HEAD", 1))
+		default:
+			methods[i] = "GET"
+			sb.WriteString(get("/pipe", "X-Req-Id: "+id))
+		}
+	}
+	go c.send(sb.String())
+	for i := 0; i < n; i++ {
+		r, body := c.mustResponse(methods[i])
+		if r.StatusCode != 200 {
+			t.Fatalf("answer %d: %d", i, r.StatusCode)
+		}
+		if methods[i] != "HEAD" && idOf(body) != fmt.Sprint(i) {
+			t.Fatalf("answer %d is %q: out of order", i, body)
+		}
+	}
+	for _, r := range b.requests() {
+		if r.Req.Method == "POST" && string(r.Body) != "hello" {
+			t.Errorf("request %s: body %q", r.Req.Header.Get("X-Req-Id"), r.Body)
+		}
+	}
+	b.mustBeClean(t)
+}
+
+// TestHostileAbortedDownload has a client drop a large download halfway; the upstream
+// connection that was in the middle of that body must not serve the next request.
+func TestHostileAbortedDownload(t *testing.T) {
+	t.Parallel()
+	big := replyDownload(3, 8<<20, false)
+	gw, b := startHostile(t, func(c net.Conn, r *recRequest) bool {
+		if r.Req.URL.Path == "/big" {
+			return big(c, r)
+		}
+		return replyOK(c, r)
+	}, "")
+	for round := 0; round < 3; round++ {
+		c := dialRaw(t, gw.addr)
+		c.send(get("/big"))
+		c.c.SetReadDeadline(time.Now().Add(ioWait))
+		r, err := http.ReadResponse(c.br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.CopyN(io.Discard, r.Body, 256<<10); err != nil {
+			t.Fatal(err)
+		}
+		c.c.Close() // mid-body
+		for i := 0; i < 5; i++ {
+			id := fmt.Sprintf("%d-%d", round, i)
+			c2 := dialRaw(t, gw.addr)
+			r, body := c2.roundTrip("GET", get("/small", "X-Req-Id: "+id))
+			if r.StatusCode != 200 || idOf(body) != id {
+				t.Fatalf("after an aborted download, request %s got %d %q", id, r.StatusCode, body)
+			}
+			c2.c.Close()
+		}
+	}
+	// Every connection that carried /big was closed by the gateway, not pooled.
+	b.waitFor(t, ioWait, "the aborted downloads' upstream connections to close", func() bool {
+		for _, rc := range b.conns {
+			for _, r := range rc.reqs {
+				if r.Req.URL.Path == "/big" && !rc.ended {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	b.mustBeClean(t)
+}
+
+// TestHostileConcurrentClients runs 200 keep-alive clients at once; every answer must
+// be the one to its own request.
+func TestHostileConcurrentClients(t *testing.T) {
+	t.Parallel()
+	// Answers of different sizes, so they complete out of order.
+	gw, b := startHostile(t, func(c net.Conn, r *recRequest) bool {
+		id := r.Req.Header.Get("X-Req-Id")
+		pad := strings.Repeat(".", len(id)*97%4096)
+		body := pad + "id=" + id
+		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+		return true
+	}, "")
+	const clients, each = 200, 20
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	for k := 0; k < clients; k++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := net.DialTimeout("tcp", gw.addr, ioWait)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			br := bufio.NewReader(c)
+			for i := 0; i < each; i++ {
+				id := fmt.Sprintf("c%d-r%d", k, i)
+				c.SetDeadline(time.Now().Add(ioWait))
+				if _, err := io.WriteString(c, get("/cc", "X-Req-Id: "+id)); err != nil {
+					errs <- err
+					return
+				}
+				r, err := http.ReadResponse(br, nil)
+				if err != nil {
+					errs <- fmt.Errorf("%s: %v", id, err)
+					return
+				}
+				body, err := io.ReadAll(r.Body)
+				if err != nil || r.StatusCode != 200 || idOf(body) != id {
+					errs <- fmt.Errorf("%s got %d %q %v", id, r.StatusCode, body, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if n := len(b.requests()); n != clients*each {
+		t.Errorf("backend saw %d requests, want %d", n, clients*each)
+	}
+	b.mustBeClean(t)
+}
+
+// TestHostileSlowSteadyBodies moves bodies that take longer than the body timeout (2s)
+// but never stall for long: the body timeout is an idle timeout, so they arrive whole.
+// The pacing sleeps are the point of the test, not synchronisation.
+func TestHostileSlowSteadyBodies(t *testing.T) {
+	t.Parallel()
+	const pieces, size, gap = 10, 64 << 10, 300 * time.Millisecond // 3s in all
+	piece := func(i int) []byte { return []byte(strings.Repeat(string(rune('a'+i)), size)) }
+	t.Run("download", func(t *testing.T) {
+		t.Parallel()
+		gw, _ := startHostile(t, func(c net.Conn, r *recRequest) bool {
+			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", pieces*size)
+			for i := 0; i < pieces; i++ {
+				if _, err := c.Write(piece(i)); err != nil {
+					return false
+				}
+				time.Sleep(gap)
+			}
+			return true
+		}, "")
+		c := dialRaw(t, gw.addr)
+		c.send(get("/slow"))
+		c.c.SetReadDeadline(time.Now().Add(ioWait))
+		r, err := http.ReadResponse(c.br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(r.Body)
+		if err != nil || len(body) != pieces*size {
+			t.Fatalf("got %d bytes, %v: a steady download was cut", len(body), err)
+		}
+	})
+	t.Run("upload", func(t *testing.T) {
+		t.Parallel()
+		gw, b := startHostile(t, replyOK, "")
+		c := dialRaw(t, gw.addr)
+		c.send(fmt.Sprintf("POST /slow HTTP/1.1\r\nHost: gw.test\r\nContent-Length: %d\r\n\r\n", pieces*size))
+		for i := 0; i < pieces; i++ {
+			c.c.SetWriteDeadline(time.Now().Add(ioWait))
+			if _, err := c.c.Write(piece(i)); err != nil {
+				t.Fatalf("piece %d: %v", i, err)
+			}
+			time.Sleep(gap)
+		}
+		if r, body := c.mustResponse("POST"); r.StatusCode != 200 {
+			t.Fatalf("status %d %q: a steady upload was cut", r.StatusCode, body)
+		}
+		if got := b.requests()[0]; got.BodyLen != pieces*size {
+			t.Errorf("backend got %d bytes", got.BodyLen)
+		}
+	})
+}
