@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"text/template"
 )
 
@@ -54,4 +55,19 @@ func writeShiftgateConfig(f configFields) (string, error) {
 		return "", err
 	}
 	return writeConfig("shiftgate.yaml", f)
+}
+
+// pipelineFeed turns the pipeline option on for the split route of a generated
+// shiftgate config, and changes nothing else.
+func pipelineFeed(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	const anchor = "    failover: idempotent\n"
+	if !strings.Contains(string(b), anchor) {
+		return fmt.Errorf("%s: no %q line to add pipeline after", path, strings.TrimSpace(anchor))
+	}
+	out := strings.Replace(string(b), anchor, anchor+"    pipeline: true\n", 1)
+	return os.WriteFile(path, []byte(out), 0o644)
 }

@@ -15,6 +15,9 @@ const (
 	targetNginx     = "nginx"
 	targetHAProxy   = "haproxy"
 	targetShiftgate = "shiftgate"
+	// targetPipelined is shiftgate with the split route's pipeline option on: the
+	// same config plus `pipeline: true` on the feed route.
+	targetPipelined = "shiftgate-pipelined"
 )
 
 // benchSample is one measured run of one target at one connection count.
@@ -69,6 +72,7 @@ type spread struct {
 // apart on the same machine) and then summarized over rounds. Above 1 is better for
 // RPS and ReqPerCPU, below 1 is better for P99.
 type benchRatio struct {
+	Target    string `json:"target"`
 	Peer      string `json:"peer"`
 	Conns     int    `json:"conns"`
 	RPS       spread `json:"rps"`
@@ -130,9 +134,11 @@ func summarize(samples []benchSample, targets []string, conns []int) benchReport
 				LoadCPUPct: median(load), OtherCPUPct: other,
 			})
 		}
-		for _, peer := range []string{targetNginx, targetHAProxy} {
-			if r, ok := ratioOf(samples, peer, c); ok {
-				rep.Ratios = append(rep.Ratios, r)
+		for _, sg := range []string{targetShiftgate, targetPipelined} {
+			for _, peer := range []string{targetNginx, targetHAProxy} {
+				if r, ok := ratioOfTarget(samples, sg, peer, c); ok {
+					rep.Ratios = append(rep.Ratios, r)
+				}
 			}
 		}
 	}
@@ -141,6 +147,11 @@ func summarize(samples []benchSample, targets []string, conns []int) benchReport
 
 // ratioOf pairs shiftgate's and peer's samples of the same round.
 func ratioOf(samples []benchSample, peer string, conns int) (benchRatio, bool) {
+	return ratioOfTarget(samples, targetShiftgate, peer, conns)
+}
+
+// ratioOfTarget pairs a shiftgate target's and peer's samples of the same round.
+func ratioOfTarget(samples []benchSample, target, peer string, conns int) (benchRatio, bool) {
 	type pair struct{ sg, peer *benchSample }
 	byRound := map[int]*pair{}
 	for i := range samples {
@@ -154,7 +165,7 @@ func ratioOf(samples []benchSample, peer string, conns int) (benchRatio, bool) {
 			byRound[s.Round] = p
 		}
 		switch s.Target {
-		case targetShiftgate:
+		case target:
 			p.sg = s
 		case peer:
 			p.peer = s
@@ -173,7 +184,7 @@ func ratioOf(samples []benchSample, peer string, conns int) (benchRatio, bool) {
 	if len(rps) == 0 {
 		return benchRatio{}, false
 	}
-	return benchRatio{Peer: peer, Conns: conns, RPS: spreadOf(rps), P99: spreadOf(p99), ReqPerCPU: spreadOf(eff)}, true
+	return benchRatio{Target: target, Peer: peer, Conns: conns, RPS: spreadOf(rps), P99: spreadOf(p99), ReqPerCPU: spreadOf(eff)}, true
 }
 
 func appendRatio(v []float64, a, b float64) []float64 {
@@ -212,9 +223,9 @@ func writeBenchText(w io.Writer, rep benchReport) error {
 	}
 	fmt.Fprintf(w, "\nshiftgate / peer, within each round: median [min .. max]; req/s and req/cpu-s higher is better, p99 lower\n")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "conns\tpeer\treq/s\tp99\treq/proxy-cpu-s\n")
+	fmt.Fprintf(tw, "conns\ttarget\tpeer\treq/s\tp99\treq/proxy-cpu-s\n")
 	for _, r := range rep.Ratios {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", r.Conns, r.Peer, fmtSpread(r.RPS), fmtSpread(r.P99), fmtSpread(r.ReqPerCPU))
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", r.Conns, r.Target, r.Peer, fmtSpread(r.RPS), fmtSpread(r.P99), fmtSpread(r.ReqPerCPU))
 	}
 	return tw.Flush()
 }

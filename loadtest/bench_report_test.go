@@ -90,7 +90,7 @@ func TestWriteBenchText(t *testing.T) {
 		"req/proxy-cpu-s", "median of 3 round(s)",
 		"64 shiftgate 24000 0.00 3.00 1.00 20.0 24000 0 0 3",
 		"64 direct 100000 0.00 1.00 - - - 0 0 0",
-		"64 nginx 1.20 [1.20 .. 1.20] 0.75 [0.50 .. 1.00] 1.20 [1.20 .. 1.20]",
+		"64 shiftgate nginx 1.20 [1.20 .. 1.20] 0.75 [0.50 .. 1.00] 1.20 [1.20 .. 1.20]",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("bench text lacks %q:\n%s", want, out)

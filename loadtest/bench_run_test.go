@@ -99,7 +99,7 @@ func TestBenchFlags(t *testing.T) {
 	}
 	o, code := parseBenchFlags([]string{"-quick", "-rounds", "2"}, &strings.Builder{})
 	if code != -1 || o.rounds != 2 || o.duration != 2*time.Second || o.warmup != 500*time.Millisecond ||
-		len(o.conns) != 2 || len(o.targets) != 4 {
+		len(o.conns) != 2 || len(o.targets) != 5 {
 		t.Errorf("-quick -rounds 2: %+v (code %d); want 2 rounds of 2s, 0.5s warm-up", o, code)
 	}
 }
