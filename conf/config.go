@@ -25,6 +25,7 @@ type Config struct {
 	Timeouts   Timeouts          `yaml:"timeouts"`
 	Limits     Limits            `yaml:"limits"`
 	Fleet      Fleet             `yaml:"fleet"`
+	AccessLog  AccessLog         `yaml:"access_log"`
 	// ForceReshuffle allows a reload that changes a mid-cutover route's salt, keys or
 	// from/to (which would move users back and forth). Off by default.
 	ForceReshuffle bool `yaml:"force_reshuffle"`
@@ -55,6 +56,14 @@ const NoRegion RegionID = 255
 
 // MaxRegions bounds the number of regions in one config.
 const MaxRegions = 32
+
+// AccessLog configures the access log: one JSON line per request.
+type AccessLog struct {
+	// Path is the file to append to ("-" for stderr; relative to the config file);
+	// empty turns the log off (the default). A renamed or removed file (rotation) is
+	// opened again within a second.
+	Path string `yaml:"path"`
+}
 
 // Admin configures the admin listener (status, overrides, metrics).
 type Admin struct {

@@ -131,6 +131,9 @@ func (p *parser) check(c *Config) {
 		c.StateDir = DefaultStateDir
 	}
 	c.StateDir = p.resolve(c, c.StateDir)
+	if c.AccessLog.Path != "" && c.AccessLog.Path != "-" {
+		c.AccessLog.Path = p.resolve(c, c.AccessLog.Path)
+	}
 	p.checkRegions(c)
 	c.TrustedProxies = p.cidrs("client_ip.trusted_proxies", c.ClientIP.TrustedProxies)
 	c.TrustedCallers = p.cidrs("internal.trusted_callers", c.Internal.TrustedCallers)

@@ -55,6 +55,9 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	d := st.table.Decide(h.Host(), path, (*reqView)(ctx))
 	if d.Route < 0 {
 		errorResponse(ctx, fasthttp.StatusNotFound, "no route for this host and path")
+		if l := s.alog.Load(); l != nil {
+			l.record(ctx, st, d)
+		}
 		return
 	}
 	rt := &st.routes[d.Route]
@@ -88,6 +91,9 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	body.release()
 	if clientClose {
 		ctx.SetConnectionClose()
+	}
+	if l := s.alog.Load(); l != nil {
+		l.record(ctx, st, d)
 	}
 }
 

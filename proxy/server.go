@@ -38,6 +38,7 @@ type Options struct {
 // Shutdown. Its methods are safe for concurrent use.
 type Server struct {
 	state atomic.Pointer[state]
+	alog  atomic.Pointer[accessLog]
 
 	log     *slog.Logger
 	now     func() time.Time
@@ -58,6 +59,7 @@ type Server struct {
 }
 
 type serverStats struct {
+	logDropped            *counter
 	reloads, reloadErrors *counter
 	refused               *counter
 	badRequests           *counter
@@ -116,6 +118,10 @@ func New(cfg *conf.Config, opt Options) (*Server, error) {
 	}
 	st, err := s.compile(cfg, ov, 1)
 	if err != nil {
+		return nil, err
+	}
+	s.stats.logDropped = s.metrics.counter("shiftgate_access_log_dropped_total")
+	if err := s.setAccessLog(cfg.AccessLog.Path); err != nil {
 		return nil, err
 	}
 	s.version = 1
@@ -197,12 +203,32 @@ func (s *Server) Shutdown(timeout time.Duration) error {
 		err = fmt.Errorf("shutdown: in-flight requests still running after %s", timeout)
 	}
 	s.tunnels.closeAll()
+	if l := s.alog.Swap(nil); l != nil {
+		l.close()
+	}
 	if s.runtimes.caches != nil {
 		if cerr := s.runtimes.caches.Close(); cerr != nil && err == nil {
 			err = cerr
 		}
 	}
 	return err
+}
+
+// setAccessLog opens the access log at path ("" turns it off) and retires the old
+// one once requests have stopped reaching it.
+func (s *Server) setAccessLog(path string) error {
+	var l *accessLog
+	if path != "" {
+		var err error
+		if l, err = openAccessLog(path, s.stats.logDropped); err != nil {
+			return err
+		}
+	}
+	if old := s.alog.Swap(l); old != nil {
+		// In-flight requests may still hold it: close after they are done.
+		time.AfterFunc(time.Minute, old.close)
+	}
+	return nil
 }
 
 func (s *Server) publish(st *state) {
@@ -233,6 +259,12 @@ func (s *Server) Reload(cfg *conf.Config) error {
 	if err != nil {
 		s.stats.reloadErrors.Inc()
 		return err
+	}
+	if cfg.AccessLog.Path != old.cfg.AccessLog.Path {
+		if err := s.setAccessLog(cfg.AccessLog.Path); err != nil {
+			s.stats.reloadErrors.Inc()
+			return fmt.Errorf("access_log.path: %w", err)
+		}
 	}
 	s.version++
 	s.publish(st)

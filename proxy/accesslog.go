@@ -1,0 +1,206 @@
+package proxy
+
+import (
+	"bufio"
+	"io"
+	"os"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/valyala/fasthttp"
+
+	"github.com/shiftgate/shiftgate/routing"
+)
+
+// accessLog writes one JSON line per request. The request path formats its line into
+// a pooled buffer and hands it to a writer goroutine without waiting: when the writer
+// falls behind (a slow disk), lines are dropped and counted, never queued without
+// bound and never blocking a request. Routing keys are not logged (they are user ids);
+// the key source is.
+type accessLog struct {
+	path    string
+	lines   chan *logLine
+	free    chan *logLine // lines the writer is done with, for reuse
+	dropped *metrics.Counter
+	done    chan struct{}
+}
+
+type logLine struct{ b []byte }
+
+// getLine returns a line buffer: a reused one when the writer has returned some. A
+// free list rather than a sync.Pool: the pool is emptied at every GC, and a line is
+// always freed on another goroutine than the one that takes it.
+func (l *accessLog) getLine() *logLine {
+	select {
+	case line := <-l.free:
+		return line
+	default:
+		return &logLine{b: make([]byte, 0, 512)}
+	}
+}
+
+func (l *accessLog) putLine(line *logLine) {
+	line.b = line.b[:0]
+	select {
+	case l.free <- line:
+	default:
+	}
+}
+
+// accessLogQueue bounds the lines waiting for the writer.
+const accessLogQueue = 8192
+
+// openAccessLog starts writing to path ("-" is stderr). The file is opened for append
+// and opened again when it is renamed or removed (log rotation), checked every second.
+func openAccessLog(path string, dropped *metrics.Counter) (*accessLog, error) {
+	w, err := openLogFile(path)
+	if err != nil {
+		return nil, err
+	}
+	l := &accessLog{path: path, lines: make(chan *logLine, accessLogQueue), free: make(chan *logLine, accessLogQueue),
+		dropped: dropped, done: make(chan struct{})}
+	go l.run(w)
+	return l, nil
+}
+
+func openLogFile(path string) (io.WriteCloser, error) {
+	if path == "-" {
+		return nopCloser{os.Stderr}, nil
+	}
+	return os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+}
+
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }
+
+func (l *accessLog) run(w io.WriteCloser) {
+	defer close(l.done)
+	bw := bufio.NewWriterSize(w, 64<<10)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case line, ok := <-l.lines:
+			if !ok {
+				bw.Flush() //nolint:errcheck // nothing to report it to
+				w.Close()
+				return
+			}
+			bw.Write(line.b) //nolint:errcheck // a full disk drops lines, not requests
+			l.putLine(line)
+			if len(l.lines) == 0 {
+				bw.Flush() //nolint:errcheck
+			}
+		case <-tick.C:
+			bw.Flush() //nolint:errcheck
+			if l.path != "-" && rotated(l.path, w) {
+				if nw, err := openLogFile(l.path); err == nil {
+					w.Close()
+					w = nw
+					bw.Reset(w)
+				}
+			}
+		}
+	}
+}
+
+// rotated reports whether path no longer names the open file.
+func rotated(path string, w io.WriteCloser) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	cur, err := os.Stat(path)
+	if err != nil {
+		return true
+	}
+	open, err := f.Stat()
+	return err != nil || !os.SameFile(cur, open)
+}
+
+// close flushes what is queued and closes the file.
+func (l *accessLog) close() {
+	close(l.lines)
+	<-l.done
+}
+
+// record formats one request's line and queues it.
+func (l *accessLog) record(ctx *fasthttp.RequestCtx, st *state, d routing.Decision) {
+	line := l.getLine()
+	b := line.b[:0]
+	now := time.Now()
+	b = append(b, `{"time":"`...)
+	b = now.UTC().AppendFormat(b, "2006-01-02T15:04:05.000Z07:00")
+	b = append(b, `","peer":"`...)
+	b = peerAddr(ctx).AppendTo(b)
+	b = append(b, `","method":`...)
+	b = appendJSONString(b, ctx.Method())
+	b = append(b, `,"host":`...)
+	b = appendJSONString(b, ctx.Request.Header.Host())
+	b = append(b, `,"uri":`...)
+	b = appendJSONString(b, ctx.RequestURI())
+	b = append(b, `,"status":`...)
+	b = strconv.AppendInt(b, int64(ctx.Response.StatusCode()), 10)
+	b = append(b, `,"ms":`...)
+	b = strconv.AppendFloat(b, float64(now.Sub(ctx.Time()).Microseconds())/1000, 'f', 3, 64)
+	if d.Route >= 0 {
+		// Route and region names are tokens (checked by conf): nothing to escape.
+		b = append(b, `,"route":"`...)
+		b = append(b, st.table.RouteName(int(d.Route))...)
+		b = append(b, `","region":"`...)
+		b = append(b, st.regions[d.Region]...)
+		b = append(b, `","reason":"`...)
+		b = append(b, d.Reason.String()...)
+		b = append(b, `","key_source":"`...)
+		if d.Source >= 0 {
+			b = append(b, st.routes[d.Route].cfg.KeySources[d.Source].String()...)
+		} else {
+			b = append(b, "none"...)
+		}
+		b = append(b, '"')
+		if fb := ctx.Response.Header.Peek("X-Shift-Fallback"); len(fb) > 0 {
+			b = append(b, `,"fallback":`...)
+			b = appendJSONString(b, fb)
+		}
+	}
+	b = append(b, "}\n"...)
+	line.b = b
+	select {
+	case l.lines <- line:
+	default:
+		l.dropped.Inc()
+		l.putLine(line)
+	}
+}
+
+// appendJSONString appends s as a JSON string; invalid UTF-8 becomes U+FFFD.
+func appendJSONString(b, s []byte) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c < 0x20 || c == 0x7f:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, `\ufffd`...)
+		} else {
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(b, '"')
+}
