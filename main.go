@@ -19,6 +19,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"sort"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -805,6 +806,7 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 		for reg, s := range r.Breakers {
 			br = append(br, reg+"="+s)
 		}
+		sort.Strings(br)
 		fmt.Fprintf(tw, "%s\t%s->%s\t%g/%g\t%s\t%g/%g\t%s\n", r.Name, r.From, r.To, r.FilePercent, r.FileWritePercent,
 			ov, r.Effective, r.EffectiveWrite, strings.Join(br, " "))
 	}
