@@ -224,6 +224,13 @@ func TestServeRefusesBrokenFile(t *testing.T) {
 	if st := s.srv.Status(); st.Routes[0].FilePercent != 25 || !st.Rollback.On {
 		t.Fatalf("after a broken reload: %+v", st.Routes[0])
 	}
+	// The switch works while the file on disk is broken.
+	if code, _, errs := runCLI("rollback", "-admin", "http://"+s.admin, "off"); code != 0 {
+		t.Fatalf("rollback off with a broken file on disk: %s", errs)
+	}
+	if code, _, errs := runCLI("rollback", "-admin", "http://"+s.admin, "on"); code != 0 || !s.srv.Status().Rollback.On {
+		t.Fatalf("rollback on with a broken file on disk: %s", errs)
+	}
 	s.cancel()
 	if err := <-s.done; err != nil {
 		t.Fatalf("shutdown: %v", err)

@@ -3,12 +3,15 @@ package proxy
 import (
 	"fmt"
 	"net"
+	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/shiftgate/shiftgate/conf"
 	"github.com/shiftgate/shiftgate/routing"
 )
 
@@ -142,4 +145,47 @@ routes:
 	}
 	_ = routing.Bucket
 	_ = fmt.Sprint
+}
+
+// TestBreakerSurvivesReload: a reload that leaves a route's breaker settings alone
+// keeps the breaker's state; one that changes them starts a fresh breaker.
+func TestBreakerSurvivesReload(t *testing.T) {
+	cloud := startFailing(t, 503)
+	idc := startRegion(t, "idc")
+	cfgText := strings.Replace(failoverConfig, "breaker: { min_requests: 1000 }", "breaker: { min_requests: 5, open_for: 1m }", 1)
+	gw := startGateway(t, cfgText, map[string]string{"IDC": idc.Addr, "CLOUD": cloud.addr, "FAILOVER": "idempotent"})
+	c := &fasthttp.HostClient{Addr: gw.addr}
+	for i := 0; i < 10 && breakerState(gw.srv, "feed", "cloud") != "open"; i++ {
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		req.SetRequestURI("http://gw/api/feed")
+		req.Header.Set("X-User-Id", fmt.Sprintf("u-%d", i))
+		if err := c.DoTimeout(req, resp, 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s := breakerState(gw.srv, "feed", "cloud"); s != "open" {
+		t.Fatalf("breaker %s, want open", s)
+	}
+	reload := func(text string) {
+		t.Helper()
+		text = strings.NewReplacer("{{STATE}}", filepath.Join(gw.dir, "state"), "{{IDC}}", idc.Addr,
+			"{{CLOUD}}", cloud.addr, "{{FAILOVER}}", "idempotent").Replace(text)
+		cfg, err := conf.Parse(filepath.Join(gw.dir, "shiftgate.yaml"), []byte(text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := gw.srv.Reload(cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Same breaker settings, other changes: still open.
+	reload(strings.Replace(cfgText, "percent: 100", "percent: 90", 1))
+	if s := breakerState(gw.srv, "feed", "cloud"); s != "open" {
+		t.Errorf("after a reload that kept the breaker settings: %s, want open", s)
+	}
+	// New breaker settings: a fresh, closed breaker.
+	reload(strings.Replace(cfgText, "min_requests: 5", "min_requests: 6", 1))
+	if s := breakerState(gw.srv, "feed", "cloud"); s != "closed" {
+		t.Errorf("after a reload that changed the breaker settings: %s, want closed", s)
+	}
 }
