@@ -630,9 +630,12 @@ func cmdSplit(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if fs.NArg() != 2 {
-		fmt.Fprintln(stderr, "usage: shiftgate split [-writes P] [-dry-run] [-local] ROUTE PERCENT")
+	if fs.NArg() < 2 || fs.NArg()%2 != 0 {
+		fmt.Fprintln(stderr, "usage: shiftgate split [-writes P] [-dry-run] [-local] ROUTE PERCENT [ROUTE PERCENT]...")
 		return 2
+	}
+	if fs.NArg() > 2 {
+		return splitBulk(fs.Args(), *writes, *dry, *local, client, stdout, stderr)
 	}
 	if store, err := direct(); err != nil || store != nil {
 		if err == nil && (*dry || *local) {
@@ -673,6 +676,46 @@ func cmdSplit(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "sample keys that move: %s\n", strings.Join(res.SampleKeys, ", "))
 	}
 	if res.Local {
+		fmt.Fprintln(stdout, localNote)
+	}
+	return 0
+}
+
+// splitBulk changes several routes' splits in one admin call (one store write, so
+// they take effect together); pairs are ROUTE PERCENT, -writes applies to each.
+func splitBulk(pairs []string, writes string, dry, local bool, client func() (*adminClient, error), stdout, stderr io.Writer) int {
+	c, err := client()
+	if err != nil {
+		fmt.Fprintln(stderr, "shiftgate split:", err)
+		return 1
+	}
+	req := proxy.BulkSplitRequest{Routes: map[string]proxy.SplitRequest{}, DryRun: dry, Local: local}
+	for i := 0; i < len(pairs); i += 2 {
+		one := proxy.SplitRequest{Percent: json.Number(pairs[i+1])}
+		if writes != "" {
+			w := json.Number(writes)
+			one.WritePercent = &w
+		}
+		if _, dup := req.Routes[pairs[i]]; dup {
+			fmt.Fprintf(stderr, "shiftgate split: route %s is named twice\n", pairs[i])
+			return 2
+		}
+		req.Routes[pairs[i]] = one
+	}
+	var res proxy.BulkSplitResult
+	if err := c.do("PUT", "/v1/splits", req, &res); err != nil {
+		fmt.Fprintln(stderr, "shiftgate split:", err)
+		return 1
+	}
+	verb := "now"
+	if res.DryRun {
+		verb = "would be"
+	}
+	for _, r := range res.Results {
+		fmt.Fprintf(stdout, "route %s: %g%% (writes %g%%) %s %g%% (writes %g%%); users moving forward %.2f%%, back %.2f%%\n",
+			r.Route, r.Before, r.BeforeWrite, verb, r.After, r.AfterWrite, r.MoveForward*100, r.MoveBack*100)
+	}
+	if local {
 		fmt.Fprintln(stdout, localNote)
 	}
 	return 0

@@ -302,3 +302,26 @@ func TestCheckAgainst(t *testing.T) {
 		t.Errorf("new salt moves %.2f%% forward and %.2f%% back, want about 18.75%% each", fwd, back)
 	}
 }
+
+// TestBulkSplit changes two routes in one call; an invalid pair changes nothing.
+func TestBulkSplit(t *testing.T) {
+	s := startServe(t)
+	admin := "http://" + s.admin
+	code, out, errs := runCLI("split", "-admin", admin, "feed", "40", "default", "10")
+	if code != 0 || !strings.Contains(out, "route feed: 25% (writes 5%) now 40% (writes 40%)") || !strings.Contains(out, "route default: 0% (writes 0%) now 10%") {
+		t.Fatalf("bulk split: %d %q %q", code, out, errs)
+	}
+	st := s.srv.Status()
+	if st.Routes[0].Percent != 40 || st.Routes[1].Percent != 10 || st.Revision != 1 {
+		t.Fatalf("after bulk split: revision %d, %+v %+v", st.Revision, st.Routes[0], st.Routes[1])
+	}
+	if code, _, errs := runCLI("split", "-admin", admin, "feed", "50", "nope", "10"); code != 1 || !strings.Contains(errs, `no route "nope"`) {
+		t.Fatalf("bulk split with an unknown route: %d %q", code, errs)
+	}
+	if st := s.srv.Status(); st.Routes[0].Percent != 40 {
+		t.Fatalf("a refused bulk split changed feed to %v", st.Routes[0].Percent)
+	}
+	if code, _, _ := runCLI("split", "-admin", admin, "feed", "50", "default"); code != 2 {
+		t.Fatal("odd argument count accepted")
+	}
+}

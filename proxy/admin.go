@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"net/netip"
+	"sort"
 	"strings"
 	"time"
 
@@ -29,6 +30,7 @@ func (s *Server) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", s.adminStatus)
 	mux.HandleFunc("PUT /v1/routes/{name}/split", s.adminSplit)
+	mux.HandleFunc("PUT /v1/splits", s.adminBulkSplit)
 	mux.HandleFunc("POST /v1/rollback", s.adminRollback)
 	mux.HandleFunc("GET /v1/decide", s.adminDecide)
 	mux.HandleFunc("GET /v1/fleet", s.adminFleet)
@@ -242,34 +244,13 @@ func (s *Server) adminSplit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st := s.state.Load()
-	route, ok := st.cfg.Route(name)
-	if !ok {
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no route %q", name)})
-		return
-	}
-	read, err := conf.ParsePercent(req.Percent.String())
+	res, split, status, err := planSplit(st, name, req)
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "percent: want 0..100 with at most two decimals, got " + req.Percent.String()})
+		writeJSON(w, status, map[string]string{"error": err.Error()})
 		return
 	}
-	write := read
-	if req.WritePercent != nil {
-		if write, err = conf.ParsePercent(req.WritePercent.String()); err != nil {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "write_percent: want 0..100 with at most two decimals, got " + req.WritePercent.String()})
-			return
-		}
-	}
-	if write > read {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("write_percent %s is above percent %s: a user's writes may not move before their reads", conf.FormatBP(write), conf.FormatBP(read))})
-		return
-	}
-	before := conf.SplitBP{Read: route.PercentBP, Write: route.WritePercentBP}
-	if o, ok := st.ov.Routes[name]; ok {
-		before = conf.SplitBP{Read: o.PercentBP, Write: o.WritePercentBP}
-	}
-	res := SplitResult{Route: name, Before: pct(before.Read), BeforeWrite: pct(before.Write),
-		After: pct(read), AfterWrite: pct(write), DryRun: req.DryRun}
-	res.MoveForward, res.MoveBack, res.SampleKeys = splitMoves(route.SaltValue, before.Read, read)
+	read, write := split.Read, split.Write
+	before := conf.SplitBP{Read: int(res.Before*100 + 0.5), Write: int(res.BeforeWrite*100 + 0.5)}
 	if req.DryRun {
 		writeJSON(w, http.StatusOK, res)
 		return
@@ -291,6 +272,113 @@ func (s *Server) adminSplit(w http.ResponseWriter, r *http.Request) {
 		"before", conf.FormatBP(before.Read)+"/"+conf.FormatBP(before.Write),
 		"after", conf.FormatBP(read)+"/"+conf.FormatBP(write), "revision", ov.Revision, "local", res.Local)
 	writeJSON(w, http.StatusOK, res)
+}
+
+// planSplit checks one route's split change against the serving state and describes
+// it; on error it also returns the HTTP status to answer with.
+func planSplit(st *state, name string, req SplitRequest) (SplitResult, conf.SplitBP, int, error) {
+	route, ok := st.cfg.Route(name)
+	if !ok {
+		return SplitResult{}, conf.SplitBP{}, http.StatusNotFound, fmt.Errorf("no route %q", name)
+	}
+	read, err := conf.ParsePercent(req.Percent.String())
+	if err != nil {
+		return SplitResult{}, conf.SplitBP{}, http.StatusBadRequest, fmt.Errorf("route %s: percent: want 0..100 with at most two decimals, got %s", name, req.Percent.String())
+	}
+	write := read
+	if req.WritePercent != nil {
+		if write, err = conf.ParsePercent(req.WritePercent.String()); err != nil {
+			return SplitResult{}, conf.SplitBP{}, http.StatusBadRequest, fmt.Errorf("route %s: write_percent: want 0..100 with at most two decimals, got %s", name, req.WritePercent.String())
+		}
+	}
+	if write > read {
+		return SplitResult{}, conf.SplitBP{}, http.StatusBadRequest, fmt.Errorf("route %s: write_percent %s is above percent %s: a user's writes may not move before their reads", name, conf.FormatBP(write), conf.FormatBP(read))
+	}
+	before := conf.SplitBP{Read: route.PercentBP, Write: route.WritePercentBP}
+	if o, ok := st.ov.Routes[name]; ok {
+		before = conf.SplitBP{Read: o.PercentBP, Write: o.WritePercentBP}
+	}
+	res := SplitResult{Route: name, Before: pct(before.Read), BeforeWrite: pct(before.Write),
+		After: pct(read), AfterWrite: pct(write), DryRun: req.DryRun}
+	res.MoveForward, res.MoveBack, res.SampleKeys = splitMoves(route.SaltValue, before.Read, read)
+	return res, conf.SplitBP{Read: read, Write: write}, http.StatusOK, nil
+}
+
+// BulkSplitRequest is the body of PUT /v1/splits: many routes' splits changed in one
+// store write (one etcd transaction in a fleet), so they take effect together.
+type BulkSplitRequest struct {
+	Routes map[string]SplitRequest `json:"routes"`
+	DryRun bool                    `json:"dry_run,omitempty"`
+	Local  bool                    `json:"local,omitempty"`
+}
+
+// BulkSplitResult answers PUT /v1/splits.
+type BulkSplitResult struct {
+	Results  []SplitResult `json:"results"`
+	DryRun   bool          `json:"dry_run"`
+	Revision int64         `json:"override_revision,omitempty"`
+}
+
+func (s *Server) adminBulkSplit(w http.ResponseWriter, r *http.Request) {
+	var req BulkSplitRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	dec.UseNumber()
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "body: " + err.Error()})
+		return
+	}
+	if len(req.Routes) == 0 {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "routes: at least one route"})
+		return
+	}
+	st := s.state.Load()
+	names := make([]string, 0, len(req.Routes))
+	for name := range req.Routes {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	out := BulkSplitResult{DryRun: req.DryRun}
+	splits := map[string]conf.SplitBP{}
+	for _, name := range names {
+		one := req.Routes[name]
+		one.DryRun = req.DryRun
+		res, split, status, err := planSplit(st, name, one)
+		if err != nil {
+			// Nothing is changed unless every route's change is valid.
+			writeJSON(w, status, map[string]string{"error": err.Error()})
+			return
+		}
+		out.Results = append(out.Results, res)
+		splits[name] = split
+	}
+	if req.DryRun {
+		writeJSON(w, http.StatusOK, out)
+		return
+	}
+	who := peerOf(r)
+	local := s.wantLocal(r, req.Local)
+	ov, err := s.changeOverrides(r.Context(), local, func(o *conf.Overrides) error {
+		if o.Routes == nil {
+			o.Routes = map[string]conf.RouteOverride{}
+		}
+		at := s.now().UTC()
+		for name, sp := range splits {
+			o.Routes[name] = conf.RouteOverride{PercentBP: sp.Read, WritePercentBP: sp.Write, Who: who, At: at}
+		}
+		return nil
+	})
+	if err != nil {
+		writeJSON(w, storeErrStatus(err), map[string]string{"error": err.Error()})
+		return
+	}
+	out.Revision = ov.Revision
+	for _, res := range out.Results {
+		s.log.Info("audit", "who", who, "what", "split", "route", res.Route,
+			"before", fmt.Sprintf("%g/%g", res.Before, res.BeforeWrite), "after", fmt.Sprintf("%g/%g", res.After, res.AfterWrite),
+			"revision", ov.Revision, "local", local, "bulk", len(out.Results))
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // splitMoves estimates, from the bucket space, the share of users that move forward
