@@ -265,10 +265,11 @@ func (c *pipeConn) writer() {
 					return
 				default:
 				}
-				// Once in the buffer a request counts as sent: a partial flush may
-				// carry it. The reader owns it from here and answers or fails it.
-				inflight <- w
+				// Write first, then hand it to the reader: once the reader has it,
+				// it may answer (and the handler reuse the request) at any moment.
 				if err := w.req.Write(bw); err != nil {
+					// A buffer flush inside Write may have carried part of it.
+					w.done <- errPipeBroken
 					for _, rest := range batch[i+1:] {
 						rest.done <- errPipeNotSent
 					}
@@ -276,6 +277,7 @@ func (c *pipeConn) writer() {
 					abort(errPipeNotSent)
 					return
 				}
+				inflight <- w
 			}
 			c.giveBack(batch)
 			wrote = true
@@ -296,6 +298,11 @@ func (c *pipeConn) restart() {
 	}
 	c.mu.Unlock()
 	go c.writer()
+	// The old writer may have taken the wake-up meant for what is queued.
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
 }
 
 // stopWriter marks the writer gone and fails what is still queued.

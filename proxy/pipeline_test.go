@@ -137,3 +137,69 @@ func TestPipelinedFailureIsNotReplayed(t *testing.T) {
 		t.Errorf("a request that may have been processed was replayed to idc (%d)", n)
 	}
 }
+
+// TestPipelinedUpstreamCloses: a backend that closes its connection every few answers
+// (Connection: close) costs at most the requests queued behind that answer; every
+// request gets an answer (its own, or a 502), none hangs, and the client reconnects.
+func TestPipelinedUpstreamCloses(t *testing.T) {
+	ln := must(net.Listen("tcp", "127.0.0.1:0"))
+	var served atomic.Int64
+	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		if served.Add(1)%25 == 0 {
+			ctx.SetConnectionClose()
+		}
+		ctx.SetBody(ctx.RequestURI())
+	}}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Shutdown() })
+	idc := startRegion(t, "idc")
+	gw := startGateway(t, pipelineConfig, map[string]string{"IDC": idc.Addr, "CLOUD": ln.Addr().String()})
+	var wg sync.WaitGroup
+	var ok, failed, wrong, movedOver atomic.Int64
+	const clients, each = 20, 50
+	for i := 0; i < clients; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			c := &fasthttp.HostClient{Addr: gw.addr, MaxConns: 1}
+			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+			for n := 0; n < each; n++ {
+				path := fmt.Sprintf("/api/feed/%d/%d", i, n)
+				req.SetRequestURI("http://gw" + path)
+				req.Header.Set("X-User-Id", fmt.Sprintf("u-%d", i))
+				if err := c.DoTimeout(req, resp, 5*time.Second); err != nil {
+					t.Logf("%s: %v", path, err)
+					wrong.Add(1)
+					continue
+				}
+				switch {
+				case resp.StatusCode() == 200 && string(resp.Body()) == path:
+					ok.Add(1)
+				case resp.StatusCode() == 502:
+					failed.Add(1)
+				case resp.StatusCode() == 200 && string(resp.Header.Peek("X-Served-By")) == "idc" &&
+					strings.Contains(string(resp.Body()), `"path":"`+path+`"`):
+					// Still queued when its connection broke, so never written:
+					// failed over to the other region, as a refused connection would.
+					ok.Add(1)
+					movedOver.Add(1)
+				default:
+					t.Logf("%s: %d %q", path, resp.StatusCode(), resp.Body())
+					wrong.Add(1)
+				}
+			}
+		}(i)
+	}
+	wg.Wait()
+	if w := wrong.Load(); w != 0 {
+		t.Fatalf("%d requests got another request's answer, an odd status or no answer", w)
+	}
+	if ok.Load()+failed.Load() != clients*each {
+		t.Fatalf("%d ok + %d failed != %d", ok.Load(), failed.Load(), clients*each)
+	}
+	if failed.Load() > clients*each/2 {
+		t.Errorf("%d of %d failed: the client did not recover from closes", failed.Load(), clients*each)
+	}
+	t.Logf("%d ok (%d of them failed over before being sent), %d failed (502) with a close every 25 answers",
+		ok.Load(), movedOver.Load(), failed.Load())
+}
