@@ -189,3 +189,39 @@ func TestBreakerSurvivesReload(t *testing.T) {
 		t.Errorf("after a reload that changed the breaker settings: %s, want closed", s)
 	}
 }
+
+// TestNamedUpstreams: an upstream given by host name works, and its client is set to
+// follow DNS: names are resolved again after resolve_every and connections to named
+// hosts are recycled as often, while address upstreams keep their connections.
+func TestNamedUpstreams(t *testing.T) {
+	cloud := startRegion(t, "cloud")
+	_, port, _ := net.SplitHostPort(cloud.Addr)
+	idc := startRegion(t, "idc")
+	cfg := strings.Replace(failoverConfig, `cloud: { upstreams: ["{{CLOUD}}"] }`,
+		`cloud: { upstreams: ["localhost:`+port+`"], resolve_every: 7s }`, 1)
+	if cfg == failoverConfig {
+		t.Fatal("test config not rewritten")
+	}
+	gw := startGateway(t, cfg, map[string]string{"IDC": idc.Addr, "FAILOVER": "none"})
+	c := &fasthttp.HostClient{Addr: gw.addr}
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	req.SetRequestURI("http://gw/api/feed")
+	req.Header.Set("X-User-Id", "u-1")
+	if err := c.DoTimeout(req, resp, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode() != 200 || string(resp.Header.Peek("X-Served-By")) != "cloud" {
+		t.Fatalf("named upstream: %d served by %q", resp.StatusCode(), resp.Header.Peek("X-Served-By"))
+	}
+	st := gw.srv.state.Load()
+	for id, p := range st.pools {
+		hc := p.clients[0]
+		named := st.cfg.RegionList[id].Name == "cloud"
+		if named && hc.MaxConnDuration != 7*time.Second {
+			t.Errorf("named upstream %s: connections recycled after %v, want resolve_every 7s", hc.Addr, hc.MaxConnDuration)
+		}
+		if !named && hc.MaxConnDuration != 0 {
+			t.Errorf("address upstream %s: connections recycled after %v, want never", hc.Addr, hc.MaxConnDuration)
+		}
+	}
+}
