@@ -244,13 +244,12 @@ func (s *Server) adminSplit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st := s.state.Load()
-	res, split, status, err := planSplit(st, name, req)
+	res, before, split, status, err := planSplit(st, name, req)
 	if err != nil {
 		writeJSON(w, status, map[string]string{"error": err.Error()})
 		return
 	}
 	read, write := split.Read, split.Write
-	before := conf.SplitBP{Read: int(res.Before*100 + 0.5), Write: int(res.BeforeWrite*100 + 0.5)}
 	if req.DryRun {
 		writeJSON(w, http.StatusOK, res)
 		return
@@ -276,32 +275,32 @@ func (s *Server) adminSplit(w http.ResponseWriter, r *http.Request) {
 
 // planSplit checks one route's split change against the serving state and describes
 // it; on error it also returns the HTTP status to answer with.
-func planSplit(st *state, name string, req SplitRequest) (SplitResult, conf.SplitBP, int, error) {
+func planSplit(st *state, name string, req SplitRequest) (res SplitResult, before, after conf.SplitBP, status int, err error) {
 	route, ok := st.cfg.Route(name)
 	if !ok {
-		return SplitResult{}, conf.SplitBP{}, http.StatusNotFound, fmt.Errorf("no route %q", name)
+		return res, before, after, http.StatusNotFound, fmt.Errorf("no route %q", name)
 	}
 	read, err := conf.ParsePercent(req.Percent.String())
 	if err != nil {
-		return SplitResult{}, conf.SplitBP{}, http.StatusBadRequest, fmt.Errorf("route %s: percent: want 0..100 with at most two decimals, got %s", name, req.Percent.String())
+		return res, before, after, http.StatusBadRequest, fmt.Errorf("route %s: percent: want 0..100 with at most two decimals, got %s", name, req.Percent.String())
 	}
 	write := read
 	if req.WritePercent != nil {
 		if write, err = conf.ParsePercent(req.WritePercent.String()); err != nil {
-			return SplitResult{}, conf.SplitBP{}, http.StatusBadRequest, fmt.Errorf("route %s: write_percent: want 0..100 with at most two decimals, got %s", name, req.WritePercent.String())
+			return res, before, after, http.StatusBadRequest, fmt.Errorf("route %s: write_percent: want 0..100 with at most two decimals, got %s", name, req.WritePercent.String())
 		}
 	}
 	if write > read {
-		return SplitResult{}, conf.SplitBP{}, http.StatusBadRequest, fmt.Errorf("route %s: write_percent %s is above percent %s: a user's writes may not move before their reads", name, conf.FormatBP(write), conf.FormatBP(read))
+		return res, before, after, http.StatusBadRequest, fmt.Errorf("route %s: write_percent %s is above percent %s: a user's writes may not move before their reads", name, conf.FormatBP(write), conf.FormatBP(read))
 	}
-	before := conf.SplitBP{Read: route.PercentBP, Write: route.WritePercentBP}
+	before = conf.SplitBP{Read: route.PercentBP, Write: route.WritePercentBP}
 	if o, ok := st.ov.Routes[name]; ok {
 		before = conf.SplitBP{Read: o.PercentBP, Write: o.WritePercentBP}
 	}
-	res := SplitResult{Route: name, Before: pct(before.Read), BeforeWrite: pct(before.Write),
+	res = SplitResult{Route: name, Before: pct(before.Read), BeforeWrite: pct(before.Write),
 		After: pct(read), AfterWrite: pct(write), DryRun: req.DryRun}
 	res.MoveForward, res.MoveBack, res.SampleKeys = splitMoves(route.SaltValue, before.Read, read)
-	return res, conf.SplitBP{Read: read, Write: write}, http.StatusOK, nil
+	return res, before, conf.SplitBP{Read: read, Write: write}, http.StatusOK, nil
 }
 
 // BulkSplitRequest is the body of PUT /v1/splits: many routes' splits changed in one
@@ -343,7 +342,7 @@ func (s *Server) adminBulkSplit(w http.ResponseWriter, r *http.Request) {
 	for _, name := range names {
 		one := req.Routes[name]
 		one.DryRun = req.DryRun
-		res, split, status, err := planSplit(st, name, one)
+		res, _, split, status, err := planSplit(st, name, one)
 		if err != nil {
 			// Nothing is changed unless every route's change is valid.
 			writeJSON(w, status, map[string]string{"error": err.Error()})

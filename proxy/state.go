@@ -11,16 +11,14 @@ import (
 // pointer load. It is immutable once published; the runtime objects it points to
 // (pools, breakers, caches) are shared with other states and safe for concurrent use.
 type state struct {
-	cfg      *conf.Config
-	ov       conf.Overrides
-	splits   []routing.Split
-	table    *routing.Table
-	routes   []routeState
-	regions  [][]byte // region names, by RegionID, for headers
-	pools    []*pool  // by RegionID
-	version  uint64
-	maxBody  int64
-	selfName string
+	cfg     *conf.Config
+	ov      conf.Overrides
+	splits  []routing.Split
+	table   *routing.Table
+	routes  []routeState
+	regions [][]byte // region names, by RegionID, for headers
+	pools   []*pool  // by RegionID
+	version uint64
 }
 
 // routeState is one route's runtime view.
@@ -41,8 +39,7 @@ func (s *Server) compile(c *conf.Config, ov conf.Overrides, version uint64) (*st
 	if err != nil {
 		return nil, err
 	}
-	st := &state{cfg: c, ov: ov, splits: splits, table: table, version: version,
-		maxBody: c.Limits.MaxBodyBytes.N, selfName: c.SelfRegion}
+	st := &state{cfg: c, ov: ov, splits: splits, table: table, version: version}
 	for _, r := range c.RegionList {
 		st.regions = append(st.regions, []byte(r.Name))
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/shiftgate/shiftgate/breaker"
 	"github.com/shiftgate/shiftgate/conf"
 	"github.com/shiftgate/shiftgate/routing"
 )
@@ -30,7 +31,7 @@ func (s *Server) tunnel(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d r
 		return
 	}
 	br := rt.run.breakers[region]
-	if br != nil && br.State() == 2 {
+	if br != nil && br.State() == breaker.Open {
 		errorResponse(ctx, fasthttp.StatusServiceUnavailable, "region "+string(st.regions[region])+" unavailable (circuit open)")
 		return
 	}

@@ -17,10 +17,6 @@ func Bucket(salt, key string) int {
 	return int(d.Sum64() % Buckets)
 }
 
-// Threshold returns how many buckets (0..10000) go to the target region at percent
-// given in basis points, i.e. round(percent × 100); a bucket b moves iff b < threshold.
-func Threshold(bp int) int { return bp }
-
 // seed is salt + "\x00", prepared once per route when a table is compiled, plus the
 // hash state after it for long keys.
 type seed struct {

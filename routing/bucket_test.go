@@ -119,14 +119,6 @@ func TestDecideVectors(t *testing.T) {
 	}
 }
 
-func TestThreshold(t *testing.T) {
-	for _, bp := range []int{0, 1, 100, 2500, 9999, 10000} {
-		if got := routing.Threshold(bp); got != bp {
-			t.Errorf("Threshold(%d) = %d", bp, got)
-		}
-	}
-}
-
 // TestSplitAccuracy hashes 1M keys: the share below each threshold is within 0.2
 // percentage points of the percent (about 4 standard deviations at 50 %).
 func TestSplitAccuracy(t *testing.T) {
