@@ -325,3 +325,45 @@ func TestBulkSplit(t *testing.T) {
 		t.Fatal("odd argument count accepted")
 	}
 }
+
+// TestShutdownDrains: stopping serve (SIGTERM's path) lets a request in flight finish.
+func TestShutdownDrains(t *testing.T) {
+	s := startServe(t)
+	slow := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		time.Sleep(500 * time.Millisecond)
+		ctx.SetBodyString("late but whole")
+	}}
+	ln, err := net.Listen("tcp", s.idc.Addr)
+	if err != nil {
+		// The stand-in holds the port: close it and take it over.
+		s.idc.Close()
+		if ln, err = net.Listen("tcp", s.idc.Addr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	go slow.Serve(ln)
+	defer slow.Shutdown()
+	type result struct {
+		status int
+		body   string
+		err    error
+	}
+	done := make(chan result, 1)
+	go func() {
+		c := &fasthttp.HostClient{Addr: s.listen}
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		req.SetRequestURI("http://gw/elsewhere") // the default route: idc
+		err := c.DoTimeout(req, resp, 5*time.Second)
+		done <- result{resp.StatusCode(), string(resp.Body()), err}
+	}()
+	time.Sleep(150 * time.Millisecond) // the request is now inside the slow backend
+	s.cancel()
+	if err := <-s.done; err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+	s.done <- nil // for the cleanup
+	r := <-done
+	if r.err != nil || r.status != 200 || r.body != "late but whole" {
+		t.Fatalf("in-flight request during shutdown: %v %d %q", r.err, r.status, r.body)
+	}
+}
