@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -32,7 +31,8 @@ func startProcess(t *testing.T, path, admin string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), serveEnv+"="+path)
-	cmd.Stderr = io.Discard
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +48,7 @@ func startProcess(t *testing.T, path, admin string) *exec.Cmd {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatal("gateway process did not come up")
+	t.Fatalf("gateway process did not come up: %s", stderr.String())
 	return nil
 }
 

@@ -15,15 +15,17 @@ import (
 	"time"
 
 	"github.com/shiftgate/shiftgate/conf"
+	"github.com/shiftgate/shiftgate/conf/store"
+	"github.com/shiftgate/shiftgate/proxy/admin"
 )
 
 // etcdFlags adds -etcd and -prefix, for verbs that can talk to a fleet's etcd directly
 // when no instance's admin API is reachable. The returned function gives nil when
 // -etcd is not set; auth and TLS options come from -config's fleet.etcd when given.
-func etcdFlags(fs *flag.FlagSet) func() (*conf.EtcdStore, error) {
+func etcdFlags(fs *flag.FlagSet) func() (*store.Etcd, error) {
 	endpoints := fs.String("etcd", "", "write to / read from this etcd directly (comma-separated endpoints), not through an admin API")
 	prefix := fs.String("prefix", "", "with -etcd: the fleet's key prefix (default: from -config)")
-	return func() (*conf.EtcdStore, error) {
+	return func() (*store.Etcd, error) {
 		if *endpoints == "" {
 			return nil, nil
 		}
@@ -46,7 +48,7 @@ func etcdFlags(fs *flag.FlagSet) func() (*conf.EtcdStore, error) {
 			return nil, errors.New("-etcd needs -prefix (such as /shiftgate/prod/) or a -config with fleet.etcd.prefix")
 		}
 		e.Instance = cliWho()
-		return conf.NewEtcdStore(e, conf.EtcdOptions{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		return store.NewEtcd(e, store.EtcdOptions{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	}
 }
 
@@ -67,38 +69,56 @@ func directCtx() (context.Context, context.CancelFunc) {
 // splitDirect writes a route's split to etcd. Without an instance nothing checks that
 // the route exists in the config; a name it does not have is reported by status as a
 // stale override.
-func splitDirect(store *conf.EtcdStore, route, percent, writes string, stdout io.Writer) error {
+//
+// Without an instance the file's split is unknown: the rules of a split change (writes
+// stay without -writes, no move back without -force) apply against the override the
+// store holds, if any.
+func splitDirect(es *store.Etcd, route, percent, writes string, force bool, stdout io.Writer) error {
 	read, err := conf.ParsePercent(percent)
 	if err != nil {
-		return fmt.Errorf("percent: want 0..100 with at most two decimals, got %s", percent)
+		return fmt.Errorf("percent: want 0..100 with at most two decimals, got %q", percent)
 	}
-	write := read
+	write := 0
 	if writes != "" {
 		if write, err = conf.ParsePercent(writes); err != nil {
-			return fmt.Errorf("-writes: want 0..100 with at most two decimals, got %s", writes)
+			return fmt.Errorf("-writes: want 0..100 with at most two decimals, got %q", writes)
 		}
-	}
-	if write > read {
-		return fmt.Errorf("write percent %s is above percent %s: a user's writes may not move before their reads", conf.FormatBP(write), conf.FormatBP(read))
 	}
 	ctx, cancel := directCtx()
 	defer cancel()
-	ov, err := store.Update(ctx, func(o *conf.Overrides) error {
+	var next conf.SplitBP
+	ov, err := es.Update(ctx, func(o *conf.Overrides) error {
 		if o.Routes == nil {
 			o.Routes = map[string]conf.RouteOverride{}
 		}
-		o.Routes[route] = conf.RouteOverride{PercentBP: read, WritePercentBP: write, Who: cliWho(), At: time.Now().UTC()}
+		// With no override stored there is nothing known to compare with: the
+		// write split defaults to the read split.
+		before := conf.SplitBP{Read: read, Write: max(read, write)}
+		if cur, ok := o.Routes[route]; ok {
+			before = conf.SplitBP{Read: cur.PercentBP, Write: cur.WritePercentBP}
+		} else if writes != "" {
+			before.Write = write
+		}
+		var err error
+		if next, err = conf.NextSplit(before, read, write, writes != ""); err != nil {
+			return err
+		}
+		if next.MovesBack(before) && !force {
+			return fmt.Errorf("route %s: %s%%/%s%% -> %s%%/%s%% moves users back: use rollback (with -ramp) to go back, or -force",
+				route, conf.FormatBP(before.Read), conf.FormatBP(before.Write), conf.FormatBP(next.Read), conf.FormatBP(next.Write))
+		}
+		o.Routes[route] = conf.RouteOverride{PercentBP: next.Read, WritePercentBP: next.Write, Who: cliWho(), At: time.Now().UTC()}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "route %s: now %s%% (writes %s%%) in %s, revision %d\n", route, conf.FormatBP(read), conf.FormatBP(write), store.Describe(), ov.Revision)
+	fmt.Fprintf(stdout, "route %s: now %s%% (writes %s%%) in %s, revision %d\n", route, conf.FormatBP(next.Read), conf.FormatBP(next.Write), es.Describe(), ov.Revision)
 	return nil
 }
 
 // rollbackDirect turns the fleet's rollback on or off in etcd.
-func rollbackDirect(store *conf.EtcdStore, on bool, ramp string, stdout io.Writer) error {
+func rollbackDirect(es *store.Etcd, on bool, ramp string, stdout io.Writer) error {
 	var d time.Duration
 	if ramp != "" {
 		var err error
@@ -108,7 +128,7 @@ func rollbackDirect(store *conf.EtcdStore, on bool, ramp string, stdout io.Write
 	}
 	ctx, cancel := directCtx()
 	defer cancel()
-	ov, err := store.Update(ctx, func(o *conf.Overrides) error {
+	ov, err := es.Update(ctx, func(o *conf.Overrides) error {
 		now := time.Now().UTC()
 		o.Rollback = conf.Rollback{On: on, Who: cliWho(), At: now}
 		if !on && d > 0 {
@@ -119,12 +139,12 @@ func rollbackDirect(store *conf.EtcdStore, on bool, ramp string, stdout io.Write
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "rollback %s in %s, revision %d\n", map[bool]string{true: "ON", false: "OFF"}[on], store.Describe(), ov.Revision)
+	fmt.Fprintf(stdout, "rollback %s in %s, revision %d\n", map[bool]string{true: "ON", false: "OFF"}[on], es.Describe(), ov.Revision)
 	return nil
 }
 
 // printFleet prints the instances of a fleet, flagging those behind the store.
-func printFleet(fl conf.FleetStatus, now time.Time, stdout io.Writer) {
+func printFleet(fl store.FleetStatus, now time.Time, stdout io.Writer) {
 	fmt.Fprintf(stdout, "fleet %s: override revision %d, %d instances\n\n", fl.Store, fl.OverrideRevision, len(fl.Instances))
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "INSTANCE\tLISTEN\tADMIN\tAPPLIED\tSTATE\tUP FOR\tREPORTED")
@@ -154,19 +174,19 @@ func printFleet(fl conf.FleetStatus, now time.Time, stdout io.Writer) {
 
 // fleetStatus gets the fleet list from etcd directly (store not nil) or from an
 // instance's admin API.
-func fleetStatus(store *conf.EtcdStore, c *adminClient) (conf.FleetStatus, error) {
-	if store != nil {
+func fleetStatus(es *store.Etcd, c *admin.Client) (store.FleetStatus, error) {
+	if es != nil {
 		ctx, cancel := directCtx()
 		defer cancel()
-		return store.Fleet(ctx)
+		return es.Instances(ctx)
 	}
-	var fl conf.FleetStatus
-	err := c.do("GET", "/v1/fleet", nil, &fl)
+	var fl store.FleetStatus
+	err := c.Do("GET", "/v1/fleet", nil, &fl)
 	return fl, err
 }
 
 // printFleetJSON prints the fleet list as JSON.
-func printFleetJSON(fl conf.FleetStatus, stdout io.Writer) {
+func printFleetJSON(fl store.FleetStatus, stdout io.Writer) {
 	b, _ := json.MarshalIndent(fl, "", "  ")
 	fmt.Fprintln(stdout, string(b))
 }

@@ -7,7 +7,8 @@ import (
 	"testing"
 
 	"github.com/shiftgate/shiftgate/conf"
-	"github.com/shiftgate/shiftgate/conf/etcdtest"
+	"github.com/shiftgate/shiftgate/conf/store"
+	"github.com/shiftgate/shiftgate/conf/store/etcdtest"
 )
 
 // TestDirectEtcdVerbs writes to a fleet's etcd with no instance running, as an
@@ -22,7 +23,7 @@ func TestDirectEtcdVerbs(t *testing.T) {
 		output string
 	}{
 		{append([]string{"split", "-writes", "10"}, append(direct, "feed", "30")...), 0, "now 30% (writes 10%)"},
-		{append([]string{"split"}, append(direct, "feed", "130")...), 1, "want 0..100"},
+		{append([]string{"split"}, append(direct, "feed", "130")...), 2, "want 0..100"},
 		{append([]string{"split", "-local"}, append(direct, "feed", "5")...), 1, "need an instance's admin API"},
 		{append([]string{"rollback"}, append(direct, "on")...), 0, "rollback ON"},
 		{[]string{"rollback", "-etcd", etcd.Endpoint, "on"}, 1, "needs -prefix"},
@@ -34,8 +35,8 @@ func TestDirectEtcdVerbs(t *testing.T) {
 			t.Errorf("%v: exit %d, %q %q; want %d with %q", c.args, code, out, errs, c.code, c.output)
 		}
 	}
-	s, err := conf.NewEtcdStore(&conf.Etcd{Endpoints: []string{etcd.Endpoint}, Prefix: "/shiftgate/direct/"},
-		conf.EtcdOptions{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	s, err := store.NewEtcd(&conf.Etcd{Endpoints: []string{etcd.Endpoint}, Prefix: "/shiftgate/direct/"},
+		store.EtcdOptions{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,8 @@ import (
 	"time"
 
 	"github.com/shiftgate/shiftgate/conf"
-	"github.com/shiftgate/shiftgate/conf/etcdtest"
+	"github.com/shiftgate/shiftgate/conf/store"
+	"github.com/shiftgate/shiftgate/conf/store/etcdtest"
 	"github.com/shiftgate/shiftgate/loadtest/standin"
 	"github.com/shiftgate/shiftgate/proxy"
 )
@@ -266,7 +267,7 @@ func TestFleetMovesAsOne(t *testing.T) {
 	if m := metricsOf(t, a); !strings.Contains(m, "shiftgate_override_store_up 0") {
 		t.Fatalf("metrics while etcd is down lack shiftgate_override_store_up 0")
 	}
-	code, _, errs = runCLI("split", "-admin", "http://"+a.admin, "feed", "50")
+	code, _, errs = runCLI("split", "-admin", "http://"+a.admin, "-force", "feed", "50")
 	if code != 1 || !strings.Contains(errs, "unreachable") || !strings.Contains(errs, "-local") {
 		t.Fatalf("fleet write while etcd is down: exit %d, %q; want a clear refusal", code, errs)
 	}
@@ -290,7 +291,7 @@ func TestFleetMovesAsOne(t *testing.T) {
 	}
 
 	// A -local write changes gw-a only.
-	code, out, errs = runCLI("split", "-admin", "http://"+a.admin, "-local", "feed", "0")
+	code, out, errs = runCLI("split", "-admin", "http://"+a.admin, "-local", "-force", "feed", "0")
 	if code != 0 || !strings.Contains(out, "LOCAL") {
 		t.Fatalf("split -local: %d %q %q", code, out, errs)
 	}
@@ -334,8 +335,8 @@ func TestFleetMovesAsOne(t *testing.T) {
 	}
 
 	// (d) 200 overrides changed in one bulk write.
-	bulk, err := conf.NewEtcdStore(&conf.Etcd{Endpoints: []string{etcd.Endpoint}, Prefix: "/shiftgate/e2e/", Instance: "bulk-test"},
-		conf.EtcdOptions{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	bulk, err := store.NewEtcd(&conf.Etcd{Endpoints: []string{etcd.Endpoint}, Prefix: "/shiftgate/e2e/", Instance: "bulk-test"},
+		store.EtcdOptions{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

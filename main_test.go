@@ -308,7 +308,7 @@ func TestBulkSplit(t *testing.T) {
 	s := startServe(t)
 	admin := "http://" + s.admin
 	code, out, errs := runCLI("split", "-admin", admin, "feed", "40", "default", "10")
-	if code != 0 || !strings.Contains(out, "route feed: 25% (writes 5%) now 40% (writes 40%)") || !strings.Contains(out, "route default: 0% (writes 0%) now 10%") {
+	if code != 0 || !strings.Contains(out, "route feed: 25% (writes 5%) now 40% (writes 5%)") || !strings.Contains(out, "route default: 0% (writes 0%) now 10%") {
 		t.Fatalf("bulk split: %d %q %q", code, out, errs)
 	}
 	st := s.srv.Status()

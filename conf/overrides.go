@@ -93,6 +93,20 @@ func (o Overrides) Effective(c *Config, now time.Time) ([]SplitBP, bool, error) 
 	return out, false, nil
 }
 
+// Shadowed lists the routes of c whose split in the file is not what serves because
+// an override sets it: an edit of the file's percent does nothing until the override
+// is cleared.
+func (o Overrides) Shadowed(c *Config) []string {
+	var out []string
+	for i := range c.Routes {
+		r := &c.Routes[i]
+		if ro, ok := o.Routes[r.Name]; ok && (ro.PercentBP != r.PercentBP || ro.WritePercentBP != r.WritePercentBP) {
+			out = append(out, r.Name)
+		}
+	}
+	return out
+}
+
 // Stale lists the overridden routes the config does not have.
 func (o Overrides) Stale(c *Config) []string {
 	var out []string
@@ -103,4 +117,24 @@ func (o Overrides) Stale(c *Config) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// NextSplit is the split a change asks for, from the split before it: read is the new
+// read split; write, when writeSet, the new write split, else the write split stays
+// where it was, capped at read, so writes keep lagging reads. It refuses a write split
+// above the read split.
+func NextSplit(before SplitBP, read, write int, writeSet bool) (SplitBP, error) {
+	if !writeSet {
+		write = min(before.Write, read)
+	}
+	if write > read {
+		return SplitBP{}, fmt.Errorf("write_percent %s is above percent %s: a user's writes may not move before their reads", FormatBP(write), FormatBP(read))
+	}
+	return SplitBP{Read: read, Write: write}, nil
+}
+
+// MovesBack reports whether going from before to after sends some users (their reads
+// or their writes) back to the route's from region.
+func (after SplitBP) MovesBack(before SplitBP) bool {
+	return after.Read < before.Read || after.Write < before.Write
 }

@@ -122,6 +122,7 @@ func (p *parser) resolve(c *Config, path string) string {
 }
 
 func (p *parser) check(c *Config) {
+	applyDefaults(c)
 	if c.Listen == "" {
 		c.Listen = DefaultListen
 	}
@@ -512,7 +513,7 @@ func (p *parser) checkFallback(c *Config, path string, r *Route) {
 		p.unit(path+".cache.max_bytes", fc.MaxBytes.err)
 		p.unit(path+".cache.max_entry_bytes", fc.MaxEntryBytes.err)
 		fc.VarySources = p.keys(path+".cache.vary", fc.Vary)
-		if fc.MaxEntryBytes.N > fc.MaxBytes.Or(DefaultCacheMaxBytes) {
+		if fc.MaxEntryBytes.N > fc.MaxBytes.N {
 			p.errf(path+".cache.max_entry_bytes", "is above max_bytes")
 		}
 	}

@@ -214,12 +214,24 @@ func newScriptRegistry() *scriptRegistry {
 	return &scriptRegistry{scripts: map[string]*luaFallback{}}
 }
 
+// retain drops the compiled scripts that no route of the serving config uses.
+func (r *scriptRegistry) retain(used map[*luaFallback]bool) {
+	for k, l := range r.scripts {
+		if !used[l] {
+			delete(r.scripts, k)
+		}
+	}
+}
+
+// len is the number of compiled scripts held.
+func (r *scriptRegistry) len() int { return len(r.scripts) }
+
 func (r *scriptRegistry) get(route string, cfg *conf.FallbackLua) (*luaFallback, error) {
 	key := route + "\x00" + cfg.Name + "\x00" + cfg.Code
 	if l, ok := r.scripts[key]; ok {
 		return l, nil
 	}
-	timeout := cfg.Timeout.Or(50 * time.Millisecond)
+	timeout := cfg.Timeout.D
 	script, err := fallback.Compile(cfg.Name, cfg.Code, fallback.ScriptOptions{Timeout: timeout})
 	if err != nil {
 		return nil, err

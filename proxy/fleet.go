@@ -2,21 +2,26 @@ package proxy
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"net/http"
-	"time"
 
 	"github.com/shiftgate/shiftgate/conf"
+	"github.com/shiftgate/shiftgate/conf/store"
 )
 
 // storeHealth returns the override store's health, and false for stores that cannot
 // be down (the state_dir file, memory).
-func (s *Server) storeHealth() (conf.StoreHealth, bool) {
-	if hr, ok := s.store.(conf.HealthReporter); ok {
-		return hr.Health(), true
+func (s *Server) storeHealth() (store.Health, bool) {
+	if fl := s.fleet(); fl != nil {
+		return fl.Health(), true
 	}
-	return conf.StoreHealth{}, false
+	return store.Health{}, false
+}
+
+// fleet returns the store's fleet abilities, nil without a fleet store.
+func (s *Server) fleet() store.Fleet {
+	if s.store == nil {
+		return nil
+	}
+	return s.store.Fleet()
 }
 
 // fillStoreStatus adds the store's health to a status answer. A store that cannot be
@@ -32,32 +37,9 @@ func (s *Server) fillStoreStatus(out *Status) {
 	out.PendingLocal, out.LastReconciled = h.PendingLocal, h.LastReconciled
 }
 
-// wantLocal reports whether an admin write asks to change this instance only (the
-// body's "local": true or the query ?local=1) and the store can: a store without a
-// fleet changes only this instance anyway.
-func (s *Server) wantLocal(r *http.Request, body bool) bool {
-	if _, ok := s.store.(conf.LocalUpdater); !ok {
-		return false
-	}
-	switch r.URL.Query().Get("local") {
-	case "1", "true", "yes":
-		return true
-	}
-	return body
-}
-
-// storeErrStatus maps an override store error to the admin API's status: 409 for a
-// local write refused because the store is up, 503 for a write the store did not take.
-func storeErrStatus(err error) int {
-	if errors.Is(err, conf.ErrLocalWhileUp) {
-		return http.StatusConflict
-	}
-	return http.StatusServiceUnavailable
-}
-
-// changeLocal applies a change on this instance only (see conf.LocalUpdater).
+// changeLocal applies a change on this instance only (see store.Fleet).
 func (s *Server) changeLocal(ctx context.Context, change func(*conf.Overrides) error) (conf.Overrides, error) {
-	ov, err := s.store.(conf.LocalUpdater).UpdateLocal(ctx, change)
+	ov, err := s.fleet().UpdateLocal(ctx, change)
 	if err != nil {
 		return ov, err
 	}
@@ -77,32 +59,7 @@ func (s *Server) applyStored(ov conf.Overrides) error {
 	if ov.Revision < old.ov.Revision {
 		return nil
 	}
-	st, err := s.compile(old.cfg, ov, s.version+1)
-	if err != nil {
-		return err
-	}
-	s.version++
-	s.publish(st)
-	s.afterSwap(old, st)
-	return nil
-}
-
-// adminFleet answers GET /v1/fleet: the instances registered in the fleet store with
-// the override revision each has applied.
-func (s *Server) adminFleet(w http.ResponseWriter, r *http.Request) {
-	fl, ok := s.store.(conf.FleetLister)
-	if !ok {
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("override store %s has no fleet (configure fleet.etcd)", s.storeName())})
-		return
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
-	defer cancel()
-	st, err := fl.Fleet(ctx)
-	if err != nil {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
-		return
-	}
-	writeJSON(w, http.StatusOK, st)
+	return s.putInService(old.cfg, ov, false)
 }
 
 func (s *Server) storeName() string {

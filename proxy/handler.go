@@ -86,7 +86,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		s.tunnel(ctx, st, rt, d, upgradeProto)
 		return
 	}
-	body := watchClientBody(ctx, st.cfg.Timeouts.Body.Or(60*time.Second))
+	body := watchClientBody(ctx, st.cfg.Timeouts.Body.D)
 	s.forward(ctx, st, rt, d)
 	body.release()
 	if clientClose {

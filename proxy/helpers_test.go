@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/shiftgate/shiftgate/conf"
+	"github.com/shiftgate/shiftgate/conf/store"
 	"github.com/shiftgate/shiftgate/loadtest/standin"
 )
 
@@ -30,7 +31,7 @@ func startGateway(t testing.TB, yamlText string, vars map[string]string) *gatewa
 	return startGatewayIn(t, dir, yamlText, vars, nil)
 }
 
-func startGatewayIn(t testing.TB, dir, yamlText string, vars map[string]string, store conf.OverrideStore) *gateway {
+func startGatewayIn(t testing.TB, dir, yamlText string, vars map[string]string, store store.Store) *gateway {
 	t.Helper()
 	text := strings.ReplaceAll(yamlText, "{{STATE}}", filepath.Join(dir, "state"))
 	for k, v := range vars {

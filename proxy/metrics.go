@@ -3,6 +3,8 @@ package proxy
 import (
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -77,6 +79,9 @@ type metricsRegistry struct {
 	set        *metrics.Set
 	histograms atomic.Pointer[[]namedHistogram]
 	hist       map[string]*latencyHistogram
+	// byRoute names the series created for each route, so that a route's series
+	// go when the route does. Written only while compiling (under the reload lock).
+	byRoute map[string]map[string]bool
 }
 
 type namedHistogram struct {
@@ -85,7 +90,7 @@ type namedHistogram struct {
 }
 
 func newMetricsRegistry() *metricsRegistry {
-	m := &metricsRegistry{set: metrics.NewSet(), hist: map[string]*latencyHistogram{}}
+	m := &metricsRegistry{set: metrics.NewSet(), hist: map[string]*latencyHistogram{}, byRoute: map[string]map[string]bool{}}
 	m.set.RegisterMetricsWriter(func(w io.Writer) {
 		if hs := m.histograms.Load(); hs != nil {
 			for _, nh := range *hs {
@@ -98,6 +103,64 @@ func newMetricsRegistry() *metricsRegistry {
 
 func (m *metricsRegistry) counter(format string, args ...any) *metrics.Counter {
 	return m.set.GetOrCreateCounter(fmt.Sprintf(format, args...))
+}
+
+// routeCounter is counter for a series that belongs to route: it is unregistered
+// when the route leaves the config. Called only while compiling.
+func (m *metricsRegistry) routeCounter(route, format string, args ...any) *metrics.Counter {
+	name := fmt.Sprintf(format, args...)
+	names := m.byRoute[route]
+	if names == nil {
+		names = map[string]bool{}
+		m.byRoute[route] = names
+	}
+	names[name] = true
+	return m.set.GetOrCreateCounter(name)
+}
+
+// retainRoutes unregisters the series and histograms of every route not in routes.
+// Called only while putting a snapshot into service.
+func (m *metricsRegistry) retainRoutes(routes []string, _ [][]byte) {
+	keep := make(map[string]bool, len(routes))
+	for _, r := range routes {
+		keep[r] = true
+	}
+	for route, names := range m.byRoute {
+		if keep[route] {
+			continue
+		}
+		for name := range names {
+			m.set.UnregisterMetric(name)
+		}
+		delete(m.byRoute, route)
+	}
+	prefix := func(route string) string { return fmt.Sprintf("route=%q,", route) }
+	var list []namedHistogram
+	changed := false
+	if old := m.histograms.Load(); old != nil {
+		for _, nh := range *old {
+			route, _, _ := strings.Cut(strings.TrimPrefix(nh.labels, "route="), ",")
+			if r, err := strconv.Unquote(route); err == nil && !keep[r] && strings.HasPrefix(nh.labels, prefix(r)) {
+				delete(m.hist, nh.labels)
+				changed = true
+				continue
+			}
+			list = append(list, nh)
+		}
+	}
+	if changed {
+		m.histograms.Store(&list)
+	}
+}
+
+// series reports whether a series named name is registered (tests).
+func (m *metricsRegistry) series(name string) bool {
+	for _, n := range m.set.ListMetricNames() {
+		if n == name {
+			return true
+		}
+	}
+	return false
 }
 
 // histogram returns the latency histogram for labels, creating it once. Called only

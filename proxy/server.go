@@ -17,6 +17,7 @@ import (
 
 	"github.com/shiftgate/shiftgate/breaker"
 	"github.com/shiftgate/shiftgate/conf"
+	"github.com/shiftgate/shiftgate/conf/store"
 	"github.com/shiftgate/shiftgate/fallback"
 )
 
@@ -25,7 +26,7 @@ type Options struct {
 	// Logger receives structured logs; nil logs to slog.Default().
 	Logger *slog.Logger
 	// Store persists runtime overrides; nil keeps them in memory only.
-	Store conf.OverrideStore
+	Store store.Store
 	// Now is the clock; nil means time.Now. Tests inject one for ramps.
 	Now func() time.Time
 	// NoFallbackStore disables the on-disk fallback cache (caches stay in memory).
@@ -42,7 +43,7 @@ type Server struct {
 
 	log     *slog.Logger
 	now     func() time.Time
-	store   conf.OverrideStore
+	store   store.Store
 	metrics *metricsRegistry
 
 	// mu serialises compiles: reloads, override changes and ramp steps.
@@ -56,6 +57,8 @@ type Server struct {
 	stats   serverStats
 	closed  chan struct{}
 	once    sync.Once
+	// serving is set once Serve runs and until Shutdown begins (readiness).
+	serving atomic.Bool
 }
 
 type serverStats struct {
@@ -116,16 +119,12 @@ func New(cfg *conf.Config, opt Options) (*Server, error) {
 			return nil, fmt.Errorf("overrides: %w", err)
 		}
 	}
-	st, err := s.compile(cfg, ov, 1)
-	if err != nil {
-		return nil, err
-	}
 	s.stats.logDropped = s.metrics.counter("shiftgate_access_log_dropped_total")
-	if err := s.setAccessLog(cfg.AccessLog.Path); err != nil {
+	if err := s.putInService(cfg, ov, true); err != nil {
 		return nil, err
 	}
-	s.version = 1
-	s.publish(st)
+	// Caches loaded from disk for routes this config does not have are dropped.
+	s.retire(s.state.Load())
 	s.http = s.newHTTPServer(cfg)
 	go s.rampLoop()
 	return s, nil
@@ -134,17 +133,14 @@ func New(cfg *conf.Config, opt Options) (*Server, error) {
 // newHTTPServer sets fasthttp up for the edge: bounded timeouts and sizes, no headers
 // of its own, bodies streamed.
 func (s *Server) newHTTPServer(c *conf.Config) *fasthttp.Server {
-	maxHeader := int(c.Limits.MaxHeaderBytes.Or(64 << 10))
+	maxHeader := int(c.Limits.MaxHeaderBytes.N)
 	maxConns := c.Limits.MaxConns
-	if maxConns == 0 {
-		maxConns = 10000
-	}
 	maxBody := int(c.Limits.MaxBodyBytes.N)
 	if maxBody == 0 {
 		maxBody = 1 << 62
 	}
-	head := c.Timeouts.RequestHead.Or(10 * time.Second)
-	body := c.Timeouts.Body.Or(60 * time.Second)
+	head := c.Timeouts.RequestHead.D
+	body := c.Timeouts.Body.D
 	return &fasthttp.Server{
 		Handler:      s.handle,
 		ErrorHandler: s.handleParseError,
@@ -153,7 +149,7 @@ func (s *Server) newHTTPServer(c *conf.Config) *fasthttp.Server {
 		// HeaderReceived moves the deadline once the head is in.
 		ReadTimeout:  head,
 		WriteTimeout: body,
-		IdleTimeout:  c.Timeouts.Idle.Or(60 * time.Second),
+		IdleTimeout:  c.Timeouts.Idle.D,
 		HeaderReceived: func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
 			return fasthttp.RequestConfig{ReadTimeout: body}
 		},
@@ -183,6 +179,7 @@ func (p slogPrinter) Printf(format string, args ...any) {
 
 // Serve accepts connections on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
+	s.serving.Store(true)
 	err := s.http.Serve(lineListener{ln})
 	if errors.Is(err, net.ErrClosed) {
 		return nil
@@ -193,6 +190,7 @@ func (s *Server) Serve(ln net.Listener) error {
 // Shutdown stops accepting, lets in-flight requests finish for up to timeout, closes
 // tunnels, flushes the fallback cache and returns.
 func (s *Server) Shutdown(timeout time.Duration) error {
+	s.serving.Store(false)
 	s.once.Do(func() { close(s.closed) })
 	done := make(chan error, 1)
 	go func() { done <- s.http.Shutdown() }()
@@ -236,14 +234,34 @@ func (s *Server) publish(st *state) {
 	s.stats.rollbackOn.Store(st.table.Rollback())
 }
 
+// Ready reports whether the server takes traffic: its config is in force and it
+// serves a listener, and it is not draining. why says what is missing.
+func (s *Server) Ready() (ok bool, why string) {
+	select {
+	case <-s.closed:
+		return false, "draining"
+	default:
+	}
+	if !s.serving.Load() {
+		return false, "not listening yet"
+	}
+	return true, ""
+}
+
+// ReloadRefused records a config file that did not load (parse or validation): it is
+// counted with the reloads refused downstream, and the serving config stays.
+func (s *Server) ReloadRefused(err error) {
+	s.stats.reloadErrors.Inc()
+}
+
 // Config returns the config currently serving.
 func (s *Server) Config() *conf.Config { return s.state.Load().cfg }
 
 // Overrides returns the overrides currently applied.
 func (s *Server) Overrides() conf.Overrides { return s.state.Load().ov }
 
-// Reload compiles cfg with the current overrides and swaps it in atomically. On error
-// the serving config is untouched.
+// Reload compiles cfg with the current overrides and puts it into service. On error
+// the serving config is untouched and the error is counted.
 func (s *Server) Reload(cfg *conf.Config) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -251,52 +269,96 @@ func (s *Server) Reload(cfg *conf.Config) error {
 	if cfg.Hash == old.cfg.Hash && cfg.File == old.cfg.File {
 		return nil
 	}
-	if err := conf.CheckReshuffle(old.cfg, cfg, old.ov); err != nil {
-		s.stats.reloadErrors.Inc()
-		return err
+	err := conf.CheckReshuffle(old.cfg, cfg, old.ov)
+	if err == nil {
+		err = s.putInService(cfg, old.ov, true)
 	}
-	st, err := s.compile(cfg, old.ov, s.version+1)
 	if err != nil {
 		s.stats.reloadErrors.Inc()
 		return err
 	}
-	if cfg.AccessLog.Path != old.cfg.AccessLog.Path {
-		if err := s.setAccessLog(cfg.AccessLog.Path); err != nil {
-			s.stats.reloadErrors.Inc()
-			return fmt.Errorf("access_log.path: %w", err)
-		}
-	}
-	s.version++
-	s.publish(st)
 	s.stats.reloads.Inc()
-	s.afterSwap(old, st)
+	for _, name := range old.ov.Shadowed(cfg) {
+		s.log.Warn("config reloaded, but a runtime override shadows the file's split of this route: clear it with `shiftgate split -clear` for the file to apply",
+			"route", name)
+	}
 	return nil
 }
 
-// ApplyOverrides compiles the serving config with ov and swaps it in. It does not
-// persist ov; callers that change overrides go through the admin API, which does.
+// ApplyOverrides compiles the serving config with ov and puts it into service. It does
+// not persist ov; callers that change overrides go through the control API, which
+// does.
 func (s *Server) ApplyOverrides(ov conf.Overrides) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.putInService(s.state.Load().cfg, ov, false)
+}
+
+// putInService is the one place a new snapshot goes into service: it compiles cfg
+// with ov, publishes the result with one atomic store, then retires what the old
+// snapshot held and the new one does not (breakers, fallback caches in memory and on
+// disk, compiled scripts, per-route metric series) and gives tunnels whose user now
+// belongs elsewhere their grace period. newConfig marks a config change, which alone
+// moves the config version. Callers hold s.mu.
+func (s *Server) putInService(cfg *conf.Config, ov conf.Overrides, newConfig bool) error {
 	old := s.state.Load()
-	st, err := s.compile(old.cfg, ov, s.version+1)
+	version := s.version
+	if newConfig || old == nil {
+		version++
+	}
+	st, err := s.compile(cfg, ov, version)
 	if err != nil {
 		return err
 	}
-	s.version++
+	if cfg.AccessLog.Path != "" && (old == nil || cfg.AccessLog.Path != old.cfg.AccessLog.Path) {
+		// Opened before the swap so that a path that cannot be opened refuses the
+		// config instead of half-applying it.
+		if err := s.setAccessLog(cfg.AccessLog.Path); err != nil {
+			return fmt.Errorf("access_log.path: %w", err)
+		}
+	}
+	s.version = version
 	s.publish(st)
-	s.afterSwap(old, st)
+	if old == nil {
+		return nil
+	}
+	if cfg.AccessLog.Path == "" && old.cfg.AccessLog.Path != "" {
+		s.setAccessLog("") //nolint:errcheck // turning off cannot fail
+	}
+	s.retire(st)
+	s.tunnels.recheck(st, st.cfg.Timeouts.TunnelGrace.D)
 	return nil
 }
 
-// afterSwap does what follows a swap: tunnels whose user now belongs elsewhere get
-// their grace period.
-func (s *Server) afterSwap(old, cur *state) {
-	s.tunnels.recheck(cur, cur.cfg.Timeouts.TunnelGrace.Or(30*time.Second))
+// retire releases the runtime state of routes that cur no longer has: their breakers,
+// fallback caches (the on-disk copy too), compiled scripts and metric series. What an
+// unchanged route holds is bound into cur by compile and carries over.
+func (s *Server) retire(cur *state) {
+	var breakers []breaker.Key
+	var caches, routes []string
+	scripts := map[*luaFallback]bool{}
+	for _, rs := range cur.routes {
+		routes = append(routes, rs.cfg.Name)
+		for id, b := range rs.run.breakers {
+			if b != nil {
+				breakers = append(breakers, breaker.Key{Route: rs.cfg.Name, Region: string(cur.regions[id])})
+			}
+		}
+		if rs.run.cache != nil {
+			caches = append(caches, rs.cfg.Name)
+		}
+		if rs.run.lua != nil {
+			scripts[rs.run.lua] = true
+		}
+	}
+	s.runtimes.breakers.Retain(breakers)
+	s.runtimes.caches.Retain(caches)
+	s.runtimes.scripts.retain(scripts)
+	s.metrics.retainRoutes(routes, cur.regions)
 }
 
 // rampLoop recompiles while a rollback ramp is in progress so the split grows in small
-// steps; a ramp step is an ordinary swap.
+// steps; a ramp step is an ordinary swap that leaves the config version alone.
 func (s *Server) rampLoop() {
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
@@ -312,10 +374,8 @@ func (s *Server) rampLoop() {
 		}
 		s.mu.Lock()
 		cur := s.state.Load()
-		if next, err := s.compile(cur.cfg, cur.ov, s.version+1); err == nil {
-			s.version++
-			s.publish(next)
-			s.afterSwap(cur, next)
+		if err := s.putInService(cur.cfg, cur.ov, false); err != nil {
+			s.log.Error("rollback ramp step refused", "err", err)
 		}
 		s.mu.Unlock()
 	}

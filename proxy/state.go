@@ -3,6 +3,7 @@ package proxy
 import (
 	"fmt"
 
+	"github.com/shiftgate/shiftgate/breaker"
 	"github.com/shiftgate/shiftgate/conf"
 	"github.com/shiftgate/shiftgate/routing"
 )
@@ -57,27 +58,43 @@ func (s *Server) compile(c *conf.Config, ov conf.Overrides, version uint64) (*st
 	return st, nil
 }
 
+// breakerTransitions are the state changes a breaker makes.
+var breakerTransitions = [...][2]breaker.State{
+	{breaker.Closed, breaker.Open}, {breaker.Open, breaker.HalfOpen},
+	{breaker.HalfOpen, breaker.Closed}, {breaker.HalfOpen, breaker.Open},
+}
+
 // routeMetrics creates (or finds, after a reload) a route's counters.
 func (s *Server) routeMetrics(c *conf.Config, r *conf.Route) *routeMetrics {
 	m := &routeMetrics{}
 	for _, reg := range c.RegionList {
 		var byClass [statusClasses]*counter
 		for cl := range byClass {
-			byClass[cl] = s.metrics.counter(`shiftgate_requests_total{route=%q,region=%q,class=%q}`, r.Name, reg.Name, classNames[cl])
+			byClass[cl] = s.metrics.routeCounter(r.Name, `shiftgate_requests_total{route=%q,region=%q,class=%q}`, r.Name, reg.Name, classNames[cl])
 		}
 		m.requests = append(m.requests, byClass)
 		m.latency = append(m.latency, s.metrics.histogram(fmt.Sprintf("route=%q,region=%q", r.Name, reg.Name)))
 	}
 	for _, k := range r.KeySources {
-		m.bySource = append(m.bySource, s.metrics.counter(`shiftgate_decisions_total{route=%q,key_source=%q}`, r.Name, k.String()))
+		m.bySource = append(m.bySource, s.metrics.routeCounter(r.Name, `shiftgate_decisions_total{route=%q,key_source=%q}`, r.Name, k.String()))
 	}
-	m.bySource = append(m.bySource, s.metrics.counter(`shiftgate_decisions_total{route=%q,key_source="none"}`, r.Name))
-	m.failovers = s.metrics.counter(`shiftgate_failovers_total{route=%q}`, r.Name)
+	m.bySource = append(m.bySource, s.metrics.routeCounter(r.Name, `shiftgate_decisions_total{route=%q,key_source="none"}`, r.Name))
+	m.failovers = s.metrics.routeCounter(r.Name, `shiftgate_failovers_total{route=%q}`, r.Name)
 	for k := fallbackCache; k <= fallbackLua; k++ {
-		m.fallbacks[k] = s.metrics.counter(`shiftgate_fallbacks_total{route=%q,kind=%q}`, r.Name, k.String())
+		m.fallbacks[k] = s.metrics.routeCounter(r.Name, `shiftgate_fallbacks_total{route=%q,kind=%q}`, r.Name, k.String())
 	}
-	m.fallbacks[fallbackNone] = s.metrics.counter(`shiftgate_fallback_misses_total{route=%q}`, r.Name)
-	m.noUpstream = s.metrics.counter(`shiftgate_upstream_errors_total{route=%q}`, r.Name)
-	m.luaErrors = s.metrics.counter(`shiftgate_lua_errors_total{route=%q}`, r.Name)
+	m.fallbacks[fallbackNone] = s.metrics.routeCounter(r.Name, `shiftgate_fallback_misses_total{route=%q}`, r.Name)
+	m.noUpstream = s.metrics.routeCounter(r.Name, `shiftgate_upstream_errors_total{route=%q}`, r.Name)
+	// Breaker transitions are counted from the breaker's callback; the series exist
+	// from the start so that a dashboard or alert sees 0, not nothing.
+	if !r.Breaker.Disabled {
+		for _, id := range []conf.RegionID{r.FromID, r.ToID} {
+			for _, tr := range breakerTransitions {
+				s.metrics.routeCounter(r.Name, `shiftgate_breaker_transitions_total{route=%q,region=%q,from=%q,to=%q}`,
+					r.Name, c.RegionList[id].Name, tr[0].String(), tr[1].String())
+			}
+		}
+	}
+	m.luaErrors = s.metrics.routeCounter(r.Name, `shiftgate_lua_errors_total{route=%q}`, r.Name)
 	return m
 }

@@ -42,7 +42,7 @@ func (s *Server) tunnel(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d r
 	// The head must be copied now: ctx is reused once the handler returns.
 	head := append([]byte(nil), h.Header()...)
 	addr := st.pools[region].pick().Addr
-	dialTimeout := st.cfg.Timeouts.Connect.Or(2 * time.Second)
+	dialTimeout := st.cfg.Timeouts.Connect.D
 	up, err := net.DialTimeout("tcp", addr, dialTimeout)
 	if err != nil {
 		errorResponse(ctx, fasthttp.StatusBadGateway, "cannot connect to region "+string(st.regions[region]))
@@ -81,7 +81,7 @@ var tunnelFailed = []byte("HTTP/1.1 502 Bad Gateway\r\nConnection: close\r\nCont
 // (hop-by-hop fields stripped), or a 502 if there is no valid answer, and reports false.
 func (s *Server) upgradeGranted(c, up net.Conn, upr *bufio.Reader, st *state, region conf.RegionID) bool {
 	t := st.cfg.Timeouts
-	up.SetReadDeadline(time.Now().Add(t.ResponseHeader.Or(10 * time.Second))) //nolint:errcheck
+	up.SetReadDeadline(time.Now().Add(t.ResponseHeader.D)) //nolint:errcheck
 	if line, err := upr.Peek(len("HTTP/1.1 101 ")); err == nil &&
 		bytes.HasPrefix(line, []byte("HTTP/1.")) && bytes.HasSuffix(line, []byte(" 101 ")) {
 		up.SetReadDeadline(time.Time{}) //nolint:errcheck
@@ -89,8 +89,8 @@ func (s *Server) upgradeGranted(c, up net.Conn, upr *bufio.Reader, st *state, re
 	}
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseResponse(resp)
-	up.SetReadDeadline(time.Now().Add(t.Body.Or(60 * time.Second))) //nolint:errcheck
-	c.SetWriteDeadline(time.Now().Add(t.Body.Or(60 * time.Second))) //nolint:errcheck
+	up.SetReadDeadline(time.Now().Add(t.Body.D)) //nolint:errcheck
+	c.SetWriteDeadline(time.Now().Add(t.Body.D)) //nolint:errcheck
 	if err := resp.ReadLimitBody(upr, 1<<20); err != nil || resp.StatusCode() == fasthttp.StatusSwitchingProtocols {
 		c.Write(tunnelFailed) //nolint:errcheck // closing anyway
 		return false

@@ -134,17 +134,14 @@ func (u *upstreamRegistry) pools(c *conf.Config, used map[upstreamSettings]bool,
 	for i, r := range c.RegionList {
 		p := &pool{region: r.Name}
 		maxConns := r.MaxConnsPerUpstream
-		if maxConns == 0 {
-			maxConns = 1024
-		}
 		for _, addr := range r.Upstreams {
 			s := upstreamSettings{
 				addr: addr, maxConns: maxConns,
-				connect:        t.Connect.Or(2 * time.Second),
-				responseHeader: t.ResponseHeader.Or(10 * time.Second),
-				body:           t.Body.Or(60 * time.Second),
-				idle:           t.UpstreamIdle.Or(30 * time.Second),
-				resolveEvery:   r.ResolveEvery.Or(30 * time.Second),
+				connect:        t.Connect.D,
+				responseHeader: t.ResponseHeader.D,
+				body:           t.Body.D,
+				idle:           t.UpstreamIdle.D,
+				resolveEvery:   r.ResolveEvery.D,
 			}
 			hc := u.clients[s]
 			if hc == nil {
@@ -158,10 +155,7 @@ func (u *upstreamRegistry) pools(c *conf.Config, used map[upstreamSettings]bool,
 			used[s] = true
 			p.clients = append(p.clients, hc)
 			if pipelined {
-				ps := pipeSettings{upstreamSettings: s, conns: r.PipelineConns, maxBody: c.Limits.MaxPipelinedResponseBytes.Or(4 << 20)}
-				if ps.conns == 0 {
-					ps.conns = 2
-				}
+				ps := pipeSettings{upstreamSettings: s, conns: r.PipelineConns, maxBody: c.Limits.MaxPipelinedResponseBytes.N}
 				pc := u.pipes[ps]
 				if pc == nil {
 					pc = u.newPipe(ps)

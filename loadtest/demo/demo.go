@@ -4,11 +4,12 @@
 package demo
 
 import (
+	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,11 +21,13 @@ import (
 	"github.com/shiftgate/shiftgate/conf"
 	"github.com/shiftgate/shiftgate/loadtest/standin"
 	"github.com/shiftgate/shiftgate/proxy"
+	"github.com/shiftgate/shiftgate/proxy/gateway"
 )
 
 // configTemplate is the demo's config: the reference cutover with ports picked at run
 // time. %s are the idc, cloud and state-dir values.
 const configTemplate = `listen: 127.0.0.1:0
+admin: { listen: "%s" }
 state_dir: %s
 regions:
   idc:   { upstreams: ["%s"] }
@@ -53,18 +56,20 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("shiftgate demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	users := fs.Int("users", 3000, "how many users send requests")
+	hold := fs.Duration("hold", 0, "keep the gateway and regions up this long after the walk (e.g. 10m), to look at status and /metrics")
+	adminAddr := fs.String("admin", "127.0.0.1:0", "admin listener (status, metrics) of the demo gateway")
 	steps := fs.String("steps", "0,5,25,100", "the split percents to walk through")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if err := run(stdout, *users, strings.Split(*steps, ",")); err != nil {
+	if err := run(stdout, *users, strings.Split(*steps, ","), *adminAddr, *hold); err != nil {
 		fmt.Fprintln(stderr, "shiftgate demo:", err)
 		return 1
 	}
 	return 0
 }
 
-func run(out io.Writer, users int, steps []string) error {
+func run(out io.Writer, users int, steps []string, adminAddr string, hold time.Duration) error {
 	if users < 1 || users > 1000000 {
 		return fmt.Errorf("-users: want 1..1000000, got %d", users)
 	}
@@ -83,25 +88,23 @@ func run(out io.Writer, users int, steps []string) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	yaml := fmt.Sprintf(configTemplate, filepath.Join(dir, "state"), idc.Addr, cloud.Addr)
-	cfg, err := conf.Parse("demo.yaml", []byte(yaml))
+	path := filepath.Join(dir, "demo.yaml")
+	yaml := fmt.Sprintf(configTemplate, adminAddr, filepath.Join(dir, "state"), idc.Addr, cloud.Addr)
+	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
+		return err
+	}
+	// The demo runs the same assembly as `shiftgate serve`.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	g, err := gateway.Start(ctx, gateway.Options{ConfigPath: path, Logger: quiet})
 	if err != nil {
 		return fmt.Errorf("built-in config: %w", err)
 	}
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv, err := proxy.New(cfg, proxy.Options{Logger: quiet})
-	if err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	go srv.Serve(ln) //nolint:errcheck // ends with Shutdown
-	defer srv.Shutdown(2 * time.Second)
-	gw := ln.Addr().String()
+	defer func() { g.Stop(); g.Wait() }() //nolint:errcheck // the walk's result is already printed
+	srv, gw := g.Server, g.Addr
 
-	fmt.Fprintf(out, "shiftgate demo: region idc on %s, region cloud on %s, gateway on %s\n", idc.Addr, cloud.Addr, gw)
+	fmt.Fprintf(out, "shiftgate demo: region idc on %s, region cloud on %s, gateway on %s, admin on http://%s\n", idc.Addr, cloud.Addr, gw, g.AdminAddr)
 	fmt.Fprintf(out, "%d users (X-User-Id u-1..u-%d) read /api/feed while the feed route moves idc -> cloud.\n\n", users, users)
 
 	client := &fasthttp.HostClient{Addr: gw, MaxConns: 64}
@@ -114,9 +117,9 @@ func run(out io.Writer, users int, steps []string) error {
 		if err != nil {
 			return fmt.Errorf("-steps: %v", err)
 		}
-		ov := srv.Overrides().Clone()
-		ov.Routes["feed"] = conf.RouteOverride{PercentBP: bp, WritePercentBP: bp, Who: "demo"}
-		if err := srv.ApplyOverrides(ov); err != nil {
+		pct := json.Number(conf.FormatBP(bp))
+		if _, err := srv.ChangeSplits(ctx, "demo", proxy.BulkSplitRequest{
+			Routes: map[string]proxy.SplitRequest{"feed": {Percent: pct, WritePercent: &pct}}}); err != nil {
 			return err
 		}
 		counts := map[string]int{}
@@ -155,11 +158,17 @@ func run(out io.Writer, users int, steps []string) error {
 		return err
 	}
 	fmt.Fprintf(out, "u-1 with a spoofed X-Shift-Region: idc from 127.0.0.1 (not a trusted caller) was served by: %s (its own region)\n", spoof)
-	if totalBack == 0 {
-		fmt.Fprintln(out, "no user moved back: the split is sticky and monotonic.")
-	} else {
+	if totalBack != 0 {
 		fmt.Fprintf(out, "%d users moved back: this is a bug.\n", totalBack)
 		return fmt.Errorf("%d backward moves", totalBack)
+	}
+	fmt.Fprintln(out, "no user moved back: the split is sticky and monotonic.")
+	if hold > 0 {
+		fmt.Fprintf(out, "\nholding for %s (Ctrl-C ends it): shiftgate status -admin http://%s; curl http://%s/metrics\n", hold, g.AdminAddr, g.AdminAddr)
+		select {
+		case <-time.After(hold):
+		case <-ctx.Done():
+		}
 	}
 	return nil
 }

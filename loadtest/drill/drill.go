@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -27,6 +26,7 @@ import (
 	"github.com/shiftgate/shiftgate/conf"
 	"github.com/shiftgate/shiftgate/loadtest/standin"
 	"github.com/shiftgate/shiftgate/proxy"
+	"github.com/shiftgate/shiftgate/proxy/gateway"
 	"github.com/shiftgate/shiftgate/routing"
 )
 
@@ -208,38 +208,18 @@ func Run(ctx context.Context, o Options) ([]PhaseResult, error) {
 	if err := os.WriteFile(d.path, []byte(d.text(0)), 0o644); err != nil {
 		return nil, err
 	}
-	cfg, err := conf.LoadFile(d.path)
-	if err != nil {
-		return nil, err
-	}
-	store, err := conf.NewFileStore(filepath.Join(dir, "state"))
-	if err != nil {
-		return nil, err
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	d.srv, err = proxy.New(cfg, proxy.Options{Logger: log, Store: store})
-	if err != nil {
-		return nil, err
-	}
+	// The drill rehearses the real assembly: the same store, watcher and admin API
+	// as `shiftgate serve`, on loopback ports of its own.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	g, err := gateway.Start(ctx, gateway.Options{ConfigPath: d.path, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", Debounce: 20 * time.Millisecond})
 	if err != nil {
 		return nil, err
 	}
-	go d.srv.Serve(ln) //nolint:errcheck
-	defer d.srv.Shutdown(2 * time.Second)
-	aln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	go d.srv.ServeAdmin(ctx, aln) //nolint:errcheck
-	w := conf.NewWatcher(d.path, cfg.Hash)
-	w.Debounce = 20 * time.Millisecond
-	w.OnConfig = d.srv.Reload
-	w.OnError = func(err error) { fmt.Fprintln(o.Progress, "drill: reload refused:", err) }
-	go w.Run(ctx) //nolint:errcheck
-	d.gw, d.admin = ln.Addr().String(), "http://"+aln.Addr().String()
+	defer func() { g.Stop(); g.Wait() }() //nolint:errcheck // the drill's results are already in
+	d.srv = g.Server
+	d.gw, d.admin = g.Addr, "http://"+g.AdminAddr
 
 	d.phase.Store(&phaseState{PhaseResult: PhaseResult{Name: "warm-up"}})
 	var wg sync.WaitGroup
@@ -342,6 +322,7 @@ func (d *drill) call(method, path, body string) error {
 	if err != nil {
 		return err
 	}
+	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err

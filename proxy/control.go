@@ -2,16 +2,11 @@ package proxy
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
-	"io"
-
 	"fmt"
-	"github.com/shiftgate/shiftgate/fallback"
-	"net"
+	"io"
 	"net/http"
-	"net/http/pprof"
 	"net/netip"
 	"sort"
 	"strings"
@@ -19,70 +14,46 @@ import (
 
 	"github.com/shiftgate/shiftgate/breaker"
 	"github.com/shiftgate/shiftgate/conf"
+	"github.com/shiftgate/shiftgate/conf/store"
+	"github.com/shiftgate/shiftgate/fallback"
 	"github.com/shiftgate/shiftgate/routing"
 )
 
-// AdminHandler returns the admin API: status, split and rollback overrides, decision
-// explanations and Prometheus metrics. Requests need the config's bearer token when it
-// has one. Changes are persisted through the Server's OverrideStore before they take
-// effect and are logged as audit lines.
-func (s *Server) AdminHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/status", s.adminStatus)
-	mux.HandleFunc("PUT /v1/routes/{name}/split", s.adminSplit)
-	mux.HandleFunc("PUT /v1/splits", s.adminBulkSplit)
-	mux.HandleFunc("POST /v1/rollback", s.adminRollback)
-	mux.HandleFunc("GET /v1/decide", s.adminDecide)
-	mux.HandleFunc("GET /v1/fleet", s.adminFleet)
-	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		s.WriteMetrics(w)
-	})
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
-	// Profiles for operators chasing CPU or memory; behind the same token as the rest.
-	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
-	return s.requireToken(mux)
+// This file is the Server's control API: what the admin HTTP handlers, the CLI (through
+// them) and in-process callers such as the demo and tests use to read and change a
+// running gateway. Every change goes through the override store, then through the one
+// swap that puts a new snapshot into service, and leaves an audit line.
+
+// Error is a control API error that carries the HTTP status the admin API answers with.
+type Error struct {
+	Status int
+	Err    error
+	// Refused describes a split change that was refused because it moves users back.
+	Refused *SplitResult
 }
 
-func (s *Server) requireToken(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		token := s.Config().Admin.Token
-		if token != "" {
-			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="shiftgate"`)
-				writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or wrong bearer token"})
-				return
-			}
-		}
-		next.ServeHTTP(w, r)
-	})
+func (e *Error) Error() string { return e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errorf returns an *Error with status and a formatted message.
+func Errorf(status int, format string, args ...any) *Error {
+	return &Error{Status: status, Err: fmt.Errorf(format, args...)}
 }
 
-// ServeAdmin serves the admin API on ln until ctx ends.
-func (s *Server) ServeAdmin(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{Handler: s.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		<-ctx.Done()
-		c, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		srv.Shutdown(c) //nolint:errcheck // best effort on exit
-	}()
-	err := srv.Serve(ln)
-	if errors.Is(err, http.ErrServerClosed) {
-		return nil
+// StatusOf returns the HTTP status for err: its own for an *Error, 409 for a local
+// write refused because the fleet store is up, 503 for a write the store did not
+// take, 500 otherwise.
+func StatusOf(err error) int {
+	var e *Error
+	switch {
+	case errors.As(err, &e):
+		return e.Status
+	case errors.Is(err, store.ErrLocalWhileUp):
+		return http.StatusConflict
+	case errors.Is(err, store.ErrDown):
+		return http.StatusServiceUnavailable
 	}
-	return err
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(v) //nolint:errcheck // the client may be gone
+	return http.StatusInternalServerError
 }
 
 // Status is the answer of GET /v1/status.
@@ -105,8 +76,8 @@ type Status struct {
 	StoreRevision   int64  `json:"store_revision"`
 	// PendingLocal names overrides changed with -local during a store outage and not
 	// yet written to the store; LastReconciled is the last such change written.
-	PendingLocal   []string         `json:"pending_local,omitempty"`
-	LastReconciled *conf.Reconciled `json:"last_reconciled,omitempty"`
+	PendingLocal   []string          `json:"pending_local,omitempty"`
+	LastReconciled *store.Reconciled `json:"last_reconciled,omitempty"`
 }
 
 // RollbackState is the rollback switch as status shows it.
@@ -199,10 +170,6 @@ func (s *Server) Status() Status {
 	return out
 }
 
-func (s *Server) adminStatus(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, s.Status())
-}
-
 // SplitRequest is the body of PUT /v1/routes/{name}/split. Percents are JSON numbers
 // with at most two decimals; write_percent defaults to percent.
 type SplitRequest struct {
@@ -213,6 +180,8 @@ type SplitRequest struct {
 	// Local changes this instance only, for an outage of the fleet store (also
 	// ?local=1); it is written to the store when the store returns.
 	Local bool `json:"local,omitempty"`
+	// Force allows a change that moves users back (a lower percent or write_percent).
+	Force bool `json:"force,omitempty"`
 }
 
 // SplitResult answers a split change or dry run.
@@ -229,78 +198,49 @@ type SplitResult struct {
 	Revision    int64    `json:"override_revision,omitempty"`
 	// Local is true for a change made on this instance only (see SplitRequest).
 	Local bool `json:"local,omitempty"`
-}
-
-func peerOf(r *http.Request) string { return r.RemoteAddr }
-
-func (s *Server) adminSplit(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
-	var req SplitRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
-	dec.UseNumber()
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "body: " + err.Error()})
-		return
-	}
-	st := s.state.Load()
-	res, before, split, status, err := planSplit(st, name, req)
-	if err != nil {
-		writeJSON(w, status, map[string]string{"error": err.Error()})
-		return
-	}
-	read, write := split.Read, split.Write
-	if req.DryRun {
-		writeJSON(w, http.StatusOK, res)
-		return
-	}
-	who := peerOf(r)
-	ov, err := s.changeOverrides(r.Context(), s.wantLocal(r, req.Local), func(o *conf.Overrides) error {
-		if o.Routes == nil {
-			o.Routes = map[string]conf.RouteOverride{}
-		}
-		o.Routes[name] = conf.RouteOverride{PercentBP: read, WritePercentBP: write, Who: who, At: s.now().UTC()}
-		return nil
-	})
-	if err != nil {
-		writeJSON(w, storeErrStatus(err), map[string]string{"error": err.Error()})
-		return
-	}
-	res.Revision, res.Local = ov.Revision, s.wantLocal(r, req.Local)
-	s.log.Info("audit", "who", who, "what", "split", "route", name,
-		"before", conf.FormatBP(before.Read)+"/"+conf.FormatBP(before.Write),
-		"after", conf.FormatBP(read)+"/"+conf.FormatBP(write), "revision", ov.Revision, "local", res.Local)
-	writeJSON(w, http.StatusOK, res)
+	// Forced is true for a change that was allowed to move users back.
+	Forced bool `json:"forced,omitempty"`
 }
 
 // planSplit checks one route's split change against the serving state and describes
-// it; on error it also returns the HTTP status to answer with.
-func planSplit(st *state, name string, req SplitRequest) (res SplitResult, before, after conf.SplitBP, status int, err error) {
+// it. Without write_percent the write split stays where it is, capped at the new read
+// split, so writes keep lagging reads. A change that moves users back (a lower percent
+// or write_percent) is refused unless req.Force: rollback is the tool for going back.
+func planSplit(st *state, name string, req SplitRequest) (res SplitResult, before, after conf.SplitBP, err error) {
 	route, ok := st.cfg.Route(name)
 	if !ok {
-		return res, before, after, http.StatusNotFound, fmt.Errorf("no route %q", name)
+		return res, before, after, Errorf(http.StatusNotFound, "no route %q", name)
 	}
 	read, err := conf.ParsePercent(req.Percent.String())
 	if err != nil {
-		return res, before, after, http.StatusBadRequest, fmt.Errorf("route %s: percent: want 0..100 with at most two decimals, got %s", name, req.Percent.String())
-	}
-	write := read
-	if req.WritePercent != nil {
-		if write, err = conf.ParsePercent(req.WritePercent.String()); err != nil {
-			return res, before, after, http.StatusBadRequest, fmt.Errorf("route %s: write_percent: want 0..100 with at most two decimals, got %s", name, req.WritePercent.String())
-		}
-	}
-	if write > read {
-		return res, before, after, http.StatusBadRequest, fmt.Errorf("route %s: write_percent %s is above percent %s: a user's writes may not move before their reads", name, conf.FormatBP(write), conf.FormatBP(read))
+		return res, before, after, Errorf(http.StatusBadRequest, "route %s: percent: want 0..100 with at most two decimals, got %q", name, req.Percent.String())
 	}
 	before = conf.SplitBP{Read: route.PercentBP, Write: route.WritePercentBP}
 	if o, ok := st.ov.Routes[name]; ok {
 		before = conf.SplitBP{Read: o.PercentBP, Write: o.WritePercentBP}
 	}
+	write := 0
+	if req.WritePercent != nil {
+		if write, err = conf.ParsePercent(req.WritePercent.String()); err != nil {
+			return res, before, after, Errorf(http.StatusBadRequest, "route %s: write_percent: want 0..100 with at most two decimals, got %q", name, req.WritePercent.String())
+		}
+	}
+	next, err := conf.NextSplit(before, read, write, req.WritePercent != nil)
+	if err != nil {
+		return res, before, after, Errorf(http.StatusBadRequest, "route %s: %v", name, err)
+	}
+	read, write = next.Read, next.Write
 	res = SplitResult{Route: name, Before: pct(before.Read), BeforeWrite: pct(before.Write),
-		After: pct(read), AfterWrite: pct(write), DryRun: req.DryRun}
+		After: pct(read), AfterWrite: pct(write), DryRun: req.DryRun, Forced: req.Force}
 	res.MoveForward, res.MoveBack, res.SampleKeys = splitMoves(route.SaltValue, before.Read, read)
-	return res, before, conf.SplitBP{Read: read, Write: write}, http.StatusOK, nil
+	if writeBack := before.Write - write; next.MovesBack(before) && !req.Force {
+		return res, before, after, &Error{Status: http.StatusConflict, Err: fmt.Errorf(
+			"route %s: %s%%/%s%% -> %s%%/%s%% moves %.2f%% of users' reads and %.2f%% of their writes back to %s; "+
+				"use rollback (with -ramp) to go back, or force the change", name,
+			conf.FormatBP(before.Read), conf.FormatBP(before.Write), conf.FormatBP(read), conf.FormatBP(write),
+			100*res.MoveBack, 100*float64(max(writeBack, 0))/routing.Buckets, route.From), Refused: &res}
+	}
+	return res, before, next, nil
 }
 
 // BulkSplitRequest is the body of PUT /v1/splits: many routes' splits changed in one
@@ -309,6 +249,7 @@ type BulkSplitRequest struct {
 	Routes map[string]SplitRequest `json:"routes"`
 	DryRun bool                    `json:"dry_run,omitempty"`
 	Local  bool                    `json:"local,omitempty"`
+	Force  bool                    `json:"force,omitempty"`
 }
 
 // BulkSplitResult answers PUT /v1/splits.
@@ -316,68 +257,6 @@ type BulkSplitResult struct {
 	Results  []SplitResult `json:"results"`
 	DryRun   bool          `json:"dry_run"`
 	Revision int64         `json:"override_revision,omitempty"`
-}
-
-func (s *Server) adminBulkSplit(w http.ResponseWriter, r *http.Request) {
-	var req BulkSplitRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
-	dec.UseNumber()
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "body: " + err.Error()})
-		return
-	}
-	if len(req.Routes) == 0 {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "routes: at least one route"})
-		return
-	}
-	st := s.state.Load()
-	names := make([]string, 0, len(req.Routes))
-	for name := range req.Routes {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	out := BulkSplitResult{DryRun: req.DryRun}
-	splits := map[string]conf.SplitBP{}
-	for _, name := range names {
-		one := req.Routes[name]
-		one.DryRun = req.DryRun
-		res, _, split, status, err := planSplit(st, name, one)
-		if err != nil {
-			// Nothing is changed unless every route's change is valid.
-			writeJSON(w, status, map[string]string{"error": err.Error()})
-			return
-		}
-		out.Results = append(out.Results, res)
-		splits[name] = split
-	}
-	if req.DryRun {
-		writeJSON(w, http.StatusOK, out)
-		return
-	}
-	who := peerOf(r)
-	local := s.wantLocal(r, req.Local)
-	ov, err := s.changeOverrides(r.Context(), local, func(o *conf.Overrides) error {
-		if o.Routes == nil {
-			o.Routes = map[string]conf.RouteOverride{}
-		}
-		at := s.now().UTC()
-		for name, sp := range splits {
-			o.Routes[name] = conf.RouteOverride{PercentBP: sp.Read, WritePercentBP: sp.Write, Who: who, At: at}
-		}
-		return nil
-	})
-	if err != nil {
-		writeJSON(w, storeErrStatus(err), map[string]string{"error": err.Error()})
-		return
-	}
-	out.Revision = ov.Revision
-	for _, res := range out.Results {
-		s.log.Info("audit", "who", who, "what", "split", "route", res.Route,
-			"before", fmt.Sprintf("%g/%g", res.Before, res.BeforeWrite), "after", fmt.Sprintf("%g/%g", res.After, res.AfterWrite),
-			"revision", ov.Revision, "local", local, "bulk", len(out.Results))
-	}
-	writeJSON(w, http.StatusOK, out)
 }
 
 // splitMoves estimates, from the bucket space, the share of users that move forward
@@ -407,49 +286,9 @@ type RollbackRequest struct {
 	Local bool `json:"local,omitempty"`
 }
 
-func (s *Server) adminRollback(w http.ResponseWriter, r *http.Request) {
-	var req RollbackRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "body: " + err.Error()})
-		return
-	}
-	var ramp time.Duration
-	if req.Ramp != "" {
-		d, err := time.ParseDuration(req.Ramp)
-		if err != nil || d < 0 || d > 24*time.Hour {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "ramp: want a duration up to 24h such as 10m, got " + req.Ramp})
-			return
-		}
-		if req.On {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "ramp applies to turning rollback off"})
-			return
-		}
-		ramp = d
-	}
-	before := s.Overrides().Rollback.On
-	who := peerOf(r)
-	ov, err := s.changeOverrides(r.Context(), s.wantLocal(r, req.Local), func(o *conf.Overrides) error {
-		now := s.now().UTC()
-		o.Rollback = conf.Rollback{On: req.On, Who: who, At: now}
-		if !req.On && ramp > 0 {
-			o.Rollback.RampFrom, o.Rollback.RampFor = now, ramp
-		}
-		return nil
-	})
-	if err != nil {
-		writeJSON(w, storeErrStatus(err), map[string]string{"error": err.Error()})
-		return
-	}
-	local := s.wantLocal(r, req.Local)
-	s.log.Info("audit", "who", who, "what", "rollback", "before", before, "after", req.On, "ramp", ramp.String(), "revision", ov.Revision, "local", local)
-	writeJSON(w, http.StatusOK, map[string]any{"on": ov.Rollback.On, "ramp": ramp.String(), "override_revision": ov.Revision, "local": local})
-}
-
 // changeOverrides stores a change through the OverrideStore, then applies the stored
 // result. With no store it applies in memory. local changes this instance only (see
-// conf.LocalUpdater).
+// store.Fleet).
 func (s *Server) changeOverrides(ctx context.Context, local bool, change func(*conf.Overrides) error) (conf.Overrides, error) {
 	if s.store == nil {
 		s.mu.Lock()
@@ -470,17 +309,6 @@ func (s *Server) changeOverrides(ctx context.Context, local bool, change func(*c
 		return ov, fmt.Errorf("override store %s: %w", s.store.Describe(), err)
 	}
 	return ov, s.applyStored(ov)
-}
-
-func (s *Server) adminDecide(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	req, host, path, err := DecideRequest(q.Get("method"), q.Get("path"), q["header"], q.Get("ip"))
-	if err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
-		return
-	}
-	_, ex := s.state.Load().table.Explain(host, path, req)
-	writeJSON(w, http.StatusOK, ex)
 }
 
 // DecideRequest builds the request `shiftgate route` and /v1/decide explain: headers as
@@ -567,3 +395,170 @@ func (s *Server) registerGauges() {
 		})
 	})
 }
+
+// ChangeSplits validates every route's change against the serving state and, unless
+// dryRun, stores them in one store write (one etcd transaction in a fleet) and puts
+// them into service together. Nothing changes unless every route's change is valid.
+// who names the caller in the audit log.
+func (s *Server) ChangeSplits(ctx context.Context, who string, req BulkSplitRequest) (BulkSplitResult, error) {
+	if len(req.Routes) == 0 {
+		return BulkSplitResult{}, Errorf(http.StatusBadRequest, "routes: at least one route")
+	}
+	st := s.state.Load()
+	names := make([]string, 0, len(req.Routes))
+	for name := range req.Routes {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	out := BulkSplitResult{DryRun: req.DryRun}
+	splits := map[string]conf.SplitBP{}
+	befores := map[string]conf.SplitBP{}
+	for _, name := range names {
+		one := req.Routes[name]
+		one.DryRun, one.Force = req.DryRun, one.Force || req.Force
+		res, before, split, err := planSplit(st, name, one)
+		if err != nil {
+			var e *Error
+			if errors.As(err, &e) && e.Refused != nil {
+				s.log.Warn("audit", "who", who, "what", "split refused", "route", name,
+					"before", conf.FormatBP(before.Read)+"/"+conf.FormatBP(before.Write),
+					"asked", fmt.Sprintf("%g/%g", e.Refused.After, e.Refused.AfterWrite),
+					"share_moving_back", e.Refused.MoveBack)
+			}
+			return out, err
+		}
+		out.Results = append(out.Results, res)
+		splits[name], befores[name] = split, before
+	}
+	if req.DryRun {
+		return out, nil
+	}
+	local := req.Local && s.fleet() != nil
+	ov, err := s.changeOverrides(ctx, local, func(o *conf.Overrides) error {
+		if o.Routes == nil {
+			o.Routes = map[string]conf.RouteOverride{}
+		}
+		at := s.now().UTC()
+		for name, sp := range splits {
+			o.Routes[name] = conf.RouteOverride{PercentBP: sp.Read, WritePercentBP: sp.Write, Who: who, At: at}
+		}
+		return nil
+	})
+	if err != nil {
+		return out, err
+	}
+	out.Revision = ov.Revision
+	for i := range out.Results {
+		res := &out.Results[i]
+		res.Revision, res.Local = ov.Revision, local
+		b := befores[res.Route]
+		s.log.Info("audit", "who", who, "what", "split", "route", res.Route,
+			"before", conf.FormatBP(b.Read)+"/"+conf.FormatBP(b.Write), "after", fmt.Sprintf("%g/%g", res.After, res.AfterWrite),
+			"revision", ov.Revision, "local", local, "forced", res.Forced, "routes", len(out.Results))
+	}
+	return out, nil
+}
+
+// ClearResult answers a cleared override.
+type ClearResult struct {
+	Routes   []string `json:"routes"`
+	Revision int64    `json:"override_revision"`
+	Local    bool     `json:"local,omitempty"`
+}
+
+// ClearSplits drops the runtime overrides of the named routes, so the file's values
+// apply again. A route without an override is an error (nothing to clear), and so is
+// an unknown route unless it has a stale override left in the store.
+func (s *Server) ClearSplits(ctx context.Context, who string, names []string, local bool) (ClearResult, error) {
+	st := s.state.Load()
+	for _, name := range names {
+		if _, ok := st.ov.Routes[name]; !ok {
+			if _, known := st.cfg.Route(name); !known {
+				return ClearResult{}, Errorf(http.StatusNotFound, "no route %q", name)
+			}
+			return ClearResult{}, Errorf(http.StatusNotFound, "route %s has no override to clear: the file's split is in force", name)
+		}
+	}
+	local = local && s.fleet() != nil
+	ov, err := s.changeOverrides(ctx, local, func(o *conf.Overrides) error {
+		for _, name := range names {
+			delete(o.Routes, name)
+		}
+		return nil
+	})
+	if err != nil {
+		return ClearResult{}, err
+	}
+	for _, name := range names {
+		was := st.ov.Routes[name]
+		s.log.Info("audit", "who", who, "what", "split cleared", "route", name,
+			"override", conf.FormatBP(was.PercentBP)+"/"+conf.FormatBP(was.WritePercentBP), "revision", ov.Revision, "local", local)
+	}
+	return ClearResult{Routes: names, Revision: ov.Revision, Local: local}, nil
+}
+
+// RollbackResult answers a rollback change.
+type RollbackResult struct {
+	On       bool   `json:"on"`
+	Ramp     string `json:"ramp"`
+	Revision int64  `json:"override_revision"`
+	Local    bool   `json:"local"`
+}
+
+// SetRollback turns the rollback switch on (everything to each route's from at once)
+// or off, optionally over a ramp during which the splits climb back gradually.
+func (s *Server) SetRollback(ctx context.Context, who string, req RollbackRequest) (RollbackResult, error) {
+	var ramp time.Duration
+	if req.Ramp != "" {
+		d, err := time.ParseDuration(req.Ramp)
+		if err != nil || d < 0 || d > 24*time.Hour {
+			return RollbackResult{}, Errorf(http.StatusBadRequest, "ramp: want a duration up to 24h such as 10m, got %q", req.Ramp)
+		}
+		if req.On {
+			return RollbackResult{}, Errorf(http.StatusBadRequest, "ramp applies to turning rollback off")
+		}
+		ramp = d
+	}
+	before := s.Overrides().Rollback.On
+	local := req.Local && s.fleet() != nil
+	ov, err := s.changeOverrides(ctx, local, func(o *conf.Overrides) error {
+		now := s.now().UTC()
+		o.Rollback = conf.Rollback{On: req.On, Who: who, At: now}
+		if !req.On && ramp > 0 {
+			o.Rollback.RampFrom, o.Rollback.RampFor = now, ramp
+		}
+		return nil
+	})
+	if err != nil {
+		return RollbackResult{}, err
+	}
+	s.log.Info("audit", "who", who, "what", "rollback", "before", before, "after", req.On, "ramp", ramp.String(), "revision", ov.Revision, "local", local)
+	return RollbackResult{On: ov.Rollback.On, Ramp: ramp.String(), Revision: ov.Revision, Local: local}, nil
+}
+
+// Explain explains the decision the serving config makes for a request described as
+// `shiftgate route` and /v1/decide take it.
+func (s *Server) Explain(method, target string, headers []string, ip string) (routing.Explanation, error) {
+	req, host, path, err := DecideRequest(method, target, headers, ip)
+	if err != nil {
+		return routing.Explanation{}, &Error{Status: http.StatusBadRequest, Err: err}
+	}
+	_, ex := s.state.Load().table.Explain(host, path, req)
+	return ex, nil
+}
+
+// FleetInstances lists the instances registered in the fleet store.
+func (s *Server) FleetInstances(ctx context.Context) (store.FleetStatus, error) {
+	fl := s.fleet()
+	if fl == nil {
+		return store.FleetStatus{}, Errorf(http.StatusNotFound, "override store %s has no fleet (configure fleet.etcd)", s.storeName())
+	}
+	st, err := fl.Instances(ctx)
+	if err != nil {
+		return st, &Error{Status: http.StatusServiceUnavailable, Err: err}
+	}
+	return st, nil
+}
+
+// AdminToken is the bearer token the admin API requires ("" for none).
+func (s *Server) AdminToken() string { return s.state.Load().cfg.Admin.Token }

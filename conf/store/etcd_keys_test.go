@@ -1,23 +1,25 @@
-package conf
+package store
 
 import (
 	"fmt"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/shiftgate/shiftgate/conf"
 )
 
 func TestEncodeDecodeOverrides(t *testing.T) {
 	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	cases := []struct {
 		name string
-		in   Overrides
+		in   conf.Overrides
 		keys []string
 	}{
-		{"zero", Overrides{}, nil},
-		{"one route", Overrides{Routes: map[string]RouteOverride{"feed": {PercentBP: 2500, WritePercentBP: 500, Who: "ops", At: at}}}, []string{"routes/feed"}},
-		{"rollback", Overrides{Rollback: Rollback{On: true, Who: "ops", At: at}}, []string{"rollback"}},
-		{"both", Overrides{Routes: map[string]RouteOverride{"a": {PercentBP: 1}, "b/c": {PercentBP: 2}}, Rollback: Rollback{On: true}},
+		{"zero", conf.Overrides{}, nil},
+		{"one route", conf.Overrides{Routes: map[string]conf.RouteOverride{"feed": {PercentBP: 2500, WritePercentBP: 500, Who: "ops", At: at}}}, []string{"routes/feed"}},
+		{"rollback", conf.Overrides{Rollback: conf.Rollback{On: true, Who: "ops", At: at}}, []string{"rollback"}},
+		{"both", conf.Overrides{Routes: map[string]conf.RouteOverride{"a": {PercentBP: 1}, "b/c": {PercentBP: 2}}, Rollback: conf.Rollback{On: true}},
 			[]string{"rollback", "routes/a", "routes/b/c"}},
 	}
 	for _, c := range cases {
@@ -72,17 +74,17 @@ func TestDecodeOverridesSkipsBadAndUnknownKeys(t *testing.T) {
 }
 
 func TestDiffOverrides(t *testing.T) {
-	base := Overrides{Routes: map[string]RouteOverride{"a": {PercentBP: 100}, "b": {PercentBP: 200}}}
+	base := conf.Overrides{Routes: map[string]conf.RouteOverride{"a": {PercentBP: 100}, "b": {PercentBP: 200}}}
 	cases := []struct {
 		name       string
-		change     func(*Overrides)
+		change     func(*conf.Overrides)
 		puts, dels []string
 	}{
-		{"nothing", func(*Overrides) {}, nil, nil},
-		{"one route", func(o *Overrides) { o.Routes["a"] = RouteOverride{PercentBP: 150} }, []string{"routes/a"}, nil},
-		{"add and remove", func(o *Overrides) { delete(o.Routes, "b"); o.Routes["c"] = RouteOverride{} }, []string{"routes/c"}, []string{"routes/b"}},
-		{"rollback on", func(o *Overrides) { o.Rollback.On = true }, []string{"rollback"}, nil},
-		{"revision only", func(o *Overrides) { o.Revision = 99 }, nil, nil},
+		{"nothing", func(*conf.Overrides) {}, nil, nil},
+		{"one route", func(o *conf.Overrides) { o.Routes["a"] = conf.RouteOverride{PercentBP: 150} }, []string{"routes/a"}, nil},
+		{"add and remove", func(o *conf.Overrides) { delete(o.Routes, "b"); o.Routes["c"] = conf.RouteOverride{} }, []string{"routes/c"}, []string{"routes/b"}},
+		{"rollback on", func(o *conf.Overrides) { o.Rollback.On = true }, []string{"rollback"}, nil},
+		{"revision only", func(o *conf.Overrides) { o.Revision = 99 }, nil, nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

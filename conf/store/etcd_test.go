@@ -1,4 +1,4 @@
-package conf
+package store
 
 import (
 	"context"
@@ -11,10 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shiftgate/shiftgate/conf"
+
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
-	"github.com/shiftgate/shiftgate/conf/etcdtest"
+	"github.com/shiftgate/shiftgate/conf/store/etcdtest"
 )
 
 const testPrefix = "/shiftgate/test/"
@@ -23,20 +25,20 @@ const testPrefix = "/shiftgate/test/"
 // machine with other work.
 const testTimeout = 2 * time.Second
 
-func testEtcd(endpoint string) *Etcd {
-	return &Etcd{Endpoints: []string{endpoint}, Prefix: testPrefix, DialTimeout: Duration{D: testTimeout}}
+func testEtcd(endpoint string) *conf.Etcd {
+	return &conf.Etcd{Endpoints: []string{endpoint}, Prefix: testPrefix, DialTimeout: conf.Duration{D: testTimeout}}
 }
 
-// newStore returns an EtcdStore with its mirror in dir ("" for a fresh temp dir),
+// newStore returns an Etcd with its mirror in dir ("" for a fresh temp dir),
 // closed when the test ends.
-func newStore(t *testing.T, endpoint, dir, instance string) *EtcdStore {
+func newStore(t *testing.T, endpoint, dir, instance string) *Etcd {
 	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
 	}
 	e := testEtcd(endpoint)
 	e.Instance = instance
-	s, err := NewEtcdStore(e, EtcdOptions{StateDir: dir, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), ProbeEvery: 100 * time.Millisecond})
+	s, err := NewEtcd(e, EtcdOptions{StateDir: dir, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), ProbeEvery: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,15 +60,15 @@ func rawClient(t *testing.T, endpoint string) *clientv3.Client {
 // applyLog records what Watch applies.
 type applyLog struct {
 	mu  sync.Mutex
-	got []Overrides
+	got []conf.Overrides
 }
 
-func (a *applyLog) apply(o Overrides) { a.mu.Lock(); a.got = append(a.got, o); a.mu.Unlock() }
+func (a *applyLog) apply(o conf.Overrides) { a.mu.Lock(); a.got = append(a.got, o); a.mu.Unlock() }
 
-func (a *applyLog) snapshot() []Overrides {
+func (a *applyLog) snapshot() []conf.Overrides {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return append([]Overrides(nil), a.got...)
+	return append([]conf.Overrides(nil), a.got...)
 }
 
 // waitFor polls cond every 5 ms until it holds or limit passes.
@@ -81,7 +83,7 @@ func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
 	}
 }
 
-func watch(t *testing.T, s *EtcdStore) *applyLog {
+func watch(t *testing.T, s *Etcd) *applyLog {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -91,12 +93,12 @@ func watch(t *testing.T, s *EtcdStore) *applyLog {
 	return a
 }
 
-func setSplit(name string, bp int) func(*Overrides) error {
-	return func(o *Overrides) error {
+func setSplit(name string, bp int) func(*conf.Overrides) error {
+	return func(o *conf.Overrides) error {
 		if o.Routes == nil {
-			o.Routes = map[string]RouteOverride{}
+			o.Routes = map[string]conf.RouteOverride{}
 		}
-		o.Routes[name] = RouteOverride{PercentBP: bp, WritePercentBP: bp, Who: "tester", At: time.Now().UTC()}
+		o.Routes[name] = conf.RouteOverride{PercentBP: bp, WritePercentBP: bp, Who: "tester", At: time.Now().UTC()}
 		return nil
 	}
 }
@@ -133,7 +135,7 @@ func TestEtcdStoreWritesAndWatches(t *testing.T) {
 	if err != nil || len(resp.Kvs) != 1 {
 		t.Fatalf("raw key: %v %v", resp, err)
 	}
-	var ro RouteOverride
+	var ro conf.RouteOverride
 	if err := json.Unmarshal(resp.Kvs[0].Value, &ro); err != nil || ro.Who != "tester" || ro.At.IsZero() || ro.PercentBP != 2500 {
 		t.Fatalf("raw value %s: %+v %v", resp.Kvs[0].Value, ro, err)
 	}
@@ -144,8 +146,8 @@ func TestEtcdStoreWritesAndWatches(t *testing.T) {
 
 	// A rollback with a split change is one transaction: one revision, one apply.
 	before := len(seen.snapshot())
-	o2, err := a.Update(context.Background(), func(o *Overrides) error {
-		o.Rollback = Rollback{On: true, Who: "tester", At: time.Now().UTC()}
+	o2, err := a.Update(context.Background(), func(o *conf.Overrides) error {
+		o.Rollback = conf.Rollback{On: true, Who: "tester", At: time.Now().UTC()}
 		delete(o.Routes, "feed")
 		return nil
 	})
@@ -174,7 +176,7 @@ func TestEtcdStoreWritesAndWatches(t *testing.T) {
 	}
 	// A change that returns an error writes nothing.
 	boom := errors.New("boom")
-	if _, err := a.Update(context.Background(), func(*Overrides) error { return boom }); !errors.Is(err, boom) {
+	if _, err := a.Update(context.Background(), func(*conf.Overrides) error { return boom }); !errors.Is(err, boom) {
 		t.Fatalf("change error: %v", err)
 	}
 	if h := a.Health(); h.StoreRevision != o2.Revision {
@@ -232,10 +234,10 @@ func TestEtcdStoreBulkWrite(t *testing.T) {
 			seen := watch(t, r)
 			waitFor(t, 2*time.Second, "first listing", func() bool { return len(seen.snapshot()) == 1 })
 			start := time.Now()
-			o, err := w.Update(context.Background(), func(o *Overrides) error {
-				o.Routes = map[string]RouteOverride{}
+			o, err := w.Update(context.Background(), func(o *conf.Overrides) error {
+				o.Routes = map[string]conf.RouteOverride{}
 				for i := 0; i < 200; i++ {
-					o.Routes[fmt.Sprintf("route-%03d", i)] = RouteOverride{PercentBP: 5000, WritePercentBP: 1000, Who: "bulk"}
+					o.Routes[fmt.Sprintf("route-%03d", i)] = conf.RouteOverride{PercentBP: 5000, WritePercentBP: 1000, Who: "bulk"}
 				}
 				return nil
 			})
@@ -273,7 +275,7 @@ func TestEtcdStoreRelistsAfterCompaction(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A watch resuming from before the compaction must start over from a listing.
-	err = s.watchFrom(context.Background(), old+1, func(Overrides) {})
+	err = s.watchFrom(context.Background(), old+1, func(conf.Overrides) {})
 	if !errors.Is(err, errRelist) {
 		t.Fatalf("watch from a compacted revision: %v, want a re-list", err)
 	}
@@ -306,8 +308,8 @@ func TestEtcdStoreOutageMirrorLocalAndReconcile(t *testing.T) {
 		t.Fatalf("health while down %+v", h)
 	}
 	_, err = s.Update(context.Background(), setSplit("feed", 5000))
-	if !errors.Is(err, ErrStoreDown) {
-		t.Fatalf("fleet write while down: %v, want ErrStoreDown", err)
+	if !errors.Is(err, ErrDown) {
+		t.Fatalf("fleet write while down: %v, want ErrDown", err)
 	}
 	t.Logf("fleet write while down: %v", err)
 
@@ -396,7 +398,7 @@ func TestEtcdStoreFleetRegistration(t *testing.T) {
 	}
 	var fl FleetStatus
 	waitFor(t, 3*time.Second, "both instances registered at the new revision", func() bool {
-		fl, err = a.Fleet(context.Background())
+		fl, err = a.Instances(context.Background())
 		if err != nil || len(fl.Instances) != 2 {
 			return false
 		}
@@ -419,7 +421,7 @@ func TestEtcdStoreFleetRegistration(t *testing.T) {
 	// A clean stop leaves the list at once (the lease is revoked), not after the TTL.
 	cancel()
 	<-doneA
-	fl, err = b.Fleet(context.Background())
+	fl, err = b.Instances(context.Background())
 	if err != nil || len(fl.Instances) != 1 || fl.Instances[0].Instance == "gw-a" {
 		t.Fatalf("after gw-a stopped: %+v %v", fl, err)
 	}

@@ -1,4 +1,4 @@
-package conf
+package store
 
 import (
 	"context"
@@ -8,52 +8,59 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+
+	"github.com/shiftgate/shiftgate/conf"
 )
 
-// OverrideStore persists Overrides. The local file store serves one instance; a fleet
+// Store persists conf.Overrides. The local file store serves one instance; a fleet
 // store (etcd) shares them between instances. Implementations are safe for concurrent
 // use.
-type OverrideStore interface {
+type Store interface {
 	// Load returns the stored overrides (the zero value when none were stored).
-	Load() (Overrides, error)
+	Load() (conf.Overrides, error)
 	// Update applies change to the stored overrides atomically, stores the result
 	// with a new Revision and returns it. A change that returns an error stores nothing.
-	Update(ctx context.Context, change func(*Overrides) error) (Overrides, error)
+	Update(ctx context.Context, change func(*conf.Overrides) error) (conf.Overrides, error)
 	// Watch calls apply with the overrides each time they change elsewhere (another
 	// instance), until ctx ends. Stores without other writers return at once.
-	Watch(ctx context.Context, apply func(Overrides)) error
+	Watch(ctx context.Context, apply func(conf.Overrides)) error
 	// Describe names the store for status and logs.
 	Describe() string
+	// Fleet returns the store's fleet abilities, or nil for a store that serves one
+	// instance.
+	Fleet() Fleet
+	// Close releases the store's connections; the Store is not used after it.
+	Close() error
 }
 
-// FileStore keeps overrides in a JSON file in the state directory. Writes are atomic
+// File keeps overrides in a JSON file in the state directory. Writes are atomic
 // (temp file, fsync, rename, fsync of the directory), so a crash leaves the old or the
 // new file, never half of one.
-type FileStore struct {
+type File struct {
 	path string
 	mu   sync.Mutex
 }
 
-// OverridesFile is the file name of FileStore inside the state directory.
+// OverridesFile is the file name of File inside the state directory.
 const OverridesFile = "overrides.json"
 
-// NewFileStore returns a store in dir, creating dir if needed.
-func NewFileStore(dir string) (*FileStore, error) {
+// NewFile returns a store in dir, creating dir if needed.
+func NewFile(dir string) (*File, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("state_dir: %w", err)
 	}
-	return &FileStore{path: filepath.Join(dir, OverridesFile)}, nil
+	return &File{path: filepath.Join(dir, OverridesFile)}, nil
 }
 
-// Load implements OverrideStore.
-func (s *FileStore) Load() (Overrides, error) {
+// Load implements Store.
+func (s *File) Load() (conf.Overrides, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.load()
 }
 
-func (s *FileStore) load() (Overrides, error) {
-	var o Overrides
+func (s *File) load() (conf.Overrides, error) {
+	var o conf.Overrides
 	b, err := os.ReadFile(s.path)
 	if errors.Is(err, os.ErrNotExist) {
 		return o, nil
@@ -67,8 +74,8 @@ func (s *FileStore) load() (Overrides, error) {
 	return o, nil
 }
 
-// Update implements OverrideStore.
-func (s *FileStore) Update(_ context.Context, change func(*Overrides) error) (Overrides, error) {
+// Update implements Store.
+func (s *File) Update(_ context.Context, change func(*conf.Overrides) error) (conf.Overrides, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cur, err := s.load()
@@ -87,7 +94,7 @@ func (s *FileStore) Update(_ context.Context, change func(*Overrides) error) (Ov
 }
 
 // Save writes o as the stored overrides, atomically.
-func (s *FileStore) Save(o Overrides) error {
+func (s *File) Save(o conf.Overrides) error {
 	b, err := json.MarshalIndent(o, "", "  ")
 	if err != nil {
 		return err
@@ -95,11 +102,17 @@ func (s *FileStore) Save(o Overrides) error {
 	return WriteFileAtomic(s.path, append(b, '\n'))
 }
 
-// Watch implements OverrideStore: a file store has no other writers.
-func (s *FileStore) Watch(ctx context.Context, _ func(Overrides)) error { return nil }
+// Watch implements Store: a file store has no other writers.
+func (s *File) Watch(ctx context.Context, _ func(conf.Overrides)) error { return nil }
 
-// Describe implements OverrideStore.
-func (s *FileStore) Describe() string { return "file " + s.path }
+// Describe implements Store.
+func (s *File) Describe() string { return "file " + s.path }
+
+// Close implements Store: a file store holds nothing open.
+func (s *File) Close() error { return nil }
+
+// Fleet implements Store: a file store serves one instance.
+func (s *File) Fleet() Fleet { return nil }
 
 // WriteFileAtomic writes data to path through a temp file in the same directory,
 // fsyncs it, renames it into place and fsyncs the directory.

@@ -1,4 +1,4 @@
-package conf
+package store
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"os"
 	"slices"
 	"time"
+
+	"github.com/shiftgate/shiftgate/conf"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -63,7 +65,7 @@ func (p *pendingLocal) add(puts map[string][]byte, dels []string) {
 	slices.Sort(p.Dels)
 }
 
-func (s *EtcdStore) loadPending() (*pendingLocal, error) {
+func (s *Etcd) loadPending() (*pendingLocal, error) {
 	if s.pendPath == "" {
 		return nil, nil
 	}
@@ -83,7 +85,7 @@ func (s *EtcdStore) loadPending() (*pendingLocal, error) {
 	return p, nil
 }
 
-func (s *EtcdStore) savePending(p *pendingLocal) error {
+func (s *Etcd) savePending(p *pendingLocal) error {
 	if s.pendPath == "" {
 		return nil
 	}
@@ -101,11 +103,11 @@ func (s *EtcdStore) savePending(p *pendingLocal) error {
 	return WriteFileAtomic(s.pendPath, append(b, '\n'))
 }
 
-// UpdateLocal implements LocalUpdater: while etcd is down it applies change to this
+// UpdateLocal implements Fleet: while etcd is down it applies change to this
 // instance's overrides only, keeps it in state_dir, and writes it to etcd when etcd
 // returns (the operator's latest intent wins, and the reconciliation is logged and
 // shown in Health). While etcd is up it refuses with ErrLocalWhileUp.
-func (s *EtcdStore) UpdateLocal(_ context.Context, change func(*Overrides) error) (Overrides, error) {
+func (s *Etcd) UpdateLocal(_ context.Context, change func(*conf.Overrides) error) (conf.Overrides, error) {
 	s.deliverMu.Lock()
 	defer s.deliverMu.Unlock()
 	s.mu.Lock()
@@ -150,7 +152,7 @@ func (s *EtcdStore) UpdateLocal(_ context.Context, change func(*Overrides) error
 // reconcile writes a pending local change to etcd, unguarded: it is the operator's
 // latest intent. It reports (logs, and keeps in Health) which keys another writer had
 // changed during the outage and were replaced.
-func (s *EtcdStore) reconcile(ctx context.Context, cli *clientv3.Client) error {
+func (s *Etcd) reconcile(ctx context.Context, cli *clientv3.Client) error {
 	s.mu.Lock()
 	p := s.pending
 	s.mu.Unlock()

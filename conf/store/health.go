@@ -1,22 +1,24 @@
-package conf
+package store
 
 import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/shiftgate/shiftgate/conf"
 )
 
-// ErrStoreDown is wrapped by the error of a fleet write that the shared override
+// ErrDown is wrapped by the error of a fleet write that the shared override
 // store could not take: nothing was changed, on this instance or elsewhere.
-var ErrStoreDown = errors.New("the shared override store is unreachable")
+var ErrDown = errors.New("the shared override store is unreachable")
 
 // ErrLocalWhileUp is wrapped by the error of a local-only write made while the shared
 // store is up: a local write is for outages, a change made now goes to the fleet.
 var ErrLocalWhileUp = errors.New("the shared override store is up: make a fleet write (without -local)")
 
-// StoreHealth is an override store's state as status and metrics show it. The zero
+// Health is an override store's state as status and metrics show it. The zero
 // value is a store that is down and has applied nothing.
-type StoreHealth struct {
+type Health struct {
 	// Up is whether the store answered its last request.
 	Up bool `json:"up"`
 	// Error is the last failure while down ("" when up).
@@ -48,20 +50,21 @@ type Reconciled struct {
 	Overwrote []string `json:"overwrote,omitempty"`
 }
 
-// HealthReporter is implemented by stores that can be down (a fleet store). Health is
-// safe for concurrent use and cheap: it reads state kept by the store, no I/O.
-type HealthReporter interface {
-	Health() StoreHealth
-}
-
-// LocalUpdater is implemented by fleet stores that can apply a change on this
-// instance only, for emergencies while the shared store is unreachable. The change is
-// kept (in the state_dir mirror) and written to the shared store when it returns.
-type LocalUpdater interface {
-	UpdateLocal(ctx context.Context, change func(*Overrides) error) (Overrides, error)
-}
-
-// FleetLister is implemented by fleet stores that list the instances sharing them.
-type FleetLister interface {
-	Fleet(ctx context.Context) (FleetStatus, error)
+// Fleet is what a store shared by several instances can do beyond Store: report its
+// health, take a change on this instance alone during an outage, register this
+// instance and list the others. Store.Fleet returns nil for a store that serves one
+// instance, so callers ask once, explicitly, instead of probing types.
+type Fleet interface {
+	// Health is cheap and safe for concurrent use: it reads state kept by the store.
+	Health() Health
+	// UpdateLocal applies change on this instance only, for emergencies while the
+	// shared store is unreachable; the change is kept (in the state_dir mirror) and
+	// written to the shared store when it returns.
+	UpdateLocal(ctx context.Context, change func(*conf.Overrides) error) (conf.Overrides, error)
+	// Instances lists the instances registered in the store.
+	Instances(ctx context.Context) (FleetStatus, error)
+	// Register keeps this instance registered under a lease until ctx ends.
+	Register(ctx context.Context, listen, admin string)
+	// InstanceName is the name this instance registers under.
+	InstanceName(listen string) string
 }

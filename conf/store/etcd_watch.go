@@ -1,4 +1,4 @@
-package conf
+package store
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/shiftgate/shiftgate/conf"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -15,14 +17,14 @@ import (
 // errRelist ends a watch that must start over from a fresh listing.
 var errRelist = errors.New("re-list")
 
-// Watch implements OverrideStore: it lists the overrides, then watches them from the
+// Watch implements Store: it lists the overrides, then watches them from the
 // listed revision, calling apply once per burst of changes (a transaction of any size
 // arrives as one call). It lists again after a compaction and whenever etcd comes back
 // from an outage (first writing any local change made meanwhile), and keeps a probe
 // running so that Health tells whether etcd answers. Calls to apply are sequential,
 // never older than a value already handed out, and each applied value is mirrored to
 // state_dir. Watch returns when ctx ends.
-func (s *EtcdStore) Watch(ctx context.Context, apply func(Overrides)) error {
+func (s *Etcd) Watch(ctx context.Context, apply func(conf.Overrides)) error {
 	go s.probe(ctx)
 	for ctx.Err() == nil {
 		from, err := s.resync(ctx, apply)
@@ -52,7 +54,7 @@ func (s *EtcdStore) Watch(ctx context.Context, apply func(Overrides)) error {
 
 // resync writes any pending local change, lists every key and applies the result. It
 // returns the revision to watch from.
-func (s *EtcdStore) resync(ctx context.Context, apply func(Overrides)) (int64, error) {
+func (s *Etcd) resync(ctx context.Context, apply func(conf.Overrides)) (int64, error) {
 	cli, err := s.client()
 	if err != nil {
 		return 0, err
@@ -83,7 +85,7 @@ func (s *EtcdStore) resync(ctx context.Context, apply func(Overrides)) (int64, e
 }
 
 // watchFrom applies changes from revision from on until the watch must start over.
-func (s *EtcdStore) watchFrom(ctx context.Context, from int64, apply func(Overrides)) error {
+func (s *Etcd) watchFrom(ctx context.Context, from int64, apply func(conf.Overrides)) error {
 	cli, err := s.client()
 	if err != nil {
 		return err
@@ -142,7 +144,7 @@ func watchErr(err error) error {
 
 // takeEvents folds watch events into the key view. Events at or below the revision
 // the view is complete to (a write of this instance already taken) are skipped.
-func (s *EtcdStore) takeEvents(evs []*clientv3.Event) {
+func (s *Etcd) takeEvents(evs []*clientv3.Event) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p := s.cfg.Prefix + keyOverrides
@@ -167,7 +169,7 @@ func (s *EtcdStore) takeEvents(evs []*clientv3.Event) {
 // deliverNewest applies the current view unless it is what was handed out last, or
 // older than a value a write of this instance already handed out (the watch is
 // catching up to it).
-func (s *EtcdStore) deliverNewest(apply func(Overrides)) {
+func (s *Etcd) deliverNewest(apply func(conf.Overrides)) {
 	s.deliverMu.Lock()
 	defer s.deliverMu.Unlock()
 	s.mu.Lock()
@@ -180,7 +182,7 @@ func (s *EtcdStore) deliverNewest(apply func(Overrides)) {
 }
 
 // deliver applies o, records it and mirrors it. s.deliverMu is held.
-func (s *EtcdStore) deliver(o Overrides, apply func(Overrides)) {
+func (s *Etcd) deliver(o conf.Overrides, apply func(conf.Overrides)) {
 	apply(o)
 	s.handOut(o)
 	s.saveMirror(o)
@@ -188,7 +190,7 @@ func (s *EtcdStore) deliver(o Overrides, apply func(Overrides)) {
 
 // probe checks every ProbeEvery that etcd answers, keeping Health true while the
 // watch waits quietly, and tells Watch to list again when etcd comes back.
-func (s *EtcdStore) probe(ctx context.Context) {
+func (s *Etcd) probe(ctx context.Context) {
 	t := time.NewTicker(s.probeEvery)
 	defer t.Stop()
 	for {

@@ -1,4 +1,4 @@
-package conf
+package store
 
 import (
 	"context"
@@ -23,7 +23,7 @@ const registerEvery = 200 * time.Millisecond
 
 // InstanceName is the name an instance registers under: fleet.etcd.instance, else the
 // host name and the listen port.
-func (s *EtcdStore) InstanceName(listen string) string {
+func (s *Etcd) InstanceName(listen string) string {
 	if s.cfg.Instance != "" {
 		return s.cfg.Instance
 	}
@@ -35,7 +35,7 @@ func (s *EtcdStore) InstanceName(listen string) string {
 	return host + ":" + port
 }
 
-func (s *EtcdStore) instanceName() string {
+func (s *Etcd) instanceName() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.instance
@@ -46,7 +46,7 @@ func (s *EtcdStore) instanceName() string {
 // addresses and the override revision applied, rewritten after each apply (at most 5
 // times a second). Across an etcd outage it keeps trying and registers again when etcd
 // returns. It returns when ctx ends.
-func (s *EtcdStore) Register(ctx context.Context, listen, admin string) {
+func (s *Etcd) Register(ctx context.Context, listen, admin string) {
 	name := s.InstanceName(listen)
 	s.mu.Lock()
 	if s.instance == "" {
@@ -69,7 +69,7 @@ func (s *EtcdStore) Register(ctx context.Context, listen, admin string) {
 	}
 }
 
-func (s *EtcdStore) registerOnce(ctx context.Context, key string, inst Instance) error {
+func (s *Etcd) registerOnce(ctx context.Context, key string, inst Instance) error {
 	cli, err := s.client()
 	if err != nil {
 		return err
@@ -126,9 +126,9 @@ func (s *EtcdStore) registerOnce(ctx context.Context, key string, inst Instance)
 	}
 }
 
-// Fleet implements FleetLister: the registered instances (sorted by name) and the
+// Instances implements Fleet: the registered instances (sorted by name) and the
 // newest override revision, read from etcd in one transaction.
-func (s *EtcdStore) Fleet(ctx context.Context) (FleetStatus, error) {
+func (s *Etcd) Instances(ctx context.Context) (FleetStatus, error) {
 	out := FleetStatus{Store: s.Describe()}
 	cli, err := s.client()
 	if err != nil {

@@ -1,4 +1,4 @@
-package proxy
+package gateway
 
 import (
 	"bufio"
@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -18,40 +19,16 @@ import (
 	"time"
 
 	"github.com/shiftgate/shiftgate/conf"
+	"github.com/shiftgate/shiftgate/conf/store"
+	"github.com/shiftgate/shiftgate/proxy"
 )
-
-// liveGateway is a gateway with its config file watched and its admin API served,
-// the way `shiftgate serve` runs it.
-type liveGateway struct {
-	*gateway
-	admin string
-	path  string
-}
-
-func startLive(t *testing.T, yamlText string, vars map[string]string) *liveGateway {
-	t.Helper()
-	dir := t.TempDir()
-	store, err := conf.NewFileStore(filepath.Join(dir, "state"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	gw := startGatewayIn(t, dir, yamlText, vars, store)
-	path := filepath.Join(dir, "shiftgate.yaml")
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	w := conf.NewWatcher(path, gw.srv.Config().Hash)
-	w.Debounce = 50 * time.Millisecond
-	w.OnConfig = gw.srv.Reload
-	w.OnError = func(error) {}
-	go w.Run(ctx)
-	aln := must(net.Listen("tcp", "127.0.0.1:0"))
-	go gw.srv.ServeAdmin(ctx, aln)
-	return &liveGateway{gateway: gw, admin: "http://" + aln.Addr().String(), path: path}
-}
 
 func (g *liveGateway) call(t testing.TB, method, path, body string) (int, string) {
 	t.Helper()
 	req, _ := http.NewRequest(method, g.admin+path, strings.NewReader(body))
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
@@ -173,7 +150,7 @@ func TestLiveChangesUnderLoad(t *testing.T) {
 	}
 	// 20 split changes through the admin API (an override: the file reloads keep it).
 	for i := 0; i < 20; i++ {
-		st, body := g.call(t, "PUT", "/v1/routes/feed/split", fmt.Sprintf(`{"percent":%d,"write_percent":%d}`, 20+i, 10))
+		st, body := g.call(t, "PUT", "/v1/routes/feed/split", fmt.Sprintf(`{"percent":%d,"write_percent":%d}`, 20+i, 15))
 		if st != 200 {
 			t.Fatalf("split: %d %s", st, body)
 		}
@@ -214,7 +191,7 @@ func TestLiveChangesUnderLoad(t *testing.T) {
 		t.Error("no request went to the cloud after rollback off")
 	}
 	// The last split override survived the file reloads: 39 %.
-	var status Status
+	var status proxy.Status
 	_, sb := g.call(t, "GET", "/v1/status", "")
 	json.Unmarshal([]byte(sb), &status)
 	if status.Routes[0].Percent != 39 || status.Routes[0].FilePercent < 10 {
@@ -232,15 +209,15 @@ func TestRollbackSurvivesRestart(t *testing.T) {
 	if st, body := g.call(t, "POST", "/v1/rollback", `{"on":true}`); st != 200 {
 		t.Fatalf("rollback: %d %s", st, body)
 	}
-	if st, body := g.call(t, "PUT", "/v1/routes/feed/split", `{"percent":50}`); st != 200 {
+	if st, body := g.call(t, "PUT", "/v1/routes/feed/split", `{"percent":50,"force":true}`); st != 200 {
 		t.Fatalf("split: %d %s", st, body)
 	}
-	store, _ := conf.NewFileStore(filepath.Join(g.dir, "state"))
+	store, _ := store.NewFile(filepath.Join(g.dir, "state"))
 	cfg, err := conf.LoadFile(g.path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv2, err := New(cfg, Options{Logger: quietLog(), Store: store})
+	srv2, err := proxy.New(cfg, proxy.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Store: store})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,8 +226,8 @@ func TestRollbackSurvivesRestart(t *testing.T) {
 	if !ov.Rollback.On || ov.Routes["feed"].PercentBP != 5000 {
 		t.Fatalf("after restart: overrides %+v", ov)
 	}
-	if !srv2.state.Load().table.Rollback() {
-		t.Error("rollback not in effect after restart")
+	if st := srv2.Status(); !st.Rollback.On || st.Routes[0].Effective != 0 {
+		t.Errorf("rollback not in effect after restart: %+v", st.Rollback)
 	}
 }
 
@@ -268,7 +245,11 @@ func TestAdminAPIErrors(t *testing.T) {
 		{"PUT", "/v1/routes/feed/split", `{"percent":5,"write_percent":6}`, 400, "above percent"},
 		{"PUT", "/v1/routes/feed/split", `{"percent":5,"bogus":1}`, 400, "unknown field"},
 		{"PUT", "/v1/routes/feed/split", `{"percent":30,"dry_run":true}`, 200, `"share_moving_forward": 0.05`},
-		{"PUT", "/v1/routes/feed/split", `{"percent":20,"dry_run":true}`, 200, `"share_moving_back": 0.05`},
+		{"PUT", "/v1/routes/feed/split", `{"percent":20,"dry_run":true}`, 409, `moves 5.00% of users' reads`},
+		{"PUT", "/v1/routes/feed/split", `{"percent":20,"dry_run":true,"force":true}`, 200, `"share_moving_back": 0.05`},
+		{"PUT", "/v1/routes/feed/split", `{"percent":"abc"}`, 400, `percent: want 0..100`},
+		{"DELETE", "/v1/routes/feed/split", ``, 404, `has no override to clear`},
+		{"DELETE", "/v1/routes/nope/split", ``, 404, `no route`},
 		{"POST", "/v1/rollback", `{"on":true,"ramp":"10m"}`, 400, "ramp applies"},
 		{"POST", "/v1/rollback", `{"on":false,"ramp":"forever"}`, 400, "ramp:"},
 		{"GET", "/v1/decide?method=GET&path=/api/feed&header=X-User-Id:42", "", 200, `"bucket": 2799`},
@@ -297,9 +278,11 @@ func TestAdminToken(t *testing.T) {
 		auth   string
 		status int
 	}{
-		{"", 401}, {"Bearer wrong", 401}, {"Bearer " + token + "x", 401}, {"Basic " + token, 401}, {"Bearer " + token, 200},
+		{"", 401}, {"Bearer wrong", 401}, {"Bearer " + token + "x", 401}, {"Basic " + token, 401},
+		{"Bearer " + token, 200}, {"bearer " + token, 200}, {"BEARER " + token, 200},
 	} {
 		req, _ := http.NewRequest("POST", g.admin+"/v1/rollback", bytes.NewReader([]byte(`{"on":true}`)))
+		req.Header.Set("Content-Type", "application/json")
 		if tc.auth != "" {
 			req.Header.Set("Authorization", tc.auth)
 		}

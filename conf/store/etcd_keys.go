@@ -1,4 +1,4 @@
-package conf
+package store
 
 import (
 	"bytes"
@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/shiftgate/shiftgate/conf"
 )
 
 // The layout of a fleet under its prefix. Every override is one key, so a change to
@@ -17,7 +19,7 @@ import (
 const (
 	keyOverrides  = "overrides/"
 	keyRoutes     = "routes/"     // overrides/routes/NAME: a RouteOverride
-	keyRollback   = "rollback"    // overrides/rollback: the Rollback switch
+	keyRollback   = "rollback"    // overrides/rollback: the rollback switch
 	keyLastChange = "last-change" // overrides/last-change: who changed what, last
 	keyInstances  = "instances/"  // instances/NAME: an Instance, under a lease
 	pendingFile   = "overrides-pending.json"
@@ -46,41 +48,41 @@ type lastChange struct {
 
 // encodeOverrides returns the values of o's keys (relative to overrides/). A route
 // without an override and an unset rollback have no key.
-func encodeOverrides(o Overrides) map[string][]byte {
+func encodeOverrides(o conf.Overrides) map[string][]byte {
 	out := make(map[string][]byte, len(o.Routes)+1)
 	for name, r := range o.Routes {
 		b, _ := json.Marshal(r) // plain data: cannot fail
 		out[keyRoutes+name] = b
 	}
-	if o.Rollback != (Rollback{}) {
+	if o.Rollback != (conf.Rollback{}) {
 		b, _ := json.Marshal(o.Rollback)
 		out[keyRollback] = b
 	}
 	return out
 }
 
-// decodeOverrides builds Overrides from override keys. A value that does not decode
+// decodeOverrides builds conf.Overrides from override keys. A value that does not decode
 // is left out and reported, so one bad key written by hand does not stop the rest.
 // Revision is left to the caller.
-func decodeOverrides(kv map[string]kvEntry) (Overrides, []error) {
-	var o Overrides
+func decodeOverrides(kv map[string]kvEntry) (conf.Overrides, []error) {
+	var o conf.Overrides
 	var errs []error
 	for k, e := range kv {
 		switch {
 		case strings.HasPrefix(k, keyRoutes) && len(k) > len(keyRoutes):
-			var r RouteOverride
+			var r conf.RouteOverride
 			if err := json.Unmarshal(e.val, &r); err != nil {
 				errs = append(errs, fmt.Errorf("%s%s: %w", keyOverrides, k, err))
 				continue
 			}
 			if o.Routes == nil {
-				o.Routes = map[string]RouteOverride{}
+				o.Routes = map[string]conf.RouteOverride{}
 			}
 			o.Routes[k[len(keyRoutes):]] = r
 		case k == keyRollback:
 			if err := json.Unmarshal(e.val, &o.Rollback); err != nil {
 				errs = append(errs, fmt.Errorf("%s%s: %w", keyOverrides, k, err))
-				o.Rollback = Rollback{}
+				o.Rollback = conf.Rollback{}
 			}
 		}
 	}
@@ -88,7 +90,7 @@ func decodeOverrides(kv map[string]kvEntry) (Overrides, []error) {
 }
 
 // diffOverrides returns the keys to write and to delete to turn a into b.
-func diffOverrides(a, b Overrides) (puts map[string][]byte, dels []string) {
+func diffOverrides(a, b conf.Overrides) (puts map[string][]byte, dels []string) {
 	ea, eb := encodeOverrides(a), encodeOverrides(b)
 	puts = map[string][]byte{}
 	for k, v := range eb {
@@ -114,7 +116,7 @@ func changedKeys(puts map[string][]byte, dels []string) []string {
 
 // whoChanged returns the author recorded in the changed values of b, for the audit
 // record of a change.
-func whoChanged(b Overrides, keys []string) string {
+func whoChanged(b conf.Overrides, keys []string) string {
 	for _, k := range keys {
 		if k == keyRollback && b.Rollback.Who != "" {
 			return b.Rollback.Who

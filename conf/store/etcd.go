@@ -1,7 +1,8 @@
-package conf
+package store
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -16,6 +17,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/shiftgate/shiftgate/conf"
+
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
@@ -27,11 +30,11 @@ import (
 // how long after its return the fleet notices.
 const reconnectMax = 500 * time.Millisecond
 
-// EtcdOptions are the parts of an EtcdStore that do not come from the config's
+// EtcdOptions are the parts of an Etcd that do not come from the config's
 // fleet.etcd section. The zero value keeps no mirror and logs to slog.Default().
 type EtcdOptions struct {
 	// StateDir holds the mirror of the last applied overrides (overrides.json, the
-	// FileStore format) and any local change not yet in etcd. "" keeps neither, for
+	// File format) and any local change not yet in etcd. "" keeps neither, for
 	// a command line that writes to etcd directly.
 	StateDir string
 	// Logger receives the store's logs; nil logs to slog.Default().
@@ -40,21 +43,21 @@ type EtcdOptions struct {
 	ProbeEvery time.Duration
 }
 
-// EtcdStore keeps a fleet's overrides in etcd, one key per override under the
+// Etcd keeps a fleet's overrides in etcd, one key per override under the
 // config's prefix, so that every instance serves the same split within a second.
 //
 // It never makes serving depend on etcd: every applied value is mirrored to state_dir,
 // Load falls back to the mirror when etcd does not answer within dial_timeout, and
 // while etcd is away the last values keep serving. Fleet writes (Update) then fail
-// with ErrStoreDown; UpdateLocal changes this instance only and the change is written
+// with ErrDown; UpdateLocal changes this instance only and the change is written
 // to etcd, loudly, when it returns.
 //
-// Its methods are safe for concurrent use. Build it with NewEtcdStore; Close it.
-type EtcdStore struct {
-	cfg        Etcd
+// Its methods are safe for concurrent use. Build it with NewEtcd; Close it.
+type Etcd struct {
+	cfg        conf.Etcd
 	endpoints  string
 	log        *slog.Logger
-	mirror     *FileStore // nil without a state dir
+	mirror     *File // nil without a state dir
 	pendPath   string
 	timeout    time.Duration
 	probeEvery time.Duration
@@ -72,7 +75,7 @@ type EtcdStore struct {
 	kvRev        int64              // the etcd revision kv is complete up to
 	rev          int64              // override revision of kv (its newest change)
 	pending      *pendingLocal
-	health       StoreHealth
+	health       Health
 	delivered    []byte // JSON of the overrides last handed out
 	deliveredRev int64
 	instance     string // the registered name, for audit records
@@ -81,17 +84,18 @@ type EtcdStore struct {
 	appliedSignal chan struct{} // overrides were applied: refresh the registration
 }
 
-// NewEtcdStore returns a store for the etcd cluster e describes. It does not wait for
+// NewEtcd returns a store for the etcd cluster e describes (as Parse left it: a zero
+// dial timeout, from code that built e itself, means conf.DefaultEtcdDialTimeout). It does not wait for
 // etcd: a store whose cluster is down works from its mirror until it comes back.
-func NewEtcdStore(e *Etcd, opt EtcdOptions) (*EtcdStore, error) {
+func NewEtcd(e *conf.Etcd, opt EtcdOptions) (*Etcd, error) {
 	if e == nil || len(e.Endpoints) == 0 {
 		return nil, errors.New("fleet.etcd: no endpoints")
 	}
-	s := &EtcdStore{
+	s := &Etcd{
 		cfg:           *e,
 		endpoints:     strings.Join(e.Endpoints, ","),
 		log:           opt.Logger,
-		timeout:       e.DialTimeout.Or(2 * time.Second),
+		timeout:       cmp.Or(e.DialTimeout.D, conf.DefaultEtcdDialTimeout), // e built by code, not Parse
 		probeEvery:    opt.ProbeEvery,
 		instance:      e.Instance,
 		kv:            map[string]kvEntry{},
@@ -108,7 +112,7 @@ func NewEtcdStore(e *Etcd, opt EtcdOptions) (*EtcdStore, error) {
 		s.probeEvery = 500 * time.Millisecond
 	}
 	if opt.StateDir != "" {
-		fs, err := NewFileStore(opt.StateDir)
+		fs, err := NewFile(opt.StateDir)
 		if err != nil {
 			return nil, err
 		}
@@ -123,7 +127,7 @@ func NewEtcdStore(e *Etcd, opt EtcdOptions) (*EtcdStore, error) {
 	return s, nil
 }
 
-func (s *EtcdStore) clientConfig() (clientv3.Config, error) {
+func (s *Etcd) clientConfig() (clientv3.Config, error) {
 	c := clientv3.Config{
 		Endpoints:            s.cfg.Endpoints,
 		DialTimeout:          s.timeout,
@@ -173,7 +177,7 @@ func (s *EtcdStore) clientConfig() (clientv3.Config, error) {
 
 // client returns the etcd client, creating it on first use. Creation fails only when
 // it must talk to etcd (to authenticate) and cannot; it is tried again next time.
-func (s *EtcdStore) client() (*clientv3.Client, error) {
+func (s *Etcd) client() (*clientv3.Client, error) {
 	s.cliMu.Lock()
 	defer s.cliMu.Unlock()
 	if s.cli != nil {
@@ -195,7 +199,7 @@ func (s *EtcdStore) client() (*clientv3.Client, error) {
 }
 
 // Close releases the connection to etcd. The store must not be used after.
-func (s *EtcdStore) Close() error {
+func (s *Etcd) Close() error {
 	s.cliMu.Lock()
 	defer s.cliMu.Unlock()
 	s.closed = true
@@ -207,14 +211,14 @@ func (s *EtcdStore) Close() error {
 	return err
 }
 
-// Describe implements OverrideStore.
-func (s *EtcdStore) Describe() string { return "etcd " + s.endpoints + " " + s.cfg.Prefix }
+// Describe implements Store.
+func (s *Etcd) Describe() string { return "etcd " + s.endpoints + " " + s.cfg.Prefix }
 
 // Prefix is the key prefix of the fleet, ending in "/".
-func (s *EtcdStore) Prefix() string { return s.cfg.Prefix }
+func (s *Etcd) Prefix() string { return s.cfg.Prefix }
 
-// Health implements HealthReporter.
-func (s *EtcdStore) Health() StoreHealth {
+// Health implements Fleet.
+func (s *Etcd) Health() Health {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	h := s.health
@@ -229,7 +233,7 @@ func (s *EtcdStore) Health() StoreHealth {
 	return h
 }
 
-func (s *EtcdStore) markUp() (changed bool) {
+func (s *Etcd) markUp() (changed bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.health.Up {
@@ -242,7 +246,7 @@ func (s *EtcdStore) markUp() (changed bool) {
 	return changed
 }
 
-func (s *EtcdStore) markDown(err error) {
+func (s *Etcd) markDown(err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	was := s.health.Up
@@ -256,20 +260,20 @@ func (s *EtcdStore) markDown(err error) {
 
 // downError wraps err as the refusal of a fleet write. A caller that gave up (its
 // request ended) says nothing about etcd's health.
-func (s *EtcdStore) downError(err error) error {
+func (s *Etcd) downError(err error) error {
 	if !errors.Is(err, context.Canceled) {
 		s.markDown(err)
 	}
 	return fmt.Errorf("%w (etcd %s: %v): nothing was changed; to change this instance only until etcd returns, write with -local",
-		ErrStoreDown, s.endpoints, err)
+		ErrDown, s.endpoints, err)
 }
 
-func (s *EtcdStore) ctx(parent context.Context) (context.Context, context.CancelFunc) {
+func (s *Etcd) ctx(parent context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(parent, s.timeout)
 }
 
 // list reads every override key.
-func (s *EtcdStore) list(ctx context.Context, cli *clientv3.Client) (map[string]kvEntry, int64, error) {
+func (s *Etcd) list(ctx context.Context, cli *clientv3.Client) (map[string]kvEntry, int64, error) {
 	rctx, cancel := s.ctx(ctx)
 	defer cancel()
 	resp, err := cli.Get(rctx, s.cfg.Prefix+keyOverrides, clientv3.WithPrefix())
@@ -285,7 +289,7 @@ func (s *EtcdStore) list(ctx context.Context, cli *clientv3.Client) (map[string]
 
 // effectiveLocked is the overrides this instance serves: the store's keys with any
 // local change on top. s.mu is held.
-func (s *EtcdStore) effectiveLocked() Overrides {
+func (s *Etcd) effectiveLocked() conf.Overrides {
 	kv := s.kv
 	if s.pending != nil {
 		kv = s.pending.overlay(kv)
@@ -298,13 +302,13 @@ func (s *EtcdStore) effectiveLocked() Overrides {
 	return o
 }
 
-// Load implements OverrideStore: it lists the overrides in etcd, or, when etcd does
+// Load implements Store: it lists the overrides in etcd, or, when etcd does
 // not answer within dial_timeout, returns the mirror in state_dir (and reports the
 // store down) so that the gateway starts and serves on its last values.
-func (s *EtcdStore) Load() (Overrides, error) {
+func (s *Etcd) Load() (conf.Overrides, error) {
 	pend, err := s.loadPending()
 	if err != nil {
-		return Overrides{}, err
+		return conf.Overrides{}, err
 	}
 	s.mu.Lock()
 	s.pending = pend
@@ -317,7 +321,7 @@ func (s *EtcdStore) Load() (Overrides, error) {
 	}
 	if err != nil {
 		s.markDown(err)
-		var o Overrides
+		var o conf.Overrides
 		if s.mirror != nil {
 			if o, err = s.mirror.Load(); err != nil {
 				return o, fmt.Errorf("etcd unreachable and the mirror does not load: %w", err)
@@ -342,7 +346,7 @@ func (s *EtcdStore) Load() (Overrides, error) {
 }
 
 // fromOverrides seeds the key view from a mirror, for a start during an outage.
-func fromOverrides(o Overrides) map[string]kvEntry {
+func fromOverrides(o conf.Overrides) map[string]kvEntry {
 	kv := map[string]kvEntry{}
 	for k, v := range encodeOverrides(o) {
 		kv[k] = kvEntry{val: v}
@@ -351,13 +355,13 @@ func fromOverrides(o Overrides) map[string]kvEntry {
 }
 
 // handOut records o as the overrides this instance serves (a caller applies it).
-func (s *EtcdStore) handOut(o Overrides) {
+func (s *Etcd) handOut(o conf.Overrides) {
 	s.handOutAt(o, false)
 }
 
 // handOutAt is handOut; listed marks a full listing, which is authoritative even when
 // its revision is lower than before (a cluster restored from a backup).
-func (s *EtcdStore) handOutAt(o Overrides, listed bool) {
+func (s *Etcd) handOutAt(o conf.Overrides, listed bool) {
 	b, _ := json.Marshal(o)
 	s.mu.Lock()
 	s.delivered, s.deliveredRev = b, max(s.deliveredRev, o.Revision)
@@ -372,7 +376,7 @@ func (s *EtcdStore) handOutAt(o Overrides, listed bool) {
 	}
 }
 
-func (s *EtcdStore) saveMirror(o Overrides) {
+func (s *Etcd) saveMirror(o conf.Overrides) {
 	if s.mirror == nil {
 		return
 	}
@@ -385,11 +389,11 @@ func (s *EtcdStore) saveMirror(o Overrides) {
 // maxWriteTries bounds the retries of a write that lost a race with another writer.
 const maxWriteTries = 10
 
-// Update implements OverrideStore: it reads the overrides, applies change and writes
+// Update implements Store: it reads the overrides, applies change and writes
 // every changed key in one transaction, guarded by the revision of the last change so
 // that concurrent writers retry instead of overwriting each other. With etcd down it
-// changes nothing and returns an error wrapping ErrStoreDown.
-func (s *EtcdStore) Update(ctx context.Context, change func(*Overrides) error) (Overrides, error) {
+// changes nothing and returns an error wrapping ErrDown.
+func (s *Etcd) Update(ctx context.Context, change func(*conf.Overrides) error) (conf.Overrides, error) {
 	cli, err := s.client()
 	if err != nil {
 		return s.current(), s.downError(err)
@@ -456,7 +460,7 @@ func (s *EtcdStore) Update(ctx context.Context, change func(*Overrides) error) (
 // guard, it succeeds only if no key it read in kv changed since (ok false otherwise).
 // When etcd refuses a transaction that large (its --max-txn-ops, 128 by default) it
 // writes the change in parts, in order, and whole is false.
-func (s *EtcdStore) commit(ctx context.Context, cli *clientv3.Client, kv map[string]kvEntry,
+func (s *Etcd) commit(ctx context.Context, cli *clientv3.Client, kv map[string]kvEntry,
 	puts map[string][]byte, dels []string, rec lastChange, guard bool) (rev int64, ok, whole bool, err error) {
 	p := s.cfg.Prefix + keyOverrides
 	var cmps []clientv3.Cmp
@@ -507,7 +511,7 @@ const txnPart = 100
 // errPartial is wrapped by the error of a change written in parts that failed midway.
 var errPartial = errors.New("override change written only in part")
 
-func (s *EtcdStore) txn(ctx context.Context, cli *clientv3.Client, cmps []clientv3.Cmp, ops []clientv3.Op) (int64, bool, error) {
+func (s *Etcd) txn(ctx context.Context, cli *clientv3.Client, cmps []clientv3.Cmp, ops []clientv3.Op) (int64, bool, error) {
 	rctx, cancel := s.ctx(ctx)
 	defer cancel()
 	resp, err := cli.Txn(rctx).If(cmps...).Then(ops...).Commit()
@@ -532,14 +536,17 @@ func backoff(ctx context.Context, try int) {
 const maxGuardedKeys = 64
 
 // current returns the overrides this instance serves.
-func (s *EtcdStore) current() Overrides {
+func (s *Etcd) current() conf.Overrides {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.effectiveLocked()
 }
 
 // equalDelivered reports whether o encodes to b, the value handed out last.
-func equalDelivered(o Overrides, b []byte) bool {
+func equalDelivered(o conf.Overrides, b []byte) bool {
 	ob, _ := json.Marshal(o)
 	return bytes.Equal(ob, b)
 }
+
+// Fleet implements Store: an etcd store is shared by a fleet.
+func (s *Etcd) Fleet() Fleet { return s }

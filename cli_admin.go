@@ -1,0 +1,314 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/shiftgate/shiftgate/conf"
+	"github.com/shiftgate/shiftgate/proxy"
+	"github.com/shiftgate/shiftgate/proxy/admin"
+)
+
+func adminFlags(fs *flag.FlagSet) func() (*admin.Client, error) {
+	base := fs.String("admin", "", "admin API URL (default: from -config, else http://127.0.0.1:9090)")
+	path := fs.String("config", "", "config file to take the admin address and token from")
+	tokenFile := fs.String("token-file", "", "file holding the admin bearer token (default: $SHIFTGATE_TOKEN)")
+	return func() (*admin.Client, error) {
+		url, token := *base, os.Getenv("SHIFTGATE_TOKEN")
+		if *path != "" {
+			cfg, err := conf.LoadFile(*path)
+			if err != nil {
+				return nil, err
+			}
+			if url == "" {
+				url = "http://" + cfg.Admin.Listen
+			}
+			if token == "" {
+				token = cfg.Admin.Token
+			}
+		}
+		if *tokenFile != "" {
+			t, err := readToken(*tokenFile)
+			if err != nil {
+				return nil, err
+			}
+			token = t
+		}
+		return admin.NewClient(url, token)
+	}
+}
+
+// readToken reads a bearer token file, trimmed.
+func readToken(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+func cmdSplit(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("split", stderr)
+	writes := fs.String("writes", "", "write percent (default: the write split stays where it is, capped at PERCENT)")
+	dry := fs.Bool("dry-run", false, "print what the change would do, change nothing")
+	local := fs.Bool("local", false, "while the fleet's etcd is down: change this instance only (written to etcd when it returns)")
+	force := fs.Bool("force", false, "allow a change that moves users back (a lower percent or write percent)")
+	clear := fs.Bool("clear", false, "drop the runtime override of each ROUTE: the file's split applies again")
+	client := adminFlags(fs)
+	direct := etcdFlags(fs)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: shiftgate split [-writes P] [-dry-run] [-force] [-local] ROUTE PERCENT [ROUTE PERCENT]...\n       shiftgate split -clear ROUTE...")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *clear {
+		if fs.NArg() == 0 || *writes != "" || *dry || *force {
+			fs.Usage()
+			return 2
+		}
+		return splitClear(fs.Args(), *local, client, stdout, stderr)
+	}
+	if fs.NArg() < 2 || fs.NArg()%2 != 0 {
+		fs.Usage()
+		return 2
+	}
+	for i := 1; i < fs.NArg(); i += 2 {
+		if _, err := conf.ParsePercent(fs.Arg(i)); err != nil {
+			fmt.Fprintf(stderr, "shiftgate split: route %s: percent: want 0..100 with at most two decimals, got %q\n", fs.Arg(i-1), fs.Arg(i))
+			return 2
+		}
+	}
+	if *writes != "" {
+		if _, err := conf.ParsePercent(*writes); err != nil {
+			fmt.Fprintf(stderr, "shiftgate split: -writes: want 0..100 with at most two decimals, got %q\n", *writes)
+			return 2
+		}
+	}
+	if es, err := direct(); err != nil || es != nil {
+		if err == nil && (*dry || *local || fs.NArg() > 2) {
+			err = errors.New("-dry-run, -local and several routes need an instance's admin API, not -etcd")
+		}
+		if err == nil {
+			defer es.Close()
+			err = splitDirect(es, fs.Arg(0), fs.Arg(1), *writes, *force, stdout)
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "shiftgate split:", err)
+			return 1
+		}
+		return 0
+	}
+	c, err := client()
+	if err != nil {
+		fmt.Fprintln(stderr, "shiftgate split:", err)
+		return 2
+	}
+	req := proxy.BulkSplitRequest{Routes: map[string]proxy.SplitRequest{}, DryRun: *dry, Local: *local, Force: *force}
+	for i := 0; i < fs.NArg(); i += 2 {
+		one := proxy.SplitRequest{Percent: json.Number(fs.Arg(i + 1))}
+		if *writes != "" {
+			w := json.Number(*writes)
+			one.WritePercent = &w
+		}
+		if _, dup := req.Routes[fs.Arg(i)]; dup {
+			fmt.Fprintf(stderr, "shiftgate split: route %s is named twice\n", fs.Arg(i))
+			return 2
+		}
+		req.Routes[fs.Arg(i)] = one
+	}
+	var res proxy.BulkSplitResult
+	if err := c.Do("PUT", "/v1/splits", req, &res); err != nil {
+		fmt.Fprintln(stderr, "shiftgate split:", err)
+		return 1
+	}
+	verb := "now"
+	if res.DryRun {
+		verb = "would be"
+	}
+	for _, r := range res.Results {
+		fmt.Fprintf(stdout, "route %s: %g%% (writes %g%%) %s %g%% (writes %g%%)\n", r.Route, r.Before, r.BeforeWrite, verb, r.After, r.AfterWrite)
+		fmt.Fprintf(stdout, "  users moving forward: %.2f%%, moving back: %.2f%%\n", r.MoveForward*100, r.MoveBack*100)
+		if len(r.SampleKeys) > 0 {
+			fmt.Fprintf(stdout, "  sample keys that move: %s\n", strings.Join(r.SampleKeys, ", "))
+		}
+		if r.Forced && r.MoveBack > 0 {
+			fmt.Fprintln(stdout, "  forced: users moved back (audited)")
+		}
+	}
+	if *local && !res.DryRun {
+		fmt.Fprintln(stdout, localNote)
+	}
+	return 0
+}
+
+// splitClear drops the overrides of routes, one admin call each.
+func splitClear(routes []string, local bool, client func() (*admin.Client, error), stdout, stderr io.Writer) int {
+	c, err := client()
+	if err != nil {
+		fmt.Fprintln(stderr, "shiftgate split:", err)
+		return 2
+	}
+	q := ""
+	if local {
+		q = "?local=1"
+	}
+	for _, r := range routes {
+		var res proxy.ClearResult
+		if err := c.Do("DELETE", "/v1/routes/"+url.PathEscape(r)+"/split"+q, nil, &res); err != nil {
+			fmt.Fprintln(stderr, "shiftgate split -clear:", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "route %s: override cleared (revision %d): the file's split applies\n", r, res.Revision)
+	}
+	return 0
+}
+
+func cmdRollback(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("rollback", stderr)
+	ramp := fs.String("ramp", "", "with off: bring the split back linearly over this duration (e.g. 10m)")
+	local := fs.Bool("local", false, "while the fleet's etcd is down: change this instance only (written to etcd when it returns)")
+	client := adminFlags(fs)
+	direct := etcdFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() != 1 || (fs.Arg(0) != "on" && fs.Arg(0) != "off") {
+		fmt.Fprintln(stderr, "usage: shiftgate rollback [-ramp DURATION] [-local] on|off")
+		return 2
+	}
+	if store, err := direct(); err != nil || store != nil {
+		if err == nil && *local {
+			err = errors.New("-local needs an instance's admin API, not -etcd")
+		}
+		if err == nil {
+			defer store.Close()
+			err = rollbackDirect(store, fs.Arg(0) == "on", *ramp, stdout)
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "shiftgate rollback:", err)
+			return 1
+		}
+		return 0
+	}
+	c, err := client()
+	if err != nil {
+		fmt.Fprintln(stderr, "shiftgate rollback:", err)
+		return 1
+	}
+	req := proxy.RollbackRequest{On: fs.Arg(0) == "on", Ramp: *ramp, Local: *local}
+	var res proxy.RollbackResult
+	if err := c.Do("POST", "/v1/rollback", req, &res); err != nil {
+		fmt.Fprintln(stderr, "shiftgate rollback:", err)
+		return 1
+	}
+	if req.On {
+		fmt.Fprintln(stdout, "rollback ON: every route sends everything to its from region")
+	} else if *ramp != "" {
+		fmt.Fprintf(stdout, "rollback OFF: the split comes back linearly over %s\n", *ramp)
+	} else {
+		fmt.Fprintln(stdout, "rollback OFF: the split is back in effect")
+	}
+	if req.Local {
+		fmt.Fprintln(stdout, localNote)
+	}
+	return 0
+}
+
+func cmdStatus(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("status", stderr)
+	asJSON := fs.Bool("json", false, "print the raw JSON")
+	fleet := fs.Bool("fleet", false, "list the fleet's instances and the override revision each serves")
+	client := adminFlags(fs)
+	direct := etcdFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	store, err := direct()
+	if err != nil {
+		fmt.Fprintln(stderr, "shiftgate status:", err)
+		return 1
+	}
+	if store != nil {
+		defer store.Close()
+		*fleet = true
+	}
+	c, err := client()
+	if err != nil {
+		fmt.Fprintln(stderr, "shiftgate status:", err)
+		return 1
+	}
+	if *fleet {
+		fl, err := fleetStatus(store, c)
+		if err != nil {
+			fmt.Fprintln(stderr, "shiftgate status -fleet:", err)
+			return 1
+		}
+		if *asJSON {
+			printFleetJSON(fl, stdout)
+		} else {
+			printFleet(fl, time.Now(), stdout)
+		}
+		return 0
+	}
+	var st proxy.Status
+	if err := c.Do("GET", "/v1/status", nil, &st); err != nil {
+		fmt.Fprintln(stderr, "shiftgate status:", err)
+		return 1
+	}
+	if *asJSON {
+		b, _ := json.MarshalIndent(st, "", "  ")
+		fmt.Fprintln(stdout, string(b))
+		return 0
+	}
+	roll := "off"
+	if st.Rollback.On {
+		roll = "ON (everything to from)"
+	} else if st.Rollback.Ramping {
+		roll = "off, ramping back until " + st.Rollback.RampUntil.Format(time.RFC3339)
+	}
+	fmt.Fprintf(stdout, "config %s (version %d, hash %s)\noverrides: %s, revision %d\nrollback: %s\n",
+		st.ConfigFile, st.Version, st.ConfigHash, st.Store, st.Revision, roll)
+	if !st.StoreUp {
+		fmt.Fprintf(stdout, "override store DOWN: %s\n  serving the last known overrides (revision %d); fleet writes are refused, -local writes change this instance only\n",
+			st.StoreError, st.AppliedRevision)
+	}
+	if len(st.PendingLocal) > 0 {
+		fmt.Fprintf(stdout, "LOCAL CHANGE PENDING (not in the fleet store yet): %s\n", strings.Join(st.PendingLocal, ", "))
+	}
+	if r := st.LastReconciled; r != nil {
+		fmt.Fprintf(stdout, "local change made %s reconciled into the store at %s (revision %d): %s\n",
+			r.LocalAt.Format(time.RFC3339), r.At.Format(time.RFC3339), r.Revision, strings.Join(r.Keys, ", "))
+	}
+	fmt.Fprintln(stdout)
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ROUTE\tFROM->TO\tFILE\tOVERRIDE\tIN EFFECT\tBREAKERS")
+	for _, r := range st.Routes {
+		ov := "-"
+		if r.Override != nil {
+			ov = fmt.Sprintf("%g/%g", r.Override.Percent, r.Override.WritePercent)
+		}
+		var br []string
+		for reg, s := range r.Breakers {
+			br = append(br, reg+"="+s)
+		}
+		sort.Strings(br)
+		fmt.Fprintf(tw, "%s\t%s->%s\t%g/%g\t%s\t%g/%g\t%s\n", r.Name, r.From, r.To, r.FilePercent, r.FileWritePercent,
+			ov, r.Effective, r.EffectiveWrite, strings.Join(br, " "))
+	}
+	tw.Flush()
+	return 0
+}
+
+// localNote is printed after a -local write.
+const localNote = "LOCAL: this instance only; other instances keep their values until etcd returns, when this change is written to the fleet"

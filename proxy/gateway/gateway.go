@@ -1,0 +1,236 @@
+// Package gateway assembles one running shiftgate: the config file and its watcher,
+// the override store, the server, its traffic and admin listeners, the store's watch,
+// fleet registration, signals and the drain on the way out. `serve`, `demo` and the
+// cutover drill all run this one assembly, so what they rehearse is what ships.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/shiftgate/shiftgate/conf"
+	"github.com/shiftgate/shiftgate/conf/store"
+	"github.com/shiftgate/shiftgate/proxy"
+	"github.com/shiftgate/shiftgate/proxy/admin"
+)
+
+// Options are what a caller may set beyond the config file.
+type Options struct {
+	// ConfigPath is the YAML file; it is watched for changes.
+	ConfigPath string
+	// Logger receives structured logs; nil logs to slog.Default().
+	Logger *slog.Logger
+	// Listen and AdminListen, when set, replace the file's addresses (the demo and
+	// tests use "127.0.0.1:0").
+	Listen, AdminListen string
+	// Debounce replaces the watcher's default debounce (tests and the drill).
+	Debounce time.Duration
+	// Signals makes SIGINT/SIGTERM stop the gateway and SIGHUP reload the file.
+	Signals bool
+	// Store, when set, replaces the store the config names (tests); the gateway
+	// closes it on the way out like its own.
+	Store store.Store
+}
+
+// Gateway is one running instance. Start returns it listening; Wait blocks until it
+// has stopped and drained. Its fields are set by Start and not changed after.
+type Gateway struct {
+	// Server is the data plane and its control API.
+	Server *proxy.Server
+	// Addr and AdminAddr are the listeners' bound addresses.
+	Addr, AdminAddr string
+	// Store is the override store; the gateway closes it on the way out.
+	Store store.Store
+
+	log    *slog.Logger
+	cfg    *conf.Config
+	cancel context.CancelFunc
+	errc   chan error
+	bg     sync.WaitGroup
+	// listeners counts the traffic and admin serve loops; Wait returns only once
+	// both have let go of their ports.
+	listeners sync.WaitGroup
+	ctx       context.Context
+}
+
+// Start loads the config, opens the store, builds the server and starts serving. A
+// file that does not load is refused even with a valid persisted state: an operator
+// must see the mistake before anything serves. Stop it by ending ctx (or a signal
+// with Options.Signals), then call Wait.
+func Start(ctx context.Context, opt Options) (*Gateway, error) {
+	log := opt.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	cfg, err := conf.LoadFile(opt.ConfigPath)
+	if err != nil {
+		return nil, err
+	}
+	st := opt.Store
+	if st == nil {
+		if st, err = OpenStore(cfg, log); err != nil {
+			return nil, err
+		}
+	}
+	srv, err := proxy.New(cfg, proxy.Options{Logger: log, Store: st})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	listen, adminListen := cfg.Listen, cfg.Admin.Listen
+	if opt.Listen != "" {
+		listen = opt.Listen
+	}
+	if opt.AdminListen != "" {
+		adminListen = opt.AdminListen
+	}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		srv.Shutdown(time.Second) //nolint:errcheck // nothing served yet
+		st.Close()
+		return nil, err
+	}
+	aln, err := net.Listen("tcp", adminListen)
+	if err != nil {
+		ln.Close()
+		srv.Shutdown(time.Second) //nolint:errcheck // nothing served yet
+		st.Close()
+		return nil, err
+	}
+	if opt.Signals {
+		var stop context.CancelFunc
+		ctx, stop = signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+		_ = stop // released by the cancel below, which ends the same context tree
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	g := &Gateway{Server: srv, Addr: ln.Addr().String(), AdminAddr: aln.Addr().String(), Store: st,
+		log: log, cfg: cfg, cancel: cancel, errc: make(chan error, 2), ctx: ctx}
+
+	w := conf.NewWatcher(opt.ConfigPath, cfg.Hash)
+	if opt.Debounce > 0 {
+		w.Debounce = opt.Debounce
+	}
+	w.OnConfig = func(c *conf.Config) error {
+		if err := srv.Reload(c); err != nil {
+			return err
+		}
+		log.Info("config reloaded", "file", opt.ConfigPath, "hash", fmt.Sprintf("%016x", c.Hash))
+		return nil
+	}
+	w.OnError = func(err error) {
+		srv.ReloadRefused(err)
+		log.Error("config refused; the last good config keeps serving", "file", opt.ConfigPath, "err", err.Error())
+	}
+	g.goBG(func() {
+		if err := w.Run(ctx); err != nil {
+			log.Error("config watcher stopped", "err", err)
+		}
+	})
+	if opt.Signals {
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		g.goBG(func() {
+			defer signal.Stop(hup)
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-hup:
+					w.Trigger()
+				}
+			}
+		})
+	}
+	// Overrides changed elsewhere (other instances of a fleet) apply here with the
+	// same atomic swap as a local change.
+	g.goBG(func() {
+		err := st.Watch(ctx, func(ov conf.Overrides) {
+			if err := srv.ApplyOverrides(ov); err != nil {
+				log.Error("override from the store refused", "store", st.Describe(), "revision", ov.Revision, "err", err)
+			}
+		})
+		if err != nil {
+			log.Error("override store watch stopped", "store", st.Describe(), "err", err)
+		}
+	})
+	// A fleet instance registers itself (under a lease) so that status -fleet lists
+	// it with the revision it serves; it leaves the list on the way out.
+	if fl := st.Fleet(); fl != nil {
+		g.goBG(func() { fl.Register(ctx, g.Addr, g.AdminAddr) })
+	}
+	g.listeners.Add(2)
+	go func() { defer g.listeners.Done(); g.errc <- srv.Serve(ln) }()
+	go func() { defer g.listeners.Done(); g.errc <- admin.Serve(ctx, aln, srv) }()
+	log.Info("shiftgate serving", "listen", g.Addr, "admin", g.AdminAddr,
+		"config", opt.ConfigPath, "routes", len(cfg.Routes), "overrides", st.Describe())
+	return g, nil
+}
+
+func (g *Gateway) goBG(f func()) {
+	g.bg.Add(1)
+	go func() { defer g.bg.Done(); f() }()
+}
+
+// Stop asks the gateway to stop; Wait returns once it has drained.
+func (g *Gateway) Stop() { g.cancel() }
+
+// Wait blocks until the gateway's context ends or a listener fails, then stops
+// accepting, drains in-flight requests (timeouts.shutdown), stops the background
+// work and closes the store.
+func (g *Gateway) Wait() error {
+	var err error
+	select {
+	case <-g.ctx.Done():
+	case err = <-g.errc:
+	}
+	g.log.Info("shutting down: draining in-flight requests")
+	g.cancel()
+	if serr := g.Server.Shutdown(g.cfg.Timeouts.Shutdown.D); serr != nil && err == nil {
+		err = serr
+	}
+	g.bg.Wait()
+	g.listeners.Wait()
+	close(g.errc)
+	for e := range g.errc {
+		if e != nil && !errors.Is(e, net.ErrClosed) && err == nil {
+			err = e
+		}
+	}
+	if cerr := g.Store.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	if errors.Is(err, net.ErrClosed) {
+		err = nil
+	}
+	return err
+}
+
+// Run is Start then Wait; ready, when not nil, is called once the gateway listens.
+func Run(ctx context.Context, opt Options, ready func(*Gateway)) error {
+	g, err := Start(ctx, opt)
+	if err != nil {
+		return err
+	}
+	if ready != nil {
+		ready(g)
+	}
+	return g.Wait()
+}
+
+// OpenStore returns the override store the config asks for: the state_dir file for a
+// single instance, etcd for a fleet (mirrored to state_dir, so a restart during an
+// etcd outage serves the last values).
+func OpenStore(cfg *conf.Config, log *slog.Logger) (store.Store, error) {
+	if e := cfg.Fleet.Etcd; e != nil {
+		return store.NewEtcd(e, store.EtcdOptions{StateDir: cfg.StateDir, Logger: log})
+	}
+	return store.NewFile(cfg.StateDir)
+}
