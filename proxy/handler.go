@@ -12,6 +12,7 @@ import (
 
 	"github.com/shiftgate/shiftgate/breaker"
 	"github.com/shiftgate/shiftgate/conf"
+	"github.com/shiftgate/shiftgate/proxy/wire"
 	"github.com/shiftgate/shiftgate/routing"
 )
 
@@ -73,22 +74,22 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	if upgrade {
 		upgradeProto = append(upgradeProto, h.Peek(fasthttp.HeaderUpgrade)...)
 	}
-	stripRequestHeaders(h)
+	wire.StripRequestHeaders(h)
 	h.ResetConnectionClose()
 	if !h.IsHTTP11() {
 		// A proxy speaks its own version upstream (RFC 9110 section 6.2).
-		h.SetProtocolBytes(strHTTP11)
+		h.SetProtocolBytes(wire.StrHTTP11)
 	}
 	var ipbuf [64]byte
-	appendForwardedFor(h, peerAddr(ctx).AppendTo(ipbuf[:0]))
+	wire.AppendForwardedFor(h, peerAddr(ctx).AppendTo(ipbuf[:0]))
 
 	if upgrade {
 		s.tunnel(ctx, st, rt, d, upgradeProto)
 		return
 	}
-	body := watchClientBody(ctx, st.cfg.Timeouts.Body.D)
+	body := wire.WatchClientBody(ctx, st.cfg.Timeouts.Body.D)
 	s.forward(ctx, st, rt, d)
-	body.release()
+	body.Release()
 	if clientClose {
 		ctx.SetConnectionClose()
 	}
@@ -112,7 +113,7 @@ func refuseRequest(ctx *fasthttp.RequestCtx) string {
 	if len(h.Host()) == 0 && h.IsHTTP11() {
 		return "missing Host header"
 	}
-	return checkHead(h)
+	return wire.CheckHead(h)
 }
 
 // forward sends the request to the decided region, fails over once where the route
@@ -202,7 +203,7 @@ func (s *Server) roundTrip(ctx *fasthttp.RequestCtx, st *state, rt *routeState, 
 			why = classifyError(err)
 			if pipelined {
 				switch {
-				case errors.Is(err, errPipeNotSent), errors.Is(err, errPipeClosed):
+				case errors.Is(err, wire.ErrPipeNotSent), errors.Is(err, wire.ErrPipeClosed):
 					// Never written: as if the connection had been refused.
 					why = failConnect
 				default:
@@ -254,7 +255,7 @@ func hasFallback(rt *routeState) bool {
 // classifyError maps a client error to a failure kind.
 func classifyError(err error) failure {
 	var ne net.Error
-	var cb *clientBodyError
+	var cb *wire.ClientBodyError
 	switch {
 	case errors.As(err, &cb):
 		return failClient
@@ -277,7 +278,7 @@ func classifyError(err error) failure {
 // finishResponse prepares a successful upstream response for the client.
 func (s *Server) finishResponse(ctx *fasthttp.RequestCtx, st *state, rt *routeState, region conf.RegionID) {
 	rh := &ctx.Response.Header
-	stripResponseHeaders(rh)
+	wire.StripResponseHeaders(rh)
 	// The upstream's wish to close its connection is the pool's business, not the
 	// client's: the client keeps its keep-alive connection.
 	rh.ResetConnectionClose()
@@ -302,7 +303,7 @@ func (s *Server) handleParseError(ctx *fasthttp.RequestCtx, err error) {
 	status, reason := fasthttp.StatusBadRequest, "malformed request"
 	var tooBig *fasthttp.ErrSmallBuffer
 	switch {
-	case errors.As(err, &tooBig) && requestLineTooLong(ctx, s.http.ReadBufferSize):
+	case errors.As(err, &tooBig) && wire.RequestLineTooLong(ctx, s.http.ReadBufferSize):
 		status, reason = fasthttp.StatusRequestURITooLong, "request line too long"
 	case errors.As(err, &tooBig):
 		status, reason = fasthttp.StatusRequestHeaderFieldsTooLarge, "request head too large"

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/shiftgate/shiftgate/proxy/wire"
 )
 
 // firstThen answers the first request a backend receives with first and every later
@@ -198,8 +200,8 @@ func TestHostileUnsolicitedAnswer(t *testing.T) {
 		idle               time.Duration // how long the connection sits in the pool first
 	}{
 		// After a normal answer a pooled connection is checked once it has been idle
-		// for staleAfter (a hot one is not: see upconn.go); the wait is the point.
-		{"after a complete answer, idle", "GET", "", 2 * staleAfter},
+		// for wire.StaleAfter (a hot one is not: see upconn.go); the wait is the point.
+		{"after a complete answer, idle", "GET", "", 2 * wire.StaleAfter},
 		// After a bodiless answer it is checked on its very next use.
 		{"late body of a HEAD answer", "HEAD", "HTTP/1.1 200 OK\r\nContent-Length: 39\r\n\r\n", 0},
 		{"late body of a 204", "GET", "HTTP/1.1 204 No Content\r\n\r\n", 0},

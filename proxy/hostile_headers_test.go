@@ -4,6 +4,8 @@ import (
 	"net"
 	"strings"
 	"testing"
+
+	"github.com/shiftgate/shiftgate/proxy/wire"
 )
 
 // headFields returns the field lines of a raw head as name, value pairs, in order.
@@ -22,7 +24,7 @@ func headFields(head []byte) [][2]string {
 func fieldsNamed(fields [][2]string, name string) []string {
 	var out []string
 	for _, f := range fields {
-		if foldEqual([]byte(f[0]), strings.ToLower(name)) {
+		if wire.FoldEqual([]byte(f[0]), strings.ToLower(name)) {
 			out = append(out, f[1])
 		}
 	}
@@ -148,7 +150,7 @@ func TestHostileResponseHeaders(t *testing.T) {
 		}
 	}
 	for name := range r.Header {
-		if foldEqual([]byte(name), "x-shift-region") && name != "X-Shift-Region" {
+		if wire.FoldEqual([]byte(name), "x-shift-region") && name != "X-Shift-Region" {
 			t.Errorf("client got %s", name)
 		}
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shiftgate/shiftgate/proxy/wire"
 )
 
 // TestHostilePeerComparison runs the smuggling cases and a few header cases through
@@ -105,7 +107,7 @@ func peerOutcome(t *testing.T, addr string, b *recBackend, raw string) string {
 			out += " hidden"
 		}
 		for _, f := range headFields(r.Head) {
-			if foldEqual([]byte(f[0]), "x-shift-region") && strings.Contains(f[0], "_") || f[1] == "cloud" {
+			if wire.FoldEqual([]byte(f[0]), "x-shift-region") && strings.Contains(f[0], "_") || f[1] == "cloud" {
 				out += " X-S-R"
 			}
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/shiftgate/shiftgate/conf"
 	"github.com/shiftgate/shiftgate/conf/store"
 	"github.com/shiftgate/shiftgate/fallback"
+	"github.com/shiftgate/shiftgate/proxy/wire"
 )
 
 // Options are the parts of a Server that do not come from the config file.
@@ -180,7 +181,7 @@ func (p slogPrinter) Printf(format string, args ...any) {
 // Serve accepts connections on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
 	s.serving.Store(true)
-	err := s.http.Serve(lineListener{ln})
+	err := s.http.Serve(wire.LineListener{Listener: ln})
 	if errors.Is(err, net.ErrClosed) {
 		return nil
 	}

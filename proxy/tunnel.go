@@ -12,6 +12,7 @@ import (
 
 	"github.com/shiftgate/shiftgate/breaker"
 	"github.com/shiftgate/shiftgate/conf"
+	"github.com/shiftgate/shiftgate/proxy/wire"
 	"github.com/shiftgate/shiftgate/routing"
 )
 
@@ -95,7 +96,7 @@ func (s *Server) upgradeGranted(c, up net.Conn, upr *bufio.Reader, st *state, re
 		c.Write(tunnelFailed) //nolint:errcheck // closing anyway
 		return false
 	}
-	stripResponseHeaders(&resp.Header)
+	wire.StripResponseHeaders(&resp.Header)
 	resp.Header.SetBytesKV(strRegionHeader, st.regions[region])
 	resp.SetConnectionClose()
 	w := bufio.NewWriter(c)

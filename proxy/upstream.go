@@ -10,6 +10,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/shiftgate/shiftgate/conf"
+	"github.com/shiftgate/shiftgate/proxy/wire"
 )
 
 // upstreamSettings are the parts of the config that shape an upstream client. Two
@@ -31,11 +32,11 @@ type pool struct {
 	clients []*fasthttp.HostClient
 	next    atomic.Uint32
 	// pipes are the pipelined clients, one per address, for routes with pipeline on.
-	pipes    []*pipeClient
+	pipes    []*wire.PipeClient
 	nextPipe atomic.Uint32
 }
 
-func (p *pool) pickPipe() *pipeClient {
+func (p *pool) pickPipe() *wire.PipeClient {
 	if len(p.pipes) == 1 {
 		return p.pipes[0]
 	}
@@ -68,7 +69,7 @@ func newHostClient(s upstreamSettings) *fasthttp.HostClient {
 		DisableHeaderNamesNormalizing: true,
 		DisablePathNormalizing:        true,
 		NoDefaultUserAgentHeader:      true,
-		Transport:                     &transport{header: s.responseHeader, body: s.body, bufferLimit: 64 << 10},
+		Transport:                     &wire.Transport{Header: s.responseHeader, Body: s.body, BufferLimit: 64 << 10},
 		// The proxy decides about retries itself (failover), never fasthttp: a retry
 		// inside the client would multiply the timeout and could replay a request
 		// whose body reached a backend.
@@ -78,7 +79,7 @@ func newHostClient(s upstreamSettings) *fasthttp.HostClient {
 			if timeout <= 0 || timeout > s.connect {
 				timeout = s.connect
 			}
-			return watchUpstream(dialer.DialTimeout(addr, timeout))
+			return wire.WatchUpstream(dialer.DialTimeout(addr, timeout))
 		},
 	}
 	if host, _, err := net.SplitHostPort(s.addr); err == nil {
@@ -94,7 +95,7 @@ func newHostClient(s upstreamSettings) *fasthttp.HostClient {
 // reload that does not change a region keeps its pooled connections.
 type upstreamRegistry struct {
 	clients map[upstreamSettings]*fasthttp.HostClient
-	pipes   map[pipeSettings]*pipeClient
+	pipes   map[pipeSettings]*wire.PipeClient
 	dial    func(addr string) (net.Conn, error)
 }
 
@@ -108,18 +109,18 @@ type pipeSettings struct {
 func newUpstreamRegistry(dial func(addr string) (net.Conn, error)) *upstreamRegistry {
 	return &upstreamRegistry{
 		clients: map[upstreamSettings]*fasthttp.HostClient{},
-		pipes:   map[pipeSettings]*pipeClient{},
+		pipes:   map[pipeSettings]*wire.PipeClient{},
 		dial:    dial,
 	}
 }
 
-func (u *upstreamRegistry) newPipe(ps pipeSettings) *pipeClient {
+func (u *upstreamRegistry) newPipe(ps pipeSettings) *wire.PipeClient {
 	dial := u.dial
 	if dial == nil {
 		dialer := &fasthttp.TCPDialer{DNSCacheDuration: ps.resolveEvery}
 		dial = func(addr string) (net.Conn, error) { return dialer.DialTimeout(addr, ps.connect) }
 	}
-	return newPipeClient(ps.addr, ps.conns, dial, ps.responseHeader, ps.body, ps.idle, int(ps.maxBody))
+	return wire.NewPipeClient(ps.addr, ps.conns, dial, ps.responseHeader, ps.body, ps.idle, int(ps.maxBody))
 }
 
 // pools builds the region pools of a config; used marks the clients it handed out so

@@ -1,4 +1,4 @@
-package proxy
+package wire
 
 import (
 	"io"
@@ -13,7 +13,7 @@ import (
 // chunk, a client that stops sending or goes away) is told apart from a failure of the
 // upstream the body was being written to: the first is the client's fault, must not
 // count against the region's breaker and is answered 400. Its read errors come out
-// as *clientBodyError, through the upstream client's error.
+// as *ClientBodyError, through the upstream client's error.
 //
 // It also moves the client connection's read deadline as the body arrives: fasthttp
 // sets one deadline for the whole body, which would cut a large upload for being large;
@@ -30,10 +30,11 @@ type clientBody struct {
 	extended time.Time
 }
 
-// clientBodyError is a read error of the client's request body.
-type clientBodyError struct{ err error }
+// ClientBodyError is a read error of the client's request body.
+type ClientBodyError struct{ err error }
 
-func (e *clientBodyError) Error() string { return "client request body: " + e.err.Error() }
+// Error implements error.
+func (e *ClientBodyError) Error() string { return "client request body: " + e.err.Error() }
 
 // Unwrap is deliberately absent: fasthttp turns any error with a Timeout method into
 // its own ErrTimeout, which would make a stalled client look like a stalled upstream.
@@ -53,15 +54,15 @@ func (b *clientBody) Read(p []byte) (int, error) {
 			b.h.DelBytes(k)
 		}
 	case err != nil:
-		err = &clientBodyError{err}
+		err = &ClientBodyError{err}
 	}
 	return n, err
 }
 
-// watchClientBody puts a clientBody around the request's streamed body, if it has one,
+// WatchClientBody puts a clientBody around the request's streamed body, if it has one,
 // and returns it (or nil); idle is the body timeout. The caller releases it once the
 // request has been forwarded.
-func watchClientBody(ctx *fasthttp.RequestCtx, idle time.Duration) *clientBody {
+func WatchClientBody(ctx *fasthttp.RequestCtx, idle time.Duration) *clientBody {
 	r := ctx.Request.BodyStream()
 	if r == nil {
 		return nil
@@ -73,7 +74,7 @@ func watchClientBody(ctx *fasthttp.RequestCtx, idle time.Duration) *clientBody {
 	return b
 }
 
-func (b *clientBody) release() {
+func (b *clientBody) Release() {
 	if b == nil {
 		return
 	}

@@ -1,4 +1,4 @@
-package proxy
+package wire
 
 import (
 	"bytes"
@@ -12,7 +12,7 @@ import (
 // is not listed: fasthttp parses it and writes its own framing. "Proxy" is not
 // hop-by-hop, but no client has a reason to send it and CGI backends turn it into
 // HTTP_PROXY, which their HTTP libraries take as the proxy to use ("httpoxy"). Lower
-// case, for foldEqual.
+// case, for FoldEqual.
 var hopByHop = [...]string{
 	"keep-alive", "proxy-connection", "te", "trailer", "upgrade",
 	"proxy-authenticate", "proxy-authorization", "proxy",
@@ -20,7 +20,7 @@ var hopByHop = [...]string{
 
 // isRegionHeaderName reports whether name is any spelling of X-Shift-Region: any case,
 // and '_' for '-', which CGI-style backends fold into the same variable.
-func isRegionHeaderName(name []byte) bool { return foldEqual(name, "x-shift-region") }
+func isRegionHeaderName(name []byte) bool { return FoldEqual(name, "x-shift-region") }
 
 var strConnection = []byte("Connection")
 
@@ -32,15 +32,15 @@ func mustStrip(k []byte, fromClient bool) bool {
 	switch len(k) {
 	case 2, 5, 7, 10, 16, 18, 19:
 		for _, h := range hopByHop {
-			if foldEqual(k, h) {
+			if FoldEqual(k, h) {
 				return true
 			}
 		}
-		return foldEqual(k, "connection")
+		return FoldEqual(k, "connection")
 	case 14:
 		return isRegionHeaderName(k)
 	case 15:
-		return fromClient && bytes.IndexByte(k, '_') >= 0 && foldEqual(k, "x-forwarded-for")
+		return fromClient && bytes.IndexByte(k, '_') >= 0 && FoldEqual(k, "x-forwarded-for")
 	}
 	return false
 }
@@ -48,7 +48,7 @@ func mustStrip(k []byte, fromClient bool) bool {
 // isFraming reports whether k is a field a Connection token may not remove: the
 // message's framing and its Host are the proxy's to write, not the peer's to delete.
 func isFraming(k []byte) bool {
-	return foldEqual(k, "content-length") || foldEqual(k, "transfer-encoding") || foldEqual(k, "host")
+	return FoldEqual(k, "content-length") || FoldEqual(k, "transfer-encoding") || FoldEqual(k, "host")
 }
 
 // The strip functions below collect, in a first pass, whether anything must go and the
@@ -70,7 +70,7 @@ func appendTokens(toks, v []byte) []byte {
 }
 
 func isConnection(k []byte) bool {
-	return len(k) == len(strConnection) && foldEqual(k, "connection")
+	return len(k) == len(strConnection) && FoldEqual(k, "connection")
 }
 
 // appendIfStripped appends k to names if it must go: mustStrip, or named by a token.
@@ -115,18 +115,18 @@ func nextRawField(raw []byte) (k, v, rest []byte, ok bool) {
 	}
 	c := bytes.IndexByte(line, ':')
 	if c < 0 {
-		return nil, nil, rest, true // not a field (a fold checkHead refuses): skip it
+		return nil, nil, rest, true // not a field (a fold CheckHead refuses): skip it
 	}
 	return line[:c], line[c+1:], rest, true // the value untrimmed: tokens are trimmed
 }
 
-// stripRequestHeaders removes hop-by-hop headers, the headers named in Connection
+// StripRequestHeaders removes hop-by-hop headers, the headers named in Connection
 // (framing and Host aside) and every spelling of X-Shift-Region and X_Forwarded_For
 // from a request that is about to go upstream, matching names whatever their case,
 // the way a peer reads them. It reads the raw head fasthttp kept, which is cheaper than
 // its field iterator (that serialises cookies on every call); deleting by the names as
 // sent works because fasthttp normalises both sides alike. No allocation.
-func stripRequestHeaders(h *fasthttp.RequestHeader) {
+func StripRequestHeaders(h *fasthttp.RequestHeader) {
 	raw := h.RawHeaders()
 	if len(raw) == 0 {
 		// A header built in code, not parsed: the slower iterator.
@@ -194,9 +194,9 @@ func stripRequestFields(h *fasthttp.RequestHeader) {
 	}
 }
 
-// stripResponseHeaders is stripRequestHeaders for an upstream's response, whose
+// StripResponseHeaders is StripRequestHeaders for an upstream's response, whose
 // names are kept as the upstream spelled them.
-func stripResponseHeaders(h *fasthttp.ResponseHeader) {
+func StripResponseHeaders(h *fasthttp.ResponseHeader) {
 	var tb [256]byte
 	var nb [512]byte
 	toks, names := tb[:0], nb[:0]
@@ -231,9 +231,9 @@ func nextToken(v []byte) (tok, rest []byte) {
 	return bytes.TrimSpace(v[:i]), v[i+1:]
 }
 
-// appendForwardedFor sets X-Forwarded-For to the values the client sent (joined, in
+// AppendForwardedFor sets X-Forwarded-For to the values the client sent (joined, in
 // order) followed by the peer's address.
-func appendForwardedFor(h *fasthttp.RequestHeader, peer []byte) {
+func AppendForwardedFor(h *fasthttp.RequestHeader, peer []byte) {
 	prev := h.PeekAll(fasthttp.HeaderXForwardedFor)
 	if len(prev) == 0 {
 		h.SetBytesV(fasthttp.HeaderXForwardedFor, peer)

@@ -1,4 +1,4 @@
-package proxy
+package wire
 
 import (
 	"bytes"
@@ -12,11 +12,11 @@ import (
 // get smuggled.
 
 var (
-	strHTTP11 = []byte("HTTP/1.1")
+	StrHTTP11 = []byte("HTTP/1.1")
 	strHTTP10 = []byte("HTTP/1.0")
 )
 
-// checkHead returns why a parsed request head must be refused, or "". One pass over
+// CheckHead returns why a parsed request head must be refused, or "". One pass over
 // the raw header block, no allocation. It refuses:
 //   - versions other than HTTP/1.0 and HTTP/1.1 (fasthttp accepts any HTTP/x.y and would
 //     forward it as is);
@@ -29,8 +29,8 @@ var (
 //   - field names with a space, and Content_Length / Transfer_Encoding spellings;
 //   - Content-Length together with Transfer-Encoding, and any Transfer-Encoding but
 //     chunked (fasthttp lets chunked win, and reads "identity" as no body at all).
-func checkHead(h *fasthttp.RequestHeader) string {
-	if p := h.Protocol(); !bytes.Equal(p, strHTTP11) && !bytes.Equal(p, strHTTP10) {
+func CheckHead(h *fasthttp.RequestHeader) string {
+	if p := h.Protocol(); !bytes.Equal(p, StrHTTP11) && !bytes.Equal(p, strHTTP10) {
 		return "unsupported HTTP version"
 	}
 	if !validHost(h.Host()) {
@@ -68,14 +68,14 @@ func checkHead(h *fasthttp.RequestHeader) string {
 		}
 		switch name[0] | 0x20 {
 		case 'c':
-			if foldEqual(name, "content-length") {
+			if FoldEqual(name, "content-length") {
 				if bytes.IndexByte(name, '_') >= 0 {
 					return "Content-Length spelled with '_'"
 				}
 				cl = true
 			}
 		case 't':
-			if foldEqual(name, "transfer-encoding") {
+			if FoldEqual(name, "transfer-encoding") {
 				if bytes.IndexByte(name, '_') >= 0 {
 					return "Transfer-Encoding spelled with '_'"
 				}
@@ -95,9 +95,9 @@ func checkHead(h *fasthttp.RequestHeader) string {
 	return ""
 }
 
-// foldEqual reports whether name equals want (lower case, with '-') ignoring ASCII
+// FoldEqual reports whether name equals want (lower case, with '-') ignoring ASCII
 // case and reading '_' as '-', the way CGI-style backends fold header names.
-func foldEqual(name []byte, want string) bool {
+func FoldEqual(name []byte, want string) bool {
 	if len(name) != len(want) {
 		return false
 	}

@@ -1,4 +1,4 @@
-package proxy
+package wire
 
 import (
 	"bufio"
@@ -22,17 +22,17 @@ func parseHead(t testing.TB, raw string) *fasthttp.RequestHeader {
 	return &h
 }
 
-// TestCheckHead covers what fasthttp accepts and checkHead refuses, and what both accept.
+// TestCheckHead covers what fasthttp accepts and CheckHead refuses, and what both accept.
 func TestCheckHead(t *testing.T) {
 	ok := func(raw string) {
 		t.Helper()
-		if why := checkHead(parseHead(t, raw)); why != "" {
+		if why := CheckHead(parseHead(t, raw)); why != "" {
 			t.Errorf("%q refused (%s), want accepted", raw, why)
 		}
 	}
 	refused := func(raw string) {
 		t.Helper()
-		if why := checkHead(parseHead(t, raw)); why == "" {
+		if why := CheckHead(parseHead(t, raw)); why == "" {
 			t.Errorf("%q accepted, want refused", raw)
 		}
 	}
@@ -67,8 +67,8 @@ func TestFoldEqual(t *testing.T) {
 		{"x-shift-region", true}, {"X-Shift-Region", true}, {"X_SHIFT_REGION", true}, {"x_Shift-region", true},
 		{"x-shift-regio", false}, {"x-shift-regions", false}, {"x.shift.region", false}, {"", false},
 	} {
-		if got := foldEqual([]byte(tc.name), "x-shift-region"); got != tc.want {
-			t.Errorf("foldEqual(%q) = %v", tc.name, got)
+		if got := FoldEqual([]byte(tc.name), "x-shift-region"); got != tc.want {
+			t.Errorf("FoldEqual(%q) = %v", tc.name, got)
 		}
 	}
 }
@@ -103,12 +103,12 @@ const browserHead = "GET /api/feed?page=2 HTTP/1.1\r\nHost: app.example.com\r\n"
 func TestHygieneAllocs(t *testing.T) {
 	h := parseHead(t, browserHead)
 	if n := testing.AllocsPerRun(100, func() {
-		if checkHead(h) != "" {
+		if CheckHead(h) != "" {
 			t.Fatal("refused")
 		}
-		stripRequestHeaders(h)
+		StripRequestHeaders(h)
 	}); n != 0 {
-		t.Errorf("checkHead + stripRequestHeaders: %v allocations per request, want 0", n)
+		t.Errorf("CheckHead + StripRequestHeaders: %v allocations per request, want 0", n)
 	}
 }
 
@@ -116,7 +116,7 @@ func BenchmarkCheckHead(b *testing.B) {
 	h := parseHead(b, browserHead)
 	b.ReportAllocs()
 	for b.Loop() {
-		if checkHead(h) != "" {
+		if CheckHead(h) != "" {
 			b.Fatal("refused")
 		}
 	}
@@ -130,7 +130,7 @@ func BenchmarkStripRequestHeaders(b *testing.B) {
 		h := parseHead(b, browserHead)
 		b.ReportAllocs()
 		for b.Loop() {
-			stripRequestHeaders(h)
+			StripRequestHeaders(h)
 		}
 	})
 	for _, bc := range []struct{ name, extra string }{
@@ -145,7 +145,7 @@ func BenchmarkStripRequestHeaders(b *testing.B) {
 			for b.Loop() {
 				tmpl.CopyTo(&h)
 				if bc.extra != "" {
-					stripRequestHeaders(&h)
+					StripRequestHeaders(&h)
 				}
 			}
 		})
@@ -165,7 +165,7 @@ func TestUpstreamConnStale(t *testing.T) {
 		c, _ := ln.Accept()
 		accepted <- c
 	}()
-	c, err := watchUpstream(net.Dial("tcp", ln.Addr().String()))
+	c, err := WatchUpstream(net.Dial("tcp", ln.Addr().String()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +216,7 @@ func BenchmarkUpstreamConnStale(b *testing.B) {
 		defer c.Close()
 		io.Copy(io.Discard, c)
 	}()
-	c, err := watchUpstream(net.Dial("tcp", ln.Addr().String()))
+	c, err := WatchUpstream(net.Dial("tcp", ln.Addr().String()))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -229,3 +229,7 @@ func BenchmarkUpstreamConnStale(b *testing.B) {
 		}
 	}
 }
+
+// ioWait bounds each wait for the peer in these tests: long enough for a loaded
+// machine, and a failure rather than a hang when something is wrong.
+const ioWait = 10 * time.Second

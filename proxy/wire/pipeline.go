@@ -1,4 +1,4 @@
-package proxy
+package wire
 
 import (
 	"bufio"
@@ -12,7 +12,7 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// pipeClient sends requests to one upstream address over a few long-lived pipelined
+// PipeClient sends requests to one upstream address over a few long-lived pipelined
 // connections. Many clients' requests are written to a connection back to back and
 // flushed with one write; the upstream's answers come back in order and are read,
 // often several with one read. That is the point: a proxy cannot do fewer syscalls
@@ -21,10 +21,10 @@ import (
 // Only requests that are safe to pipeline may use it (GET and HEAD without a body).
 // A request that was written before its connection failed may have been processed
 // and fails with errPipeBroken (never replayed); one that was still queued fails with
-// errPipeNotSent and may go elsewhere.
+// ErrPipeNotSent and may go elsewhere.
 //
 // It is safe for concurrent use.
-type pipeClient struct {
+type PipeClient struct {
 	addr         string
 	dial         func(addr string) (net.Conn, error)
 	conns        []*pipeConn
@@ -37,15 +37,15 @@ type pipeClient struct {
 
 var (
 	errPipeBroken  = errors.New("pipelined upstream connection failed after the request was sent")
-	errPipeNotSent = errors.New("pipelined upstream connection failed before the request was sent")
-	errPipeClosed  = errors.New("pipelined client closed")
+	ErrPipeNotSent = errors.New("pipelined upstream connection failed before the request was sent")
+	ErrPipeClosed  = errors.New("pipelined client closed")
 )
 
 // maxInFlight bounds the requests written on one connection and not yet answered.
 const maxInFlight = 1024
 
-func newPipeClient(addr string, conns int, dial func(string) (net.Conn, error), read, write, idle time.Duration, maxBody int) *pipeClient {
-	pc := &pipeClient{addr: addr, dial: dial, readTimeout: read, writeTimeout: write, idleTimeout: idle, maxBody: maxBody}
+func NewPipeClient(addr string, conns int, dial func(string) (net.Conn, error), read, write, idle time.Duration, maxBody int) *PipeClient {
+	pc := &PipeClient{addr: addr, dial: dial, readTimeout: read, writeTimeout: write, idleTimeout: idle, maxBody: maxBody}
 	for i := 0; i < conns; i++ {
 		pc.conns = append(pc.conns, &pipeConn{client: pc, wake: make(chan struct{}, 1)})
 	}
@@ -54,7 +54,7 @@ func newPipeClient(addr string, conns int, dial func(string) (net.Conn, error), 
 
 // Do sends req and reads its answer into resp. It blocks until the answer is in, the
 // connection fails or the client is closed.
-func (pc *pipeClient) Do(req *fasthttp.Request, resp *fasthttp.Response) error {
+func (pc *PipeClient) Do(req *fasthttp.Request, resp *fasthttp.Response) error {
 	c := pc.conns[0]
 	if len(pc.conns) > 1 {
 		c = pc.conns[pc.next.Add(1)%uint32(len(pc.conns))]
@@ -66,8 +66,8 @@ func (pc *pipeClient) Do(req *fasthttp.Request, resp *fasthttp.Response) error {
 	return err
 }
 
-// Close stops every connection; queued requests fail with errPipeClosed.
-func (pc *pipeClient) Close() {
+// Close stops every connection; queued requests fail with ErrPipeClosed.
+func (pc *PipeClient) Close() {
 	for _, c := range pc.conns {
 		c.close()
 	}
@@ -97,7 +97,7 @@ func releasePipeWork(w *pipeWork) {
 // writer batches queued requests into one flush, the reader answers them in order.
 // Both run only while the connection is in use and stop after it has been idle.
 type pipeConn struct {
-	client *pipeClient
+	client *PipeClient
 
 	mu      sync.Mutex
 	queue   []*pipeWork // waiting to be written
@@ -111,7 +111,7 @@ func (c *pipeConn) enqueue(w *pipeWork) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		w.done <- errPipeClosed
+		w.done <- ErrPipeClosed
 		return
 	}
 	c.queue = append(c.queue, w)
@@ -134,7 +134,7 @@ func (c *pipeConn) close() {
 	c.queue = nil
 	c.mu.Unlock()
 	for _, w := range q {
-		w.done <- errPipeClosed
+		w.done <- ErrPipeClosed
 	}
 	select {
 	case c.wake <- struct{}{}:
@@ -176,7 +176,7 @@ func (c *pipeConn) writer() {
 	pc := c.client
 	conn, err := pc.dial(pc.addr)
 	if err != nil {
-		c.stopWriter(errors.Join(errPipeNotSent, err))
+		c.stopWriter(errors.Join(ErrPipeNotSent, err))
 		return
 	}
 	inflight := make(chan *pipeWork, maxInFlight)
@@ -206,14 +206,14 @@ func (c *pipeConn) writer() {
 		select {
 		case <-c.wake:
 		case <-readerDone:
-			abort(errPipeNotSent)
+			abort(ErrPipeNotSent)
 			return
 		case <-idle.C:
 			c.mu.Lock()
 			if len(c.queue) == 0 {
 				c.running = false
 				c.mu.Unlock()
-				abort(errPipeNotSent)
+				abort(ErrPipeNotSent)
 				return
 			}
 			c.mu.Unlock()
@@ -222,7 +222,7 @@ func (c *pipeConn) writer() {
 		closed := c.closed
 		c.mu.Unlock()
 		if closed {
-			abort(errPipeClosed)
+			abort(ErrPipeClosed)
 			return
 		}
 		wrote := false
@@ -247,7 +247,7 @@ func (c *pipeConn) writer() {
 				}
 				conn.SetWriteDeadline(time.Now().Add(pc.writeTimeout)) //nolint:errcheck // a dead conn fails the flush
 				if err := bw.Flush(); err != nil {
-					abort(errPipeNotSent)
+					abort(ErrPipeNotSent)
 					return
 				}
 				wrote = false
@@ -258,10 +258,10 @@ func (c *pipeConn) writer() {
 				case <-readerDone:
 					// The connection is gone; nothing of this batch was written.
 					for _, rest := range batch[i:] {
-						rest.done <- errPipeNotSent
+						rest.done <- ErrPipeNotSent
 					}
 					c.giveBack(batch)
-					abort(errPipeNotSent)
+					abort(ErrPipeNotSent)
 					return
 				default:
 				}
@@ -271,10 +271,10 @@ func (c *pipeConn) writer() {
 					// A buffer flush inside Write may have carried part of it.
 					w.done <- errPipeBroken
 					for _, rest := range batch[i+1:] {
-						rest.done <- errPipeNotSent
+						rest.done <- ErrPipeNotSent
 					}
 					c.giveBack(batch)
-					abort(errPipeNotSent)
+					abort(ErrPipeNotSent)
 					return
 				}
 				inflight <- w
@@ -293,7 +293,7 @@ func (c *pipeConn) restart() {
 	if c.closed || len(c.queue) == 0 {
 		c.running = false
 		c.mu.Unlock()
-		c.failQueued(errPipeClosed)
+		c.failQueued(ErrPipeClosed)
 		return
 	}
 	c.mu.Unlock()

@@ -1,4 +1,4 @@
-package proxy
+package wire
 
 import (
 	"bufio"
@@ -21,11 +21,12 @@ import (
 //     response, and streams the rest through a pooled reader, so the steady state
 //     allocates nothing;
 //   - returns a connection to the pool only when its response was read to the end.
-type transport struct {
-	header time.Duration
-	body   time.Duration
-	// bufferLimit is the largest body of known length read into memory at once.
-	bufferLimit int
+type Transport struct {
+	// Header bounds the wait for the answer's head; Body each wait between body reads.
+	Header time.Duration
+	Body   time.Duration
+	// BufferLimit is the largest body of known length read into memory at once.
+	BufferLimit int
 }
 
 const maxInterimResponses = 8
@@ -33,7 +34,7 @@ const maxInterimResponses = 8
 var errTooManyInterim = errors.New("upstream sent too many interim (1xx) responses")
 
 // RoundTrip implements fasthttp.RoundTripper.
-func (t *transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response) (bool, error) {
+func (t *Transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response) (bool, error) {
 	cc, err := hc.AcquireConn(0, req.ConnectionClose())
 	if err != nil {
 		return false, err
@@ -48,7 +49,7 @@ func (t *transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, re
 	}
 	conn := cc.Conn()
 	now := time.Now()
-	if err := conn.SetWriteDeadline(now.Add(t.body)); err != nil {
+	if err := conn.SetWriteDeadline(now.Add(t.Body)); err != nil {
 		hc.CloseConn(cc)
 		return false, err
 	}
@@ -62,7 +63,7 @@ func (t *transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, re
 		hc.CloseConn(cc)
 		return false, err
 	}
-	if err := conn.SetReadDeadline(time.Now().Add(t.header)); err != nil {
+	if err := conn.SetReadDeadline(time.Now().Add(t.Header)); err != nil {
 		hc.CloseConn(cc)
 		return false, err
 	}
@@ -89,7 +90,7 @@ func (t *transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, re
 		return false, nil
 	}
 	cl := resp.Header.ContentLength()
-	if cl >= 0 && cl <= t.bufferLimit {
+	if cl >= 0 && cl <= t.BufferLimit {
 		// Fast path: the whole body is small and of known length.
 		resp.StreamBody = false
 		err = resp.ReadBody(br, cl)
@@ -103,13 +104,13 @@ func (t *transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, re
 		return false, err
 	}
 	// Slow path: stream the body as it arrives.
-	if err := conn.SetReadDeadline(time.Now().Add(t.body)); err != nil {
+	if err := conn.SetReadDeadline(time.Now().Add(t.Body)); err != nil {
 		hc.ReleaseReader(br)
 		hc.CloseConn(cc)
 		return false, err
 	}
 	b := acquireBody(hc, cc, (*fasthttp.HostClient).ReleaseConn, (*fasthttp.HostClient).CloseConn)
-	b.init(conn, br, int64(cl), t.body, closeConn)
+	b.init(conn, br, int64(cl), t.Body, closeConn)
 	if cl < 0 {
 		// Chunked or read-until-close upstream: chunked to the client, so that a
 		// cut upstream shows as a cut, never as a complete body.

@@ -1,4 +1,4 @@
-package proxy
+package wire
 
 import (
 	"bufio"
@@ -17,14 +17,14 @@ import (
 // them on any input; here the connection is checked when it is taken from the pool,
 // with one non-blocking recv(MSG_PEEK). That is a system call, so it is made only where
 // it can find something: after a bodiless answer (HEAD, 1xx, 204, 304), whose body a
-// broken backend sends anyway, and on a connection idle for staleAfter or more, which
+// broken backend sends anyway, and on a connection idle for StaleAfter or more, which
 // the backend may have closed or written to since. A hot connection reused within
-// staleAfter of a normal answer is not checked: bytes sent out of turn in that window
+// StaleAfter of a normal answer is not checked: bytes sent out of turn in that window
 // would go unnoticed (the surplus already buffered when an answer ends is always
 // caught, for free, by the transport).
 
-// staleAfter is how long a pooled connection may sit idle before it is checked.
-const staleAfter = 100 * time.Millisecond
+// StaleAfter is how long a pooled connection may sit idle before it is checked.
+const StaleAfter = 100 * time.Millisecond
 
 // upstreamConn is a dialed upstream TCP connection that can tell, without blocking or
 // consuming anything, whether bytes (or the end of the stream) are waiting on it. The
@@ -45,9 +45,9 @@ type upstreamConn struct {
 	suspect bool
 }
 
-// watchUpstream wraps a freshly dialed connection in an upstreamConn when it is a
+// WatchUpstream wraps a freshly dialed connection in an upstreamConn when it is a
 // socket; anything else (in-memory pipes in tests) is returned as it is.
-func watchUpstream(c net.Conn, err error) (net.Conn, error) {
+func WatchUpstream(c net.Conn, err error) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
@@ -98,10 +98,10 @@ func (u *upstreamConn) stale() bool {
 
 // staleIdle reports whether conn, taken from the pool (it was used before: last use
 // after creation), has input waiting, checking only suspect connections and those idle
-// for staleAfter. Connections of other kinds are never stale.
+// for StaleAfter. Connections of other kinds are never stale.
 func staleIdle(conn net.Conn, created, lastUse time.Time) bool {
 	u, ok := conn.(*upstreamConn)
-	if !ok || lastUse.Before(created) || !u.suspect && time.Since(lastUse) < staleAfter {
+	if !ok || lastUse.Before(created) || !u.suspect && time.Since(lastUse) < StaleAfter {
 		return false
 	}
 	u.suspect = false

@@ -1,4 +1,4 @@
-package proxy
+package wire
 
 import (
 	"bytes"
@@ -8,10 +8,11 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// lineListener wraps each accepted connection in a lineConn.
-type lineListener struct{ net.Listener }
+// LineListener wraps each accepted connection in a lineConn.
+type LineListener struct{ net.Listener }
 
-func (l lineListener) Accept() (net.Conn, error) {
+// Accept implements net.Listener.
+func (l LineListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
 		return nil, err
@@ -115,9 +116,9 @@ func (c *lineConn) CloseWrite() error {
 	return c.Conn.Close()
 }
 
-// requestLineTooLong reports whether the head of ctx overflowed a read buffer of size
+// RequestLineTooLong reports whether the head of ctx overflowed a read buffer of size
 // bytes before its request line ended.
-func requestLineTooLong(ctx *fasthttp.RequestCtx, size int) bool {
+func RequestLineTooLong(ctx *fasthttp.RequestCtx, size int) bool {
 	c, ok := ctx.Conn().(*lineConn)
 	return ok && c.sinceLF >= size
 }
