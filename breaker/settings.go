@@ -31,7 +31,7 @@ type Settings struct {
 	// DefaultHalfOpenProbes.
 	HalfOpenProbes uint32
 	// FailureStatuses are the response statuses that count as failures. The zero value
-	// means every 5xx status; build others with [ParseStatuses].
+	// means every 5xx status; build others with [NewStatusSet].
 	FailureStatuses StatusSet
 }
 
@@ -45,7 +45,7 @@ const (
 )
 
 // defaultFailureStatuses is what the zero FailureStatuses stands for.
-var defaultFailureStatuses = mustParseStatuses("5xx")
+var defaultFailureStatuses = mustStatusSet([2]int{500, 599})
 
 // WithDefaults returns s with zero fields set to their defaults. Invalid fields (see
 // [Settings.Validate]) are set to their defaults too, so the result always works.

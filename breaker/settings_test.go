@@ -9,7 +9,7 @@ import (
 func TestSettingsEqual(t *testing.T) {
 	explicit := Settings{
 		MinRequests: 20, FailureRatio: 0.5, Window: 10 * time.Second, OpenFor: 5 * time.Second,
-		HalfOpenProbes: 3, FailureStatuses: mustParseStatuses("5xx"),
+		HalfOpenProbes: 3, FailureStatuses: mustStatusSet([2]int{500, 599}),
 	}
 	for _, tc := range []struct {
 		name string
@@ -24,9 +24,9 @@ func TestSettingsEqual(t *testing.T) {
 		{"window", Settings{}, Settings{Window: time.Minute}, false},
 		{"open for", Settings{}, Settings{OpenFor: time.Second}, false},
 		{"probes", Settings{}, Settings{HalfOpenProbes: 1}, false},
-		{"statuses", Settings{}, Settings{FailureStatuses: mustParseStatuses("500")}, false},
-		{"statuses in another order", Settings{FailureStatuses: mustParseStatuses("503", "502")},
-			Settings{FailureStatuses: mustParseStatuses("502", "503")}, true},
+		{"statuses", Settings{}, Settings{FailureStatuses: mustStatusSet([2]int{500, 500})}, false},
+		{"statuses in another order", Settings{FailureStatuses: mustStatusSet([2]int{503, 503}, [2]int{502, 502})},
+			Settings{FailureStatuses: mustStatusSet([2]int{502, 502}, [2]int{503, 503})}, true},
 	} {
 		if got := tc.a.Equal(tc.b); got != tc.want {
 			t.Errorf("%s: Equal = %v, want %v", tc.name, got, tc.want)

@@ -1,9 +1,6 @@
 package breaker
 
-import (
-	"fmt"
-	"strconv"
-)
+import "fmt"
 
 // Statuses a StatusSet can hold: the HTTP range 100..599.
 const (
@@ -17,44 +14,24 @@ const (
 // The zero StatusSet is empty; in [Settings] it stands for every 5xx status.
 type StatusSet [(maxStatus - minStatus + 64) / 64]uint64
 
-// ParseStatuses builds a set from specs such as "503" (one status) or "5xx" (a class,
-// "1xx".."5xx"; the x's may be upper case). An empty list gives the zero set, that is,
-// the default in Settings.
-func ParseStatuses(specs []string) (StatusSet, error) {
+// NewStatusSet builds a set from inclusive status ranges, such as conf parses from
+// "503" ({503, 503}) or "5xx" ({500, 599}). Statuses outside 100..599 are an error. No
+// ranges give the zero set, that is, the default in Settings.
+func NewStatusSet(ranges [][2]int) (StatusSet, error) {
 	var set StatusSet
-	for _, spec := range specs {
-		lo, hi, ok := parseStatusSpec(spec)
-		if !ok {
-			return StatusSet{}, fmt.Errorf("breaker: failure status %q: want a status 100..599 or a class 1xx..5xx", spec)
+	for _, r := range ranges {
+		if r[0] < minStatus || r[1] > maxStatus || r[0] > r[1] {
+			return StatusSet{}, fmt.Errorf("breaker: failure statuses %d..%d: want a range within 100..599", r[0], r[1])
 		}
-		for code := lo; code <= hi; code++ {
+		for code := r[0]; code <= r[1]; code++ {
 			set.add(code)
 		}
 	}
 	return set, nil
 }
 
-// parseStatusSpec returns the range of statuses spec names.
-func parseStatusSpec(spec string) (lo, hi int, ok bool) {
-	if len(spec) != 3 {
-		return 0, 0, false
-	}
-	if (spec[1] == 'x' || spec[1] == 'X') && (spec[2] == 'x' || spec[2] == 'X') {
-		class := int(spec[0]) - '0'
-		if class < 1 || class > 5 {
-			return 0, 0, false
-		}
-		return class * 100, class*100 + 99, true
-	}
-	code, err := strconv.Atoi(spec)
-	if err != nil || code < minStatus || code > maxStatus {
-		return 0, 0, false
-	}
-	return code, code, true
-}
-
-func mustParseStatuses(specs ...string) StatusSet {
-	set, err := ParseStatuses(specs)
+func mustStatusSet(ranges ...[2]int) StatusSet {
+	set, err := NewStatusSet(ranges)
 	if err != nil {
 		panic(err)
 	}

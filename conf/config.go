@@ -174,6 +174,9 @@ type Breaker struct {
 	FailureStatuses []string `yaml:"failure_statuses"`
 	// Disabled turns the breaker off for the route.
 	Disabled bool `yaml:"disabled"`
+
+	// FailureRanges are FailureStatuses parsed: inclusive status ranges.
+	FailureRanges [][2]int `yaml:"-"`
 }
 
 // Fallback configures what answers when a route's regions fail.

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/cespare/xxhash/v2"
 	"go.yaml.in/yaml/v3"
@@ -447,11 +448,14 @@ func (p *parser) checkMatch(path string, m *Match) {
 	}
 }
 
-// Breaker defaults, from the classic setting: 50 % of at least 20 requests.
+// Breaker defaults, from the classic setting: 50 % of at least 20 requests in 10 s,
+// open 5 s, then 3 probes.
 const (
 	DefaultMinRequests    = 20
 	DefaultFailureRatio   = 0.5
 	DefaultHalfOpenProbes = 3
+	DefaultBreakerWindow  = 10 * time.Second
+	DefaultBreakerOpenFor = 5 * time.Second
 )
 
 func (p *parser) checkBreaker(path string, b *Breaker) {
@@ -479,21 +483,45 @@ func (p *parser) checkBreaker(path string, b *Breaker) {
 		b.FailureStatuses = []string{"5xx"}
 	}
 	for i, s := range b.FailureStatuses {
-		if _, _, err := ParseStatusSpec(s); err != nil {
+		lo, hi, err := ParseStatusSpec(s)
+		if err != nil {
 			p.errf(fmt.Sprintf("%s.failure_statuses[%d]", path, i), "%v", err)
+			continue
 		}
+		b.FailureRanges = append(b.FailureRanges, [2]int{lo, hi})
+	}
+	if b.Window.D == 0 {
+		b.Window.D = DefaultBreakerWindow
+	}
+	if b.OpenFor.D == 0 {
+		b.OpenFor.D = DefaultBreakerOpenFor
 	}
 }
 
-// ParseStatusSpec reads a status code ("503") or class ("5xx") into an inclusive range.
+// ParseStatusSpec reads a status code ("503", 100..599) or class ("5xx", "1xx".."5xx",
+// the x's in either case) into an inclusive range. It is the one grammar of statuses:
+// the breaker takes the ranges it gives.
 func ParseStatusSpec(s string) (lo, hi int, err error) {
-	if len(s) == 3 && (s[1:] == "xx" || s[1:] == "XX") && s[0] >= '1' && s[0] <= '5' {
+	bad := fmt.Errorf("want a status code 100..599 (503) or a class 1xx..5xx (5xx), got %q", s)
+	if len(s) != 3 {
+		return 0, 0, bad
+	}
+	if (s[1] == 'x' || s[1] == 'X') && (s[2] == 'x' || s[2] == 'X') {
+		if s[0] < '1' || s[0] > '5' {
+			return 0, 0, bad
+		}
 		c := int(s[0]-'0') * 100
 		return c, c + 99, nil
 	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 100 || n > 599 {
-		return 0, 0, fmt.Errorf("want a status code (503) or class (5xx), got %q", s)
+	n := 0
+	for i := 0; i < 3; i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, 0, bad
+		}
+		n = n*10 + int(s[i]-'0')
+	}
+	if n < 100 || n > 599 {
+		return 0, 0, bad
 	}
 	return n, n, nil
 }

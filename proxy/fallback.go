@@ -198,8 +198,8 @@ func (l *luaFallback) run(ctx *fasthttp.RequestCtx, st *state, d routing.Decisio
 			req.Headers = append(req.Headers, [2]string{name, string(v)})
 		}
 	}
-	_, ex := st.table.Explain(ctx.Request.Header.Host(), ctx.Path(), (*reqView)(ctx))
-	req.Key = ex.Key
+	var kb [64]byte
+	req.Key = string(st.table.Key(d, (*reqView)(ctx), &kb))
 	c, cancel := context.WithTimeout(context.Background(), l.timeout)
 	defer cancel()
 	return l.script.Run(c, req)

@@ -26,7 +26,7 @@ type runtimeRegistry struct {
 }
 
 func breakerSettings(b conf.Breaker) (breaker.Settings, error) {
-	statuses, err := breaker.ParseStatuses(b.FailureStatuses)
+	statuses, err := breaker.NewStatusSet(b.FailureRanges)
 	if err != nil {
 		return breaker.Settings{}, err
 	}

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"io"
 	"net"
 	"sync"
@@ -31,21 +32,39 @@ func (s *Server) tunnel(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d r
 		ctx.SetConnectionClose()
 		return
 	}
-	br := rt.run.breakers[region]
-	if br != nil && br.State() == breaker.Open {
-		errorResponse(ctx, fasthttp.StatusServiceUnavailable, "region "+string(st.regions[region])+" unavailable (circuit open)")
-		return
-	}
+	m := rt.metrics
 	h := &ctx.Request.Header
 	h.SetBytesV(routing.RegionHeader, st.regions[region])
 	h.Set(fasthttp.HeaderConnection, "Upgrade")
 	h.SetBytesV(fasthttp.HeaderUpgrade, proto)
 	// The head must be copied now: ctx is reused once the handler returns.
 	head := append([]byte(nil), h.Header()...)
-	addr := st.pools[region].pick().Addr
-	dialTimeout := st.cfg.Timeouts.Connect.D
-	up, err := net.DialTimeout("tcp", addr, dialTimeout)
-	if err != nil {
+	// The connection goes through the region's breaker like any request: an open
+	// breaker refuses it, a failed dial counts against the region.
+	start := time.Now()
+	var up net.Conn
+	dial := func() breaker.Outcome {
+		var err error
+		if up, err = st.pools[region].dialTunnel(st.cfg.Timeouts.Connect.D); err != nil {
+			return breaker.Failure
+		}
+		return breaker.Success
+	}
+	var err error
+	if br := rt.run.breakers[region]; br != nil {
+		_, err = br.Do(dial)
+	} else {
+		dial()
+	}
+	m.latency[region].observe(time.Since(start))
+	switch {
+	case errors.Is(err, breaker.ErrOpen):
+		m.requests[region][0].Inc()
+		errorResponse(ctx, fasthttp.StatusServiceUnavailable, "region "+string(st.regions[region])+" unavailable (circuit open)")
+		return
+	case up == nil:
+		m.requests[region][0].Inc()
+		m.noUpstream.Inc()
 		errorResponse(ctx, fasthttp.StatusBadGateway, "cannot connect to region "+string(st.regions[region]))
 		return
 	}
@@ -64,8 +83,10 @@ func (s *Server) tunnel(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d r
 		}
 		upr := bufio.NewReader(up)
 		if !s.upgradeGranted(c, up, upr, st, region) {
+			m.requests[region][statusClass(fasthttp.StatusBadGateway)].Inc()
 			return
 		}
+		m.requests[region][statusClass(fasthttp.StatusSwitchingProtocols)].Inc()
 		var wg sync.WaitGroup
 		wg.Add(2)
 		go func() { defer wg.Done(); pipe(up, c) }()
@@ -85,8 +106,11 @@ func (s *Server) upgradeGranted(c, up net.Conn, upr *bufio.Reader, st *state, re
 	up.SetReadDeadline(time.Now().Add(t.ResponseHeader.D)) //nolint:errcheck
 	if line, err := upr.Peek(len("HTTP/1.1 101 ")); err == nil &&
 		bytes.HasPrefix(line, []byte("HTTP/1.")) && bytes.HasSuffix(line, []byte(" 101 ")) {
+		// The 101 head is relayed with the region added, as on every answer; the
+		// bytes after it belong to the new protocol and are piped untouched.
+		ok := relaySwitchingHead(c, upr, st.regions[region], t.Body.D)
 		up.SetReadDeadline(time.Time{}) //nolint:errcheck
-		return true
+		return ok
 	}
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseResponse(resp)
@@ -104,6 +128,34 @@ func (s *Server) upgradeGranted(c, up net.Conn, upr *bufio.Reader, st *state, re
 		w.Flush() //nolint:errcheck // closing anyway
 	}
 	return false
+}
+
+// maxSwitchingHead bounds the 101 answer's head.
+const maxSwitchingHead = 16 << 10
+
+// relaySwitchingHead copies the upstream's 101 head from upr to c with an
+// X-Shift-Region field added before its end, and reports whether it all went through.
+func relaySwitchingHead(c net.Conn, upr *bufio.Reader, region []byte, timeout time.Duration) bool {
+	head := make([]byte, 0, 512)
+	for {
+		line, err := upr.ReadSlice('\n')
+		if err != nil || len(head)+len(line) > maxSwitchingHead {
+			c.Write(tunnelFailed) //nolint:errcheck // closing anyway
+			return false
+		}
+		if len(bytes.TrimRight(line, "\r\n")) == 0 {
+			head = append(head, routing.RegionHeader...)
+			head = append(head, ": "...)
+			head = append(head, region...)
+			head = append(head, "\r\n\r\n"...)
+			break
+		}
+		head = append(head, line...)
+	}
+	c.SetWriteDeadline(time.Now().Add(timeout)) //nolint:errcheck
+	_, err := c.Write(head)
+	c.SetWriteDeadline(time.Time{}) //nolint:errcheck
+	return err == nil
 }
 
 // pipe copies src to dst until either ends, then closes both ends' write sides.

@@ -49,6 +49,10 @@ func openTunnel(t *testing.T, gw, user string) (net.Conn, *bufio.Reader) {
 	if err != nil || resp.StatusCode != 101 {
 		t.Fatalf("upgrade for %s: %v %v", user, err, resp)
 	}
+	// Like every answer, the 101 names the region chosen.
+	if r := resp.Header.Get("X-Shift-Region"); r != "idc" && r != "cloud" {
+		t.Fatalf("upgrade for %s: 101 without X-Shift-Region (%q): %v", user, r, resp.Header)
+	}
 	return c, br
 }
 

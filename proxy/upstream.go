@@ -34,6 +34,10 @@ type pool struct {
 	// pipes are the pipelined clients, one per address, for routes with pipeline on.
 	pipes    []*wire.PipeClient
 	nextPipe atomic.Uint32
+	// dialTunnel opens a raw connection to one of the region's upstreams for an
+	// upgraded (WebSocket) request, through the same resolver cache as the clients,
+	// so a tunnel follows a DNS change like pooled requests do.
+	dialTunnel func(timeout time.Duration) (net.Conn, error)
 }
 
 func (p *pool) pickPipe() *wire.PipeClient {
@@ -123,6 +127,16 @@ func (u *upstreamRegistry) newPipe(ps pipeSettings) *wire.PipeClient {
 	return wire.NewPipeClient(ps.addr, ps.conns, dial, ps.responseHeader, ps.body, ps.idle, int(ps.maxBody))
 }
 
+// tunnelDialer returns p's dialer for tunnels: round robin over the region's addresses
+// (those of its clients), resolved through a DNS cache refreshed every resolveEvery.
+func (u *upstreamRegistry) tunnelDialer(p *pool, resolveEvery time.Duration) func(time.Duration) (net.Conn, error) {
+	if u.dial != nil {
+		return func(time.Duration) (net.Conn, error) { return u.dial(p.pick().Addr) }
+	}
+	dialer := &fasthttp.TCPDialer{DNSCacheDuration: resolveEvery}
+	return func(timeout time.Duration) (net.Conn, error) { return dialer.DialTimeout(p.pick().Addr, timeout) }
+}
+
 // pools builds the region pools of a config; used marks the clients it handed out so
 // that sweep can close the rest. Called while compiling, one goroutine at a time.
 func (u *upstreamRegistry) pools(c *conf.Config, used map[upstreamSettings]bool, usedPipes map[pipeSettings]bool) []*pool {
@@ -134,6 +148,7 @@ func (u *upstreamRegistry) pools(c *conf.Config, used map[upstreamSettings]bool,
 	out := make([]*pool, len(c.RegionList))
 	for i, r := range c.RegionList {
 		p := &pool{region: r.Name}
+		p.dialTunnel = u.tunnelDialer(p, r.ResolveEvery.D)
 		maxConns := r.MaxConnsPerUpstream
 		for _, addr := range r.Upstreams {
 			s := upstreamSettings{

@@ -127,6 +127,37 @@ func (d Decision) to(r *route, region conf.RegionID, why Reason) Decision {
 	return d
 }
 
+// Key returns the key d was made with: the value of the one key source d.Source
+// names, read from req again (an ip key is printed into buf). It decides nothing: a
+// later step that needs the key (a Lua fallback, a log) reads it from the decision
+// instead of routing the request a second time. It returns nil when d used no key.
+func (t *Table) Key(d Decision, req Request, buf *[64]byte) []byte {
+	if d.Source == NoSource || d.Route < 0 || int(d.Route) >= len(t.routes) {
+		return nil
+	}
+	r := &t.routes[d.Route]
+	if int(d.Source) >= len(r.keys) {
+		return nil
+	}
+	switch k := r.keys[d.Source]; k.Kind {
+	case conf.KeyHeader:
+		return req.Header(k.Name)
+	case conf.KeyCookie:
+		return req.Cookie(k.Name)
+	case conf.KeyQuery:
+		return req.Query(k.Name)
+	case conf.KeyIP:
+		a := req.Peer().Unmap()
+		if len(t.trustedIP) > 0 {
+			a = clientIP(req, t.trustedIP)
+		}
+		if a.IsValid() {
+			return a.AppendTo(buf[:0])
+		}
+	}
+	return nil
+}
+
 // key returns the value of the first present, non-empty key source and its index.
 // For the ip source the address is printed into buf.
 func (t *Table) key(r *route, req Request, peer netip.Addr, buf *[64]byte) ([]byte, int) {

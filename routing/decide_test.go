@@ -504,3 +504,35 @@ func TestDecideConcurrent(t *testing.T) {
 		t.Error(e)
 	}
 }
+
+// TestKeyMatchesDecision: the key a decision names, read back with Key, is the key
+// Explain reports for the same request, for every key source.
+func TestKeyMatchesDecision(t *testing.T) {
+	c := mustParse(t, `
+regions: {a: {upstreams: ["127.0.0.1:1"]}, b: {upstreams: ["127.0.0.1:2"]}}
+client_ip: { trusted_proxies: ["10.0.0.0/8"] }
+split: {from: a, to: b, salt: s, keys: ["header:X-User-Id", "cookie:uid", "query:u", "ip"]}
+routes: [{name: r, match: {path_prefix: /}, percent: 50}]
+`)
+	tb := mustCompile(t, c, nil, false)
+	for _, tc := range []struct {
+		name string
+		req  *routing.StaticRequest
+		want string
+	}{
+		{"header", &routing.StaticRequest{MethodName: "GET", Headers: [][2]string{{"X-User-Id", "u-7"}}, PeerAddr: netip.MustParseAddr("192.0.2.1")}, "u-7"},
+		{"cookie", &routing.StaticRequest{MethodName: "GET", Cookies: map[string]string{"uid": "c-1"}, PeerAddr: netip.MustParseAddr("192.0.2.1")}, "c-1"},
+		{"query", &routing.StaticRequest{MethodName: "GET", QueryArgs: map[string]string{"u": "q-1"}, PeerAddr: netip.MustParseAddr("192.0.2.1")}, "q-1"},
+		{"ip", &routing.StaticRequest{MethodName: "GET", PeerAddr: netip.MustParseAddr("192.0.2.9")}, "192.0.2.9"},
+		{"ip behind a trusted proxy", &routing.StaticRequest{MethodName: "GET", Headers: [][2]string{{"X-Forwarded-For", "203.0.113.7"}}, PeerAddr: netip.MustParseAddr("10.0.0.1")}, "203.0.113.7"},
+		{"no key", &routing.StaticRequest{MethodName: "GET"}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, ex := tb.Explain(nil, []byte("/"), tc.req)
+			var buf [64]byte
+			if got := string(tb.Key(d, tc.req, &buf)); got != tc.want || got != ex.Key {
+				t.Errorf("Key = %q, Explain's key %q, want %q", got, ex.Key, tc.want)
+			}
+		})
+	}
+}
