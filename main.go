@@ -15,6 +15,7 @@ import (
 	"github.com/shiftgate/shiftgate/loadtest"
 	"github.com/shiftgate/shiftgate/loadtest/demo"
 	"github.com/shiftgate/shiftgate/loadtest/drill"
+	"github.com/shiftgate/shiftgate/loadtest/replay"
 )
 
 const usage = `shiftgate moves users from one region to another, live.
@@ -25,12 +26,16 @@ const usage = `shiftgate moves users from one region to another, live.
   shiftgate route  -config FILE [-json] [-H 'Name: v']... [-ip ADDR] METHOD PATH
                                          explain a decision
   shiftgate bucket -salt S KEY...        print buckets
-  shiftgate split  [-writes P] [-dry-run] [-local] ROUTE PERCENT
+  shiftgate split  [-writes P] [-dry-run] [-force] [-local] ROUTE PERCENT [ROUTE PERCENT]...
+  shiftgate split  -clear ROUTE...       drop a runtime override: the file's split applies again
   shiftgate rollback [-ramp DURATION] [-local] on|off
   shiftgate status [-fleet]
   shiftgate warm   -config FILE URLS.txt pre-warm the fallback cache through a running gateway
   shiftgate loadtest [flags]             load generator (shiftgate loadtest -h)
   shiftgate loadtest -drill [flags]      cutover rehearsal: ramp, reload storm, rollback, region kill
+  shiftgate loadtest -replay ACCESS_LOG [-target HOST:PORT] [-rate N]
+                                         replay a captured access log (GET/HEAD) against a region
+  shiftgate diff   [-route R] [-json]    what mirrored answers showed (routes[i].mirror)
   shiftgate backend [flags]              a fixed-body stand-in backend for benches
 
 Admin verbs (split, rollback, status) take -admin URL (default from -config, else
@@ -70,7 +75,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdStatus(rest, stdout, stderr)
 	case "warm":
 		return cmdWarm(rest, stdout, stderr)
+	case "diff":
+		return cmdDiff(rest, stdout, stderr)
 	case "loadtest":
+		for _, a := range rest {
+			if a == "-replay" || a == "--replay" || strings.HasPrefix(a, "-replay=") || strings.HasPrefix(a, "--replay=") {
+				return replay.Main(rest, stdout, stderr)
+			}
+		}
 		for i, a := range rest {
 			if a == "-drill" || a == "--drill" {
 				return drill.Main(append(append([]string(nil), rest[:i]...), rest[i+1:]...), stdout, stderr)

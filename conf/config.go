@@ -26,6 +26,8 @@ type Config struct {
 	Limits     Limits            `yaml:"limits"`
 	Fleet      Fleet             `yaml:"fleet"`
 	AccessLog  AccessLog         `yaml:"access_log"`
+	// MirrorSettings are the process-wide settings of traffic mirroring.
+	MirrorSettings MirrorSettings `yaml:"mirror"`
 	// ForceReshuffle allows a reload that changes a mid-cutover route's salt, keys or
 	// from/to (which would move users back and forth). Off by default.
 	ForceReshuffle bool `yaml:"force_reshuffle"`
@@ -142,6 +144,9 @@ type Route struct {
 	// limits.max_pipelined_response_bytes), and a pipelined request that fails after
 	// it was sent is never replayed to the other region.
 	Pipeline bool `yaml:"pipeline"`
+	// Mirror copies a share of the route's traffic to another region and compares
+	// the answers (see Mirror); nil is off.
+	Mirror *Mirror `yaml:"mirror"`
 
 	// Normalised fields, filled by Parse.
 

@@ -150,6 +150,7 @@ func (p *parser) check(c *Config) {
 	p.checkTimeouts(c)
 	p.checkRoutes(c)
 	p.checkFleet(c)
+	p.checkMirrorSettings(c)
 }
 
 func (p *parser) checkAddr(path, addr string) {
@@ -425,6 +426,7 @@ func (p *parser) checkRoutes(c *Config) {
 			p.errf(path+".failover", "want none or idempotent, got %q", r.Failover)
 		}
 		p.checkBreaker(path+".breaker", &r.Breaker)
+		p.checkMirror(c, path, r)
 		p.checkFallback(c, path+".fallback", r)
 	}
 }

@@ -114,6 +114,13 @@ func TestParseErrors(t *testing.T) {
 	f("bad upstream", strings.Replace(base, "127.0.0.1:9002", "http://x", 1), "regions.cloud.upstreams[0]: want host:port")
 	f("missing body file", base+"    fallback: {static: {body_file: nope.json}}\n", "routes[0].fallback.static.body_file")
 	f("path prefix", base+"  - name: b\n    match: {path_prefix: api}\n", "routes[1].match.path_prefix: must start with /")
+	f("mirror ok", base+"    mirror: {percent: 0.5, ignore: [meta.ts, \"header:Date\"]}\n", "")
+	f("mirror without percent", base+"    mirror: {to: cloud}\n", "c.yaml:9: routes[0].mirror.percent: a mirror needs a percent")
+	f("mirror zero", base+"    mirror: {percent: 0}\n", "routes[0].mirror.percent: want 0.01..100, got 0")
+	f("mirror to from", base+"    mirror: {percent: 1, to: idc}\n", "routes[0].mirror.to: the mirror region \"idc\" is the route's from region")
+	f("mirror bad method", base+"    mirror: {percent: 1, methods: [get]}\n", "routes[0].mirror.methods[0]: want an upper-case method")
+	f("mirror unknown key", base+"    mirror: {percent: 1, sample: 3}\n", "routes[0].mirror.sample: unknown key")
+	f("mirror settings", base+"mirror: {workers: 0, queue: -1}\n", "mirror.queue: want 1..1048576")
 }
 
 func TestParsePercent(t *testing.T) {

@@ -384,6 +384,7 @@ func (s *Server) registerGauges() {
 		}
 		return 1
 	})
+	set.RegisterMetricsWriter(s.writeMirrorMetrics)
 	set.RegisterMetricsWriter(func(w io.Writer) {
 		s.runtimes.breakers.Range(func(k breaker.Key, b *breaker.Breaker) {
 			fmt.Fprintf(w, "shiftgate_breaker_state{route=%q,region=%q} %d\n", k.Route, k.Region, b.State())

@@ -12,6 +12,7 @@ import (
 
 	"github.com/shiftgate/shiftgate/breaker"
 	"github.com/shiftgate/shiftgate/conf"
+	"github.com/shiftgate/shiftgate/proxy/mirror"
 	"github.com/shiftgate/shiftgate/proxy/wire"
 	"github.com/shiftgate/shiftgate/routing"
 )
@@ -88,13 +89,29 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	body := wire.WatchClientBody(ctx, st.cfg.Timeouts.Body.D)
-	s.forward(ctx, st, rt, d)
+	if rt.mirrored {
+		s.forwardMirrored(ctx, st, rt, d)
+	} else {
+		s.forward(ctx, st, rt, d)
+	}
 	body.Release()
 	if clientClose {
 		ctx.SetConnectionClose()
 	}
 	if l := s.alog.Load(); l != nil {
 		l.record(ctx, st, d)
+	}
+}
+
+// forwardMirrored is forward for a route with a mirror: when the route's from region
+// answered a sampled request itself, a copy goes to the mirror, which compares the two
+// answers later. The copy is queued, never waited for.
+func (s *Server) forwardMirrored(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d routing.Decision) {
+	start := time.Now()
+	region, answered := s.forward(ctx, st, rt, d)
+	if answered && region == rt.cfg.FromID && st.mirror.Sampled(int(d.Route), ctx.Method(), ctx.ID()) {
+		x := mirror.Capture(ctx, time.Since(start))
+		st.mirror.Offer(int(d.Route), &x)
 	}
 }
 
@@ -117,8 +134,9 @@ func refuseRequest(ctx *fasthttp.RequestCtx) string {
 }
 
 // forward sends the request to the decided region, fails over once where the route
-// allows it, and falls back when no region answered.
-func (s *Server) forward(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d routing.Decision) {
+// allows it, and falls back when no region answered. It returns the region that
+// answered and whether an upstream did (false when a fallback or an error did).
+func (s *Server) forward(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d routing.Decision) (conf.RegionID, bool) {
 	region := d.Region
 	failReason := failNone
 	for attempt := 0; ; attempt++ {
@@ -127,7 +145,7 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d 
 		reason := s.roundTrip(ctx, st, rt, region)
 		if reason == failNone {
 			s.finishResponse(ctx, st, rt, region)
-			return
+			return region, true
 		}
 		failReason = reason
 		if attempt > 0 || !canFailover(ctx, rt, d, reason) {
@@ -141,9 +159,10 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d 
 		// is at an unknown offset.
 		errorResponse(ctx, fasthttp.StatusBadRequest, "malformed or incomplete request body")
 		ctx.SetConnectionClose()
-		return
+		return region, false
 	}
 	s.fallback(ctx, st, rt, d, region, failReason)
+	return region, false
 }
 
 // failure says why a round trip did not produce a response to pass on.

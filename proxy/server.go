@@ -51,6 +51,7 @@ type Server struct {
 	mu        sync.Mutex
 	upstreams *upstreamRegistry
 	runtimes  *runtimeRegistry
+	mirrors   *mirrorRegistry
 	version   uint64
 
 	http    *fasthttp.Server
@@ -79,6 +80,7 @@ func New(cfg *conf.Config, opt Options) (*Server, error) {
 		store:     opt.Store,
 		metrics:   newMetricsRegistry(),
 		upstreams: newUpstreamRegistry(opt.Dial),
+		mirrors:   newMirrorRegistry(),
 		tunnels:   newTunnelSet(),
 		closed:    make(chan struct{}),
 	}
@@ -202,6 +204,9 @@ func (s *Server) Shutdown(timeout time.Duration) error {
 		err = fmt.Errorf("shutdown: in-flight requests still running after %s", timeout)
 	}
 	s.tunnels.closeAll()
+	s.mu.Lock()
+	s.mirrors.closeAll()
+	s.mu.Unlock()
 	if l := s.alog.Swap(nil); l != nil {
 		l.close()
 	}
@@ -355,6 +360,7 @@ func (s *Server) retire(cur *state) {
 	s.runtimes.breakers.Retain(breakers)
 	s.runtimes.caches.Retain(caches)
 	s.runtimes.scripts.retain(scripts)
+	s.mirrors.retain(cur.mirror)
 	s.metrics.retainRoutes(routes, cur.regions)
 }
 

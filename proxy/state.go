@@ -5,6 +5,7 @@ import (
 
 	"github.com/shiftgate/shiftgate/breaker"
 	"github.com/shiftgate/shiftgate/conf"
+	"github.com/shiftgate/shiftgate/proxy/mirror"
 	"github.com/shiftgate/shiftgate/routing"
 )
 
@@ -20,6 +21,8 @@ type state struct {
 	regions [][]byte // region names, by RegionID, for headers
 	pools   []*pool  // by RegionID
 	version uint64
+	// mirror copies sampled requests of mirrored routes; nil when none mirrors.
+	mirror *mirror.Mirror
 }
 
 // routeState is one route's runtime view.
@@ -27,6 +30,9 @@ type routeState struct {
 	cfg     *conf.Route
 	metrics *routeMetrics
 	run     *routeRuntime
+	// mirrored is set when the route has a mirror: only then does a request pay
+	// for taking its start time and asking the mirror.
+	mirrored bool
 }
 
 // compile turns a config and the overrides into a state. It runs on one goroutine at a
@@ -52,7 +58,11 @@ func (s *Server) compile(c *conf.Config, ov conf.Overrides, version uint64) (*st
 		if err != nil {
 			return nil, fmt.Errorf("route %s: %w", r.Name, err)
 		}
-		st.routes = append(st.routes, routeState{cfg: r, metrics: s.routeMetrics(c, r), run: run})
+		st.routes = append(st.routes, routeState{cfg: r, metrics: s.routeMetrics(c, r), run: run, mirrored: r.Mirror != nil})
+	}
+	// Last, so that nothing after it can fail and orphan a new Mirror.
+	if st.mirror, err = s.mirrors.bind(c); err != nil {
+		return nil, fmt.Errorf("mirror: %w", err)
 	}
 	s.upstreams.sweep(used, usedPipes)
 	return st, nil

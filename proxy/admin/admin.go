@@ -32,6 +32,7 @@ func Handler(srv *proxy.Server) http.Handler {
 	mux.HandleFunc("POST /v1/rollback", a.rollback)
 	mux.HandleFunc("GET /v1/decide", a.decide)
 	mux.HandleFunc("GET /v1/fleet", a.fleet)
+	mux.HandleFunc("GET /v1/diff", a.diff)
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 		srv.WriteMetrics(w)
@@ -272,4 +273,13 @@ func (a *api) fleet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, st)
+}
+
+func (a *api) diff(w http.ResponseWriter, r *http.Request) {
+	out, err := a.srv.Diff(r.URL.Query().Get("route"))
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
 }
