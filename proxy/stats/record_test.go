@@ -1,6 +1,7 @@
 package stats
 
 import (
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -134,25 +135,88 @@ func TestConcurrentRecord(t *testing.T) {
 }
 
 // TestConcurrentRecordSameSecond: with the clock still, nothing is lost from the ring
-// either.
+// either, whether the slot is fresh, prepared by the second before, or cleared on
+// demand after a quiet spell (where only the totals are exact: see TestSlotTake).
 func TestConcurrentRecordSameSecond(t *testing.T) {
-	clk := newFakeClock(t0)
-	s := newTestSet(t, clk, Options{})
-	r := s.Route(0)
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range 2000 {
-				r.Record(Stayed, regOld, false, ms(3), 0, 0)
-			}
-		}()
+	for _, c := range []struct {
+		name  string
+		setup func(clk *fakeClock, r *Route) // runs at t0-5s
+		exact bool
+	}{
+		{"fresh ring", func(*fakeClock, *Route) {}, true},
+		{"prepared by the second before", func(clk *fakeClock, r *Route) {
+			clk.Set(t0.Add(-time.Second))
+			r.Record(Moved, regNew, false, ms(1), 0, 0)
+		}, true},
+		{"after a quiet spell", func(clk *fakeClock, r *Route) {
+			clk.Set(t0.Add(-time.Duration(len(r.sec.slots)) * time.Second))
+			r.Record(Moved, regNew, false, ms(1), 0, 0)
+		}, false},
+	} {
+		clk := newFakeClock(t0.Add(-5 * time.Second))
+		s := newTestSet(t, clk, Options{})
+		r := s.Route(0)
+		c.setup(clk, r)
+		clk.Set(t0)
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range 2000 {
+					r.Record(Stayed, regOld, false, ms(3), 0, 0)
+				}
+			}()
+		}
+		wg.Wait()
+		w := s.Window(0, Stayed, t0, t0.Add(time.Second))
+		if c.exact && (w.Requests != 8000 || w.Hist.Count() != 8000) {
+			t.Errorf("%s: window holds %d requests, %d latencies; want 8000", c.name, w.Requests, w.Hist.Count())
+		}
+		if w.Requests > 8000 || w.Hist.Count() != w.Requests {
+			t.Errorf("%s: window holds %d requests, %d latencies", c.name, w.Requests, w.Hist.Count())
+		}
+		if tot := s.Totals(0, Stayed).Requests; tot != 8000 {
+			t.Errorf("%s: totals %d, want 8000", c.name, tot)
+		}
 	}
-	wg.Wait()
-	w := s.Window(0, Stayed, t0, t0.Add(time.Second))
-	if w.Requests != 8000 || w.Hist.Count() != 8000 {
-		t.Fatalf("window holds %d requests, %d latencies; want 8000", w.Requests, w.Hist.Count())
+}
+
+// TestSlotTake walks a slot through its states by hand: a request that finds it being
+// cleared waits for the clearing to end, or gives up after maxYields.
+func TestSlotTake(t *testing.T) {
+	g := newRing1(4)
+	s := g.at(100)
+	if !s.take(100, false) || s.epoch.Load() != 100 {
+		t.Fatal("an unused slot was not taken")
+	}
+	s.c[Stayed].reqErr.Store(7)
+	if s.take(99, true) {
+		t.Fatal("a stale second took a newer slot")
+	}
+	if !s.take(106, false) || s.c[Stayed].reqErr.Load() != 0 {
+		t.Fatal("reusing a slot did not clear it")
+	}
+
+	s.epoch.Store(claimed) // another request is clearing it
+	if s.take(112, false) {
+		t.Fatal("take without waiting waited")
+	}
+	yields := 0
+	yield = func() { // the clearing request finishes during the third wait
+		if yields++; yields == 3 {
+			s.epoch.Store(112)
+		}
+	}
+	defer func() { yield = runtime.Gosched }()
+	if !s.take(112, true) || yields != 3 {
+		t.Fatalf("a waiting take gave up on a slot that became its second (after %d yields)", yields)
+	}
+	yields = 0
+	yield = func() { yields++ }
+	s.epoch.Store(claimed) // a clearer that never finishes
+	if s.take(118, true) || yields != maxYields {
+		t.Fatalf("take on a slot claimed for good: yielded %d times, want %d, then give up", yields, maxYields)
 	}
 }
 

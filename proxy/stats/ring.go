@@ -2,6 +2,7 @@ package stats
 
 import (
 	"math"
+	"runtime"
 	"sync/atomic"
 )
 
@@ -11,27 +12,43 @@ type slotCounts struct {
 	bytesIn, bytesOut atomic.Uint64
 }
 
-// slot1 is one second of a route's history. epoch is the unix second it holds;
-// claimed while it is being cleared for a new second.
+// slot1 is one second of a route's history. epoch is the unix second it holds,
+// unused before its first second, claimed while it is being cleared for a new second.
 type slot1 struct {
 	epoch atomic.Int64
 	c     [numCohorts]slotCounts
 	h     [Stayed + 1][coarseBucket]atomic.Uint32 // moved and stayed latencies
 }
 
-const claimed = math.MinInt64
+const (
+	claimed = math.MinInt64
+	unused  = math.MinInt64 + 1 // all counts still zero: taking it needs no clearing
+	// maxYields bounds how long a request waits for another to finish clearing a slot
+	// (a few hundred nanoseconds of stores) before leaving itself out of the ring.
+	maxYields = 64
+)
 
 // ring1 is the 1 s history. Recording rotates it: the first request of a second finds
 // its slot already cleared by a request of the second before, and clears the next one.
-// After a quiet spell the first request clears its own slot; requests that reach the
-// slot in the instant it is being cleared are left out of the ring (never out of the
-// cumulative counts). No locks.
+// After a quiet spell the first request clears its own slot, and requests arriving in
+// that instant yield until it is done; only if the clearing request is descheduled for
+// all of maxYields are they left out of the ring (never out of the cumulative counts).
+// No locks.
 type ring1 struct {
 	keep  int64   // seconds kept: n complete ones and the current one
 	slots []slot1 // keep + 1: one more for the next second, prepared ahead
 }
 
-func newRing1(n int) ring1 { return ring1{keep: int64(n) + 1, slots: make([]slot1, n+2)} }
+func newRing1(n int) ring1 {
+	g := ring1{keep: int64(n) + 1, slots: make([]slot1, n+2)}
+	for i := range g.slots {
+		g.slots[i].epoch.Store(unused)
+	}
+	return g
+}
+
+// yield lets the clearing request run; tests replace it to stand in for that request.
+var yield = runtime.Gosched
 
 func (g *ring1) at(sec int64) *slot1 { return &g.slots[sec%int64(len(g.slots))] }
 
@@ -42,26 +59,43 @@ func (g *ring1) slot(sec int64) *slot1 {
 	}
 	s := g.at(sec)
 	// Fast path: the slot holds sec and the next second's slot is prepared.
-	if e := s.epoch.Load(); e != sec {
-		// A later second owns the slot (this request's clock read is stale), or
-		// another request is clearing it.
-		if e > sec || e == claimed || !s.reset(e, sec) {
-			return nil
-		}
+	if s.epoch.Load() != sec && !s.take(sec, true) {
+		return nil // a later second owns the slot: this request's clock read is stale
 	}
-	if n := g.at(sec + 1); n != s {
-		if e := n.epoch.Load(); e < sec+1 && e != claimed {
-			n.reset(e, sec+1)
-		}
+	if n := g.at(sec + 1); n != s && n.epoch.Load() < sec+1 {
+		n.take(sec+1, false)
 	}
 	return s
 }
 
-// reset clears s for second sec if it still holds old; it reports whether s holds sec.
-func (s *slot1) reset(old, sec int64) bool {
-	if !s.epoch.CompareAndSwap(old, claimed) {
-		return s.epoch.Load() == sec
+// take makes s hold second sec, clearing it if it held an earlier one; it reports
+// whether s holds sec. If another request is clearing s, take waits for it when wait
+// is set, and gives up otherwise.
+func (s *slot1) take(sec int64, wait bool) bool {
+	for yields := 0; ; yields++ {
+		switch e := s.epoch.Load(); {
+		case e == sec:
+			return true
+		case e > sec:
+			return false
+		case e == claimed:
+			if !wait || yields >= maxYields {
+				return false
+			}
+			yield()
+		case e == unused:
+			if s.epoch.CompareAndSwap(unused, sec) {
+				return true
+			}
+		case s.epoch.CompareAndSwap(e, claimed):
+			s.clear()
+			s.epoch.Store(sec)
+			return true
+		}
 	}
+}
+
+func (s *slot1) clear() {
 	for i := range s.c {
 		s.c[i].reqErr.Store(0)
 		s.c[i].bytesIn.Store(0)
@@ -72,8 +106,6 @@ func (s *slot1) reset(old, sec int64) bool {
 			s.h[c][i].Store(0)
 		}
 	}
-	s.epoch.Store(sec)
-	return true
 }
 
 // read returns cohort c's counts in second sec, and adds its latencies to h (when h
