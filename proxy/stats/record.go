@@ -105,7 +105,7 @@ func (r *Route) Record(c Cohort, region int, errored bool, latency time.Duration
 
 	s := r.sec.slot(r.now().Unix())
 	if s == nil {
-		return // the slot is being reused this instant; the cumulative counts have it
+		return // a stale clock read, or a slot cleared for too long: the totals have it
 	}
 	sc := &s.c[c]
 	// Requests and errors of one second fit 32 bits each: one atomic add for both.
