@@ -1,0 +1,199 @@
+package dev.shiftgate.client;
+
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The split contract on the client: {@link #bucket}, {@link #decide} and
+ * {@link #explain} make the gateway's decision in the app. Stateless and thread-safe.
+ */
+public final class Shiftgate {
+    /** The number of buckets: percents move in 0.01 % steps. */
+    public static final int BUCKETS = 10000;
+
+    private Shiftgate() {}
+
+    /** Returns xxhash64(salt + "\0" + key) over UTF-8, the hash {@link #bucket} reduces. */
+    public static long hash64(String salt, String key) {
+        return XXHash64.hash(Utf8.encode(salt + '\0' + key), 0);
+    }
+
+    /** Returns key's bucket under salt: xxhash64(salt + "\0" + key) mod 10000, 0..9999. */
+    public static int bucket(String salt, String key) {
+        return (int) Long.remainderUnsigned(hash64(salt, key), BUCKETS);
+    }
+
+    /** Returns round(percent × 100) clamped to 0..10000: bucket &lt; threshold goes to the route's to region. */
+    public static int threshold(double percent) {
+        long t = Math.round(percent * 100);
+        return (int) Math.max(0, Math.min(BUCKETS, t));
+    }
+
+    /**
+     * Returns the key the gateway hashes for an address ("2001:DB8:0::1" gives
+     * "2001:db8::1", "::ffff:1.2.3.4" gives "1.2.3.4"), or "" when it is not one.
+     */
+    public static String ipKey(String address) {
+        return IpKey.of(address);
+    }
+
+    /**
+     * Returns the region the gateway would choose for the request, or "" when the
+     * client cannot tell (then call the default address). Use {@link #explain} for the
+     * URL, the cutoff and the reason.
+     */
+    public static String decide(ClientConfig config, Request request) {
+        return explain(config, request).region;
+    }
+
+    /**
+     * Makes the gateway's decision and spells it out: the route by host and longest
+     * path prefix; rollback sends to from; the key is the first present, non-empty
+     * source; no key sends to from; writes compare with write_percent; bucket &lt;
+     * round(percent × 100) goes to to. {@code config} may be null.
+     */
+    public static Decision explain(ClientConfig config, Request request) {
+        Request req = request == null ? new Request() : request;
+        if (config == null) {
+            return new Decision("", "", "", -1, 0, "", "no_config", false, false);
+        }
+        if (!ClientConfig.ALGORITHM.equals(config.algorithm)) {
+            return new Decision("", "", "", -1, 0, "", "unsupported", config.cutoff, false);
+        }
+        boolean write = isWrite(req.method);
+        int idx = match(config.routes, req.host, req.path);
+        if (idx < 0) {
+            return new Decision("", "", "", -1, 0, "", "no_route", config.cutoff, write);
+        }
+        ClientConfig.Route r = config.routes.get(idx);
+        boolean cutoff = config.cutoff || r.cutoff;
+        int threshold = threshold(write ? r.writePercent : r.percent);
+        if (config.rollback) {
+            return new Decision(r.name, r.from, url(config, r.from), -1, threshold, "", "rollback", cutoff, write);
+        }
+        for (String k : r.keys) {
+            String v = keyValue(k, req);
+            if (!v.isEmpty()) {
+                int b = bucket(r.salt, v);
+                String region = b < threshold ? r.to : r.from;
+                return new Decision(r.name, region, url(config, region), b, threshold, k, "split", cutoff, write);
+            }
+        }
+        return new Decision(r.name, r.from, url(config, r.from), -1, threshold, "", "no_key", cutoff, write);
+    }
+
+    /** Returns the X-Shift-Client value "REGION;v=VERSION", or "" without a region. */
+    public static String clientHeader(ClientConfig config, Decision d) {
+        if (config == null || d == null || d.region.isEmpty()) {
+            return "";
+        }
+        return d.region + ";v=" + config.version;
+    }
+
+    /** 1 header, 2 cookie, 3 query, 4 ip, 0 not a key source. */
+    static int keyKind(String k) {
+        if ("ip".equals(k)) {
+            return 4;
+        }
+        int i = k.indexOf(':');
+        if (i < 0 || i == k.length() - 1) {
+            return 0;
+        }
+        String kind = k.substring(0, i);
+        if (kind.equals("header")) {
+            return 1;
+        }
+        if (kind.equals("cookie")) {
+            return 2;
+        }
+        return kind.equals("query") ? 3 : 0;
+    }
+
+    private static String keyValue(String k, Request req) {
+        String name = k.substring(k.indexOf(':') + 1);
+        switch (keyKind(k)) {
+            case 1: return header(req.headers, name);
+            case 2: return nonNull(req.cookies.get(name));
+            case 3: return nonNull(req.query.get(name));
+            case 4: return IpKey.of(req.ip);
+            default: return "";
+        }
+    }
+
+    private static String header(Map<String, String> h, String name) {
+        String v = h.get(name);
+        if (v != null && !v.isEmpty()) {
+            return v;
+        }
+        for (Map.Entry<String, String> e : h.entrySet()) {
+            if (e.getValue() != null && !e.getValue().isEmpty() && equalFoldAscii(e.getKey(), name)) {
+                return e.getValue();
+            }
+        }
+        return "";
+    }
+
+    private static String nonNull(String s) {
+        return s == null ? "" : s;
+    }
+
+    private static String url(ClientConfig c, String region) {
+        ClientConfig.Region r = c.regions.get(region);
+        return r == null ? "" : r.publicUrl;
+    }
+
+    private static boolean isWrite(String m) {
+        return !(m.isEmpty() || equalFoldAscii(m, "GET") || equalFoldAscii(m, "HEAD") || equalFoldAscii(m, "OPTIONS"));
+    }
+
+    /** Host routes beat routes without a host; then the longest prefix; on a tie, the first. */
+    private static int match(List<ClientConfig.Route> routes, String host, String path) {
+        String h = stripPort(host);
+        int best = -1;
+        int bestLen = -1;
+        boolean bestHost = false;
+        for (int i = 0; i < routes.size(); i++) {
+            ClientConfig.Route r = routes.get(i);
+            if (!path.startsWith(r.pathPrefix)) {
+                continue;
+            }
+            if (!r.host.isEmpty()) {
+                if (!equalFoldAscii(r.host, h)) {
+                    continue;
+                }
+                if (!bestHost || r.pathPrefix.length() > bestLen) {
+                    best = i;
+                    bestLen = r.pathPrefix.length();
+                    bestHost = true;
+                }
+            } else if (!bestHost && r.pathPrefix.length() > bestLen) {
+                best = i;
+                bestLen = r.pathPrefix.length();
+            }
+        }
+        return best;
+    }
+
+    /** Drops ":port" but not the colons of a bracketed IPv6 literal. */
+    private static String stripPort(String host) {
+        int i = host.lastIndexOf(':');
+        return i >= 0 && host.lastIndexOf(']') < i ? host.substring(0, i) : host;
+    }
+
+    /** ASCII-only case folding, as the gateway compares. */
+    private static boolean equalFoldAscii(String a, String b) {
+        if (a.length() != b.length()) {
+            return false;
+        }
+        for (int i = 0; i < a.length(); i++) {
+            if (lower(a.charAt(i)) != lower(b.charAt(i))) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private static char lower(char c) {
+        return c >= 'A' && c <= 'Z' ? (char) (c + 32) : c;
+    }
+}

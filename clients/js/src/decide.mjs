@@ -1,0 +1,184 @@
+// The client-side decision: the gateway's route match and split, made in the app.
+
+import { ALGORITHM, parseKey, threshold } from './config.mjs';
+import { ipKey } from './ip.mjs';
+import { xxh64, utf8 } from './xxh64.mjs';
+
+/**
+ * @typedef {object} Request
+ * @property {string} [method] compared ASCII case-insensitively; missing is GET
+ * @property {string} [host] may carry a port and any case
+ * @property {string} [path] the URL path without the query; missing is "/"
+ * @property {object} [headers] a plain object (names matched case-insensitively) or
+ *   anything with get(name), such as fetch's Headers
+ * @property {object} [cookies] a plain object or anything with get(name)
+ * @property {object} [query] a plain object or anything with get(name), such as
+ *   URLSearchParams
+ * @property {string} [ip] the client's address as the gateway sees it, if known
+ */
+
+/**
+ * @typedef {object} Decision
+ * @property {string} route the matched route's name, '' when none matched
+ * @property {string} region where the request goes; '' when the client cannot tell
+ *   (no config, unsupported algorithm, no route): call the default address
+ * @property {string} url the region's public_url, '' when the config has none
+ * @property {number} bucket the key's bucket, -1 when no key was hashed
+ * @property {number} threshold the basis points the bucket was compared with
+ * @property {string} keySource the key source used, '' when none
+ * @property {string} reason no_config, unsupported, no_route, rollback, no_key or split
+ * @property {boolean} cutoff do not call: serve the local cache (site or route)
+ * @property {boolean} write the method is not GET, HEAD or OPTIONS
+ */
+
+const own = Object.prototype.hasOwnProperty;
+
+function asciiLower(s) {
+  return s.replace(/[A-Z]/g, (c) => String.fromCharCode(c.charCodeAt(0) + 32));
+}
+
+function first(v) {
+  if (Array.isArray(v)) v = v[0];
+  return typeof v === 'string' ? v : '';
+}
+
+// lookup reads one value; own properties only, so "constructor" is not a cookie.
+function lookup(m, name, foldCase) {
+  if (m === null || typeof m !== 'object') return '';
+  if (typeof m.get === 'function') return first(m.get(name) ?? '');
+  if (own.call(m, name)) {
+    const v = first(m[name]);
+    if (v !== '') return v;
+  }
+  if (foldCase) {
+    const want = asciiLower(name);
+    for (const k of Object.keys(m)) {
+      const v = first(m[k]);
+      if (v !== '' && asciiLower(k) === want) return v;
+    }
+  }
+  return '';
+}
+
+function isWrite(method) {
+  const m = asciiLower(typeof method === 'string' ? method : '');
+  return !(m === '' || m === 'get' || m === 'head' || m === 'options');
+}
+
+// stripPort drops ":port" but not the colons of a bracketed IPv6 literal.
+function stripPort(host) {
+  const i = host.lastIndexOf(':');
+  return i >= 0 && host.lastIndexOf(']') < i ? host.slice(0, i) : host;
+}
+
+// match: a route whose host matches beats routes without a host; then the longest
+// path prefix; on a tie, the first.
+function match(routes, host, path) {
+  const h = asciiLower(stripPort(host));
+  let best = -1;
+  let bestLen = -1;
+  let bestHost = false;
+  routes.forEach((r, i) => {
+    const prefix = (r.match && r.match.path_prefix) || '/';
+    if (!path.startsWith(prefix)) return;
+    const rh = (r.match && r.match.host) || '';
+    if (rh !== '') {
+      if (asciiLower(rh) !== h) return;
+      if (!bestHost || prefix.length > bestLen) {
+        best = i;
+        bestLen = prefix.length;
+        bestHost = true;
+      }
+    } else if (!bestHost && prefix.length > bestLen) {
+      best = i;
+      bestLen = prefix.length;
+    }
+  });
+  return best;
+}
+
+function findKey(route, req) {
+  const keys = route.keys || [];
+  for (const k of keys) {
+    const parsed = parseKey(k);
+    if (!parsed) continue;
+    const [kind, name] = parsed;
+    let v = '';
+    if (kind === 'header') v = lookup(req.headers, name, true);
+    else if (kind === 'cookie') v = lookup(req.cookies, name, false);
+    else if (kind === 'query') v = lookup(req.query, name, false);
+    else v = ipKey(req.ip);
+    if (v !== '') return [k, v];
+  }
+  return null;
+}
+
+/**
+ * explain makes the gateway's decision on the client side and spells it out: the
+ * route by host and longest path prefix; rollback sends to `from`; the key is the
+ * first present, non-empty source; no key sends to `from`; writes compare with
+ * write_percent; bucket < round(percent × 100) goes to `to`. It takes a config from
+ * parseConfig or the gateway's JSON as parsed; it never throws for a request.
+ * @param {object|null} config
+ * @param {Request} request
+ * @returns {Decision}
+ */
+export function explain(config, request) {
+  const req = request || {};
+  const d = { route: '', region: '', url: '', bucket: -1, threshold: 0, keySource: '', reason: 'no_config', cutoff: false, write: false };
+  if (!config) return d;
+  d.cutoff = config.cutoff === true;
+  if (config.algorithm !== ALGORITHM) {
+    d.reason = 'unsupported';
+    return d;
+  }
+  d.write = isWrite(req.method);
+  const routes = Array.isArray(config.routes) ? config.routes : [];
+  const idx = match(routes, typeof req.host === 'string' ? req.host : '', req.path || '/');
+  if (idx < 0) {
+    d.reason = 'no_route';
+    return d;
+  }
+  const r = routes[idx];
+  d.route = typeof r.name === 'string' ? r.name : '';
+  d.cutoff = d.cutoff || r.cutoff === true;
+  const percent = r.percent ?? 0;
+  d.threshold = threshold(d.write ? r.write_percent ?? percent : percent);
+  const at = (region, reason) => {
+    d.region = region;
+    d.reason = reason;
+    const reg = config.regions && own.call(config.regions, region) ? config.regions[region] : null;
+    d.url = (reg && reg.public_url) || '';
+    return d;
+  };
+  if (config.rollback === true) return at(r.from, 'rollback');
+  const key = findKey(r, req);
+  if (!key) return at(r.from, 'no_key');
+  d.keySource = key[0];
+  d.bucket = Number(xxh64(utf8((r.salt || '') + '\u0000' + key[1])) % 10000n);
+  return at(d.bucket < d.threshold ? r.to : r.from, 'split');
+}
+
+/**
+ * decide returns the region a request goes to, as the gateway would choose it; ''
+ * when the client cannot tell (then call the default address and let the gateway
+ * decide). Use explain for the URL, the cutoff and the reason.
+ * @param {object|null} config
+ * @param {Request} request
+ * @returns {string}
+ */
+export function decide(config, request) {
+  return explain(config, request).region;
+}
+
+/**
+ * clientHeader is the X-Shift-Client value that tells the gateway what the client
+ * decided: "REGION;v=VERSION", or '' when the decision has no region.
+ * @param {object} config
+ * @param {Decision} decision
+ * @returns {string}
+ */
+export function clientHeader(config, decision) {
+  if (!config || !decision || !decision.region) return '';
+  return `${decision.region};v=${config.version ?? ''}`;
+}
