@@ -16,6 +16,7 @@ import (
 	"github.com/shiftgate/shiftgate/conf"
 	"github.com/shiftgate/shiftgate/proxy"
 	"github.com/shiftgate/shiftgate/proxy/admin"
+	"github.com/shiftgate/shiftgate/proxy/stats"
 )
 
 func adminFlags(fs *flag.FlagSet) func() (*admin.Client, error) {
@@ -307,7 +308,41 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 			ov, r.Effective, r.EffectiveWrite, strings.Join(br, " "))
 	}
 	tw.Flush()
+	printCohorts(c, stdout)
 	return 0
+}
+
+// printCohorts prints, per route, the moved and stayed cohorts and the two
+// comparisons the dashboard shows; nothing when the gateway's stats are off.
+func printCohorts(c *admin.Client, stdout io.Writer) {
+	var snap stats.Snapshot
+	if err := c.Do("GET", "/v1/stats?history=0", nil, &snap); err != nil {
+		return
+	}
+	fmt.Fprintln(stdout)
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ROUTE\tCOHORT\tREQUESTS\tERRORS\tP50 ms\tP99 ms\tLAST MINUTE: MOVED VS STAYED\tSTAYED VS ITS PAST")
+	for _, r := range snap.Routes {
+		cmp := r.Compare
+		for i, row := range []struct {
+			name string
+			rd   stats.Reading
+		}{{"moved", r.Cohorts.Moved}, {"stayed", r.Cohorts.Stayed}, {"failover", r.Cohorts.Failover}, {"fallback", r.Cohorts.Fallback}} {
+			if row.rd.Requests == 0 && i > 1 {
+				continue
+			}
+			name, c1, c2 := "", "", ""
+			if i == 0 {
+				name = r.Name
+				c1 = fmt.Sprintf("%s (errors %+.2f pts, p99 %+.0f%%; n=%d/%d)", cmp.MovedVsStayed.Verdict,
+					cmp.MovedVsStayed.ErrorDeltaPoints, 100*cmp.MovedVsStayed.P99Delta, cmp.MovedVsStayed.A.Requests, cmp.MovedVsStayed.B.Requests)
+				c2 = fmt.Sprintf("%s (n=%d/%d)", cmp.StayedVsPast.Verdict, cmp.StayedVsPast.A.Requests, cmp.StayedVsPast.B.Requests)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%.2f%%\t%.1f\t%.1f\t%s\t%s\n", name, row.name, row.rd.Requests,
+				100*row.rd.ErrorRatio, row.rd.P50, row.rd.P99, c1, c2)
+		}
+	}
+	tw.Flush()
 }
 
 // localNote is printed after a -local write.

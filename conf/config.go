@@ -26,6 +26,8 @@ type Config struct {
 	Limits     Limits            `yaml:"limits"`
 	Fleet      Fleet             `yaml:"fleet"`
 	AccessLog  AccessLog         `yaml:"access_log"`
+	// Stats configures the per-cohort statistics (on unless stats.off).
+	Stats Stats `yaml:"stats"`
 	// MirrorSettings are the process-wide settings of traffic mirroring.
 	MirrorSettings MirrorSettings `yaml:"mirror"`
 	// ForceReshuffle allows a reload that changes a mid-cutover route's salt, keys or

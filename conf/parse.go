@@ -151,6 +151,7 @@ func (p *parser) check(c *Config) {
 	p.checkRoutes(c)
 	p.checkFleet(c)
 	p.checkMirrorSettings(c)
+	p.checkStats(c)
 }
 
 func (p *parser) checkAddr(path, addr string) {

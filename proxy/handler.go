@@ -89,12 +89,17 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	body := wire.WatchClientBody(ctx, st.cfg.Timeouts.Body.D)
+	var region conf.RegionID
+	var answered bool
 	if rt.mirrored {
-		s.forwardMirrored(ctx, st, rt, d)
+		region, answered = s.forwardMirrored(ctx, st, rt, d)
 	} else {
-		s.forward(ctx, st, rt, d)
+		region, answered = s.forward(ctx, st, rt, d)
 	}
 	body.Release()
+	if sr := st.stats.Route(int(d.Route)); sr != nil {
+		s.recordStats(ctx, st, rt, sr, d, region, answered)
+	}
 	if clientClose {
 		ctx.SetConnectionClose()
 	}
@@ -106,13 +111,14 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 // forwardMirrored is forward for a route with a mirror: when the route's from region
 // answered a sampled request itself, a copy goes to the mirror, which compares the two
 // answers later. The copy is queued, never waited for.
-func (s *Server) forwardMirrored(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d routing.Decision) {
+func (s *Server) forwardMirrored(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d routing.Decision) (conf.RegionID, bool) {
 	start := time.Now()
 	region, answered := s.forward(ctx, st, rt, d)
 	if answered && region == rt.cfg.FromID && st.mirror.Sampled(int(d.Route), ctx.Method(), ctx.ID()) {
 		x := mirror.Capture(ctx, time.Since(start))
 		st.mirror.Offer(int(d.Route), &x)
 	}
+	return region, answered
 }
 
 // refuseRequest returns why a request must not be proxied, or "". fasthttp has

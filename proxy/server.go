@@ -19,6 +19,7 @@ import (
 	"github.com/shiftgate/shiftgate/conf"
 	"github.com/shiftgate/shiftgate/conf/store"
 	"github.com/shiftgate/shiftgate/fallback"
+	"github.com/shiftgate/shiftgate/proxy/stats"
 	"github.com/shiftgate/shiftgate/proxy/wire"
 )
 
@@ -52,6 +53,8 @@ type Server struct {
 	upstreams *upstreamRegistry
 	runtimes  *runtimeRegistry
 	mirrors   *mirrorRegistry
+	statsReg  *stats.Registry
+	clock     *stats.Clock
 	version   uint64
 
 	http    *fasthttp.Server
@@ -87,6 +90,7 @@ func New(cfg *conf.Config, opt Options) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
+	s.statsReg, s.clock = newStatsRegistry(cfg)
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -204,6 +208,7 @@ func (s *Server) Shutdown(timeout time.Duration) error {
 		err = fmt.Errorf("shutdown: in-flight requests still running after %s", timeout)
 	}
 	s.tunnels.closeAll()
+	s.clock.Stop()
 	s.mu.Lock()
 	s.mirrors.closeAll()
 	s.mu.Unlock()
@@ -361,6 +366,9 @@ func (s *Server) retire(cur *state) {
 	s.runtimes.caches.Retain(caches)
 	s.runtimes.scripts.retain(scripts)
 	s.mirrors.retain(cur.mirror)
+	if cur.stats != nil {
+		s.statsReg.Retain(cur.stats)
+	}
 	s.metrics.retainRoutes(routes, cur.regions)
 }
 
@@ -369,6 +377,7 @@ func (s *Server) retire(cur *state) {
 func (s *Server) rampLoop() {
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
+	ticks := 0
 	for {
 		select {
 		case <-s.closed:
@@ -376,6 +385,9 @@ func (s *Server) rampLoop() {
 		case <-t.C:
 		}
 		st := s.state.Load()
+		if ticks++; ticks%120 == 0 && st.stats != nil {
+			st.stats.Tick() // rolls 10 s blocks into the 24 h history
+		}
 		if !st.ov.Ramping(s.now()) && !st.ov.Ramping(s.now().Add(-time.Second)) {
 			continue
 		}

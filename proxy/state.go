@@ -6,6 +6,7 @@ import (
 	"github.com/shiftgate/shiftgate/breaker"
 	"github.com/shiftgate/shiftgate/conf"
 	"github.com/shiftgate/shiftgate/proxy/mirror"
+	"github.com/shiftgate/shiftgate/proxy/stats"
 	"github.com/shiftgate/shiftgate/routing"
 )
 
@@ -23,6 +24,8 @@ type state struct {
 	version uint64
 	// mirror copies sampled requests of mirrored routes; nil when none mirrors.
 	mirror *mirror.Mirror
+	// stats holds the routes' per-cohort statistics; nil when stats are off.
+	stats *stats.Set
 }
 
 // routeState is one route's runtime view.
@@ -33,6 +36,9 @@ type routeState struct {
 	// mirrored is set when the route has a mirror: only then does a request pay
 	// for taking its start time and asking the mirror.
 	mirrored bool
+	// movedPastZero is set while the route's read split is above 0 % and rollback
+	// is off: its stayed requests' sources are then worth tracing.
+	movedPastZero bool
 }
 
 // compile turns a config and the overrides into a state. It runs on one goroutine at a
@@ -58,7 +64,11 @@ func (s *Server) compile(c *conf.Config, ov conf.Overrides, version uint64) (*st
 		if err != nil {
 			return nil, fmt.Errorf("route %s: %w", r.Name, err)
 		}
-		st.routes = append(st.routes, routeState{cfg: r, metrics: s.routeMetrics(c, r), run: run, mirrored: r.Mirror != nil})
+		st.routes = append(st.routes, routeState{cfg: r, metrics: s.routeMetrics(c, r), run: run, mirrored: r.Mirror != nil,
+			movedPastZero: !rollback && splits[i].Read > 0})
+	}
+	if st.stats, err = s.bindStats(c); err != nil {
+		return nil, fmt.Errorf("stats: %w", err)
 	}
 	// Last, so that nothing after it can fail and orphan a new Mirror.
 	if st.mirror, err = s.mirrors.bind(c); err != nil {

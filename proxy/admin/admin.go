@@ -23,7 +23,13 @@ import (
 // Handler returns the admin API of srv. Requests need the config's bearer token when
 // it has one; state-changing requests must also come from the admin's own origin.
 func Handler(srv *proxy.Server) http.Handler {
-	a := &api{srv: srv}
+	return handler(srv, "")
+}
+
+// handler is Handler for an API served at self (its listener's address), which a
+// fleet view skips when it asks the other instances.
+func handler(srv *proxy.Server, self string) http.Handler {
+	a := &api{srv: srv, self: self}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", a.status)
 	mux.HandleFunc("PUT /v1/routes/{name}/split", a.split)
@@ -33,6 +39,7 @@ func Handler(srv *proxy.Server) http.Handler {
 	mux.HandleFunc("GET /v1/decide", a.decide)
 	mux.HandleFunc("GET /v1/fleet", a.fleet)
 	mux.HandleFunc("GET /v1/diff", a.diff)
+	mux.HandleFunc("GET /v1/stats", a.stats)
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 		srv.WriteMetrics(w)
@@ -54,7 +61,7 @@ func Handler(srv *proxy.Server) http.Handler {
 
 // Serve serves srv's admin API on ln until ctx ends.
 func Serve(ctx context.Context, ln net.Listener, srv *proxy.Server) error {
-	hs := &http.Server{Handler: Handler(srv), ReadHeaderTimeout: 10 * time.Second}
+	hs := &http.Server{Handler: handler(srv, ln.Addr().String()), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()
 		c, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -68,7 +75,10 @@ func Serve(ctx context.Context, ln net.Listener, srv *proxy.Server) error {
 	return err
 }
 
-type api struct{ srv *proxy.Server }
+type api struct {
+	srv  *proxy.Server
+	self string // this admin listener's address ("" when unknown)
+}
 
 // guard applies the checks every admin request passes: a Host that is the admin
 // listener's own (an IP literal or localhost, so a DNS-rebound name cannot read the

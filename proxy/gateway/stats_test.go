@@ -1,0 +1,74 @@
+package gateway
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/shiftgate/shiftgate/proxy/stats"
+	"github.com/shiftgate/shiftgate/routing"
+)
+
+// TestStatsCohorts sends users through a 25 % route and finds each of them in the
+// cohort the split contract puts them in: /v1/stats counts moved users served by the
+// cloud and stayed users served by idc, and lists where the stayed ones came from.
+func TestStatsCohorts(t *testing.T) {
+	idc, cloud := startRegion(t, "idc"), startRegion(t, "cloud")
+	g := startLive(t, twoRegions, map[string]string{"IDC": idc.Addr, "CLOUD": cloud.Addr})
+	const users = 400
+	wantMoved := 0
+	for u := 0; u < users; u++ {
+		key := fmt.Sprintf("u-%d", u)
+		if routing.Bucket("cutover-2026", key) < 2500 {
+			wantMoved++
+		}
+		req, _ := http.NewRequest("GET", "http://"+g.addr+"/api/feed", nil)
+		req.Header.Set("X-User-Id", key)
+		req.Header.Set("User-Agent", "curl/8.5.0")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	code, body := g.call(t, "GET", "/v1/stats?route=feed", "")
+	if code != 200 {
+		t.Fatalf("/v1/stats: %d %s", code, body)
+	}
+	var snap stats.Snapshot
+	if err := json.Unmarshal([]byte(body), &snap); err != nil {
+		t.Fatal(err)
+	}
+	if len(snap.Routes) != 1 {
+		t.Fatalf("routes: %+v", snap.Routes)
+	}
+	r := snap.Routes[0]
+	moved, stayed := r.Cohorts.Moved.Requests, r.Cohorts.Stayed.Requests
+	if int(moved) != wantMoved || int(stayed) != users-wantMoved || r.Requests != users {
+		t.Errorf("moved %d stayed %d (total %d); want %d and %d of %d", moved, stayed, r.Requests, wantMoved, users-wantMoved, users)
+	}
+	if r.Regions["cloud"].Requests != moved || r.Regions["idc"].Requests != stayed {
+		t.Errorf("per region: %+v", r.Regions)
+	}
+	if r.Cohorts.Moved.Errors != 0 || r.Cohorts.Stayed.Errors != 0 {
+		t.Errorf("errors: moved %d stayed %d", r.Cohorts.Moved.Errors, r.Cohorts.Stayed.Errors)
+	}
+	// Every stayed request came from 127.0.0.0/24 with a user key and curl.
+	found := false
+	for _, s := range r.TopSources {
+		if strings.HasPrefix(s.Source, "127.0.0.0/24 hdr curl") && s.Count > 0 {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("top sources lack the stayed users' source: %+v", r.TopSources)
+	}
+	if code, body := g.call(t, "GET", "/v1/stats?route=nope", ""); code != 404 || !strings.Contains(body, "no route") {
+		t.Errorf("unknown route: %d %s", code, body)
+	}
+	if code, body := g.call(t, "GET", "/v1/stats?history=forever", ""); code != 400 {
+		t.Errorf("bad history: %d %s", code, body)
+	}
+}
