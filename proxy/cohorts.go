@@ -55,9 +55,11 @@ func (s *Server) recordStats(ctx *fasthttp.RequestCtx, st *state, rt *routeState
 	status := ctx.Response.StatusCode()
 	errored := !answered && cohort != stats.Fallback || status >= 500
 	in := int64(len(ctx.Request.Header.RawHeaders())) + max(int64(ctx.Request.Header.ContentLength()), 0)
-	out := int64(ctx.Response.Header.ContentLength())
-	if out < 0 {
-		out = int64(len(ctx.Response.Body())) // 0 for a stream of unknown length
+	// A streamed answer of unknown length counts 0 bytes out: reading Body() here
+	// would pull the whole stream into memory.
+	out := max(int64(ctx.Response.Header.ContentLength()), 0)
+	if out == 0 && !ctx.Response.IsBodyStream() {
+		out = int64(len(ctx.Response.Body()))
 	}
 	sr.Record(cohort, int(region), errored, time.Since(ctx.Time()), in, out)
 	// Who is still served by the old region once the route has moved past 0 %.
