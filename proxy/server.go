@@ -60,6 +60,7 @@ type Server struct {
 	http    *fasthttp.Server
 	tunnels *tunnelSet
 	stats   serverStats
+	events  eventLog
 	closed  chan struct{}
 	once    sync.Once
 	// serving is set once Serve runs and until Shutdown begins (readiness).
@@ -263,6 +264,7 @@ func (s *Server) Ready() (ok bool, why string) {
 // counted with the reloads refused downstream, and the serving config stays.
 func (s *Server) ReloadRefused(err error) {
 	s.stats.reloadErrors.Inc()
+	s.addEvent(Event{Kind: EventReloadRefused, Detail: err.Error()})
 }
 
 // Config returns the config currently serving.
@@ -330,6 +332,7 @@ func (s *Server) putInService(cfg *conf.Config, ov conf.Overrides, newConfig boo
 	}
 	s.version = version
 	s.publish(st)
+	s.noteSwap(old, st, newConfig)
 	if old == nil {
 		return nil
 	}
@@ -403,4 +406,5 @@ func (s *Server) rampLoop() {
 func (s *Server) onBreakerChange(k breaker.Key, from, to breaker.State) {
 	// Called under the breaker's lock: only non-blocking work here.
 	s.metrics.counter(`shiftgate_breaker_transitions_total{route=%q,region=%q,from=%q,to=%q}`, k.Route, k.Region, from.String(), to.String()).Inc()
+	s.noteBreaker(k, from, to)
 }
