@@ -40,6 +40,7 @@ func handler(srv *proxy.Server, self string) http.Handler {
 	mux.HandleFunc("GET /v1/fleet", a.fleet)
 	mux.HandleFunc("GET /v1/diff", a.diff)
 	mux.HandleFunc("GET /v1/stats", a.stats)
+	a.registerDashboard(mux)
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 		srv.WriteMetrics(w)
@@ -91,7 +92,7 @@ func (a *api) guard(next http.Handler) http.Handler {
 			writeErr(w, proxy.Errorf(http.StatusMisdirectedRequest, "host %q is not this admin listener: use its address or localhost", r.Host))
 			return
 		}
-		if token := a.srv.AdminToken(); token != "" {
+		if token := a.srv.AdminToken(); token != "" && !dashboardPublic(r) {
 			scheme, got, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 			if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(token)) != 1 {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="shiftgate"`)
