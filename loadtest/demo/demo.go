@@ -1,6 +1,8 @@
 // Package demo runs `shiftgate demo`: two labelled stand-in regions and a gateway on
 // loopback with a built-in config, then a guided cutover of a few thousand users at
-// 0 → 5 → 25 → 100 %, printing where users went and that none moved back.
+// 0 → 5 → 25 → 100 %, printing where users went and that none moved back. With -hold
+// the gateway stays up afterwards under a light background load, so its migration
+// dashboard shows live cohorts.
 package demo
 
 import (
@@ -29,6 +31,7 @@ import (
 const configTemplate = `listen: 127.0.0.1:0
 admin: { listen: "%s" }
 state_dir: %s
+self_region: idc
 regions:
   idc:   { upstreams: ["%s"] }
   cloud: { upstreams: ["%s"] }
@@ -46,6 +49,10 @@ routes:
     failover: idempotent
     fallback:
       static: { status: 200, content_type: application/json, body: '{"items":[],"fallback":true}' }
+  # Not walked: a route held mid-cutover, so the dashboard compares its cohorts.
+  - name: profile
+    match: { path_prefix: /api/profile }
+    percent: 30
   - name: default
     match: { path_prefix: / }
     percent: 0
@@ -56,7 +63,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("shiftgate demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	users := fs.Int("users", 3000, "how many users send requests")
-	hold := fs.Duration("hold", 0, "keep the gateway and regions up this long after the walk (e.g. 10m), to look at status and /metrics")
+	hold := fs.Duration("hold", 0, "keep the gateway and regions up this long after the walk (e.g. 10m) under a light background load, to look at the dashboard, status and /metrics")
 	adminAddr := fs.String("admin", "127.0.0.1:0", "admin listener (status, metrics) of the demo gateway")
 	steps := fs.String("steps", "0,5,25,100", "the split percents to walk through")
 	if err := fs.Parse(args); err != nil {
@@ -105,6 +112,7 @@ func run(out io.Writer, users int, steps []string, adminAddr string, hold time.D
 	srv, gw := g.Server, g.Addr
 
 	fmt.Fprintf(out, "shiftgate demo: region idc on %s, region cloud on %s, gateway on %s, admin on http://%s\n", idc.Addr, cloud.Addr, gw, g.AdminAddr)
+	fmt.Fprintf(out, "migration dashboard: http://%s/dashboard\n", g.AdminAddr)
 	fmt.Fprintf(out, "%d users (X-User-Id u-1..u-%d) read /api/feed while the feed route moves idc -> cloud.\n\n", users, users)
 
 	client := &fasthttp.HostClient{Addr: gw, MaxConns: 64}
@@ -164,11 +172,11 @@ func run(out io.Writer, users int, steps []string, adminAddr string, hold time.D
 	}
 	fmt.Fprintln(out, "no user moved back: the split is sticky and monotonic.")
 	if hold > 0 {
-		fmt.Fprintf(out, "\nholding for %s (Ctrl-C ends it): shiftgate status -admin http://%s; curl http://%s/metrics\n", hold, g.AdminAddr, g.AdminAddr)
-		select {
-		case <-time.After(hold):
-		case <-ctx.Done():
-		}
+		fmt.Fprintf(out, "\nholding for %s (Ctrl-C ends it) under a background load of about %d req/s:\n", hold, backgroundRate)
+		fmt.Fprintf(out, "  open http://%s/dashboard\n  shiftgate status -admin http://%s; curl http://%s/metrics\n", g.AdminAddr, g.AdminAddr, g.AdminAddr)
+		hctx, stop := context.WithTimeout(ctx, hold)
+		defer stop()
+		backgroundLoad(hctx, client, users)
 	}
 	return nil
 }
@@ -192,4 +200,50 @@ func get(c *fasthttp.HostClient, user, spoof string) (string, string, error) {
 		return "", "", fmt.Errorf("user %s: status %d: %s", user, resp.StatusCode(), resp.Body())
 	}
 	return string(resp.Header.Peek("X-Shift-Region")), string(resp.Header.Peek(standin.RegionHeader)), nil
+}
+
+// backgroundRate is the background load while the demo holds: enough that the
+// dashboard's comparisons on the profile route (30 % moved) have 1000 requests a side
+// within their one-minute window, light enough for any laptop.
+const backgroundRate = 100
+
+// backgroundLoad sends about backgroundRate requests a second through the demo gateway
+// (loopback only, one at a time) until ctx ends: users of the profile route, held at
+// 30 %, most of the time, and of the feed and the catch-all route, from a few kinds of
+// client, some keyed by cookie or by nothing (their address), so the dashboard shows
+// both cohorts, the comparisons and who still calls idc.
+func backgroundLoad(ctx context.Context, c *fasthttp.HostClient, users int) {
+	agents := [...]string{"curl/8.5.0", "okhttp/4.12.0", "python-requests/2.31.0",
+		"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"}
+	tick := time.NewTicker(time.Second / backgroundRate)
+	defer tick.Stop()
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	for i := 0; ; i++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		req.Reset()
+		switch i % 10 {
+		case 7, 8:
+			req.SetRequestURI("http://gateway/api/feed")
+		case 9:
+			req.SetRequestURI("http://gateway/")
+		default:
+			req.SetRequestURI(fmt.Sprintf("http://gateway/api/profile/%d", i%50))
+		}
+		switch user := 1 + i%max(users, 1); i % 20 {
+		case 5:
+			req.Header.SetCookie("uid", fmt.Sprintf("c-%d", user))
+		case 15: // no key: the client's address decides
+		default:
+			req.Header.Set("X-User-Id", fmt.Sprintf("u-%d", user))
+		}
+		req.Header.SetUserAgent(agents[i%len(agents)])
+		c.DoTimeout(req, resp, time.Second) //nolint:errcheck // a failed request is part of what the page shows
+	}
 }
