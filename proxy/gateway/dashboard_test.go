@@ -156,6 +156,17 @@ func TestDashboard(t *testing.T) {
 	}
 	t.Logf("screenshot: %s (%d bytes)", shot, len(png))
 
+	// The longest history (10 s steps over 24 h) draws too.
+	before := b.read(t).Polls
+	if _, err := chromedp.Run(b.ctx, chromedp.Evaluate[bool](`(() => { const s = document.getElementById('history');
+		s.value = '24h'; s.dispatchEvent(new Event('change')); return true })()`)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "two updates with 24 h of history", 20*time.Second, func() (bool, string) {
+		p := b.read(t)
+		return p.Polls >= before+2 && p.Routes["feed"]["requests"] != "", fmt.Sprintf("polls %d, were %d", p.Polls, before)
+	})
+
 	// A tab without the token asks for it and shows no data.
 	b2 := b.newTab(t)
 	b2.navigate(t, g.admin+"/dashboard")
