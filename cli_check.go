@@ -90,7 +90,8 @@ func checkAgainst(cfg *conf.Config, adminURL, tokenFile string, stdout, stderr i
 			keys = append(keys, k.String())
 		}
 		reshuffle := old.Salt != r.SaltValue || strings.Join(old.Keys, ",") != strings.Join(keys, ",") || old.From != r.From || old.To != r.To
-		fwd, back, samples := moves(old, r, oldBP, newBP, reshuffle)
+		fwd, back, samples := routing.Moves(routing.Side{Salt: old.Salt, BP: oldBP, From: old.From, To: old.To},
+			routing.Side{Salt: r.SaltValue, BP: newBP, From: r.From, To: r.To}, 100000)
 		if reshuffle {
 			note = "reshuffles users (salt, keys or from/to changed)"
 			if oldBP > 0 && oldBP < 10000 && !cfg.ForceReshuffle && !r.ForceReshuffle {
@@ -108,43 +109,4 @@ func checkAgainst(cfg *conf.Config, adminURL, tokenFile string, stdout, stderr i
 		return 1
 	}
 	return 0
-}
-
-// moves estimates the shares of users that move forward and back between the running
-// route and the file's, over 100,000 sample keys when users reshuffle, and exactly
-// from the bucket space when only the percent changes.
-func moves(old proxy.RouteStatus, r *conf.Route, oldBP, newBP int, reshuffle bool) (fwd, back float64, samples []string) {
-	const n = 100000
-	if !reshuffle {
-		if newBP > oldBP {
-			fwd = float64(newBP-oldBP) / routing.Buckets
-		} else {
-			back = float64(oldBP-newBP) / routing.Buckets
-		}
-	}
-	var f, b int
-	for i := 0; i < n; i++ {
-		k := fmt.Sprintf("u-%d", i)
-		wasTo := routing.Bucket(old.Salt, k) < oldBP
-		isTo := routing.Bucket(r.SaltValue, k) < newBP
-		if old.To != r.To {
-			isTo = !isTo
-		}
-		switch {
-		case !wasTo && isTo:
-			f++
-			if len(samples) < 3 {
-				samples = append(samples, k+" →"+r.To)
-			}
-		case wasTo && !isTo:
-			b++
-			if len(samples) < 3 {
-				samples = append(samples, k+" →"+r.From)
-			}
-		}
-	}
-	if reshuffle {
-		fwd, back = float64(f)/n, float64(b)/n
-	}
-	return fwd, back, samples
 }

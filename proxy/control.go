@@ -232,7 +232,8 @@ func planSplit(st *state, name string, req SplitRequest) (res SplitResult, befor
 	read, write = next.Read, next.Write
 	res = SplitResult{Route: name, Before: pct(before.Read), BeforeWrite: pct(before.Write),
 		After: pct(read), AfterWrite: pct(write), DryRun: req.DryRun, Forced: req.Force}
-	res.MoveForward, res.MoveBack, res.SampleKeys = splitMoves(route.SaltValue, before.Read, read)
+	res.MoveForward, res.MoveBack, res.SampleKeys = routing.Moves(routing.Side{Salt: route.SaltValue, BP: before.Read, From: route.From, To: route.To},
+		routing.Side{Salt: route.SaltValue, BP: read, From: route.From, To: route.To}, 0)
 	if writeBack := before.Write - write; next.MovesBack(before) && !req.Force {
 		return res, before, after, &Error{Status: http.StatusConflict, Err: fmt.Errorf(
 			"route %s: %s%%/%s%% -> %s%%/%s%% moves %.2f%% of users' reads and %.2f%% of their writes back to %s; "+
@@ -257,25 +258,6 @@ type BulkSplitResult struct {
 	Results  []SplitResult `json:"results"`
 	DryRun   bool          `json:"dry_run"`
 	Revision int64         `json:"override_revision,omitempty"`
-}
-
-// splitMoves estimates, from the bucket space, the share of users that move forward
-// (from → to) and back when a route's read split goes from a to b basis points, and
-// finds a few sample keys that move.
-func splitMoves(salt string, a, b int) (forward, back float64, samples []string) {
-	if b > a {
-		forward = float64(b-a) / routing.Buckets
-	} else {
-		back = float64(a-b) / routing.Buckets
-	}
-	lo, hi := min(a, b), max(a, b)
-	for i := 0; i < 200000 && len(samples) < 5 && lo < hi; i++ {
-		k := fmt.Sprintf("u-%d", i)
-		if bk := routing.Bucket(salt, k); bk >= lo && bk < hi {
-			samples = append(samples, k)
-		}
-	}
-	return forward, back, samples
 }
 
 // RollbackRequest is the body of POST /v1/rollback.

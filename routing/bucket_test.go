@@ -1,6 +1,7 @@
 package routing_test
 
 import (
+	"fmt"
 	"net/netip"
 	"strconv"
 	"testing"
@@ -208,5 +209,29 @@ func BenchmarkBucket(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		routing.Bucket("cutover-2026", "u-1001")
+	}
+}
+
+func TestMoves(t *testing.T) {
+	// Only the split changes: exact shares from the bucket space, samples that move.
+	f, b, s := routing.Moves(routing.Side{Salt: "cutover-2026", BP: 2500, To: "cloud"}, routing.Side{Salt: "cutover-2026", BP: 5000, To: "cloud"}, 1000)
+	if f != 0.25 || b != 0 || len(s) != 3 {
+		t.Errorf("25 -> 50: forward %v back %v samples %v", f, b, s)
+	}
+	for _, k := range s {
+		var key string
+		fmt.Sscanf(k, "%s", &key)
+		if bk := routing.Bucket("cutover-2026", key); bk < 2500 || bk >= 5000 {
+			t.Errorf("sample %s has bucket %d, outside the moving range", k, bk)
+		}
+	}
+	f, b, _ = routing.Moves(routing.Side{Salt: "s", BP: 5000, To: "cloud"}, routing.Side{Salt: "s", BP: 1000, To: "cloud"}, 0)
+	if f != 0 || b != 0.4 {
+		t.Errorf("50 -> 10: forward %v back %v", f, b)
+	}
+	// A new salt at 25 %: about 25 % × 75 % = 18.75 % move each way.
+	f, b, _ = routing.Moves(routing.Side{Salt: "a", BP: 2500, To: "cloud"}, routing.Side{Salt: "b", BP: 2500, To: "cloud"}, 100000)
+	if f < 0.18 || f > 0.195 || b < 0.18 || b > 0.195 {
+		t.Errorf("new salt: forward %v back %v, want about 0.1875 each", f, b)
 	}
 }
