@@ -22,11 +22,14 @@ const DefaultDebounce = 200 * time.Millisecond
 type Watcher struct {
 	Path     string
 	Debounce time.Duration
-	// OnConfig receives each new config that parsed; it returns an error when the
-	// config was refused downstream (the watcher only reports it).
+	// OnConfig receives each new config that parsed. It returns an error when the
+	// config was refused downstream, and reports that refusal itself: the watcher
+	// only remembers the bytes, so the same refused file is not handed on again.
 	OnConfig func(*Config) error
 	// OnError receives parse and read errors; the serving config stays.
 	OnError func(error)
+	// Ready, when not nil, is closed once the file is watched.
+	Ready chan struct{}
 
 	last uint64
 	kick chan struct{}
@@ -56,6 +59,12 @@ func (w *Watcher) Run(ctx context.Context) error {
 	dir := filepath.Dir(w.Path)
 	if err := fw.Add(dir); err != nil {
 		return err
+	}
+	// An edit made after the serving config was read but before the watch began
+	// would otherwise go unseen: look once now (unchanged bytes are skipped).
+	w.Trigger()
+	if w.Ready != nil {
+		close(w.Ready)
 	}
 	base := filepath.Base(w.Path)
 	timer := time.NewTimer(time.Hour)
@@ -118,10 +127,8 @@ func (w *Watcher) reload() {
 		w.report(err)
 		return
 	}
-	if err := w.OnConfig(c); err != nil {
-		w.last = h
-		w.report(err)
-		return
-	}
+	// A config refused downstream is OnConfig's to report: OnError is for files
+	// that did not load, so each failure is counted and logged once.
+	w.OnConfig(c) //nolint:errcheck // reported by OnConfig's owner
 	w.last = h
 }

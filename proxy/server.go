@@ -260,7 +260,8 @@ func (s *Server) Ready() (ok bool, why string) {
 	return true, ""
 }
 
-// ReloadRefused records a config file that did not load (parse or validation): it is
+// ReloadRefused records a config that was refused, whether its file did not load
+// (parse or validation, reported by the watcher) or Reload refused it: it is
 // counted with the reloads refused downstream, and the serving config stays.
 func (s *Server) ReloadRefused(err error) {
 	s.stats.reloadErrors.Inc()
@@ -287,7 +288,7 @@ func (s *Server) Reload(cfg *conf.Config) error {
 		err = s.putInService(cfg, old.ov, true)
 	}
 	if err != nil {
-		s.stats.reloadErrors.Inc()
+		s.ReloadRefused(err)
 		return err
 	}
 	s.stats.reloads.Inc()

@@ -120,6 +120,7 @@ func Start(ctx context.Context, opt Options) (*Gateway, error) {
 	}
 	w.OnConfig = func(c *conf.Config) error {
 		if err := srv.Reload(c); err != nil {
+			log.Error("config refused; the last good config keeps serving", "file", opt.ConfigPath, "err", err.Error())
 			return err
 		}
 		log.Info("config reloaded", "file", opt.ConfigPath, "hash", fmt.Sprintf("%016x", c.Hash))
@@ -129,11 +130,18 @@ func Start(ctx context.Context, opt Options) (*Gateway, error) {
 		srv.ReloadRefused(err)
 		log.Error("config refused; the last good config keeps serving", "file", opt.ConfigPath, "err", err.Error())
 	}
+	w.Ready = make(chan struct{})
 	g.goBG(func() {
 		if err := w.Run(ctx); err != nil {
 			log.Error("config watcher stopped", "err", err)
 		}
 	})
+	// Return once edits are seen, so that a change made right after Start is not lost.
+	select {
+	case <-w.Ready:
+	case <-time.After(5 * time.Second):
+		log.Error("config watcher not ready after 5s; edits may not be seen", "file", opt.ConfigPath)
+	}
 	if opt.Signals {
 		hup := make(chan os.Signal, 1)
 		signal.Notify(hup, syscall.SIGHUP)
