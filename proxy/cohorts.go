@@ -90,6 +90,10 @@ func sourceKey(dst []byte, ctx *fasthttp.RequestCtx, st *state, rt *routeState, 
 	return append(dst, stats.UAFamily(ctx.Request.Header.UserAgent())...)
 }
 
+// SetInstance names this instance in its statistics (a fleet view merges instances
+// by it); the default is the host name.
+func (s *Server) SetInstance(name string) { s.instance.Store(&name) }
+
 // Stats returns this instance's statistics, for every route or the one named. An
 // unknown route is a 404, and so is a gateway whose stats are off.
 func (s *Server) Stats(route string, v stats.View) (stats.Snapshot, error) {
@@ -98,6 +102,9 @@ func (s *Server) Stats(route string, v stats.View) (stats.Snapshot, error) {
 		return stats.Snapshot{}, Errorf(http.StatusNotFound, "stats are off (stats.off in the config)")
 	}
 	snap := st.stats.Snapshot(v)
+	if name := s.instance.Load(); name != nil {
+		snap.Instance = *name
+	}
 	if route == "" {
 		return snap, nil
 	}

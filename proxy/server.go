@@ -54,6 +54,7 @@ type Server struct {
 	runtimes  *runtimeRegistry
 	mirrors   *mirrorRegistry
 	statsReg  *stats.Registry
+	instance  atomic.Pointer[string] // see SetInstance
 	clock     *stats.Clock
 	version   uint64
 

@@ -113,6 +113,7 @@ func Start(ctx context.Context, opt Options) (*Gateway, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	g := &Gateway{Server: srv, Addr: ln.Addr().String(), AdminAddr: aln.Addr().String(), Store: st,
 		log: log, cfg: cfg, cancel: cancel, errc: make(chan error, 2), ctx: ctx}
+	srv.SetInstance(instanceName(st, g.Addr))
 
 	w := conf.NewWatcher(opt.ConfigPath, cfg.Hash)
 	if opt.Debounce > 0 {
@@ -241,4 +242,17 @@ func OpenStore(cfg *conf.Config, log *slog.Logger) (store.Store, error) {
 		return store.NewEtcd(e, store.EtcdOptions{StateDir: cfg.StateDir, Logger: log})
 	}
 	return store.NewFile(cfg.StateDir)
+}
+
+// instanceName names this instance: as the fleet registers it, else host:port.
+func instanceName(st store.Store, listen string) string {
+	if fl := st.Fleet(); fl != nil {
+		return fl.InstanceName(listen)
+	}
+	host, _ := os.Hostname()
+	_, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return host
+	}
+	return host + ":" + port
 }
