@@ -97,9 +97,14 @@ type ClientIP struct {
 	TrustedProxies []string `yaml:"trusted_proxies"`
 }
 
-// Internal says which peers are internal callers that may carry X-Shift-Region.
+// Internal says which peers are internal callers that may carry X-Shift-Region, and
+// which other internal headers only they may send.
 type Internal struct {
 	TrustedCallers []string `yaml:"trusted_callers"`
+	// StripHeaders names headers the operator's backends trust (a region, an internal
+	// user, a debug flag): a request from a peer outside trusted_callers loses them
+	// in every spelling (any case, duplicates, '_' for '-'), like X-Shift-Region.
+	StripHeaders []string `yaml:"strip_headers"`
 }
 
 // Split holds the defaults every route inherits.

@@ -139,6 +139,7 @@ func (p *parser) check(c *Config) {
 	p.checkRegions(c)
 	c.TrustedProxies = p.cidrs("client_ip.trusted_proxies", c.ClientIP.TrustedProxies)
 	c.TrustedCallers = p.cidrs("internal.trusted_callers", c.Internal.TrustedCallers)
+	p.checkStripHeaders(c.Internal.StripHeaders)
 	c.SelfRegionID = NoRegion
 	if c.SelfRegion != "" {
 		if r, ok := c.Region(c.SelfRegion); ok {

@@ -114,6 +114,10 @@ func TestParseErrors(t *testing.T) {
 	f("bad upstream", strings.Replace(base, "127.0.0.1:9002", "http://x", 1), "regions.cloud.upstreams[0]: want host:port")
 	f("missing body file", base+"    fallback: {static: {body_file: nope.json}}\n", "routes[0].fallback.static.body_file")
 	f("path prefix", base+"  - name: b\n    match: {path_prefix: api}\n", "routes[1].match.path_prefix: must start with /")
+	f("strip headers", base+"internal:\n  strip_headers: [X-Internal-User, x_debug]\n", "")
+	f("strip header not a token", base+"internal:\n  strip_headers: [X-Ok, \"X Bad\"]\n", "c.yaml:10: internal.strip_headers[1]: want a header name")
+	f("strip header frames", base+"internal:\n  strip_headers: [Content_Length]\n", "c.yaml:10: internal.strip_headers[0]: Content_Length frames the request")
+	f("strip header host", base+"internal:\n  strip_headers: [HOST]\n", "internal.strip_headers[0]: HOST frames")
 }
 
 func TestParsePercent(t *testing.T) {

@@ -74,7 +74,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	if upgrade {
 		upgradeProto = append(upgradeProto, h.Peek(fasthttp.HeaderUpgrade)...)
 	}
-	wire.StripRequestHeaders(h)
+	wire.StripRequestHeadersNamed(h, st.stripFor(ctx))
 	h.ResetConnectionClose()
 	if !h.IsHTTP11() {
 		// A proxy speaks its own version upstream (RFC 9110 section 6.2).
