@@ -31,25 +31,34 @@ var DefaultKeys = []string{"header:X-User-Id", "cookie:uid", "header:X-Device-Id
 
 // LoadFile reads and parses a config file. Relative paths inside it (state_dir,
 // body_file, lua file, token_file) are resolved against the file's directory.
+// A file larger than MaxFileBytes is refused unread.
 func LoadFile(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := ReadFile(path)
 	if err != nil {
-		return nil, Errors{{File: path, Msg: err.Error()}}
+		return nil, err
 	}
 	return Parse(path, data)
 }
 
 // Parse decodes, checks and normalises one config. file names the source in errors and
 // locates relative paths; data is the file's bytes. Every problem found is returned as
-// Errors, each with line and key path; on error the *Config is nil.
+// Errors, each with line and key path; on error the *Config is nil. Data over
+// MaxFileBytes, or a document of more than MaxNodes nodes once its aliases are
+// expanded, is refused before anything expands them.
 func Parse(file string, data []byte) (*Config, error) {
 	p := &parser{file: file}
+	if len(data) > MaxFileBytes {
+		return nil, Errors{{File: file, Msg: fmt.Sprintf("%d bytes: larger than %d bytes (1 MiB)", len(data), MaxFileBytes)}}
+	}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return nil, Errors{p.yamlError(err, nil)}
 	}
 	if len(root.Content) == 0 {
 		return nil, Errors{{File: file, Msg: "empty config"}}
+	}
+	if e := checkNodeCount(file, &root, MaxNodes); e != nil {
+		return nil, Errors{e}
 	}
 	p.ix = indexNodes(&root)
 	if errs := unknownKeys(p.ix, file, "", root.Content[0], reflect.TypeOf(Config{})); len(errs) > 0 {
