@@ -283,6 +283,12 @@ func (s *Server) finishResponse(ctx *fasthttp.RequestCtx, st *state, rt *routeSt
 	// client's: the client keeps its keep-alive connection.
 	rh.ResetConnectionClose()
 	rh.SetBytesKV(strRegionHeader, st.regions[region])
+	if ctx.Response.IsBodyStream() {
+		// A streamed body may stall before it fills the write buffer: the head goes
+		// out now, so a client whose upstream hangs sees the answer begin and then a
+		// cut, never a silent connection that ends with nothing.
+		ctx.Response.ImmediateHeaderFlush = true
+	}
 	if rt.run.cache != nil {
 		s.maybeCache(ctx, rt)
 	}
