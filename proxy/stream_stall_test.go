@@ -36,9 +36,10 @@ func replyStall(raw string, release <-chan struct{}) replyFunc {
 }
 
 // TestStreamStallSendsHead: an upstream that sends a streamed answer's head and a few
-// bytes, then stalls, must not leave the client with nothing: the head reaches the
-// client while the upstream is still silent (the test waits ioWait for it, the body
-// timeout is 60 s), and when the upstream goes, the client sees the body cut short.
+// bytes, then stalls, must not leave the client with nothing: the head and those bytes
+// reach the client while the upstream is still silent (the test waits ioWait for them,
+// the body timeout is 60 s), and when the upstream goes, the client sees the body cut
+// short.
 // Before the fix, the head sat in the gateway's 4 KiB write buffer until the body
 // timeout closed the connection, and the client got no byte at all.
 func TestStreamStallSendsHead(t *testing.T) {
@@ -47,7 +48,7 @@ func TestStreamStallSendsHead(t *testing.T) {
 		name, raw, want string
 		cut             bool // the upstream's close cuts the body (else it ends it)
 	}{
-		{"fixed length over the buffering limit", "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 1000000\r\n\r\npartial", "", true},
+		{"fixed length over the buffering limit", "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 1000000\r\n\r\npartial", "partial", true},
 		{"chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n7\r\npartial\r\n", "partial", true},
 		{"close-delimited", "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\npartial", "", false},
 	} {
@@ -76,7 +77,7 @@ func TestStreamStallSendsHead(t *testing.T) {
 			}
 			// The upstream is still silent here (release is open): the head came at once.
 			if tc.want != "" {
-				// Chunks are flushed as they come: the bytes already sent arrive too.
+				// The bytes the upstream sent before it stalled arrive too.
 				got := make([]byte, len(tc.want))
 				if _, err := ioReadFull(resp.Body, got); err != nil || string(got) != tc.want {
 					t.Fatalf("body so far %q, %v; want %q", got, err, tc.want)
