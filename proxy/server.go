@@ -128,6 +128,7 @@ func New(cfg *conf.Config, opt Options) (*Server, error) {
 	s.retire(s.state.Load())
 	s.http = s.newHTTPServer(cfg)
 	go s.rampLoop()
+	go s.releaseLoop()
 	return s, nil
 }
 
@@ -165,7 +166,10 @@ func (s *Server) newHTTPServer(c *conf.Config) *fasthttp.Server {
 		CloseOnShutdown:                    true,
 		SecureErrorLogMessage:              true,
 		Logger:                             slogPrinter{s.log},
-		ReduceMemoryUsage:                  false,
+		// Idle keep-alive connections give their reader, writer and request context
+		// back to the pools while they wait: one sized for the largest head (64 KiB)
+		// would otherwise stay with every idle client.
+		ReduceMemoryUsage:                  true,
 		TCPKeepalive:                       true,
 		KeepHijackedConns:                  true,
 		SleepWhenConcurrencyLimitsExceeded: 0,
