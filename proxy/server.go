@@ -155,17 +155,17 @@ func (s *Server) newHTTPServer(c *conf.Config) *fasthttp.Server {
 		HeaderReceived: func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
 			return fasthttp.RequestConfig{ReadTimeout: body}
 		},
-		Concurrency:                        maxConns,
-		ReadBufferSize:                     maxHeader,
-		MaxRequestBodySize:                 maxBody,
-		StreamRequestBody:                  true,
-		NoDefaultServerHeader:              true,
-		NoDefaultContentType:               true,
-		NoDefaultDate:                      true,
-		DisablePreParseMultipartForm:       true,
-		CloseOnShutdown:                    true,
-		SecureErrorLogMessage:              true,
-		Logger:                             slogPrinter{s.log},
+		Concurrency:                  maxConns,
+		ReadBufferSize:               maxHeader,
+		MaxRequestBodySize:           maxBody,
+		StreamRequestBody:            true,
+		NoDefaultServerHeader:        true,
+		NoDefaultContentType:         true,
+		NoDefaultDate:                true,
+		DisablePreParseMultipartForm: true,
+		CloseOnShutdown:              true,
+		SecureErrorLogMessage:        true,
+		Logger:                       slogPrinter{s.log},
 		// Idle keep-alive connections give their reader, writer and request context
 		// back to the pools while they wait: one sized for the largest head (64 KiB)
 		// would otherwise stay with every idle client.
