@@ -179,9 +179,23 @@ type Breaker struct {
 	FailureStatuses []string `yaml:"failure_statuses"`
 	// Disabled turns the breaker off for the route.
 	Disabled bool `yaml:"disabled"`
+	// ConsecutiveFailures, when set, also trips after that many failures in a row,
+	// whatever the window's history (default 0: off).
+	ConsecutiveFailures int `yaml:"consecutive_failures"`
+	// SlowCall, when set, trips a hung region on requests still in flight.
+	SlowCall *SlowCall `yaml:"slow_call"`
 
 	// FailureRanges are FailureStatuses parsed: inclusive status ranges.
 	FailureRanges [][2]int `yaml:"-"`
+}
+
+// SlowCall makes requests in flight for Threshold slow: the breaker opens once at
+// least MinCalls are, and they are Ratio or more of them plus the requests that ended
+// meanwhile (defaults: ratio 0.5, min_calls 5).
+type SlowCall struct {
+	Threshold Duration `yaml:"threshold"`
+	Ratio     float64  `yaml:"ratio"`
+	MinCalls  int      `yaml:"min_calls"`
 }
 
 // Fallback configures what answers when a route's regions fail.

@@ -506,7 +506,34 @@ func (p *parser) checkBreaker(path string, b *Breaker) {
 	if b.OpenFor.D == 0 {
 		b.OpenFor.D = DefaultBreakerOpenFor
 	}
+	if b.ConsecutiveFailures < 0 {
+		p.errf(path+".consecutive_failures", "want >= 0, got %d", b.ConsecutiveFailures)
+	}
+	if sc := b.SlowCall; sc != nil {
+		p.unit(path+".slow_call.threshold", sc.Threshold.err)
+		if sc.Threshold.D <= 0 && sc.Threshold.err == "" {
+			p.errf(path+".slow_call.threshold", "want a duration such as 500ms")
+		}
+		if sc.Ratio == 0 {
+			sc.Ratio = DefaultSlowCallRatio
+		}
+		if sc.Ratio <= 0 || sc.Ratio > 1 {
+			p.errf(path+".slow_call.ratio", "want a ratio in (0, 1], got %v", sc.Ratio)
+		}
+		if sc.MinCalls == 0 {
+			sc.MinCalls = DefaultSlowCallMin
+		}
+		if sc.MinCalls < 1 {
+			p.errf(path+".slow_call.min_calls", "want >= 1, got %d", sc.MinCalls)
+		}
+	}
 }
+
+// Slow-call defaults.
+const (
+	DefaultSlowCallRatio = 0.5
+	DefaultSlowCallMin   = 5
+)
 
 // ParseStatusSpec reads a status code ("503", 100..599) or class ("5xx", "1xx".."5xx",
 // the x's in either case) into an inclusive range. It is the one grammar of statuses:

@@ -129,6 +129,7 @@ func New(cfg *conf.Config, opt Options) (*Server, error) {
 	s.http = s.newHTTPServer(cfg)
 	go s.rampLoop()
 	go s.releaseLoop()
+	go s.slowPollLoop()
 	return s, nil
 }
 
