@@ -30,6 +30,9 @@ func (s *Server) fillStoreStatus(out *Status) {
 	h, ok := s.storeHealth()
 	if !ok {
 		out.StoreUp, out.AppliedRevision, out.StoreRevision = true, out.Revision, out.Revision
+		if err := s.storeWritable(); err != nil {
+			out.StoreUp, out.StoreError = false, "cannot write: "+err.Error()
+		}
 		return
 	}
 	out.StoreUp, out.StoreError = h.Up, h.Error

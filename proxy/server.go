@@ -60,6 +60,8 @@ type Server struct {
 	once    sync.Once
 	// serving is set once Serve runs and until Shutdown begins (readiness).
 	serving atomic.Bool
+	// unpersisted are overrides in force that the store did not take.
+	unpersisted unpersisted
 }
 
 type serverStats struct {
