@@ -280,6 +280,13 @@ type Etcd struct {
 	KeyFile      string   `yaml:"key_file"`
 	// Instance names this instance in the fleet list (default: host name and listen port).
 	Instance string `yaml:"instance"`
+	// OnDownAtStart is what an instance serves when it starts while etcd does not
+	// answer and its state_dir holds no mirror, so it cannot know the fleet's
+	// overrides: "rollback" (the default: everything to each route's from region,
+	// which agrees with a rolled-back fleet and otherwise keeps users where a cutover
+	// began) or "file" (the file's splits, which may send users to a region the fleet
+	// has rolled back from). The etcd values replace it as soon as etcd answers.
+	OnDownAtStart string `yaml:"on_down_at_start"`
 }
 
 // Region returns the region with the given name.

@@ -629,6 +629,13 @@ func (p *parser) checkFleet(c *Config) {
 	if len(e.Endpoints) == 0 {
 		p.errf("fleet.etcd.endpoints", "at least one endpoint is needed")
 	}
+	switch e.OnDownAtStart {
+	case "":
+		e.OnDownAtStart = "rollback"
+	case "rollback", "file":
+	default:
+		p.errf("fleet.etcd.on_down_at_start", "want rollback or file, got %q", e.OnDownAtStart)
+	}
 	if e.Prefix == "" || !strings.HasPrefix(e.Prefix, "/") {
 		p.errf("fleet.etcd.prefix", "want a key prefix such as /shiftgate/prod/, got %q", e.Prefix)
 	} else if !strings.HasSuffix(e.Prefix, "/") {

@@ -83,6 +83,9 @@ type Status struct {
 	// they are written as soon as the store takes a write.
 	Unpersisted      []string `json:"unpersisted,omitempty"`
 	UnpersistedError string   `json:"unpersisted_error,omitempty"`
+	// StartedWith says what this instance served when it started during a fleet
+	// store outage: "mirror", or with an empty state_dir "rollback" or "file".
+	StartedWith string `json:"started_with,omitempty"`
 }
 
 // RollbackState is the rollback switch as status shows it.

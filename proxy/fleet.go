@@ -38,6 +38,7 @@ func (s *Server) fillStoreStatus(out *Status) {
 	out.StoreUp, out.StoreError = h.Up, h.Error
 	out.AppliedRevision, out.StoreRevision = h.AppliedRevision, h.StoreRevision
 	out.PendingLocal, out.LastReconciled = h.PendingLocal, h.LastReconciled
+	out.StartedWith = h.StartedWith
 }
 
 // changeLocal applies a change on this instance only (see store.Fleet).

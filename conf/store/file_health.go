@@ -30,3 +30,9 @@ func (s *File) Writable() error {
 	cerr := f.Close()
 	return errors.Join(werr, serr, cerr)
 }
+
+// exists reports whether the overrides file is there (a mirror was ever written).
+func (s *File) exists() bool {
+	_, err := os.Stat(s.path)
+	return err == nil
+}
