@@ -150,7 +150,7 @@ func cmdSplit(args []string, stdout, stderr io.Writer) int {
 	if *local && !res.DryRun {
 		fmt.Fprintln(stdout, localNote)
 	}
-	return 0
+	return unpersistedExit(res.Unpersisted, stderr)
 }
 
 // splitClear drops the overrides of routes, one admin call each.
@@ -223,7 +223,22 @@ func cmdRollback(args []string, stdout, stderr io.Writer) int {
 	if req.Local {
 		fmt.Fprintln(stdout, localNote)
 	}
-	return 0
+	return unpersistedExit(res.Unpersisted, stderr)
+}
+
+// exitUnpersisted is the exit status of a change that is in force but that the
+// override store did not take (state_dir full or read-only): distinct from 1 (refused,
+// nothing changed), so a script knows the lever worked and must be persisted.
+const exitUnpersisted = 3
+
+// unpersistedExit says loudly that a change is in force in memory only.
+func unpersistedExit(why string, stderr io.Writer) int {
+	if why == "" {
+		return 0
+	}
+	fmt.Fprintf(stderr, "WARNING: the change is IN FORCE but NOT PERSISTED: %s\n"+
+		"  a restart of the gateway would lose it; it retries the write every 2s (see `shiftgate status`)\n", why)
+	return exitUnpersisted
 }
 
 func cmdStatus(args []string, stdout, stderr io.Writer) int {
@@ -283,6 +298,10 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	if !st.StoreUp {
 		fmt.Fprintf(stdout, "override store DOWN: %s\n  serving the last known overrides (revision %d); fleet writes are refused, -local writes change this instance only\n",
 			st.StoreError, st.AppliedRevision)
+	}
+	if len(st.Unpersisted) > 0 {
+		fmt.Fprintf(stdout, "NOT PERSISTED (in force in memory only, a restart loses them): %s\n  %s\n",
+			strings.Join(st.Unpersisted, ", "), st.UnpersistedError)
 	}
 	if len(st.PendingLocal) > 0 {
 		fmt.Fprintf(stdout, "LOCAL CHANGE PENDING (not in the fleet store yet): %s\n", strings.Join(st.PendingLocal, ", "))

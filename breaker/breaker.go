@@ -122,6 +122,12 @@ type Breaker struct {
 
 	state       atomic.Uint32
 	transitions [numStates][numStates]atomic.Uint64
+
+	// slow is the in-flight view (nil without SlowCallThreshold); tripSlow asks the
+	// next ReadyToTrip to open the breaker, for a trip on slow calls.
+	slow      *slowCalls
+	tripSlow  atomic.Bool
+	slowTrips atomic.Uint64
 }
 
 // New returns a closed breaker. Zero fields of s take their defaults and invalid ones
@@ -140,13 +146,50 @@ func New(s Settings, notify func(from, to State)) *Breaker {
 		Interval:      st.Window,
 		BucketPeriod:  bucketPeriod(st.Window),
 		Timeout:       st.OpenFor,
-		ReadyToTrip:   st.readyToTrip,
+		ReadyToTrip:   b.readyToTrip,
 		OnStateChange: b.onStateChange,
 		IsExcluded:    func(err error) bool { return err == errExcluded },
 		// The default IsSuccessful (err == nil) makes errFailure and a panic failures.
 	})
+	if st.SlowCallThreshold > 0 {
+		b.slow = newSlowCalls(st.SlowCallThreshold)
+	}
 	return b
 }
+
+func (b *Breaker) readyToTrip(c Counts) bool {
+	return b.tripSlow.Swap(false) || b.settings.readyToTrip(c)
+}
+
+// checkSlow opens a closed breaker whose calls in flight say the region hangs. The
+// trip goes through gobreaker as one synthetic failure that ReadyToTrip accepts, so
+// the state, its callbacks and the open period are gobreaker's own.
+func (b *Breaker) checkSlow(now time.Time) {
+	if State(b.state.Load()) != Closed {
+		return
+	}
+	trip, _ := b.slow.evaluate(now, b.settings.SlowCallMin, b.settings.SlowCallRatio)
+	if !trip {
+		return
+	}
+	b.tripSlow.Store(true)
+	b.cb.Execute(func() (Outcome, error) { return Failure, errFailure }) //nolint:errcheck // the trip is the point
+	b.tripSlow.Store(false)
+	b.slowTrips.Add(1)
+}
+
+// Poll evaluates the calls in flight at now (at most once per SlowCallThreshold/4;
+// a no-op without slow-call settings). Requests evaluate them as they arrive; Poll is
+// for a region whose clients are all stuck waiting on it, so that no new request
+// comes to notice: call it from a ticker every SlowCallThreshold/4 or so.
+func (b *Breaker) Poll(now time.Time) {
+	if b.slow != nil {
+		b.checkSlow(now)
+	}
+}
+
+// SlowTrips returns how many times the breaker opened on slow calls in flight.
+func (b *Breaker) SlowTrips() uint64 { return b.slowTrips.Load() }
 
 // windowBuckets is how many buckets the rolling window has: failures leave the window
 // in steps of window/10.
@@ -182,10 +225,19 @@ func (b *Breaker) onStateChange(_ string, from, to gobreaker.State) {
 // fn here does not escape, so a closure the caller passes stays on its stack and Do
 // allocates nothing.
 func (b *Breaker) Do(fn func() Outcome) (Outcome, error) {
+	var slot int64
+	if b.slow != nil {
+		now := time.Now()
+		b.checkSlow(now)
+		slot = b.slow.start(now)
+	}
 	out, err := b.cb.Execute(func() (Outcome, error) {
 		o := fn()
 		return o, o.err()
 	})
+	if b.slow != nil {
+		b.slow.end(slot)
+	}
 	switch err {
 	case nil, errFailure, errExcluded:
 		return out, nil

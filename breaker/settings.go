@@ -33,6 +33,20 @@ type Settings struct {
 	// FailureStatuses are the response statuses that count as failures. The zero value
 	// means every 5xx status; build others with [NewStatusSet].
 	FailureStatuses StatusSet
+	// ConsecutiveFailures, when not zero, also trips the breaker after that many
+	// failures in a row, whatever the window holds: a region that died after a long
+	// healthy spell trips at once instead of after half a window of failures.
+	ConsecutiveFailures uint32
+	// SlowCallThreshold, when not zero, makes requests in flight for that long slow:
+	// the breaker opens as soon as at least SlowCallMin of them are in flight and they
+	// are SlowCallRatio or more of them plus the requests that ended meanwhile. A
+	// hung region then trips within about a threshold, not one timeout late.
+	SlowCallThreshold time.Duration
+	// SlowCallRatio is in (0, 1]; zero means DefaultSlowCallRatio.
+	SlowCallRatio float64
+	// SlowCallMin is the fewest slow calls that may trip; zero means
+	// DefaultSlowCallMin.
+	SlowCallMin uint32
 }
 
 // The defaults of the zero Settings fields.
@@ -42,6 +56,8 @@ const (
 	DefaultWindow         = 10 * time.Second
 	DefaultOpenFor        = 5 * time.Second
 	DefaultHalfOpenProbes = 3
+	DefaultSlowCallRatio  = 0.5
+	DefaultSlowCallMin    = 5
 )
 
 // defaultFailureStatuses is what the zero FailureStatuses stands for.
@@ -68,6 +84,15 @@ func (s Settings) WithDefaults() Settings {
 	if s.FailureStatuses.empty() {
 		s.FailureStatuses = defaultFailureStatuses
 	}
+	if s.SlowCallThreshold < 0 {
+		s.SlowCallThreshold = 0
+	}
+	if !(s.SlowCallRatio > 0 && s.SlowCallRatio <= 1) {
+		s.SlowCallRatio = DefaultSlowCallRatio
+	}
+	if s.SlowCallMin == 0 {
+		s.SlowCallMin = DefaultSlowCallMin
+	}
 	return s
 }
 
@@ -87,6 +112,10 @@ func (s Settings) Validate() error {
 		return fmt.Errorf("breaker: window: want a positive duration, got %v", s.Window)
 	case s.OpenFor < 0:
 		return fmt.Errorf("breaker: open_for: want a positive duration, got %v", s.OpenFor)
+	case s.SlowCallThreshold < 0:
+		return fmt.Errorf("breaker: slow_call.threshold: want a positive duration, got %v", s.SlowCallThreshold)
+	case math.IsNaN(s.SlowCallRatio) || s.SlowCallRatio < 0 || s.SlowCallRatio > 1:
+		return fmt.Errorf("breaker: slow_call.ratio: want 0..1, got %v", s.SlowCallRatio)
 	}
 	return nil
 }
@@ -95,6 +124,9 @@ func (s Settings) Validate() error {
 // while closed. It counts completed requests only: in-flight and excluded requests say
 // nothing yet about the upstream.
 func (s Settings) readyToTrip(c Counts) bool {
+	if s.ConsecutiveFailures > 0 && c.ConsecutiveFailures >= s.ConsecutiveFailures {
+		return true
+	}
 	n := c.TotalSuccesses + c.TotalFailures
 	// Dividing (rather than multiplying the ratio) keeps exact ratios exact: 3/10 is
 	// the same float64 as 0.3.

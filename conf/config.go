@@ -101,9 +101,14 @@ type ClientIP struct {
 	TrustedProxies []string `yaml:"trusted_proxies"`
 }
 
-// Internal says which peers are internal callers that may carry X-Shift-Region.
+// Internal says which peers are internal callers that may carry X-Shift-Region, and
+// which other internal headers only they may send.
 type Internal struct {
 	TrustedCallers []string `yaml:"trusted_callers"`
+	// StripHeaders names headers the operator's backends trust (a region, an internal
+	// user, a debug flag): a request from a peer outside trusted_callers loses them
+	// in every spelling (any case, duplicates, '_' for '-'), like X-Shift-Region.
+	StripHeaders []string `yaml:"strip_headers"`
 }
 
 // Split holds the defaults every route inherits.
@@ -181,9 +186,23 @@ type Breaker struct {
 	FailureStatuses []string `yaml:"failure_statuses"`
 	// Disabled turns the breaker off for the route.
 	Disabled bool `yaml:"disabled"`
+	// ConsecutiveFailures, when set, also trips after that many failures in a row,
+	// whatever the window's history (default 0: off).
+	ConsecutiveFailures int `yaml:"consecutive_failures"`
+	// SlowCall, when set, trips a hung region on requests still in flight.
+	SlowCall *SlowCall `yaml:"slow_call"`
 
 	// FailureRanges are FailureStatuses parsed: inclusive status ranges.
 	FailureRanges [][2]int `yaml:"-"`
+}
+
+// SlowCall makes requests in flight for Threshold slow: the breaker opens once at
+// least MinCalls are, and they are Ratio or more of them plus the requests that ended
+// meanwhile (defaults: ratio 0.5, min_calls 5).
+type SlowCall struct {
+	Threshold Duration `yaml:"threshold"`
+	Ratio     float64  `yaml:"ratio"`
+	MinCalls  int      `yaml:"min_calls"`
 }
 
 // Fallback configures what answers when a route's regions fail.
@@ -268,6 +287,13 @@ type Etcd struct {
 	KeyFile      string   `yaml:"key_file"`
 	// Instance names this instance in the fleet list (default: host name and listen port).
 	Instance string `yaml:"instance"`
+	// OnDownAtStart is what an instance serves when it starts while etcd does not
+	// answer and its state_dir holds no mirror, so it cannot know the fleet's
+	// overrides: "rollback" (the default: everything to each route's from region,
+	// which agrees with a rolled-back fleet and otherwise keeps users where a cutover
+	// began) or "file" (the file's splits, which may send users to a region the fleet
+	// has rolled back from). The etcd values replace it as soon as etcd answers.
+	OnDownAtStart string `yaml:"on_down_at_start"`
 }
 
 // Region returns the region with the given name.

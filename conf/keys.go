@@ -95,3 +95,23 @@ func isToken(s string) bool {
 	}
 	return true
 }
+
+// maxStripHeaderName bounds a name in internal.strip_headers (the data plane's
+// filter keeps name lengths in one 64-bit mask).
+const maxStripHeaderName = 63
+
+// checkStripHeaders refuses internal.strip_headers entries that are not header names
+// the gateway can strip: tokens of at most 63 bytes, and not the fields that frame
+// the request (Host, Content-Length, Transfer-Encoding), which the gateway writes.
+func (p *parser) checkStripHeaders(names []string) {
+	for i, n := range names {
+		path := fmt.Sprintf("internal.strip_headers[%d]", i)
+		fold := strings.ReplaceAll(strings.ToLower(n), "_", "-")
+		switch {
+		case !isToken(n) || len(n) > maxStripHeaderName:
+			p.errf(path, "want a header name (a token of at most %d characters), got %q", maxStripHeaderName, n)
+		case fold == "host" || fold == "content-length" || fold == "transfer-encoding":
+			p.errf(path, "%s frames the request and cannot be stripped", n)
+		}
+	}
+}

@@ -31,25 +31,34 @@ var DefaultKeys = []string{"header:X-User-Id", "cookie:uid", "header:X-Device-Id
 
 // LoadFile reads and parses a config file. Relative paths inside it (state_dir,
 // body_file, lua file, token_file) are resolved against the file's directory.
+// A file larger than MaxFileBytes is refused unread.
 func LoadFile(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := ReadFile(path)
 	if err != nil {
-		return nil, Errors{{File: path, Msg: err.Error()}}
+		return nil, err
 	}
 	return Parse(path, data)
 }
 
 // Parse decodes, checks and normalises one config. file names the source in errors and
 // locates relative paths; data is the file's bytes. Every problem found is returned as
-// Errors, each with line and key path; on error the *Config is nil.
+// Errors, each with line and key path; on error the *Config is nil. Data over
+// MaxFileBytes, or a document of more than MaxNodes nodes once its aliases are
+// expanded, is refused before anything expands them.
 func Parse(file string, data []byte) (*Config, error) {
 	p := &parser{file: file}
+	if len(data) > MaxFileBytes {
+		return nil, Errors{{File: file, Msg: fmt.Sprintf("%d bytes: larger than %d bytes (1 MiB)", len(data), MaxFileBytes)}}
+	}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return nil, Errors{p.yamlError(err, nil)}
 	}
 	if len(root.Content) == 0 {
 		return nil, Errors{{File: file, Msg: "empty config"}}
+	}
+	if e := checkNodeCount(file, &root, MaxNodes); e != nil {
+		return nil, Errors{e}
 	}
 	p.ix = indexNodes(&root)
 	if errs := unknownKeys(p.ix, file, "", root.Content[0], reflect.TypeOf(Config{})); len(errs) > 0 {
@@ -139,6 +148,7 @@ func (p *parser) check(c *Config) {
 	p.checkRegions(c)
 	c.TrustedProxies = p.cidrs("client_ip.trusted_proxies", c.ClientIP.TrustedProxies)
 	c.TrustedCallers = p.cidrs("internal.trusted_callers", c.Internal.TrustedCallers)
+	p.checkStripHeaders(c.Internal.StripHeaders)
 	c.SelfRegionID = NoRegion
 	if c.SelfRegion != "" {
 		if r, ok := c.Region(c.SelfRegion); ok {
@@ -499,7 +509,34 @@ func (p *parser) checkBreaker(path string, b *Breaker) {
 	if b.OpenFor.D == 0 {
 		b.OpenFor.D = DefaultBreakerOpenFor
 	}
+	if b.ConsecutiveFailures < 0 {
+		p.errf(path+".consecutive_failures", "want >= 0, got %d", b.ConsecutiveFailures)
+	}
+	if sc := b.SlowCall; sc != nil {
+		p.unit(path+".slow_call.threshold", sc.Threshold.err)
+		if sc.Threshold.D <= 0 && sc.Threshold.err == "" {
+			p.errf(path+".slow_call.threshold", "want a duration such as 500ms")
+		}
+		if sc.Ratio == 0 {
+			sc.Ratio = DefaultSlowCallRatio
+		}
+		if sc.Ratio <= 0 || sc.Ratio > 1 {
+			p.errf(path+".slow_call.ratio", "want a ratio in (0, 1], got %v", sc.Ratio)
+		}
+		if sc.MinCalls == 0 {
+			sc.MinCalls = DefaultSlowCallMin
+		}
+		if sc.MinCalls < 1 {
+			p.errf(path+".slow_call.min_calls", "want >= 1, got %d", sc.MinCalls)
+		}
+	}
 }
+
+// Slow-call defaults.
+const (
+	DefaultSlowCallRatio = 0.5
+	DefaultSlowCallMin   = 5
+)
 
 // ParseStatusSpec reads a status code ("503", 100..599) or class ("5xx", "1xx".."5xx",
 // the x's in either case) into an inclusive range. It is the one grammar of statuses:
@@ -594,6 +631,13 @@ func (p *parser) checkFleet(c *Config) {
 	}
 	if len(e.Endpoints) == 0 {
 		p.errf("fleet.etcd.endpoints", "at least one endpoint is needed")
+	}
+	switch e.OnDownAtStart {
+	case "":
+		e.OnDownAtStart = "rollback"
+	case "rollback", "file":
+	default:
+		p.errf("fleet.etcd.on_down_at_start", "want rollback or file, got %q", e.OnDownAtStart)
 	}
 	if e.Prefix == "" || !strings.HasPrefix(e.Prefix, "/") {
 		p.errf("fleet.etcd.prefix", "want a key prefix such as /shiftgate/prod/, got %q", e.Prefix)

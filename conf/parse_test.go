@@ -121,6 +121,13 @@ func TestParseErrors(t *testing.T) {
 	f("mirror bad method", base+"    mirror: {percent: 1, methods: [get]}\n", "routes[0].mirror.methods[0]: want an upper-case method")
 	f("mirror unknown key", base+"    mirror: {percent: 1, sample: 3}\n", "routes[0].mirror.sample: unknown key")
 	f("mirror settings", base+"mirror: {workers: 0, queue: -1}\n", "mirror.queue: want 1..1048576")
+	f("slow call", base+"    breaker: {slow_call: {threshold: 500ms, ratio: 0.5}, consecutive_failures: 5}\n", "")
+	f("slow call no threshold", base+"    breaker: {slow_call: {ratio: 0.5}}\n", "c.yaml:9: routes[0].breaker.slow_call.threshold: want a duration")
+	f("slow call ratio", base+"    breaker: {slow_call: {threshold: 1s, ratio: 2}}\n", "routes[0].breaker.slow_call.ratio: want a ratio in (0, 1]")
+	f("strip headers", base+"internal:\n  strip_headers: [X-Internal-User, x_debug]\n", "")
+	f("strip header not a token", base+"internal:\n  strip_headers: [X-Ok, \"X Bad\"]\n", "c.yaml:10: internal.strip_headers[1]: want a header name")
+	f("strip header frames", base+"internal:\n  strip_headers: [Content_Length]\n", "c.yaml:10: internal.strip_headers[0]: Content_Length frames the request")
+	f("strip header host", base+"internal:\n  strip_headers: [HOST]\n", "internal.strip_headers[0]: HOST frames")
 }
 
 func TestParsePercent(t *testing.T) {

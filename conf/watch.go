@@ -2,7 +2,6 @@ package conf
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -110,9 +109,9 @@ func (w *Watcher) report(err error) {
 
 // reload reads the file and hands a changed, valid config on.
 func (w *Watcher) reload() {
-	data, err := os.ReadFile(w.Path)
+	data, err := ReadFile(w.Path)
 	if err != nil {
-		w.report(Errors{{File: w.Path, Msg: err.Error()}})
+		w.report(err)
 		return
 	}
 	h := xxhash.Sum64(data)

@@ -78,6 +78,14 @@ type Status struct {
 	// yet written to the store; LastReconciled is the last such change written.
 	PendingLocal   []string          `json:"pending_local,omitempty"`
 	LastReconciled *store.Reconciled `json:"last_reconciled,omitempty"`
+	// Unpersisted names overrides in force in memory that the store did not take
+	// (state_dir full or read-only): "rollback", "routes/NAME". A restart loses them;
+	// they are written as soon as the store takes a write.
+	Unpersisted      []string `json:"unpersisted,omitempty"`
+	UnpersistedError string   `json:"unpersisted_error,omitempty"`
+	// StartedWith says what this instance served when it started during a fleet
+	// store outage: "mirror", or with an empty state_dir "rollback" or "file".
+	StartedWith string `json:"started_with,omitempty"`
 }
 
 // RollbackState is the rollback switch as status shows it.
@@ -139,6 +147,7 @@ func (s *Server) Status() Status {
 		out.Store = s.store.Describe()
 	}
 	s.fillStoreStatus(&out)
+	out.Unpersisted, out.UnpersistedError = s.unpersisted.list()
 	for i := range c.Routes {
 		r := &c.Routes[i]
 		rs := RouteStatus{
@@ -196,6 +205,8 @@ type SplitResult struct {
 	SampleKeys  []string `json:"sample_moving_keys,omitempty"`
 	DryRun      bool     `json:"dry_run"`
 	Revision    int64    `json:"override_revision,omitempty"`
+	// Unpersisted, as in RollbackResult.
+	Unpersisted string `json:"unpersisted,omitempty"`
 	// Local is true for a change made on this instance only (see SplitRequest).
 	Local bool `json:"local,omitempty"`
 	// Forced is true for a change that was allowed to move users back.
@@ -258,6 +269,8 @@ type BulkSplitResult struct {
 	Results  []SplitResult `json:"results"`
 	DryRun   bool          `json:"dry_run"`
 	Revision int64         `json:"override_revision,omitempty"`
+	// Unpersisted, as in RollbackResult.
+	Unpersisted string `json:"unpersisted,omitempty"`
 }
 
 // RollbackRequest is the body of POST /v1/rollback.
@@ -287,6 +300,9 @@ func (s *Server) changeOverrides(ctx context.Context, local bool, change func(*c
 		update = s.changeLocal
 	}
 	ov, err := update(ctx, change)
+	if isUnpersisted(err) {
+		return s.applyUnpersisted(change, err)
+	}
 	if err != nil {
 		return ov, fmt.Errorf("override store %s: %w", s.store.Describe(), err)
 	}
@@ -361,12 +377,18 @@ func (s *Server) registerGauges() {
 	set.NewGauge("shiftgate_tunnels_open", func() float64 { return float64(s.tunnels.Len()) })
 	set.NewGauge("shiftgate_config_version", func() float64 { return float64(s.state.Load().version) })
 	set.NewGauge("shiftgate_override_store_up", func() float64 {
-		if h, ok := s.storeHealth(); ok && !h.Up {
+		if h, ok := s.storeHealth(); (ok && !h.Up) || (!ok && s.storeWritable() != nil) {
 			return 0
 		}
 		return 1
 	})
 	set.RegisterMetricsWriter(s.writeMirrorMetrics)
+	set.NewGauge("shiftgate_overrides_unpersisted", func() float64 {
+		if keys, _ := s.unpersisted.list(); len(keys) > 0 {
+			return 1
+		}
+		return 0
+	})
 	set.RegisterMetricsWriter(func(w io.Writer) {
 		s.runtimes.breakers.Range(func(k breaker.Key, b *breaker.Breaker) {
 			fmt.Fprintf(w, "shiftgate_breaker_state{route=%q,region=%q} %d\n", k.Route, k.Region, b.State())
@@ -427,13 +449,16 @@ func (s *Server) ChangeSplits(ctx context.Context, who string, req BulkSplitRequ
 		}
 		return nil
 	})
+	if isUnpersisted(err) {
+		out.Unpersisted, err = err.Error(), nil
+	}
 	if err != nil {
 		return out, err
 	}
 	out.Revision = ov.Revision
 	for i := range out.Results {
 		res := &out.Results[i]
-		res.Revision, res.Local = ov.Revision, local
+		res.Revision, res.Local, res.Unpersisted = ov.Revision, local, out.Unpersisted
 		b := befores[res.Route]
 		s.log.Info("audit", "who", who, "what", "split", "route", res.Route,
 			"before", conf.FormatBP(b.Read)+"/"+conf.FormatBP(b.Write), "after", fmt.Sprintf("%g/%g", res.After, res.AfterWrite),
@@ -447,6 +472,8 @@ type ClearResult struct {
 	Routes   []string `json:"routes"`
 	Revision int64    `json:"override_revision"`
 	Local    bool     `json:"local,omitempty"`
+	// Unpersisted, as in RollbackResult.
+	Unpersisted string `json:"unpersisted,omitempty"`
 }
 
 // ClearSplits drops the runtime overrides of the named routes, so the file's values
@@ -469,6 +496,10 @@ func (s *Server) ClearSplits(ctx context.Context, who string, names []string, lo
 		}
 		return nil
 	})
+	var unpersisted string
+	if isUnpersisted(err) {
+		unpersisted, err = err.Error(), nil
+	}
 	if err != nil {
 		return ClearResult{}, err
 	}
@@ -477,7 +508,7 @@ func (s *Server) ClearSplits(ctx context.Context, who string, names []string, lo
 		s.log.Info("audit", "who", who, "what", "split cleared", "route", name,
 			"override", conf.FormatBP(was.PercentBP)+"/"+conf.FormatBP(was.WritePercentBP), "revision", ov.Revision, "local", local)
 	}
-	return ClearResult{Routes: names, Revision: ov.Revision, Local: local}, nil
+	return ClearResult{Routes: names, Revision: ov.Revision, Local: local, Unpersisted: unpersisted}, nil
 }
 
 // RollbackResult answers a rollback change.
@@ -486,6 +517,9 @@ type RollbackResult struct {
 	Ramp     string `json:"ramp"`
 	Revision int64  `json:"override_revision"`
 	Local    bool   `json:"local"`
+	// Unpersisted, when set, says the change is in force but the store did not take
+	// it (and why): a restart would lose it until a retry writes it.
+	Unpersisted string `json:"unpersisted,omitempty"`
 }
 
 // SetRollback turns the rollback switch on (everything to each route's from at once)
@@ -512,11 +546,15 @@ func (s *Server) SetRollback(ctx context.Context, who string, req RollbackReques
 		}
 		return nil
 	})
+	res := RollbackResult{On: ov.Rollback.On, Ramp: ramp.String(), Revision: ov.Revision, Local: local}
+	if isUnpersisted(err) {
+		res.Unpersisted, err = err.Error(), nil
+	}
 	if err != nil {
 		return RollbackResult{}, err
 	}
-	s.log.Info("audit", "who", who, "what", "rollback", "before", before, "after", req.On, "ramp", ramp.String(), "revision", ov.Revision, "local", local)
-	return RollbackResult{On: ov.Rollback.On, Ramp: ramp.String(), Revision: ov.Revision, Local: local}, nil
+	s.log.Info("audit", "who", who, "what", "rollback", "before", before, "after", req.On, "ramp", ramp.String(), "revision", ov.Revision, "local", local, "persisted", res.Unpersisted == "")
+	return res, nil
 }
 
 // Explain explains the decision the serving config makes for a request described as

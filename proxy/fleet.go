@@ -30,11 +30,15 @@ func (s *Server) fillStoreStatus(out *Status) {
 	h, ok := s.storeHealth()
 	if !ok {
 		out.StoreUp, out.AppliedRevision, out.StoreRevision = true, out.Revision, out.Revision
+		if err := s.storeWritable(); err != nil {
+			out.StoreUp, out.StoreError = false, "cannot write: "+err.Error()
+		}
 		return
 	}
 	out.StoreUp, out.StoreError = h.Up, h.Error
 	out.AppliedRevision, out.StoreRevision = h.AppliedRevision, h.StoreRevision
 	out.PendingLocal, out.LastReconciled = h.PendingLocal, h.LastReconciled
+	out.StartedWith = h.StartedWith
 }
 
 // changeLocal applies a change on this instance only (see store.Fleet).

@@ -75,7 +75,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	if upgrade {
 		upgradeProto = append(upgradeProto, h.Peek(fasthttp.HeaderUpgrade)...)
 	}
-	wire.StripRequestHeaders(h)
+	wire.StripRequestHeadersNamed(h, st.stripFor(ctx))
 	h.ResetConnectionClose()
 	if !h.IsHTTP11() {
 		// A proxy speaks its own version upstream (RFC 9110 section 6.2).
@@ -308,6 +308,12 @@ func (s *Server) finishResponse(ctx *fasthttp.RequestCtx, st *state, rt *routeSt
 	// client's: the client keeps its keep-alive connection.
 	rh.ResetConnectionClose()
 	rh.SetBytesKV(strRegionHeader, st.regions[region])
+	if ctx.Response.IsBodyStream() {
+		// A streamed body may stall before it fills the write buffer: the head goes
+		// out now, so a client whose upstream hangs sees the answer begin and then a
+		// cut, never a silent connection that ends with nothing.
+		ctx.Response.ImmediateHeaderFlush = true
+	}
 	if rt.run.cache != nil {
 		s.maybeCache(ctx, rt)
 	}

@@ -30,14 +30,19 @@ func breakerSettings(b conf.Breaker) (breaker.Settings, error) {
 	if err != nil {
 		return breaker.Settings{}, err
 	}
-	return breaker.Settings{
-		MinRequests:     uint32(b.MinRequests),
-		FailureRatio:    b.FailureRatio,
-		Window:          b.Window.D,
-		OpenFor:         b.OpenFor.D,
-		HalfOpenProbes:  uint32(b.HalfOpenProbes),
-		FailureStatuses: statuses,
-	}.WithDefaults(), nil
+	bs := breaker.Settings{
+		MinRequests:         uint32(b.MinRequests),
+		FailureRatio:        b.FailureRatio,
+		Window:              b.Window.D,
+		OpenFor:             b.OpenFor.D,
+		HalfOpenProbes:      uint32(b.HalfOpenProbes),
+		FailureStatuses:     statuses,
+		ConsecutiveFailures: uint32(b.ConsecutiveFailures),
+	}
+	if sc := b.SlowCall; sc != nil {
+		bs.SlowCallThreshold, bs.SlowCallRatio, bs.SlowCallMin = sc.Threshold.D, sc.Ratio, uint32(sc.MinCalls)
+	}
+	return bs.WithDefaults(), nil
 }
 
 func (rr *runtimeRegistry) bind(s *Server, c *conf.Config, r *conf.Route) (*routeRuntime, error) {

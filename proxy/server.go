@@ -66,6 +66,8 @@ type Server struct {
 	once    sync.Once
 	// serving is set once Serve runs and until Shutdown begins (readiness).
 	serving atomic.Bool
+	// unpersisted are overrides in force that the store did not take.
+	unpersisted unpersisted
 }
 
 type serverStats struct {
@@ -136,6 +138,8 @@ func New(cfg *conf.Config, opt Options) (*Server, error) {
 	s.retire(s.state.Load())
 	s.http = s.newHTTPServer(cfg)
 	go s.rampLoop()
+	go s.releaseLoop()
+	go s.slowPollLoop()
 	return s, nil
 }
 
@@ -162,18 +166,21 @@ func (s *Server) newHTTPServer(c *conf.Config) *fasthttp.Server {
 		HeaderReceived: func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
 			return fasthttp.RequestConfig{ReadTimeout: body}
 		},
-		Concurrency:                        maxConns,
-		ReadBufferSize:                     maxHeader,
-		MaxRequestBodySize:                 maxBody,
-		StreamRequestBody:                  true,
-		NoDefaultServerHeader:              true,
-		NoDefaultContentType:               true,
-		NoDefaultDate:                      true,
-		DisablePreParseMultipartForm:       true,
-		CloseOnShutdown:                    true,
-		SecureErrorLogMessage:              true,
-		Logger:                             slogPrinter{s.log},
-		ReduceMemoryUsage:                  false,
+		Concurrency:                  maxConns,
+		ReadBufferSize:               maxHeader,
+		MaxRequestBodySize:           maxBody,
+		StreamRequestBody:            true,
+		NoDefaultServerHeader:        true,
+		NoDefaultContentType:         true,
+		NoDefaultDate:                true,
+		DisablePreParseMultipartForm: true,
+		CloseOnShutdown:              true,
+		SecureErrorLogMessage:        true,
+		Logger:                       slogPrinter{s.log},
+		// Idle keep-alive connections give their reader, writer and request context
+		// back to the pools while they wait: one sized for the largest head (64 KiB)
+		// would otherwise stay with every idle client.
+		ReduceMemoryUsage:                  true,
 		TCPKeepalive:                       true,
 		KeepHijackedConns:                  true,
 		SleepWhenConcurrencyLimitsExceeded: 0,

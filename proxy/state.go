@@ -3,10 +3,13 @@ package proxy
 import (
 	"fmt"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/shiftgate/shiftgate/breaker"
 	"github.com/shiftgate/shiftgate/conf"
 	"github.com/shiftgate/shiftgate/proxy/mirror"
 	"github.com/shiftgate/shiftgate/proxy/stats"
+	"github.com/shiftgate/shiftgate/proxy/wire"
 	"github.com/shiftgate/shiftgate/routing"
 )
 
@@ -26,6 +29,8 @@ type state struct {
 	mirror *mirror.Mirror
 	// stats holds the routes' per-cohort statistics; nil when stats are off.
 	stats *stats.Set
+	// strip is internal.strip_headers compiled: removed from untrusted peers' requests.
+	strip *wire.StripNames
 }
 
 // routeState is one route's runtime view.
@@ -52,7 +57,11 @@ func (s *Server) compile(c *conf.Config, ov conf.Overrides, version uint64) (*st
 	if err != nil {
 		return nil, err
 	}
-	st := &state{cfg: c, ov: ov, splits: splits, table: table, version: version}
+	strip, err := wire.CompileStripNames(c.Internal.StripHeaders)
+	if err != nil {
+		return nil, fmt.Errorf("internal.strip_headers: %w", err)
+	}
+	st := &state{cfg: c, ov: ov, splits: splits, table: table, version: version, strip: strip}
 	for _, r := range c.RegionList {
 		st.regions = append(st.regions, []byte(r.Name))
 	}
@@ -117,4 +126,14 @@ func (s *Server) routeMetrics(c *conf.Config, r *conf.Route) *routeMetrics {
 	}
 	m.luaErrors = s.metrics.routeCounter(r.Name, `shiftgate_lua_errors_total{route=%q}`, r.Name)
 	return m
+}
+
+// stripFor returns the internal headers to strip from ctx's request: the config's
+// internal.strip_headers unless the peer is a trusted caller (nil when none are
+// configured, without looking at the peer).
+func (st *state) stripFor(ctx *fasthttp.RequestCtx) *wire.StripNames {
+	if st.strip == nil || st.table.TrustedCaller(peerAddr(ctx)) {
+		return nil
+	}
+	return st.strip
 }

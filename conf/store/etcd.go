@@ -322,14 +322,25 @@ func (s *Etcd) Load() (conf.Overrides, error) {
 	if err != nil {
 		s.markDown(err)
 		var o conf.Overrides
+		started := "mirror"
 		if s.mirror != nil {
 			if o, err = s.mirror.Load(); err != nil {
 				return o, fmt.Errorf("etcd unreachable and the mirror does not load: %w", err)
 			}
 		}
-		s.log.Warn("override store unreachable at start: serving the mirror of the last applied overrides",
-			"store", s.Describe(), "revision", o.Revision, "routes", len(o.Routes), "rollback", o.Rollback.On)
+		if s.mirror == nil || !s.mirror.exists() {
+			started = cmp.Or(s.cfg.OnDownAtStart, "rollback")
+			if started == "rollback" {
+				o.Rollback = conf.Rollback{On: true, Who: "shiftgate: started while etcd was down, with no mirror in state_dir", At: time.Now().UTC()}
+			}
+			s.log.Error("override store unreachable at start and state_dir holds no mirror: the fleet's overrides are unknown; serving per fleet.etcd.on_down_at_start until etcd answers",
+				"store", s.Describe(), "on_down_at_start", started, "rollback", o.Rollback.On)
+		} else {
+			s.log.Warn("override store unreachable at start: serving the mirror of the last applied overrides",
+				"store", s.Describe(), "revision", o.Revision, "routes", len(o.Routes), "rollback", o.Rollback.On)
+		}
 		s.mu.Lock()
+		s.health.StartedWith = started
 		s.kv, s.rev = fromOverrides(o), o.Revision
 		s.mu.Unlock()
 		s.handOut(o)

@@ -33,6 +33,10 @@ type Health struct {
 	// PendingLocal names the overrides changed on this instance only (during an
 	// outage) that are not in the store yet: "routes/NAME" or "rollback".
 	PendingLocal []string `json:"pending_local,omitempty"`
+	// StartedWith says what this instance served at start when etcd did not answer:
+	// "mirror" (the state_dir copy), or, with no mirror, "rollback" or "file"
+	// (fleet.etcd.on_down_at_start); "" when etcd answered.
+	StartedWith string `json:"started_with,omitempty"`
 	// LastReconciled describes the last local change written to the store once it
 	// came back, nil when there was none since start.
 	LastReconciled *Reconciled `json:"last_reconciled,omitempty"`

@@ -80,7 +80,7 @@ func (s *File) Update(_ context.Context, change func(*conf.Overrides) error) (co
 	defer s.mu.Unlock()
 	cur, err := s.load()
 	if err != nil {
-		return cur, err
+		return cur, fmt.Errorf("%w: %w", ErrNotPersisted, err)
 	}
 	next := cur.Clone()
 	if err := change(&next); err != nil {
@@ -88,7 +88,7 @@ func (s *File) Update(_ context.Context, change func(*conf.Overrides) error) (co
 	}
 	next.Revision = cur.Revision + 1
 	if err := s.Save(next); err != nil {
-		return cur, err
+		return cur, fmt.Errorf("%w: %w", ErrNotPersisted, err)
 	}
 	return next, nil
 }

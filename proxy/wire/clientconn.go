@@ -2,7 +2,9 @@ package wire
 
 import (
 	"bytes"
+	"io"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -49,6 +51,40 @@ func (c *lineConn) SetDeadline(t time.Time) error {
 func (c *lineConn) Write(p []byte) (int, error) {
 	c.w.move(c.Conn)
 	return c.Conn.Write(p)
+}
+
+// copyBufs are the buffers of lineConn.ReadFrom.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// ReadFrom copies r to the connection, each read written at once. fasthttp's write
+// buffer hands a streamed body here once it is empty (after the head was flushed):
+// bytes an upstream sent before it stalled reach the client instead of waiting in
+// the buffer for 4 KiB that never come. Writes go through Write, so the idle write
+// timeout moves as they do.
+func (c *lineConn) ReadFrom(r io.Reader) (int64, error) {
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	buf := *bp
+	var n int64
+	for {
+		nr, er := r.Read(buf)
+		if nr > 0 {
+			nw, ew := c.Write(buf[:nr])
+			n += int64(nw)
+			if ew != nil {
+				return n, ew
+			}
+			if nw != nr {
+				return n, io.ErrShortWrite
+			}
+		}
+		if er == io.EOF {
+			return n, nil
+		}
+		if er != nil {
+			return n, er
+		}
+	}
 }
 
 // idleWrites turns a write deadline into an idle timeout between writes: a deadline set

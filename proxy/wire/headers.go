@@ -73,9 +73,10 @@ func isConnection(k []byte) bool {
 	return len(k) == len(strConnection) && FoldEqual(k, "connection")
 }
 
-// appendIfStripped appends k to names if it must go: mustStrip, or named by a token.
-func appendIfStripped(names, toks, k []byte, fromClient bool) []byte {
-	if mustStrip(k, fromClient) || (!isFraming(k) && named(toks, k)) {
+// appendIfStripped appends k to names if it must go: mustStrip, one of extra, or
+// named by a token.
+func appendIfStripped(names, toks, k []byte, fromClient bool, extra *StripNames) []byte {
+	if mustStrip(k, fromClient) || extra.Has(k) || (!isFraming(k) && named(toks, k)) {
 		names = append(append(names, k...), 0)
 	}
 	return names
@@ -126,11 +127,16 @@ func nextRawField(raw []byte) (k, v, rest []byte, ok bool) {
 // the way a peer reads them. It reads the raw head fasthttp kept, which is cheaper than
 // its field iterator (that serialises cookies on every call); deleting by the names as
 // sent works because fasthttp normalises both sides alike. No allocation.
-func StripRequestHeaders(h *fasthttp.RequestHeader) {
+func StripRequestHeaders(h *fasthttp.RequestHeader) { StripRequestHeadersNamed(h, nil) }
+
+// StripRequestHeadersNamed is StripRequestHeaders that also removes every field named
+// in extra, in any spelling (nil: none). The proxy passes the config's
+// internal.strip_headers for a peer that is not a trusted caller. No allocation.
+func StripRequestHeadersNamed(h *fasthttp.RequestHeader, extra *StripNames) {
 	raw := h.RawHeaders()
 	if len(raw) == 0 {
 		// A header built in code, not parsed: the slower iterator.
-		stripRequestFields(h)
+		stripRequestFields(h, extra)
 		return
 	}
 	var tb [256]byte
@@ -147,6 +153,8 @@ func StripRequestHeaders(h *fasthttp.RequestHeader) {
 			if isConnection(k) {
 				toks = appendTokens(toks, v)
 			}
+		} else if extra.Has(k) {
+			need = true
 		}
 		r = rest
 	}
@@ -158,7 +166,7 @@ func StripRequestHeaders(h *fasthttp.RequestHeader) {
 		if !ok {
 			break
 		}
-		names = appendIfStripped(names, toks, k, true)
+		names = appendIfStripped(names, toks, k, true, extra)
 		r = rest
 	}
 	for len(names) > 0 {
@@ -168,7 +176,7 @@ func StripRequestHeaders(h *fasthttp.RequestHeader) {
 	}
 }
 
-func stripRequestFields(h *fasthttp.RequestHeader) {
+func stripRequestFields(h *fasthttp.RequestHeader, extra *StripNames) {
 	var tb [256]byte
 	var nb [512]byte
 	toks, names := tb[:0], nb[:0]
@@ -179,13 +187,15 @@ func stripRequestFields(h *fasthttp.RequestHeader) {
 			if isConnection(k) {
 				toks = appendTokens(toks, v)
 			}
+		} else if extra.Has(k) {
+			need = true
 		}
 	}
 	if !need {
 		return
 	}
 	for k := range h.All() {
-		names = appendIfStripped(names, toks, k, true)
+		names = appendIfStripped(names, toks, k, true, extra)
 	}
 	for len(names) > 0 {
 		var k []byte
@@ -213,7 +223,7 @@ func StripResponseHeaders(h *fasthttp.ResponseHeader) {
 		return
 	}
 	for k := range h.All() {
-		names = appendIfStripped(names, toks, k, false)
+		names = appendIfStripped(names, toks, k, false, nil)
 	}
 	for len(names) > 0 {
 		var k []byte
