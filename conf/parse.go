@@ -149,6 +149,7 @@ func (p *parser) check(c *Config) {
 	}
 	p.checkTimeouts(c)
 	p.checkRoutes(c)
+	p.checkLevers(c)
 	p.checkFleet(c)
 }
 
