@@ -78,6 +78,8 @@ type Status struct {
 	// yet written to the store; LastReconciled is the last such change written.
 	PendingLocal   []string          `json:"pending_local,omitempty"`
 	LastReconciled *store.Reconciled `json:"last_reconciled,omitempty"`
+	// Limits says whether caps are fleet-wide or per instance, and what is capped.
+	Limits LimitsBrief `json:"limits"`
 }
 
 // RollbackState is the rollback switch as status shows it.
@@ -139,6 +141,7 @@ func (s *Server) Status() Status {
 		out.Store = s.store.Describe()
 	}
 	s.fillStoreStatus(&out)
+	out.Limits = s.limitsBrief(st)
 	for i := range c.Routes {
 		r := &c.Routes[i]
 		rs := RouteStatus{

@@ -19,6 +19,7 @@ import (
 	"github.com/shiftgate/shiftgate/conf"
 	"github.com/shiftgate/shiftgate/conf/store"
 	"github.com/shiftgate/shiftgate/fallback"
+	"github.com/shiftgate/shiftgate/proxy/shed"
 	"github.com/shiftgate/shiftgate/proxy/wire"
 )
 
@@ -52,6 +53,10 @@ type Server struct {
 	upstreams *upstreamRegistry
 	runtimes  *runtimeRegistry
 	version   uint64
+	// shed keeps the caps' and budgets' buckets and counters across reloads; each
+	// state binds its gate from it (levers.go).
+	shed  *shed.Registry
+	share fleetShare
 
 	http    *fasthttp.Server
 	tunnels *tunnelSet
@@ -88,6 +93,7 @@ func New(cfg *conf.Config, opt Options) (*Server, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.shed = shed.NewRegistry(s.now)
 	s.runtimes = &runtimeRegistry{
 		breakers: breaker.NewSet(s.onBreakerChange),
 		scripts:  newScriptRegistry(),
@@ -112,6 +118,7 @@ func New(cfg *conf.Config, opt Options) (*Server, error) {
 	s.stats.refused = s.metrics.counter("shiftgate_connections_refused_total")
 	s.stats.badRequests = s.metrics.counter("shiftgate_bad_requests_total")
 	s.registerGauges()
+	s.registerLeverMetrics()
 
 	var ov conf.Overrides
 	if s.store != nil {
@@ -128,6 +135,7 @@ func New(cfg *conf.Config, opt Options) (*Server, error) {
 	s.retire(s.state.Load())
 	s.http = s.newHTTPServer(cfg)
 	go s.rampLoop()
+	go s.shareLoop()
 	return s, nil
 }
 
@@ -181,6 +189,7 @@ func (p slogPrinter) Printf(format string, args ...any) {
 // Serve accepts connections on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
 	s.serving.Store(true)
+	s.share.listen.Store(ln.Addr().String())
 	err := s.http.Serve(wire.LineListener{Listener: ln})
 	if errors.Is(err, net.ErrClosed) {
 		return nil
@@ -319,6 +328,7 @@ func (s *Server) putInService(cfg *conf.Config, ov conf.Overrides, newConfig boo
 		}
 	}
 	s.version = version
+	s.bindGate(st)
 	s.publish(st)
 	if old == nil {
 		return nil

@@ -32,6 +32,8 @@ func Handler(srv *proxy.Server) http.Handler {
 	mux.HandleFunc("POST /v1/rollback", a.rollback)
 	mux.HandleFunc("GET /v1/decide", a.decide)
 	mux.HandleFunc("GET /v1/fleet", a.fleet)
+	mux.HandleFunc("GET /v1/limits", a.limits)
+	mux.HandleFunc("PUT /v1/limits", a.changeLimits)
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 		srv.WriteMetrics(w)
