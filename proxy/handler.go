@@ -69,7 +69,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	rt.metrics.bySource[src].Inc()
 	if g := st.gate; g != nil {
 		// Caps come first: a refused request costs no upstream work at all.
-		if v := g.Admit(int(d.Route), s.now()); !v.OK() {
+		if v := g.Admit(int(d.Route), s.reqTime(ctx)); !v.OK() {
 			shedResponse(ctx, v.Reason, v.RetryAfter)
 			if l := s.alog.Load(); l != nil {
 				l.record(ctx, st, d)
@@ -146,7 +146,7 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d 
 		h.SetBytesV(routing.RegionHeader, st.regions[region])
 		reason := s.roundTrip(ctx, st, rt, region)
 		if cross && reason != failOpen && reason != failConnect && reason != failClient {
-			st.gate.Bytes(int(st.cfg.SelfRegionID), int(region), crossBytes(ctx, reason == failNone || reason == failStatus), s.now())
+			st.gate.Bytes(int(st.cfg.SelfRegionID), int(region), crossBytes(ctx, reason == failNone || reason == failStatus), s.reqTime(ctx))
 		}
 		if reason == failNone {
 			s.finishResponse(ctx, st, rt, region)

@@ -62,6 +62,16 @@ func (s *Server) bindGate(st *state) {
 	}
 }
 
+// reqTime is the time the levers see for a request: its start, which fasthttp has
+// already read, so that a capped request costs no clock read of its own; or the
+// injected clock of tests.
+func (s *Server) reqTime(ctx *fasthttp.RequestCtx) time.Time {
+	if s.clockSet {
+		return s.now()
+	}
+	return ctx.Time()
+}
+
 var (
 	strShed       = []byte("X-Shift-Shed")
 	strRetryAfter = []byte("Retry-After")
@@ -112,7 +122,7 @@ func (s *Server) admitCross(ctx *fasthttp.RequestCtx, st *state, rt *routeState,
 	h := &ctx.Request.Header
 	read := isRead(h)
 	cached := rt.run.cache != nil && (h.IsGet() || h.IsHead())
-	v := g.AdmitCross(route, int(st.cfg.SelfRegionID), int(region), read, cached, s.now())
+	v := g.AdmitCross(route, int(st.cfg.SelfRegionID), int(region), read, cached, s.reqTime(ctx))
 	switch v.Action {
 	case shed.Forward:
 		return true

@@ -57,6 +57,9 @@ type Server struct {
 	// state binds its gate from it (levers.go).
 	shed  *shed.Registry
 	share fleetShare
+	// clockSet is true when Options.Now was given: the levers then read it instead
+	// of the request's start time (reqTime).
+	clockSet bool
 
 	http    *fasthttp.Server
 	tunnels *tunnelSet
@@ -90,6 +93,7 @@ func New(cfg *conf.Config, opt Options) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
+	s.clockSet = s.now != nil
 	if s.now == nil {
 		s.now = time.Now
 	}
