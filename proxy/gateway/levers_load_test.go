@@ -110,15 +110,17 @@ func TestSiteCapHoldsUnderLoad(t *testing.T) {
 	}
 }
 
-// TestPrioritySheddingUnderLoad offers 400 rps against a site cap of 300: 100 rps of a
-// critical route, 150 of a normal one and 150 of a low one. The low route is shed
+// TestPrioritySheddingUnderLoad offers 550 rps against a site cap of 300: 100 rps of a
+// critical route, 150 of a normal one and 300 of a low one. The low route is shed
 // first: it gets what the others leave, while critical and normal keep (nearly) all
-// they asked for.
+// they asked for. (The low route's 300 keeps the bucket drained when the other
+// generators fall behind on a busy machine, so the cap, not the offered load, sets
+// the total.)
 func TestPrioritySheddingUnderLoad(t *testing.T) {
 	idc, cloud := startRegion(t, "idc"), startRegion(t, "cloud")
 	g := startLive(t, capConfig, map[string]string{"IDC": idc.Addr, "CLOUD": cloud.Addr})
 	ctx, cancel := context.WithCancel(context.Background())
-	offered := map[string]float64{"login": 100, "feed": 150, "prefetch": 150}
+	offered := map[string]float64{"login": 100, "feed": 150, "prefetch": 300}
 	paths := map[string]string{"login": "/login", "feed": "/api/feed", "prefetch": "/prefetch"}
 	var dones []<-chan loadtest.Result
 	for name, rate := range offered {
