@@ -295,6 +295,7 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "config %s (version %d, hash %s)\noverrides: %s, revision %d\nrollback: %s\n",
 		st.ConfigFile, st.Version, st.ConfigHash, st.Store, st.Revision, roll)
+	fmt.Fprintln(stdout, limitsStatusLine(st.Limits))
 	if !st.StoreUp {
 		fmt.Fprintf(stdout, "override store DOWN: %s\n  serving the last known overrides (revision %d); fleet writes are refused, -local writes change this instance only\n",
 			st.StoreError, st.AppliedRevision)

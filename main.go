@@ -30,6 +30,8 @@ const usage = `shiftgate moves users from one region to another, live.
   shiftgate split  -clear ROUTE...       drop a runtime override: the file's split applies again
   shiftgate rollback [-ramp DURATION] [-local] on|off
   shiftgate status [-fleet]
+  shiftgate limit  [-ramp D] site|ROUTE RPS|off   emergency request caps (fleet-wide with etcd)
+  shiftgate budget [-ramp D] FROM TO RATE|off     cross-region byte budget, e.g. 800Mbit
   shiftgate warm   -config FILE URLS.txt pre-warm the fallback cache through a running gateway
   shiftgate loadtest [flags]             load generator (shiftgate loadtest -h)
   shiftgate loadtest -drill [flags]      cutover rehearsal: ramp, reload storm, rollback, region kill
@@ -38,7 +40,7 @@ const usage = `shiftgate moves users from one region to another, live.
   shiftgate diff   [-route R] [-json]    what mirrored answers showed (routes[i].mirror)
   shiftgate backend [flags]              a fixed-body stand-in backend for benches
 
-Admin verbs (split, rollback, status) take -admin URL (default from -config, else
+Admin verbs (split, rollback, status, limit, budget) take -admin URL (default from -config, else
 http://127.0.0.1:9090) and a token from -token-file or $SHIFTGATE_TOKEN.
 In a fleet (fleet.etcd), a split or rollback made on one instance holds on all of them;
 -local changes only that instance while etcd is down (written to etcd when it returns);
@@ -73,6 +75,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdRollback(rest, stdout, stderr)
 	case "status":
 		return cmdStatus(rest, stdout, stderr)
+	case "limit":
+		return cmdLimit(rest, stdout, stderr)
+	case "budget":
+		return cmdBudget(rest, stdout, stderr)
 	case "warm":
 		return cmdWarm(rest, stdout, stderr)
 	case "diff":

@@ -24,6 +24,7 @@ type Config struct {
 	Routes     []Route           `yaml:"routes"`
 	Timeouts   Timeouts          `yaml:"timeouts"`
 	Limits     Limits            `yaml:"limits"`
+	Budgets    []Budget          `yaml:"budgets"`
 	Fleet      Fleet             `yaml:"fleet"`
 	AccessLog  AccessLog         `yaml:"access_log"`
 	// Stats configures the per-cohort statistics (on unless stats.off).
@@ -154,6 +155,15 @@ type Route struct {
 	// Mirror copies a share of the route's traffic to another region and compares
 	// the answers (see Mirror); nil is off.
 	Mirror *Mirror `yaml:"mirror"`
+	// LimitRPS caps the route's requests per second (fleet-wide with etcd); 0 is no
+	// cap. `shiftgate limit ROUTE` overrides it.
+	LimitRPS float64 `yaml:"limit_rps"`
+	// Priority orders shedding under the site cap and the byte budgets: critical,
+	// normal (the default) or low.
+	Priority string `yaml:"priority"`
+	// BudgetMode is what a byte budget does to the route's requests it sheds and no
+	// cached fallback answers: refuse (503, the default) or pace (hold them back).
+	BudgetMode string `yaml:"budget_mode"`
 
 	// Normalised fields, filled by Parse.
 
@@ -260,7 +270,7 @@ type Timeouts struct {
 	TunnelGrace    Duration `yaml:"tunnel_grace"`    // 30s: before a moved tunnel is closed
 }
 
-// Limits bound what a client may send.
+// Limits bound what a client may send, and the request rate the site takes.
 type Limits struct {
 	MaxHeaderBytes ByteSize `yaml:"max_header_bytes"` // 64KiB, request line and headers
 	MaxConns       int      `yaml:"max_conns"`        // 10000 concurrent client connections
@@ -268,6 +278,12 @@ type Limits struct {
 	// MaxPipelinedResponseBytes bounds a response read over a pipelined connection,
 	// which is buffered whole (default 4MiB); a larger one is a 502.
 	MaxPipelinedResponseBytes ByteSize `yaml:"max_pipelined_response_bytes"`
+	// SiteRPS caps the requests per second of all routes together (fleet-wide with
+	// etcd); 0 is no cap. `shiftgate limit site` overrides it.
+	SiteRPS float64 `yaml:"site_rps"`
+	// Ramp is how long a cap or budget that the file raises or lifts takes to climb
+	// to its new value (0: at once). Lowering applies at once.
+	Ramp Duration `yaml:"ramp"`
 }
 
 // Fleet configures the shared override store for a fleet of instances.

@@ -24,6 +24,11 @@ const (
 	// DefaultPipelineConns is the number of pipelined connections per upstream of a
 	// route with pipeline on.
 	DefaultPipelineConns = 2
+
+	// DefaultPriority is the priority of a route that names none.
+	DefaultPriority = PriorityNormal
+	// DefaultBudgetMode is the budget mode of a route that names none.
+	DefaultBudgetMode = BudgetRefuse
 )
 
 // applyDefaults fills every zero value that has a default. It runs after the file is
@@ -69,7 +74,14 @@ func applyDefaults(c *Config) {
 		e.DialTimeout.D = DefaultEtcdDialTimeout
 	}
 	for i := range c.Routes {
-		f := &c.Routes[i].Fallback
+		r := &c.Routes[i]
+		if r.Priority == "" {
+			r.Priority = DefaultPriority
+		}
+		if r.BudgetMode == "" {
+			r.BudgetMode = DefaultBudgetMode
+		}
+		f := &r.Fallback
 		if fc := f.Cache; fc != nil {
 			if fc.TTL.D == 0 {
 				fc.TTL.D = DefaultCacheTTL * time.Second

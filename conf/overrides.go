@@ -13,13 +13,19 @@ type SplitBP struct {
 }
 
 // Overrides are the runtime knobs the admin API and CLI change on top of the file's
-// config: per-route split and the rollback switch. They persist in an OverrideStore and
-// survive restarts and file reloads. The zero value overrides nothing.
+// config: per-route split, the rollback switch, request caps and byte budgets. They
+// persist in an OverrideStore and survive restarts and file reloads. The zero value
+// overrides nothing.
 type Overrides struct {
 	// Revision increases with every change; fleets use the store's revision.
 	Revision int64                    `json:"revision"`
 	Routes   map[string]RouteOverride `json:"routes,omitempty"`
 	Rollback Rollback                 `json:"rollback"`
+	// SiteLimit, RouteLimits (by route name) and Budgets (by BudgetKey) replace the
+	// file's caps and budgets (see levers_overrides.go).
+	SiteLimit   *LimitOverride            `json:"site_limit,omitempty"`
+	RouteLimits map[string]LimitOverride  `json:"route_limits,omitempty"`
+	Budgets     map[string]BudgetOverride `json:"budgets,omitempty"`
 }
 
 // RouteOverride replaces a route's percent and write_percent.
@@ -49,6 +55,7 @@ func (o Overrides) Clone() Overrides {
 	for k, v := range o.Routes {
 		c.Routes[k] = v
 	}
+	c.cloneLevers(o)
 	return c
 }
 

@@ -159,6 +159,7 @@ func (p *parser) check(c *Config) {
 	}
 	p.checkTimeouts(c)
 	p.checkRoutes(c)
+	p.checkLevers(c)
 	p.checkFleet(c)
 	p.checkMirrorSettings(c)
 	p.checkStats(c)

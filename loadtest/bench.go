@@ -68,7 +68,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchOptions, int) {
 	fs.StringVar(&conns, "conns", "64,256", "comma-separated connection counts")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "measured time of each run")
 	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured load before each run")
-	fs.StringVar(&targets, "targets", "direct,nginx,haproxy,shiftgate,shiftgate-pipelined", "comma-separated targets: direct, nginx, haproxy, shiftgate, shiftgate-pipelined")
+	fs.StringVar(&targets, "targets", "direct,nginx,haproxy,shiftgate,shiftgate-pipelined", "comma-separated targets: direct, nginx, haproxy, shiftgate, shiftgate-pipelined, shiftgate-levers")
 	fs.IntVar(&o.bodySize, "body-size", 1024, "the backend's fixed response body, in bytes")
 	fs.StringVar(&o.path, "path", "/api/feed", "request path (the example config's split route)")
 	fs.IntVar(&o.users, "users", 10000, "distinct user ids in the X-User-Id header")
@@ -113,7 +113,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchOptions, int) {
 	}
 	for _, t := range strings.Split(targets, ",") {
 		t = strings.TrimSpace(t)
-		if !slices.Contains([]string{targetDirect, targetNginx, targetHAProxy, targetShiftgate, targetPipelined}, t) || slices.Contains(o.targets, t) {
+		if !slices.Contains([]string{targetDirect, targetNginx, targetHAProxy, targetShiftgate, targetPipelined, targetLevers}, t) || slices.Contains(o.targets, t) {
 			fmt.Fprintf(stderr, "loadtest bench: -targets: unknown or repeated target %q\n", t)
 			return o, 2
 		}
@@ -347,7 +347,7 @@ func (b *bench) startTarget(ctx context.Context, name, backend string) (benchTar
 			return benchTarget{}, err
 		}
 		argv = []string{b.o.haproxy, "-db", "-f", cfg}
-	case targetShiftgate, targetPipelined:
+	case targetShiftgate, targetPipelined, targetLevers:
 		if f.Admin, err = freeAddr(); err != nil {
 			return benchTarget{}, err
 		}
@@ -357,6 +357,11 @@ func (b *bench) startTarget(ctx context.Context, name, backend string) (benchTar
 		}
 		if name == targetPipelined {
 			if err := pipelineFeed(cfg); err != nil {
+				return benchTarget{}, err
+			}
+		}
+		if name == targetLevers {
+			if err := leversOn(cfg); err != nil {
 				return benchTarget{}, err
 			}
 		}

@@ -71,3 +71,20 @@ func pipelineFeed(path string) error {
 	out := strings.Replace(string(b), anchor, anchor+"    pipeline: true\n", 1)
 	return os.WriteFile(path, []byte(out), 0o644)
 }
+
+// leversOn adds the emergency levers, none of them reached, to a generated shiftgate
+// config: a site cap, a cap on the split route and a byte budget on the link that its
+// moved users cross (this instance in idc). It changes nothing else.
+func leversOn(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	const anchor = "    failover: idempotent\n"
+	if !strings.Contains(string(b), anchor) {
+		return fmt.Errorf("%s: no %q line to add a route cap after", path, strings.TrimSpace(anchor))
+	}
+	out := strings.Replace(string(b), anchor, anchor+"    limit_rps: 1000000000\n", 1)
+	out = "self_region: idc\nlimits: { site_rps: 1000000000 }\nbudgets: [{ from: idc, to: cloud, rate: 100Tbit }]\n" + out
+	return os.WriteFile(path, []byte(out), 0o644)
+}

@@ -18,6 +18,10 @@ const (
 	// targetPipelined is shiftgate with the split route's pipeline option on: the
 	// same config plus `pipeline: true` on the feed route.
 	targetPipelined = "shiftgate-pipelined"
+	// targetLevers is shiftgate with the emergency levers on and not reached: a site
+	// cap, a cap on the split route and a byte budget on the link its moved users
+	// cross (self_region idc), to read what they cost against plain shiftgate.
+	targetLevers = "shiftgate-levers"
 )
 
 // benchSample is one measured run of one target at one connection count.
@@ -134,12 +138,15 @@ func summarize(samples []benchSample, targets []string, conns []int) benchReport
 				LoadCPUPct: median(load), OtherCPUPct: other,
 			})
 		}
-		for _, sg := range []string{targetShiftgate, targetPipelined} {
+		for _, sg := range []string{targetShiftgate, targetPipelined, targetLevers} {
 			for _, peer := range []string{targetNginx, targetHAProxy} {
 				if r, ok := ratioOfTarget(samples, sg, peer, c); ok {
 					rep.Ratios = append(rep.Ratios, r)
 				}
 			}
+		}
+		if r, ok := ratioOfTarget(samples, targetLevers, targetShiftgate, c); ok {
+			rep.Ratios = append(rep.Ratios, r)
 		}
 	}
 	return rep

@@ -165,6 +165,10 @@ func (l *accessLog) record(ctx *fasthttp.RequestCtx, st *state, d routing.Decisi
 			b = append(b, `,"fallback":`...)
 			b = appendJSONString(b, fb)
 		}
+		if sh := ctx.Response.Header.PeekBytes(strShed); len(sh) > 0 {
+			b = append(b, `,"shed":`...)
+			b = appendJSONString(b, sh)
+		}
 	}
 	b = append(b, "}\n"...)
 	line.b = b

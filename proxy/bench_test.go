@@ -58,6 +58,12 @@ func newInMemory(tb testing.TB) *inMemory { return newInMemoryWith(tb, "") }
 // newInMemoryWith adds top-level YAML (e.g. an access log) to the bench config.
 func newInMemoryWith(tb testing.TB, extra string) *inMemory {
 	tb.Helper()
+	return newInMemoryConfig(tb, extra+benchConfig)
+}
+
+// newInMemoryConfig serves the config text ({{STATE}} and {{DIR}} replaced).
+func newInMemoryConfig(tb testing.TB, config string) *inMemory {
+	tb.Helper()
 	body := []byte(strings.Repeat("x", 512))
 	backendLn := fasthttputil.NewInmemoryListener()
 	backend := &fasthttp.Server{
@@ -69,7 +75,7 @@ func newInMemoryWith(tb testing.TB, extra string) *inMemory {
 	}
 	go backend.Serve(backendLn)
 	dir := tb.TempDir()
-	text := strings.ReplaceAll(extra+benchConfig, "{{STATE}}", filepath.Join(dir, "state"))
+	text := strings.ReplaceAll(config, "{{STATE}}", filepath.Join(dir, "state"))
 	text = strings.ReplaceAll(text, "{{DIR}}", dir)
 	path := filepath.Join(dir, "bench.yaml")
 	os.WriteFile(path, []byte(text), 0o644)

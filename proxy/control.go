@@ -86,6 +86,8 @@ type Status struct {
 	// StartedWith says what this instance served when it started during a fleet
 	// store outage: "mirror", or with an empty state_dir "rollback" or "file".
 	StartedWith string `json:"started_with,omitempty"`
+	// Limits says whether caps are fleet-wide or per instance, and what is capped.
+	Limits LimitsBrief `json:"limits"`
 }
 
 // RollbackState is the rollback switch as status shows it.
@@ -148,6 +150,7 @@ func (s *Server) Status() Status {
 	}
 	s.fillStoreStatus(&out)
 	out.Unpersisted, out.UnpersistedError = s.unpersisted.list()
+	out.Limits = s.limitsBrief(st)
 	for i := range c.Routes {
 		r := &c.Routes[i]
 		rs := RouteStatus{

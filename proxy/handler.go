@@ -68,6 +68,16 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		src = len(rt.metrics.bySource) - 1
 	}
 	rt.metrics.bySource[src].Inc()
+	if g := st.gate; g != nil {
+		// Caps come first: a refused request costs no upstream work at all.
+		if v := g.Admit(int(d.Route), s.reqTime(ctx)); !v.OK() {
+			shedResponse(ctx, v.Reason, v.RetryAfter)
+			if l := s.alog.Load(); l != nil {
+				l.record(ctx, st, d)
+			}
+			return
+		}
+	}
 
 	clientClose := h.ConnectionClose()
 	upgrade := h.ConnectionUpgrade() && len(h.Peek(fasthttp.HeaderUpgrade)) > 0
@@ -146,9 +156,22 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d 
 	region := d.Region
 	failReason := failNone
 	for attempt := 0; ; attempt++ {
+		cross := st.gate != nil && st.crosses(region)
+		if cross && !s.admitCross(ctx, st, rt, int(d.Route), region, attempt == 0) {
+			if attempt == 0 {
+				return region, false // answered: a budget refusal or the cached fallback
+			}
+			// The budget keeps a failover from crossing: fall back as for the
+			// first region's failure.
+			region = d.Region
+			break
+		}
 		h := &ctx.Request.Header
 		h.SetBytesV(routing.RegionHeader, st.regions[region])
 		reason := s.roundTrip(ctx, st, rt, region)
+		if cross && reason != failOpen && reason != failConnect && reason != failClient {
+			st.gate.Bytes(int(st.cfg.SelfRegionID), int(region), crossBytes(ctx, reason == failNone || reason == failStatus), s.reqTime(ctx))
+		}
 		if reason == failNone {
 			s.finishResponse(ctx, st, rt, region)
 			return region, true

@@ -71,6 +71,9 @@ type routeMetrics struct {
 	fallbacks  [4]*metrics.Counter // [fallbackNone..fallbackLua]
 	noUpstream *metrics.Counter
 	luaErrors  *metrics.Counter
+	// budgetMisses counts reads a byte budget sent to the cached fallback that
+	// missed, and were refused (levers.go).
+	budgetMisses *metrics.Counter
 }
 
 // metricsRegistry holds every metric of a Server. Counters are kept across reloads by

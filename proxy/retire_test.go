@@ -1,10 +1,12 @@
 package proxy
 
 import (
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -137,4 +139,26 @@ func cacheFileSuffix(t *testing.T, dir string) string {
 	}
 	t.Fatalf("no cache file in %s", dir)
 	return ""
+}
+
+// TestShutdownBeforeServe: a Serve that starts after Shutdown returns at once instead
+// of blocking on a listener nobody will close.
+func TestShutdownBeforeServe(t *testing.T) {
+	idc, cloud := startRegion(t, "idc"), startRegion(t, "cloud")
+	gw := startGateway(t, twoRegions, map[string]string{"IDC": idc.Addr, "CLOUD": cloud.Addr})
+	gw.srv.Shutdown(time.Second)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- gw.srv.Serve(ln) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Serve after Shutdown: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve after Shutdown blocked")
+	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/shiftgate/shiftgate/conf"
 	"github.com/shiftgate/shiftgate/conf/store"
 	"github.com/shiftgate/shiftgate/fallback"
+	"github.com/shiftgate/shiftgate/proxy/shed"
 	"github.com/shiftgate/shiftgate/proxy/stats"
 	"github.com/shiftgate/shiftgate/proxy/wire"
 )
@@ -57,6 +58,13 @@ type Server struct {
 	instance  atomic.Pointer[string] // see SetInstance
 	clock     *stats.Clock
 	version   uint64
+	// shed keeps the caps' and budgets' buckets and counters across reloads; each
+	// state binds its gate from it (levers.go).
+	shed  *shed.Registry
+	share fleetShare
+	// clockSet is true when Options.Now was given: the levers then read it instead
+	// of the request's start time (reqTime).
+	clockSet bool
 
 	http    *fasthttp.Server
 	tunnels *tunnelSet
@@ -66,6 +74,9 @@ type Server struct {
 	once    sync.Once
 	// serving is set once Serve runs and until Shutdown begins (readiness).
 	serving atomic.Bool
+	// lnMu guards listeners, the ones Serve was given, which Shutdown closes.
+	lnMu      sync.Mutex
+	listeners []net.Listener
 	// unpersisted are overrides in force that the store did not take.
 	unpersisted unpersisted
 }
@@ -95,9 +106,11 @@ func New(cfg *conf.Config, opt Options) (*Server, error) {
 		s.log = slog.Default()
 	}
 	s.statsReg, s.clock = newStatsRegistry(cfg)
+	s.clockSet = s.now != nil
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.shed = shed.NewRegistry(s.now)
 	s.runtimes = &runtimeRegistry{
 		breakers: breaker.NewSet(s.onBreakerChange),
 		scripts:  newScriptRegistry(),
@@ -122,6 +135,7 @@ func New(cfg *conf.Config, opt Options) (*Server, error) {
 	s.stats.refused = s.metrics.counter("shiftgate_connections_refused_total")
 	s.stats.badRequests = s.metrics.counter("shiftgate_bad_requests_total")
 	s.registerGauges()
+	s.registerLeverMetrics()
 
 	var ov conf.Overrides
 	if s.store != nil {
@@ -140,6 +154,7 @@ func New(cfg *conf.Config, opt Options) (*Server, error) {
 	go s.rampLoop()
 	go s.releaseLoop()
 	go s.slowPollLoop()
+	go s.shareLoop()
 	return s, nil
 }
 
@@ -195,7 +210,21 @@ func (p slogPrinter) Printf(format string, args ...any) {
 
 // Serve accepts connections on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
+	// fasthttp's Shutdown closes only the listeners its Serve has registered, so a
+	// Shutdown that came first would leave this Serve blocked forever: the server
+	// keeps its own list and refuses to start once shut down.
+	s.lnMu.Lock()
+	select {
+	case <-s.closed:
+		s.lnMu.Unlock()
+		ln.Close()
+		return nil
+	default:
+	}
+	s.listeners = append(s.listeners, ln)
+	s.lnMu.Unlock()
 	s.serving.Store(true)
+	s.share.listen.Store(ln.Addr().String())
 	err := s.http.Serve(wire.LineListener{Listener: ln})
 	if errors.Is(err, net.ErrClosed) {
 		return nil
@@ -207,12 +236,20 @@ func (s *Server) Serve(ln net.Listener) error {
 // tunnels, flushes the fallback cache and returns.
 func (s *Server) Shutdown(timeout time.Duration) error {
 	s.serving.Store(false)
+	s.lnMu.Lock()
 	s.once.Do(func() { close(s.closed) })
+	for _, ln := range s.listeners {
+		ln.Close() //nolint:errcheck // fasthttp may have closed it already
+	}
+	s.lnMu.Unlock()
 	done := make(chan error, 1)
 	go func() { done <- s.http.Shutdown() }()
 	var err error
 	select {
 	case err = <-done:
+		if errors.Is(err, net.ErrClosed) {
+			err = nil // the listeners closed above
+		}
 	case <-time.After(timeout):
 		err = fmt.Errorf("shutdown: in-flight requests still running after %s", timeout)
 	}
@@ -340,6 +377,7 @@ func (s *Server) putInService(cfg *conf.Config, ov conf.Overrides, newConfig boo
 		}
 	}
 	s.version = version
+	s.bindGate(st)
 	s.publish(st)
 	s.noteSwap(old, st, newConfig)
 	if old == nil {

@@ -8,6 +8,7 @@ import (
 	"github.com/shiftgate/shiftgate/breaker"
 	"github.com/shiftgate/shiftgate/conf"
 	"github.com/shiftgate/shiftgate/proxy/mirror"
+	"github.com/shiftgate/shiftgate/proxy/shed"
 	"github.com/shiftgate/shiftgate/proxy/stats"
 	"github.com/shiftgate/shiftgate/proxy/wire"
 	"github.com/shiftgate/shiftgate/routing"
@@ -31,6 +32,12 @@ type state struct {
 	stats *stats.Set
 	// strip is internal.strip_headers compiled: removed from untrusted peers' requests.
 	strip *wire.StripNames
+	// limits are the caps and budgets in force (file and overrides); levers is
+	// their gate, for status and metrics; gate is the same gate for the request
+	// path, nil when nothing is capped, so that a config without levers pays nothing.
+	limits shed.Limits
+	levers *shed.Gate
+	gate   *shed.Gate
 }
 
 // routeState is one route's runtime view.
@@ -61,7 +68,11 @@ func (s *Server) compile(c *conf.Config, ov conf.Overrides, version uint64) (*st
 	if err != nil {
 		return nil, fmt.Errorf("internal.strip_headers: %w", err)
 	}
-	st := &state{cfg: c, ov: ov, splits: splits, table: table, version: version, strip: strip}
+	limits, err := leverLimits(c, ov)
+	if err != nil {
+		return nil, err
+	}
+	st := &state{cfg: c, ov: ov, splits: splits, table: table, version: version, strip: strip, limits: limits}
 	for _, r := range c.RegionList {
 		st.regions = append(st.regions, []byte(r.Name))
 	}
@@ -125,6 +136,7 @@ func (s *Server) routeMetrics(c *conf.Config, r *conf.Route) *routeMetrics {
 		}
 	}
 	m.luaErrors = s.metrics.routeCounter(r.Name, `shiftgate_lua_errors_total{route=%q}`, r.Name)
+	m.budgetMisses = s.metrics.routeCounter(r.Name, `shiftgate_budget_fallback_misses_total{route=%q}`, r.Name)
 	return m
 }
 

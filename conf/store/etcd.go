@@ -41,6 +41,8 @@ type EtcdOptions struct {
 	Logger *slog.Logger
 	// ProbeEvery is how often Watch checks that etcd answers (default 500ms).
 	ProbeEvery time.Duration
+	// Region is this instance's self_region, written into its registration.
+	Region string
 }
 
 // Etcd keeps a fleet's overrides in etcd, one key per override under the
@@ -61,6 +63,7 @@ type Etcd struct {
 	pendPath   string
 	timeout    time.Duration
 	probeEvery time.Duration
+	region     string
 
 	cliMu  sync.Mutex
 	cli    *clientv3.Client
@@ -97,6 +100,7 @@ func NewEtcd(e *conf.Etcd, opt EtcdOptions) (*Etcd, error) {
 		log:           opt.Logger,
 		timeout:       cmp.Or(e.DialTimeout.D, conf.DefaultEtcdDialTimeout), // e built by code, not Parse
 		probeEvery:    opt.ProbeEvery,
+		region:        opt.Region,
 		instance:      e.Instance,
 		kv:            map[string]kvEntry{},
 		upSignal:      make(chan struct{}, 1),

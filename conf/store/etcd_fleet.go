@@ -53,7 +53,7 @@ func (s *Etcd) Register(ctx context.Context, listen, admin string) {
 		s.instance = name
 	}
 	s.mu.Unlock()
-	inst := Instance{Instance: name, Listen: listen, Admin: admin, Started: time.Now().UTC()}
+	inst := Instance{Instance: name, Listen: listen, Admin: admin, Region: s.region, Started: time.Now().UTC()}
 	key := s.cfg.Prefix + keyInstances + name
 	for ctx.Err() == nil {
 		err := s.registerOnce(ctx, key, inst)

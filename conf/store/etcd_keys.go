@@ -58,6 +58,7 @@ func encodeOverrides(o conf.Overrides) map[string][]byte {
 		b, _ := json.Marshal(o.Rollback)
 		out[keyRollback] = b
 	}
+	encodeLevers(o, out)
 	return out
 }
 
@@ -83,6 +84,10 @@ func decodeOverrides(kv map[string]kvEntry) (conf.Overrides, []error) {
 			if err := json.Unmarshal(e.val, &o.Rollback); err != nil {
 				errs = append(errs, fmt.Errorf("%s%s: %w", keyOverrides, k, err))
 				o.Rollback = conf.Rollback{}
+			}
+		default:
+			if err := decodeLever(&o, k, e.val); err != nil {
+				errs = append(errs, fmt.Errorf("%s%s: %w", keyOverrides, k, err))
 			}
 		}
 	}
@@ -123,6 +128,9 @@ func whoChanged(b conf.Overrides, keys []string) string {
 		}
 		if name, ok := strings.CutPrefix(k, keyRoutes); ok && b.Routes[name].Who != "" {
 			return b.Routes[name].Who
+		}
+		if who := leverWho(b, k); who != "" {
+			return who
 		}
 	}
 	return ""

@@ -7,6 +7,9 @@ type Instance struct {
 	Instance string `json:"instance"`
 	Listen   string `json:"listen"`
 	Admin    string `json:"admin"`
+	// Region is the instance's self_region ("" when unset): the instances of one
+	// region share the byte budgets of the links out of it.
+	Region string `json:"region,omitempty"`
 	// AppliedRevision is the override revision the instance serves.
 	AppliedRevision int64 `json:"applied_revision"`
 	// PendingLocal is whether it serves a local change the store does not have yet.

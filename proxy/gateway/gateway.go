@@ -239,7 +239,7 @@ func Run(ctx context.Context, opt Options, ready func(*Gateway)) error {
 // etcd outage serves the last values).
 func OpenStore(cfg *conf.Config, log *slog.Logger) (store.Store, error) {
 	if e := cfg.Fleet.Etcd; e != nil {
-		return store.NewEtcd(e, store.EtcdOptions{StateDir: cfg.StateDir, Logger: log})
+		return store.NewEtcd(e, store.EtcdOptions{StateDir: cfg.StateDir, Logger: log, Region: cfg.SelfRegion})
 	}
 	return store.NewFile(cfg.StateDir)
 }
