@@ -80,6 +80,7 @@ func Parse(file string, data []byte) (*Config, error) {
 		sort.SliceStable(p.errs, func(i, j int) bool { return p.errs[i].Line < p.errs[j].Line })
 		return nil, p.errs
 	}
+	sort.SliceStable(c.Warnings, func(i, j int) bool { return c.Warnings[i].Line < c.Warnings[j].Line })
 	return &c, nil
 }
 
@@ -150,6 +151,7 @@ func (p *parser) check(c *Config) {
 	p.checkTimeouts(c)
 	p.checkRoutes(c)
 	p.checkFleet(c)
+	p.checkTLS(c)
 }
 
 func (p *parser) checkAddr(path, addr string) {
@@ -222,6 +224,7 @@ func (p *parser) checkRegions(c *Config) {
 		if len(r.Upstreams) == 0 {
 			p.errf(path+".upstreams", "at least one upstream host:port is needed")
 		}
+		p.checkRegionTLS(c, path, &r)
 		for j, u := range r.Upstreams {
 			if _, port, err := net.SplitHostPort(u); err != nil || port == "" || strings.Contains(u, "/") {
 				p.errf(fmt.Sprintf("%s.upstreams[%d]", path, j), "want host:port, got %q", u)
