@@ -66,7 +66,7 @@ func (p *parser) checkTLS(c *Config) {
 		p.errf("tls.listen", "the TLS listener needs an address, such as 0.0.0.0:443")
 	} else {
 		p.checkAddr("tls.listen", t.Listen)
-		if t.Listen == c.Listen || t.Listen == c.Admin.Listen {
+		if _, port, _ := net.SplitHostPort(t.Listen); port != "0" && (t.Listen == c.Listen || t.Listen == c.Admin.Listen) {
 			p.errf("tls.listen", "%s is already the plain or the admin listener", t.Listen)
 		}
 	}

@@ -78,6 +78,9 @@ type Status struct {
 	// yet written to the store; LastReconciled is the last such change written.
 	PendingLocal   []string          `json:"pending_local,omitempty"`
 	LastReconciled *store.Reconciled `json:"last_reconciled,omitempty"`
+	// TLS shows the certificates in service and their expiry, handshake errors
+	// by reason and unverified upstream regions; absent without any TLS.
+	TLS *TLSStatus `json:"tls,omitempty"`
 }
 
 // RollbackState is the rollback switch as status shows it.
@@ -131,6 +134,7 @@ func (s *Server) Status() Status {
 			Who: st.ov.Rollback.Who, At: st.ov.Rollback.At},
 		Tunnels:     s.tunnels.Len(),
 		StaleRoutes: st.ov.Stale(c),
+		TLS:         s.tlsStatus(c),
 	}
 	if out.Rollback.Ramping {
 		out.Rollback.RampUntil = st.ov.Rollback.RampFrom.Add(st.ov.Rollback.RampFor)

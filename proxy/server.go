@@ -54,6 +54,7 @@ type Server struct {
 	version   uint64
 
 	http    *fasthttp.Server
+	tls     *tlsState
 	tunnels *tunnelSet
 	stats   serverStats
 	closed  chan struct{}
@@ -112,6 +113,7 @@ func New(cfg *conf.Config, opt Options) (*Server, error) {
 	s.stats.refused = s.metrics.counter("shiftgate_connections_refused_total")
 	s.stats.badRequests = s.metrics.counter("shiftgate_bad_requests_total")
 	s.registerGauges()
+	s.initTLS()
 
 	var ov conf.Overrides
 	if s.store != nil {
@@ -317,6 +319,12 @@ func (s *Server) putInService(cfg *conf.Config, ov conf.Overrides, newConfig boo
 		if err := s.setAccessLog(cfg.AccessLog.Path); err != nil {
 			return fmt.Errorf("access_log.path: %w", err)
 		}
+	}
+	if old == nil || cfg != old.cfg {
+		if err := s.applyServerTLS(cfg); err != nil {
+			return err
+		}
+		s.warnInsecure(cfg)
 	}
 	s.version = version
 	s.publish(st)
