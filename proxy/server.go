@@ -328,6 +328,9 @@ func (s *Server) putInService(cfg *conf.Config, ov conf.Overrides, newConfig boo
 	}
 	s.version = version
 	s.publish(st)
+	if old == nil || cfg != old.cfg {
+		s.retainClientCerts(st)
+	}
 	if old == nil {
 		return nil
 	}

@@ -170,7 +170,7 @@ func (s *Server) prepareUpstreamTLS(c *conf.Config) ([]*regionTLS, error) {
 		rt.key = fmt.Sprintf("tls|%s|%s|%x|%s|%s|%v", t.ServerName, t.CAFile, caHash, t.CertFile, t.KeyFile, t.InsecureSkipVerifyDangerous)
 		out[r.ID] = rt
 	}
-	certs, err := s.tls.live.SetClients(pairs)
+	certs, err := s.tls.live.AddClients(pairs)
 	if err != nil {
 		return nil, fmt.Errorf("regions: client certificate: %w", err)
 	}
@@ -178,6 +178,18 @@ func (s *Server) prepareUpstreamTLS(c *conf.Config) ([]*regionTLS, error) {
 		out[id].opts.Cert = certs[i]
 	}
 	return out, nil
+}
+
+// retainClientCerts drops the client certificates the config in service (st) no
+// longer names; called once it is in service.
+func (s *Server) retainClientCerts(st *state) {
+	var pairs []tlsconf.Pair
+	for _, rt := range st.upTLS {
+		if rt != nil && rt.opts.Cert != nil {
+			pairs = append(pairs, rt.opts.Cert.Current().Pair)
+		}
+	}
+	s.tls.live.RetainClients(pairs)
 }
 
 // warnInsecure says, at every start and reload, which regions do not verify.

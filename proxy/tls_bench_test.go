@@ -25,7 +25,10 @@ type inMemoryTLS struct {
 	client     *fasthttp.HostClient
 }
 
-func newInMemoryTLS(tb testing.TB) *inMemoryTLS {
+func newInMemoryTLS(tb testing.TB) *inMemoryTLS { return newInMemoryTLSWith(tb, true) }
+
+// newInMemoryTLSWith is newInMemoryTLS with the upstream hop over TLS or not.
+func newInMemoryTLSWith(tb testing.TB, upstreamTLS bool) *inMemoryTLS {
 	tb.Helper()
 	dir := tb.TempDir()
 	ca := tlstest.NewCA(tb, "bench CA")
@@ -40,11 +43,15 @@ func newInMemoryTLS(tb testing.TB) *inMemoryTLS {
 		},
 		NoDefaultServerHeader: true, NoDefaultDate: true,
 	}
-	go backend.Serve(tls.NewListener(backendLn, &tls.Config{Certificates: []tls.Certificate{ca.TLSCert(tb, tlstest.Leaf{Names: []string{"backend.test"}})}}))
 	text := strings.ReplaceAll(benchConfig, "{{STATE}}", filepath.Join(dir, "state"))
-	tlsBlock := "\n    tls: { server_name: backend.test, ca_file: " + dir + "/ca.pem }\n"
-	text = strings.Replace(text, `idc:   { upstreams: ["idc-1:80", "idc-2:80"] }`, `idc:`+"\n    upstreams: [\"idc-1:80\", \"idc-2:80\"]"+tlsBlock, 1)
-	text = strings.Replace(text, `cloud: { upstreams: ["cloud-1:80"] }`, `cloud:`+"\n    upstreams: [\"cloud-1:80\"]"+tlsBlock, 1)
+	if upstreamTLS {
+		go backend.Serve(tls.NewListener(backendLn, &tls.Config{Certificates: []tls.Certificate{ca.TLSCert(tb, tlstest.Leaf{Names: []string{"backend.test"}})}}))
+		tlsBlock := "\n    tls: { server_name: backend.test, ca_file: " + dir + "/ca.pem }\n"
+		text = strings.Replace(text, `idc:   { upstreams: ["idc-1:80", "idc-2:80"] }`, `idc:`+"\n    upstreams: [\"idc-1:80\", \"idc-2:80\"]"+tlsBlock, 1)
+		text = strings.Replace(text, `cloud: { upstreams: ["cloud-1:80"] }`, `cloud:`+"\n    upstreams: [\"cloud-1:80\"]"+tlsBlock, 1)
+	} else {
+		go backend.Serve(backendLn)
+	}
 	text += "tls: { listen: 127.0.0.1:0, certs: [{ cert_file: gw.crt, key_file: gw.key }] }\n"
 	path := filepath.Join(dir, "bench.yaml")
 	os.WriteFile(path, []byte(text), 0o644)
@@ -84,8 +91,13 @@ func (m *inMemoryTLS) dial() (*tls.Conn, error) {
 
 // BenchmarkProxyTLS is BenchmarkProxy with TLS on both hops: keep-alive requests,
 // the cost of the record layer and of the TLS listener's wrapping.
-func BenchmarkProxyTLS(b *testing.B) {
-	m := newInMemoryTLS(b)
+func BenchmarkProxyTLS(b *testing.B) { benchProxyTLS(b, newInMemoryTLS(b)) }
+
+// BenchmarkProxyTLSEdge is BenchmarkProxy with TLS between client and gateway only
+// (the client's side of the work is in the figure too).
+func BenchmarkProxyTLSEdge(b *testing.B) { benchProxyTLS(b, newInMemoryTLSWith(b, false)) }
+
+func benchProxyTLS(b *testing.B, m *inMemoryTLS) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()

@@ -56,7 +56,7 @@ func TestDialer(t *testing.T) {
 	var cp Pair
 	cp.CertFile, cp.KeyFile = clientCA.WritePair(t, dir, "client", tlstest.Leaf{Names: []string{"gateway"}, Client: true})
 	l := NewLive()
-	clients, err := l.SetClients([]Pair{cp})
+	clients, err := l.AddClients([]Pair{cp})
 	if err != nil {
 		t.Fatal(err)
 	}

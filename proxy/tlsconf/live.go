@@ -131,9 +131,12 @@ func (c *ClientCert) Get(*tls.CertificateRequestInfo) (*tls.Certificate, error) 
 // Current returns the certificate in service.
 func (c *ClientCert) Current() *Cert { return c.lp.cur.Load() }
 
-// SetClients makes pairs the client certificates in service and returns their
-// handles, in order. Like SetServer, a new pair must load or nothing changes.
-func (l *Live) SetClients(pairs []Pair) ([]*ClientCert, error) {
+// AddClients puts pairs in service as client certificates (those already in
+// service are read again) and returns their handles, in order. A new pair must load
+// or nothing changes. Pairs are only added: RetainClients, once the config that
+// names them is in service, drops the others, so a refused config takes nothing
+// out of service.
+func (l *Live) AddClients(pairs []Pair) ([]*ClientCert, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	fresh := map[Pair]*Cert{}
@@ -157,15 +160,24 @@ func (l *Live) SetClients(pairs []Pair) ([]*ClientCert, error) {
 		l.pairs[p] = lp
 	}
 	out := make([]*ClientCert, len(pairs))
+	for i, p := range pairs {
+		lp := l.pairs[p]
+		lp.client = true
+		out[i] = &ClientCert{lp: lp}
+	}
+	l.changedLocked()
+	return out, nil
+}
+
+// RetainClients keeps only pairs as client certificates; the others stop being
+// reloaded (handles to them keep their last certificate).
+func (l *Live) RetainClients(pairs []Pair) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	for p, lp := range l.pairs {
 		lp.client = slices.Contains(pairs, p)
 	}
-	for i, p := range pairs {
-		out[i] = &ClientCert{lp: l.pairs[p]}
-	}
 	l.dropUnusedLocked()
-	l.publishLocked()
-	return out, nil
 }
 
 // dropUnusedLocked forgets pairs neither side uses and tells the watcher.
@@ -175,6 +187,11 @@ func (l *Live) dropUnusedLocked() {
 			delete(l.pairs, p)
 		}
 	}
+	l.changedLocked()
+}
+
+// changedLocked tells the watcher the files may have changed; it never blocks.
+func (l *Live) changedLocked() {
 	select {
 	case l.changed <- struct{}{}:
 	default:

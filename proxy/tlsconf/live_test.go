@@ -119,7 +119,7 @@ func TestLiveSetServer(t *testing.T) {
 	if err := l.SetServer([]Pair{a}); err != nil {
 		t.Fatal(err)
 	}
-	clients, err := l.SetClients([]Pair{c})
+	clients, err := l.AddClients([]Pair{c})
 	if err != nil || len(clients) != 1 || clients[0].Current().Name() != "c.example" {
 		t.Fatalf("SetClients: %v", err)
 	}
@@ -150,5 +150,14 @@ func TestLiveSetServer(t *testing.T) {
 	got, _ := clients[0].Get(nil)
 	if got.Leaf.Subject.CommonName != "c2.example" {
 		t.Fatalf("client certificate not reloaded: %s", got.Leaf.Subject.CommonName)
+	}
+	// A config without it: the handle keeps its certificate, the files are no
+	// longer followed.
+	l.RetainClients(nil)
+	if files := strings.Join(l.Files(), " "); strings.Contains(files, c.CertFile) {
+		t.Fatalf("files after RetainClients(nil) = %s", files)
+	}
+	if got, _ := clients[0].Get(nil); got.Leaf.Subject.CommonName != "c2.example" {
+		t.Fatal("a retired handle lost its certificate")
 	}
 }
