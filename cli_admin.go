@@ -329,6 +329,9 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	}
 	tw.Flush()
 	printCohorts(c, stdout)
+	if st.TLS != nil {
+		printTLSStatus(stdout, st.TLS, time.Now())
+	}
 	return 0
 }
 
@@ -363,6 +366,37 @@ func printCohorts(c *admin.Client, stdout io.Writer) {
 		}
 	}
 	tw.Flush()
+}
+
+// printTLSStatus prints the certificates in service with their remaining validity,
+// refused reloads, handshake errors and unverified regions.
+func printTLSStatus(w io.Writer, t *proxy.TLSStatus, now time.Time) {
+	fmt.Fprintln(w)
+	if t.Listen != "" {
+		fmt.Fprintf(w, "tls: %s (min %s), %d handshakes\n", t.Listen, t.MinVersion, t.Handshakes)
+	}
+	for _, c := range t.Certificates {
+		left := c.NotAfter.Sub(now).Round(time.Hour)
+		note := fmt.Sprintf("expires %s (in %s)", c.NotAfter.UTC().Format(time.RFC3339), left)
+		if left <= 0 {
+			note = "EXPIRED " + c.NotAfter.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(w, "  %-7s %-24s %s  %s\n", c.Use, c.Name, note, c.CertFile)
+		if c.Error != "" {
+			fmt.Fprintf(w, "          RELOAD REFUSED %s: %s (the certificate above keeps serving)\n", c.ErrorAt.UTC().Format(time.RFC3339), c.Error)
+		}
+	}
+	if len(t.HandshakeErrors) > 0 {
+		var parts []string
+		for r, n := range t.HandshakeErrors {
+			parts = append(parts, fmt.Sprintf("%s=%d", r, n))
+		}
+		sort.Strings(parts)
+		fmt.Fprintf(w, "  handshake errors: %s\n", strings.Join(parts, " "))
+	}
+	for _, r := range t.Unverified {
+		fmt.Fprintf(w, "  UPSTREAM CERTIFICATES NOT VERIFIED in region %s\n", r)
+	}
 }
 
 // localNote is printed after a -local write.

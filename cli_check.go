@@ -30,6 +30,12 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	if len(cfg.Warnings) > 0 {
+		// A gateway serves with these (an expired certificate rather than none);
+		// a check before a deploy must not pass them.
+		fmt.Fprintln(stderr, cfg.Warnings)
+		return 1
+	}
 	if *against != "" {
 		return checkAgainst(cfg, *against, *token, stdout, stderr)
 	}

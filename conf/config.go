@@ -31,6 +31,8 @@ type Config struct {
 	Stats Stats `yaml:"stats"`
 	// MirrorSettings are the process-wide settings of traffic mirroring.
 	MirrorSettings MirrorSettings `yaml:"mirror"`
+	// TLS, when set, serves a TLS listener beside the plain one.
+	TLS *TLS `yaml:"tls"`
 	// ForceReshuffle allows a reload that changes a mid-cutover route's salt, keys or
 	// from/to (which would move users back and forth). Off by default.
 	ForceReshuffle bool `yaml:"force_reshuffle"`
@@ -51,6 +53,9 @@ type Config struct {
 	TrustedCallers []netip.Prefix `yaml:"-"`
 	// Hash is a digest of the file's bytes, used to skip reloads of unchanged files.
 	Hash uint64 `yaml:"-"`
+	// Warnings are problems that do not stop serving (a certificate that has
+	// expired still serves rather than nothing); `check` reports them and fails.
+	Warnings Errors `yaml:"-"`
 }
 
 // RegionID is a region's index in Config.RegionList.
@@ -90,6 +95,9 @@ type Region struct {
 	// PipelineConns is how many pipelined connections each upstream address gets for
 	// routes with pipeline on (default 2).
 	PipelineConns int `yaml:"pipeline_conns"`
+	// TLS, when set, speaks TLS to the region's upstreams. Upstreams written
+	// https://host:port set it too (with every field at its default).
+	TLS *RegionTLS `yaml:"tls"`
 
 	// Name is the region's key in the regions map.
 	Name string `yaml:"-"`

@@ -89,6 +89,7 @@ func Parse(file string, data []byte) (*Config, error) {
 		sort.SliceStable(p.errs, func(i, j int) bool { return p.errs[i].Line < p.errs[j].Line })
 		return nil, p.errs
 	}
+	sort.SliceStable(c.Warnings, func(i, j int) bool { return c.Warnings[i].Line < c.Warnings[j].Line })
 	return &c, nil
 }
 
@@ -163,6 +164,7 @@ func (p *parser) check(c *Config) {
 	p.checkFleet(c)
 	p.checkMirrorSettings(c)
 	p.checkStats(c)
+	p.checkTLS(c)
 }
 
 func (p *parser) checkAddr(path, addr string) {
@@ -235,6 +237,7 @@ func (p *parser) checkRegions(c *Config) {
 		if len(r.Upstreams) == 0 {
 			p.errf(path+".upstreams", "at least one upstream host:port is needed")
 		}
+		p.checkRegionTLS(c, path, &r)
 		for j, u := range r.Upstreams {
 			if _, port, err := net.SplitHostPort(u); err != nil || port == "" || strings.Contains(u, "/") {
 				p.errf(fmt.Sprintf("%s.upstreams[%d]", path, j), "want host:port, got %q", u)

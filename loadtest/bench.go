@@ -50,6 +50,10 @@ type benchOptions struct {
 	loadCPU   int
 	keep      bool
 	asJSON    bool
+	// tls serves every proxy over TLS; newConns sends every request on a new
+	// connection (with tls: one full handshake per request).
+	tls      bool
+	newConns bool
 }
 
 // parseBenchFlags returns the options, or an exit status >= 0 when the bench must not run.
@@ -80,6 +84,8 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchOptions, int) {
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configs, logs) and print its path")
 	fs.BoolVar(&o.asJSON, "json", false, "print every sample, the summary and the ratios as one JSON object")
 	fs.BoolVar(&quick, "quick", false, "smoke mode: 1 round, 2s runs, 0.5s warm-up (explicit flags win)")
+	fs.BoolVar(&o.tls, "tls", false, "every proxy serves TLS: one self-signed ECDSA P-256 certificate, TLS 1.3 TLS_AES_128_GCM_SHA256 with X25519 (default targets: nginx,haproxy,shiftgate)")
+	fs.BoolVar(&o.newConns, "new-conns", false, "every request on a new connection: new connections (with -tls, full handshakes) per second")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return o, 0
@@ -90,9 +96,14 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchOptions, int) {
 		fmt.Fprintf(stderr, "loadtest bench: unexpected argument %q\n", fs.Arg(0))
 		return o, 2
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if o.tls && !set["targets"] {
+		// direct is plain (the backend speaks no TLS) and pipelining is about the
+		// upstream side: neither says anything about TLS.
+		targets = strings.Join([]string{targetNginx, targetHAProxy, targetShiftgate}, ",")
+	}
 	if quick {
-		set := map[string]bool{}
-		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 		if !set["rounds"] {
 			o.rounds = 1
 		}
@@ -186,6 +197,7 @@ type bench struct {
 	dir     string
 	procs   []*proc
 	backend *proc
+	cert    [3]string // TLS mode: certificate, key, both in one file
 }
 
 // benchTarget is one thing the load generator is pointed at.
@@ -227,6 +239,11 @@ func (b *bench) run(ctx context.Context) (samples []benchSample, err error) {
 	backend, err := freeAddr()
 	if err != nil {
 		return nil, err
+	}
+	if b.o.tls {
+		if b.cert[0], b.cert[1], b.cert[2], err = writeBenchCert(b.dir); err != nil {
+			return nil, err
+		}
 	}
 	p, err := b.start("backend", []string{"GOMAXPROCS=1"}, pinned(b.o.loadCPU, b.self, "backend",
 		"-listen", backend, "-region", "bench", "-body-size", strconv.Itoa(b.o.bodySize)))
@@ -333,6 +350,14 @@ func (b *bench) startTarget(ctx context.Context, name, backend string) (benchTar
 		return benchTarget{}, err
 	}
 	f := configFields{Dir: b.dir, Listen: listen, Backend: backend}
+	scheme := "http://"
+	if b.o.tls {
+		scheme = "https://"
+		f.TLS, f.CertFile, f.KeyFile, f.PEMFile = true, b.cert[0], b.cert[1], b.cert[2]
+		if f.Plain, err = freeAddr(); err != nil {
+			return benchTarget{}, err
+		}
+	}
 	var argv, env []string
 	switch name {
 	case targetNginx:
@@ -372,7 +397,7 @@ func (b *bench) startTarget(ctx context.Context, name, backend string) (benchTar
 	if err != nil {
 		return benchTarget{}, err
 	}
-	url := "http://" + listen + b.o.path
+	url := scheme + listen + b.o.path
 	if err := p.waitReady(ctx, url, 15*time.Second); err != nil {
 		return benchTarget{}, err
 	}
@@ -431,7 +456,7 @@ func (b *bench) measure(ctx context.Context, t benchTarget, conns int) (benchSam
 	}
 	s := benchSample{
 		Target: t.name, Conns: conns, Requests: res.Requests, Errors: res.Errors,
-		RPS: res.RPS, P50MS: ms(res.Latency.P50), P99MS: ms(res.Latency.P99),
+		RPS: res.RPS, P50MS: ms(res.Latency.P50), P99MS: ms(res.Latency.P99), TLS: res.TLS,
 	}
 	if len(res.ErrorKinds) > 0 {
 		s.ErrorKind = res.ErrorKinds
@@ -495,8 +520,15 @@ func (b *bench) readCounters(t benchTarget) (counters, error) {
 // load runs the load generator as a child on the load core and returns its result
 // and the CPU time it used.
 func (b *bench) load(ctx context.Context, url string, conns int, d time.Duration) (Result, time.Duration, error) {
-	argv := pinned(b.o.loadCPU, b.self, "loadtest", "-json", "-quiet",
-		"-conns", strconv.Itoa(conns), "-duration", d.String(), "-users", strconv.Itoa(b.o.users), url)
+	args := []string{"loadtest", "-json", "-quiet",
+		"-conns", strconv.Itoa(conns), "-duration", d.String(), "-users", strconv.Itoa(b.o.users)}
+	if strings.HasPrefix(url, "https://") {
+		args = append(args, "-insecure", "-tls-curve", benchTLSCurve)
+	}
+	if b.o.newConns {
+		args = append(args, "-new-conns")
+	}
+	argv := pinned(b.o.loadCPU, append([]string{b.self}, append(args, url)...)...)
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
 	var out, errOut bytes.Buffer

@@ -22,6 +22,12 @@ type configFields struct {
 	Listen  string // the proxy's traffic listener
 	Admin   string // shiftgate's admin listener
 	Backend string // the fixed-body backend
+
+	// TLS mode: the proxy serves TLS on Listen with this certificate (PEMFile is
+	// certificate and key together); shiftgate's plain listener goes to Plain.
+	TLS                        bool
+	CertFile, KeyFile, PEMFile string
+	Plain                      string
 }
 
 // writeConfig renders bench/<name>.tmpl with f into f.Dir/<name> and returns its path.

@@ -12,8 +12,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-
-	"github.com/valyala/fasthttp"
 )
 
 // proc is one child process of the bench: a proxy or the backend. It is stopped by
@@ -99,7 +97,7 @@ func (p *proc) waitReady(ctx context.Context, url string, timeout time.Duration)
 			return ctx.Err()
 		default:
 		}
-		status, _, err := fasthttp.GetTimeout(nil, url, time.Second)
+		status, _, err := readyProbe.GetTimeout(nil, url, time.Second)
 		if err == nil && status/100 == 2 {
 			return nil
 		}

@@ -45,6 +45,8 @@ type benchSample struct {
 	// OtherCPUPct is the busiest bench core's time spent on processes outside the
 	// bench, in percent of the run: above a few percent, the figures are disturbed.
 	OtherCPUPct float64 `json:"other_cpu_pct"`
+	// TLS is what the run's first TLS connection negotiated ("" for plain).
+	TLS string `json:"tls,omitempty"`
 }
 
 // benchSummary is the median over rounds of one target at one connection count.
@@ -220,6 +222,13 @@ func writeBenchText(w io.Writer, rep benchReport) error {
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	seen := map[string]bool{}
+	for _, s := range rep.Samples {
+		if s.TLS != "" && !seen[s.Target+s.TLS] {
+			seen[s.Target+s.TLS] = true
+			fmt.Fprintf(w, "tls %-20s %s\n", s.Target+":", s.TLS)
+		}
 	}
 	fmt.Fprintf(w, "(median of %d round(s); direct = load generator straight at the backend, no proxy;\n"+
 		" load core %% = CPU of load generator + backend over the run: near 100, the load side set the pace;\n"+

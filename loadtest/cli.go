@@ -17,9 +17,9 @@ import (
 const usageText = `usage: shiftgate loadtest [flags] URL
        shiftgate loadtest bench [flags]      (side-by-side bench; see -h there)
 
-Drives HTTP/1.1 load at URL (loopback only, unless -allow-remote) and prints
-req/s, errors by kind, answers per region (header X-Shift-Region) and latency
-percentiles. Bound the run with -duration, -n or both.
+Drives HTTP/1.1 load at URL (http:// or https://; loopback only, unless
+-allow-remote) and prints req/s, errors by kind, answers per region (header
+X-Shift-Region) and latency percentiles. Bound the run with -duration, -n or both.
 
 `
 
@@ -58,6 +58,12 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.Timeout, "timeout", DefaultTimeout, "per-request read/write timeout")
 	fs.StringVar(&o.RegionHeader, "region-header", DefaultRegionHeader, "response header counted per region")
 	fs.BoolVar(&o.AllowRemote, "allow-remote", false, "allow a target that is not a loopback address")
+	fs.BoolVar(&o.NewConns, "new-conns", false, "every request on a new connection (Connection: close): new connections (TLS handshakes) per second")
+	fs.StringVar(&o.TLS.CAFile, "cacert", "", "https: PEM `file` of CAs to verify the server with (default: system roots)")
+	fs.StringVar(&o.TLS.ServerName, "sni", "", "https: server `name` to send and verify (default: the URL's host)")
+	fs.BoolVar(&o.TLS.InsecureSkipVerify, "insecure", false, "https: accept any certificate")
+	fs.StringVar(&o.TLS.Curve, "tls-curve", "", "https: pin the key exchange: x25519 or p256 (default: Go's preferences)")
+	fs.BoolVar(&o.TLS.Resume, "tls-resume", false, "https: resume sessions on new connections (default: full handshakes)")
 	fs.BoolVar(&asJSON, "json", false, "print the result as one JSON object")
 	fs.BoolVar(&quiet, "quiet", false, "no progress line on stderr")
 	fs.DurationVar(&o.ProgressEvery, "progress-every", DefaultProgressEvery, "interval of the progress line")

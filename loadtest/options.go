@@ -26,8 +26,15 @@ type Header struct {
 // Headers slices after it returns. The zero value is not runnable: URL and at least one
 // of Duration and N are required; every other zero field takes the default named on it.
 type Options struct {
-	// URL is the target, "http://host:port/path?query". Only plain http is spoken.
+	// URL is the target, "http://host:port/path?query" or "https://...": HTTP/1.1,
+	// over TLS for https (see TLS).
 	URL string
+	// TLS configures the client side of an https:// target.
+	TLS TLSOptions
+	// NewConns sends every request on a new connection (Connection: close): the
+	// run then measures new connections per second, full TLS handshakes for an
+	// https:// target unless TLS.Resume.
+	NewConns bool
 	// Method is the request method; "" means GET.
 	Method string
 	// Headers are added to every request, after the user-id header.

@@ -45,6 +45,11 @@ type Result struct {
 	// answers without one, RegionOther those past the first 32 distinct names.
 	Regions map[string]int64
 
+	// TLS says what an https:// run's first connection negotiated (version,
+	// cipher suite, key exchange, ALPN); Handshakes counts its TLS connections.
+	TLS        string
+	Handshakes int64
+
 	// RPS is Requests divided by Elapsed.
 	RPS     float64
 	Latency Latency
@@ -119,6 +124,8 @@ type jsonResult struct {
 	Regions    map[string]int64 `json:"regions"`
 	RPS        float64          `json:"rps"`
 	LatencyMS  jsonLatency      `json:"latency_ms"`
+	TLS        string           `json:"tls,omitempty"`
+	Handshakes int64            `json:"tls_handshakes,omitempty"`
 }
 
 type jsonLatency struct {
@@ -147,7 +154,7 @@ func (r Result) MarshalJSON() ([]byte, error) {
 		ElapsedS: r.Elapsed.Seconds(),
 		Requests: r.Requests, Successes: r.Successes, Errors: r.Errors,
 		ErrorKinds: nonNil(r.ErrorKinds), Regions: nonNil(r.Regions),
-		RPS: r.RPS,
+		RPS: r.RPS, TLS: r.TLS, Handshakes: r.Handshakes,
 		LatencyMS: jsonLatency{
 			P50: ms(l.P50), P90: ms(l.P90), P99: ms(l.P99), P999: ms(l.P999),
 			Max: ms(l.Max), Mean: ms(l.Mean),
@@ -166,7 +173,7 @@ func (r *Result) UnmarshalJSON(b []byte) error {
 		URL: j.URL, Mode: j.Mode, Conns: j.Conns, Rate: j.Rate,
 		Elapsed:  time.Duration(j.ElapsedS * float64(time.Second)),
 		Requests: j.Requests, Successes: j.Successes, Errors: j.Errors,
-		ErrorKinds: j.ErrorKinds, Regions: j.Regions, RPS: j.RPS,
+		ErrorKinds: j.ErrorKinds, Regions: j.Regions, RPS: j.RPS, TLS: j.TLS, Handshakes: j.Handshakes,
 		Latency: Latency{
 			P50: fromMS(l.P50), P90: fromMS(l.P90), P99: fromMS(l.P99), P999: fromMS(l.P999),
 			Max: fromMS(l.Max), Mean: fromMS(l.Mean),
@@ -184,6 +191,9 @@ func (r Result) WriteText(w io.Writer) error {
 	}
 	fmt.Fprintf(&b, "target    %s  (%s, %.2fs)\n", r.URL, mode, r.Elapsed.Seconds())
 	fmt.Fprintf(&b, "requests  %d  (%.1f req/s)  ok %d  errors %d\n", r.Requests, r.RPS, r.Successes, r.Errors)
+	if r.TLS != "" {
+		fmt.Fprintf(&b, "tls       %s, %d handshakes (%.1f/s)\n", r.TLS, r.Handshakes, float64(r.Handshakes)/max(r.Elapsed.Seconds(), 1e-9))
+	}
 	if len(r.ErrorKinds) > 0 {
 		b.WriteString("errors   ")
 		for _, k := range slices.Sorted(maps.Keys(r.ErrorKinds)) {

@@ -31,6 +31,13 @@ func run(ctx context.Context, o Options, lookup lookupFunc) (Result, error) {
 	}
 	hc := newClient(&o, t)
 	defer hc.CloseIdleConnections()
+	var td *tlsDialer
+	if t.tls {
+		if td, err = newTLSDialer(o.TLS, t, o.Timeout); err != nil {
+			return Result{}, err
+		}
+		hc.Dial = td.dial
+	}
 
 	workers := make([]*worker, o.Conns)
 	for i := range workers {
@@ -74,6 +81,9 @@ func run(ctx context.Context, o Options, lookup lookupFunc) (Result, error) {
 	bg.Wait()
 
 	res := collect(&o, workers, elapsed)
+	if td != nil {
+		res.TLS, res.Handshakes = td.describe(), td.dials.Load()
+	}
 	if err := ctx.Err(); err != nil {
 		return res, err
 	}

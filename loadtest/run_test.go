@@ -331,7 +331,7 @@ func TestRunRejectsBadOptions(t *testing.T) {
 	f(Options{URL: "http://127.0.0.1:1/", N: -1}, "n: want")
 	f(Options{URL: "http://127.0.0.1:1/", N: 1, Users: -3}, "users")
 	f(Options{URL: "http://127.0.0.1:1/", N: 1, Timeout: -time.Second}, "timeout")
-	f(Options{URL: "https://127.0.0.1:1/", N: 1}, "want an http:// URL")
+	f(Options{URL: "ftp://127.0.0.1:1/", N: 1}, "want an http:// or https:// URL")
 	f(Options{URL: "http://127.0.0.1:1/", Duration: -time.Second}, "duration")
 }
 

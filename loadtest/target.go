@@ -13,6 +13,8 @@ type target struct {
 	dial string // host:port the client dials
 	host string // Host header
 	uri  string // request URI sent: path and query
+	tls  bool   // https://
+	sni  string // the URL's host name, for TLS ("" for an IP address)
 }
 
 // lookupFunc resolves a host name; tests inject a fake.
@@ -31,8 +33,8 @@ func parseTarget(ctx context.Context, raw string, allowRemote bool, lookup looku
 	if err != nil {
 		return target{}, fmt.Errorf("loadtest: target %q: %w", raw, err)
 	}
-	if u.Scheme != "http" {
-		return target{}, fmt.Errorf("loadtest: target %q: want an http:// URL", raw)
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return target{}, fmt.Errorf("loadtest: target %q: want an http:// or https:// URL", raw)
 	}
 	host, port := u.Hostname(), u.Port()
 	if host == "" {
@@ -40,8 +42,14 @@ func parseTarget(ctx context.Context, raw string, allowRemote bool, lookup looku
 	}
 	if port == "" {
 		port = "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
 	}
-	t := target{dial: net.JoinHostPort(host, port), host: u.Host, uri: u.RequestURI()}
+	t := target{dial: net.JoinHostPort(host, port), host: u.Host, uri: u.RequestURI(), tls: u.Scheme == "https"}
+	if _, err := netip.ParseAddr(host); err != nil {
+		t.sni = host
+	}
 	if allowRemote {
 		return t, nil
 	}

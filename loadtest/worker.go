@@ -80,6 +80,9 @@ func newWorker(id int, hc *fasthttp.HostClient, o *Options, t target) *worker {
 	if o.Body != nil {
 		w.req.SetBody(o.Body)
 	}
+	if o.NewConns {
+		w.req.SetConnectionClose()
+	}
 	return w
 }
 

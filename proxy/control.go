@@ -88,6 +88,9 @@ type Status struct {
 	StartedWith string `json:"started_with,omitempty"`
 	// Limits says whether caps are fleet-wide or per instance, and what is capped.
 	Limits LimitsBrief `json:"limits"`
+	// TLS shows the certificates in service and their expiry, handshake errors
+	// by reason and unverified upstream regions; absent without any TLS.
+	TLS *TLSStatus `json:"tls,omitempty"`
 }
 
 // RollbackState is the rollback switch as status shows it.
@@ -141,6 +144,7 @@ func (s *Server) Status() Status {
 			Who: st.ov.Rollback.Who, At: st.ov.Rollback.At},
 		Tunnels:     s.tunnels.Len(),
 		StaleRoutes: st.ov.Stale(c),
+		TLS:         s.tlsStatus(c),
 	}
 	if out.Rollback.Ramping {
 		out.Rollback.RampUntil = st.ov.Rollback.RampFrom.Add(st.ov.Rollback.RampFor)

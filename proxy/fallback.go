@@ -133,6 +133,8 @@ func (s *Server) fallback(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d
 		errorResponse(ctx, fasthttp.StatusGatewayTimeout, "upstream in region "+string(st.regions[region])+" timed out")
 	case failConnect:
 		errorResponse(ctx, fasthttp.StatusBadGateway, "cannot connect to region "+string(st.regions[region]))
+	case failTLS:
+		errorResponse(ctx, fasthttp.StatusBadGateway, "TLS to region "+string(st.regions[region])+" failed (the gateway's log says why)")
 	default:
 		errorResponse(ctx, fasthttp.StatusBadGateway, "bad answer from region "+string(st.regions[region]))
 	}

@@ -41,6 +41,7 @@ func peerAddr(ctx *fasthttp.RequestCtx) netip.Addr {
 var (
 	strRegionHeader = []byte(routing.RegionHeader)
 	strFallback     = []byte("X-Shift-Fallback")
+	strHTTP         = []byte("http")
 )
 
 // handle serves one client request: decide, forward, fail over, fall back.
@@ -87,6 +88,11 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	}
 	wire.StripRequestHeadersNamed(h, st.stripFor(ctx))
 	h.ResetConnectionClose()
+	if ctx.IsTLS() {
+		// fasthttp reads the request of a TLS client as https; upstream clients
+		// refuse a scheme other than theirs, and do TLS (if any) in their dialer.
+		ctx.Request.URI().SetSchemeBytes(strHTTP)
+	}
 	if !h.IsHTTP11() {
 		// A proxy speaks its own version upstream (RFC 9110 section 6.2).
 		h.SetProtocolBytes(wire.StrHTTP11)
@@ -206,6 +212,7 @@ const (
 	failStatus            // the upstream answered with a failure status (a fallback may replace it)
 	failClient            // the client went away
 	failPipelined         // a pipelined connection failed: the request may have been processed
+	failTLS               // the TLS handshake with the upstream failed (verification, or refused)
 )
 
 // canFailover reports whether a failed request may be sent to the other region: the
@@ -249,11 +256,16 @@ func (s *Server) roundTrip(ctx *fasthttp.RequestCtx, st *state, rt *routeState, 
 		}
 		if err != nil {
 			why = classifyError(err)
+			if why == failTLS {
+				s.upstreamTLSFailed(p, err)
+			}
 			if pipelined {
 				switch {
 				case errors.Is(err, wire.ErrPipeNotSent), errors.Is(err, wire.ErrPipeClosed):
 					// Never written: as if the connection had been refused.
-					why = failConnect
+					if why != failTLS {
+						why = failConnect
+					}
 				default:
 					// Written on a connection that then failed: it may have been
 					// processed, so it is never replayed elsewhere.
@@ -307,6 +319,8 @@ func classifyError(err error) failure {
 	switch {
 	case errors.As(err, &cb):
 		return failClient
+	case isTLSFailure(err):
+		return failTLS
 	case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, fasthttp.ErrDialTimeout),
 		errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		if errors.Is(err, fasthttp.ErrDialTimeout) {

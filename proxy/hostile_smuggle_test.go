@@ -155,7 +155,7 @@ func TestHostileSmuggling(t *testing.T) {
 	gw, b := startHostile(t, replyOK, "")
 	for _, tc := range smuggleCases {
 		t.Run(tc.name, func(t *testing.T) {
-			checkSmuggle(t, gw, b, tc)
+			checkSmuggle(t, func() *rawConn { return dialRaw(t, gw.addr) }, b, tc)
 		})
 	}
 	for _, r := range b.requests() {
@@ -166,12 +166,13 @@ func TestHostileSmuggling(t *testing.T) {
 	b.mustBeClean(t)
 }
 
-func checkSmuggle(t *testing.T, gw *gateway, b *recBackend, tc smuggleCase) {
+// checkSmuggle sends tc on a connection from dial (plain or TLS) and checks the outcome.
+func checkSmuggle(t *testing.T, dial func() *rawConn, b *recBackend, tc smuggleCase) {
 	t.Helper()
 	before := b.requests()
 	totals := b.totals()
 	bytesBefore := b.totalBytes()
-	c := dialRaw(t, gw.addr)
+	c := dial()
 	c.send(tc.raw)
 	method := strings.SplitN(tc.raw, " ", 2)[0]
 	resp, body, err := c.response(method)

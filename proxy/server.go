@@ -67,6 +67,7 @@ type Server struct {
 	clockSet bool
 
 	http    *fasthttp.Server
+	tls     *tlsState
 	tunnels *tunnelSet
 	stats   serverStats
 	events  eventLog
@@ -136,6 +137,7 @@ func New(cfg *conf.Config, opt Options) (*Server, error) {
 	s.stats.badRequests = s.metrics.counter("shiftgate_bad_requests_total")
 	s.registerGauges()
 	s.registerLeverMetrics()
+	s.initTLS()
 
 	var ov conf.Overrides
 	if s.store != nil {
@@ -376,10 +378,19 @@ func (s *Server) putInService(cfg *conf.Config, ov conf.Overrides, newConfig boo
 			return fmt.Errorf("access_log.path: %w", err)
 		}
 	}
+	if old == nil || cfg != old.cfg {
+		if err := s.applyServerTLS(cfg); err != nil {
+			return err
+		}
+		s.warnInsecure(cfg)
+	}
 	s.version = version
 	s.bindGate(st)
 	s.publish(st)
 	s.noteSwap(old, st, newConfig)
+	if old == nil || cfg != old.cfg {
+		s.retainClientCerts(st)
+	}
 	if old == nil {
 		return nil
 	}

@@ -38,6 +38,8 @@ type state struct {
 	limits shed.Limits
 	levers *shed.Gate
 	gate   *shed.Gate
+	// upTLS is each region's upstream TLS (nil: plain), prepared once per config.
+	upTLS []*regionTLS
 }
 
 // routeState is one route's runtime view.
@@ -76,8 +78,20 @@ func (s *Server) compile(c *conf.Config, ov conf.Overrides, version uint64) (*st
 	for _, r := range c.RegionList {
 		st.regions = append(st.regions, []byte(r.Name))
 	}
+	// CA bundles and client certificates are read once per config, not on every
+	// override change or ramp step.
+	if old := s.state.Load(); old != nil && old.cfg == c {
+		st.upTLS = old.upTLS
+	} else if st.upTLS, err = s.prepareUpstreamTLS(c); err != nil {
+		return nil, err
+	}
 	used, usedPipes := map[upstreamSettings]bool{}, map[pipeSettings]bool{}
-	st.pools = s.upstreams.pools(c, used, usedPipes)
+	st.pools = s.upstreams.pools(c, used, usedPipes, st.upTLS)
+	for id, p := range st.pools {
+		if st.upTLS[id] != nil {
+			p.tlsErrors = s.metrics.counter(`shiftgate_upstream_tls_errors_total{region=%q}`, p.region)
+		}
+	}
 	for i := range c.Routes {
 		r := &c.Routes[i]
 		run, err := s.runtimes.bind(s, c, r)

@@ -43,9 +43,12 @@ func (s *Server) tunnel(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d r
 	// breaker refuses it, a failed dial counts against the region.
 	start := time.Now()
 	var up net.Conn
+	var dialErr error
 	dial := func() breaker.Outcome {
-		var err error
-		if up, err = st.pools[region].dialTunnel(st.cfg.Timeouts.Connect.D); err != nil {
+		if up, dialErr = st.pools[region].dialTunnel(st.cfg.Timeouts.Connect.D); dialErr != nil {
+			if isTLSFailure(dialErr) {
+				s.upstreamTLSFailed(st.pools[region], dialErr)
+			}
 			return breaker.Failure
 		}
 		return breaker.Success
@@ -65,6 +68,10 @@ func (s *Server) tunnel(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d r
 	case up == nil:
 		m.requests[region][0].Inc()
 		m.noUpstream.Inc()
+		if isTLSFailure(dialErr) {
+			errorResponse(ctx, fasthttp.StatusBadGateway, "TLS to region "+string(st.regions[region])+" failed (the gateway's log says why)")
+			return
+		}
 		errorResponse(ctx, fasthttp.StatusBadGateway, "cannot connect to region "+string(st.regions[region]))
 		return
 	}

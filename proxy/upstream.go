@@ -10,6 +10,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/shiftgate/shiftgate/conf"
+	"github.com/shiftgate/shiftgate/proxy/tlsconf"
 	"github.com/shiftgate/shiftgate/proxy/wire"
 )
 
@@ -23,6 +24,8 @@ type upstreamSettings struct {
 	body           time.Duration
 	idle           time.Duration
 	resolveEvery   time.Duration
+	// tls identifies the region's TLS settings ("" for plain upstreams).
+	tls string
 }
 
 // pool is one region's upstreams: one fasthttp.HostClient per address, picked round
@@ -36,8 +39,13 @@ type pool struct {
 	nextPipe atomic.Uint32
 	// dialTunnel opens a raw connection to one of the region's upstreams for an
 	// upgraded (WebSocket) request, through the same resolver cache as the clients,
-	// so a tunnel follows a DNS change like pooled requests do.
+	// so a tunnel follows a DNS change like pooled requests do; over TLS when the
+	// region speaks it.
 	dialTunnel func(timeout time.Duration) (net.Conn, error)
+	// tlsErrors counts failed TLS handshakes to the region; tlsLog limits their
+	// log lines.
+	tlsErrors *counter
+	tlsLog    tlsLimiter
 }
 
 func (p *pool) pickPipe() *wire.PipeClient {
@@ -56,13 +64,10 @@ func (p *pool) pick() *fasthttp.HostClient {
 	return p.clients[n%uint32(len(p.clients))]
 }
 
-// newHostClient builds the client for one upstream address.
-func newHostClient(s upstreamSettings) *fasthttp.HostClient {
-	dialer := &fasthttp.TCPDialer{
-		Concurrency: 0,
-		// Host names are resolved again after this long, so a DNS change is followed.
-		DNSCacheDuration: s.resolveEvery,
-	}
+// newHostClient builds the client for one upstream address; dial opens its
+// connections (TLS ones for a TLS region: the handshake is done before fasthttp
+// sees the connection, so it treats it as TLS already).
+func newHostClient(s upstreamSettings, dial func(addr string, timeout time.Duration) (net.Conn, error)) *fasthttp.HostClient {
 	hc := &fasthttp.HostClient{
 		Addr:                          s.addr,
 		MaxConns:                      s.maxConns,
@@ -83,7 +88,7 @@ func newHostClient(s upstreamSettings) *fasthttp.HostClient {
 			if timeout <= 0 || timeout > s.connect {
 				timeout = s.connect
 			}
-			return wire.WatchUpstream(dialer.DialTimeout(addr, timeout))
+			return dial(addr, timeout)
 		},
 	}
 	if host, _, err := net.SplitHostPort(s.addr); err == nil {
@@ -118,28 +123,49 @@ func newUpstreamRegistry(dial func(addr string) (net.Conn, error)) *upstreamRegi
 	}
 }
 
-func (u *upstreamRegistry) newPipe(ps pipeSettings) *wire.PipeClient {
-	dial := u.dial
-	if dial == nil {
-		dialer := &fasthttp.TCPDialer{DNSCacheDuration: ps.resolveEvery}
-		dial = func(addr string) (net.Conn, error) { return dialer.DialTimeout(addr, ps.connect) }
+func (u *upstreamRegistry) newPipe(ps pipeSettings, rt *regionTLS) *wire.PipeClient {
+	dial := u.dialer(ps.resolveEvery, rt, false)
+	return wire.NewPipeClient(ps.addr, ps.conns, func(addr string) (net.Conn, error) { return dial(addr, ps.connect) },
+		ps.responseHeader, ps.body, ps.idle, int(ps.maxBody))
+}
+
+// dialer returns a dial function for a region's upstreams: TCP through a DNS cache
+// refreshed every resolveEvery (or the registry's own dial), with the TLS handshake
+// on top when rt is set. watch wraps each TCP connection so a pool can check it for
+// stray bytes (pooled clients); tunnels and pipelined clients keep the bare
+// connection (half-close, splice). Every caller gets its own dialer, with its own
+// cache of sessions to resume.
+func (u *upstreamRegistry) dialer(resolveEvery time.Duration, rt *regionTLS, watch bool) func(addr string, timeout time.Duration) (net.Conn, error) {
+	var raw func(addr string, timeout time.Duration) (net.Conn, error)
+	if u.dial != nil {
+		raw = func(addr string, _ time.Duration) (net.Conn, error) { return u.dial(addr) }
+	} else {
+		// Host names are resolved again after this long, so a DNS change is followed.
+		d := &fasthttp.TCPDialer{DNSCacheDuration: resolveEvery}
+		raw = d.DialTimeout
+		if watch {
+			raw = func(addr string, timeout time.Duration) (net.Conn, error) {
+				return wire.WatchUpstream(d.DialTimeout(addr, timeout))
+			}
+		}
 	}
-	return wire.NewPipeClient(ps.addr, ps.conns, dial, ps.responseHeader, ps.body, ps.idle, int(ps.maxBody))
+	if rt == nil {
+		return raw
+	}
+	return tlsconf.NewDialer(rt.opts, raw).DialTimeout
 }
 
 // tunnelDialer returns p's dialer for tunnels: round robin over the region's addresses
 // (those of its clients), resolved through a DNS cache refreshed every resolveEvery.
-func (u *upstreamRegistry) tunnelDialer(p *pool, resolveEvery time.Duration) func(time.Duration) (net.Conn, error) {
-	if u.dial != nil {
-		return func(time.Duration) (net.Conn, error) { return u.dial(p.pick().Addr) }
-	}
-	dialer := &fasthttp.TCPDialer{DNSCacheDuration: resolveEvery}
-	return func(timeout time.Duration) (net.Conn, error) { return dialer.DialTimeout(p.pick().Addr, timeout) }
+func (u *upstreamRegistry) tunnelDialer(p *pool, resolveEvery time.Duration, rt *regionTLS) func(time.Duration) (net.Conn, error) {
+	dial := u.dialer(resolveEvery, rt, false)
+	return func(timeout time.Duration) (net.Conn, error) { return dial(p.pick().Addr, timeout) }
 }
 
 // pools builds the region pools of a config; used marks the clients it handed out so
-// that sweep can close the rest. Called while compiling, one goroutine at a time.
-func (u *upstreamRegistry) pools(c *conf.Config, used map[upstreamSettings]bool, usedPipes map[pipeSettings]bool) []*pool {
+// that sweep can close the rest; rtls is each region's TLS (nil: plain). Called
+// while compiling, one goroutine at a time.
+func (u *upstreamRegistry) pools(c *conf.Config, used map[upstreamSettings]bool, usedPipes map[pipeSettings]bool, rtls []*regionTLS) []*pool {
 	pipelined := false
 	for i := range c.Routes {
 		pipelined = pipelined || c.Routes[i].Pipeline
@@ -147,8 +173,9 @@ func (u *upstreamRegistry) pools(c *conf.Config, used map[upstreamSettings]bool,
 	t := c.Timeouts
 	out := make([]*pool, len(c.RegionList))
 	for i, r := range c.RegionList {
+		rt := rtls[r.ID]
 		p := &pool{region: r.Name}
-		p.dialTunnel = u.tunnelDialer(p, r.ResolveEvery.D)
+		p.dialTunnel = u.tunnelDialer(p, r.ResolveEvery.D, rt)
 		maxConns := r.MaxConnsPerUpstream
 		for _, addr := range r.Upstreams {
 			s := upstreamSettings{
@@ -159,13 +186,12 @@ func (u *upstreamRegistry) pools(c *conf.Config, used map[upstreamSettings]bool,
 				idle:           t.UpstreamIdle.D,
 				resolveEvery:   r.ResolveEvery.D,
 			}
+			if rt != nil {
+				s.tls = rt.key
+			}
 			hc := u.clients[s]
 			if hc == nil {
-				hc = newHostClient(s)
-				if u.dial != nil {
-					hc.DialTimeout = nil
-					hc.Dial = u.dial
-				}
+				hc = newHostClient(s, u.dialer(s.resolveEvery, rt, true))
 				u.clients[s] = hc
 			}
 			used[s] = true
@@ -174,7 +200,7 @@ func (u *upstreamRegistry) pools(c *conf.Config, used map[upstreamSettings]bool,
 				ps := pipeSettings{upstreamSettings: s, conns: r.PipelineConns, maxBody: c.Limits.MaxPipelinedResponseBytes.N}
 				pc := u.pipes[ps]
 				if pc == nil {
-					pc = u.newPipe(ps)
+					pc = u.newPipe(ps, rt)
 					u.pipes[ps] = pc
 				}
 				usedPipes[ps] = true

@@ -28,9 +28,9 @@ type Options struct {
 	ConfigPath string
 	// Logger receives structured logs; nil logs to slog.Default().
 	Logger *slog.Logger
-	// Listen and AdminListen, when set, replace the file's addresses (the demo and
-	// tests use "127.0.0.1:0").
-	Listen, AdminListen string
+	// Listen, AdminListen and TLSListen, when set, replace the file's addresses
+	// (the demo and tests use "127.0.0.1:0"); TLSListen only with a tls block.
+	Listen, AdminListen, TLSListen string
 	// Debounce replaces the watcher's default debounce (tests and the drill).
 	Debounce time.Duration
 	// Signals makes SIGINT/SIGTERM stop the gateway and SIGHUP reload the file.
@@ -45,8 +45,9 @@ type Options struct {
 type Gateway struct {
 	// Server is the data plane and its control API.
 	Server *proxy.Server
-	// Addr and AdminAddr are the listeners' bound addresses.
-	Addr, AdminAddr string
+	// Addr and AdminAddr are the listeners' bound addresses; TLSAddr the TLS
+	// listener's, "" without a tls block.
+	Addr, AdminAddr, TLSAddr string
 	// Store is the override store; the gateway closes it on the way out.
 	Store store.Store
 
@@ -80,6 +81,9 @@ func Start(ctx context.Context, opt Options) (*Gateway, error) {
 			return nil, err
 		}
 	}
+	for _, w := range cfg.Warnings {
+		log.Warn("config", "warning", w.Error())
+	}
 	srv, err := proxy.New(cfg, proxy.Options{Logger: log, Store: st})
 	if err != nil {
 		st.Close()
@@ -105,6 +109,20 @@ func Start(ctx context.Context, opt Options) (*Gateway, error) {
 		st.Close()
 		return nil, err
 	}
+	var tln net.Listener
+	if cfg.TLS != nil {
+		addr := cfg.TLS.Listen
+		if opt.TLSListen != "" {
+			addr = opt.TLSListen
+		}
+		if tln, err = net.Listen("tcp", addr); err != nil {
+			aln.Close()
+			ln.Close()
+			srv.Shutdown(time.Second) //nolint:errcheck // nothing served yet
+			st.Close()
+			return nil, err
+		}
+	}
 	if opt.Signals {
 		var stop context.CancelFunc
 		ctx, stop = signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
@@ -112,8 +130,11 @@ func Start(ctx context.Context, opt Options) (*Gateway, error) {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	g := &Gateway{Server: srv, Addr: ln.Addr().String(), AdminAddr: aln.Addr().String(), Store: st,
-		log: log, cfg: cfg, cancel: cancel, errc: make(chan error, 2), ctx: ctx}
+		log: log, cfg: cfg, cancel: cancel, errc: make(chan error, 3), ctx: ctx}
 	srv.SetInstance(instanceName(st, g.Addr))
+	if tln != nil {
+		g.TLSAddr = tln.Addr().String()
+	}
 
 	w := conf.NewWatcher(opt.ConfigPath, cfg.Hash)
 	if opt.Debounce > 0 {
@@ -125,6 +146,9 @@ func Start(ctx context.Context, opt Options) (*Gateway, error) {
 			return err
 		}
 		log.Info("config reloaded", "file", opt.ConfigPath, "hash", fmt.Sprintf("%016x", c.Hash))
+		for _, w := range c.Warnings {
+			log.Warn("config", "warning", w.Error())
+		}
 		return nil
 	}
 	w.OnError = func(err error) {
@@ -154,6 +178,7 @@ func Start(ctx context.Context, opt Options) (*Gateway, error) {
 					return
 				case <-hup:
 					w.Trigger()
+					srv.ReloadCertificates()
 				}
 			}
 		})
@@ -175,10 +200,21 @@ func Start(ctx context.Context, opt Options) (*Gateway, error) {
 	if fl := st.Fleet(); fl != nil {
 		g.goBG(func() { fl.Register(ctx, g.Addr, g.AdminAddr) })
 	}
+	// Certificate files (the listener's, upstream client certificates) are
+	// watched like the config: a renewal is served without a restart.
+	g.goBG(func() {
+		if err := srv.WatchCertificates(ctx); err != nil {
+			log.Error("certificate watcher stopped", "err", err)
+		}
+	})
 	g.listeners.Add(2)
 	go func() { defer g.listeners.Done(); g.errc <- srv.Serve(ln) }()
 	go func() { defer g.listeners.Done(); g.errc <- admin.Serve(ctx, aln, srv) }()
-	log.Info("shiftgate serving", "listen", g.Addr, "admin", g.AdminAddr,
+	if tln != nil {
+		g.listeners.Add(1)
+		go func() { defer g.listeners.Done(); g.errc <- srv.ServeTLS(tln) }()
+	}
+	log.Info("shiftgate serving", "listen", g.Addr, "tls", g.TLSAddr, "admin", g.AdminAddr,
 		"config", opt.ConfigPath, "routes", len(cfg.Routes), "overrides", st.Describe())
 	return g, nil
 }

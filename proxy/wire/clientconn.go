@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bytes"
+	"crypto/tls"
 	"io"
 	"net"
 	"sync"
@@ -13,14 +14,37 @@ import (
 // LineListener wraps each accepted connection in a lineConn.
 type LineListener struct{ net.Listener }
 
-// Accept implements net.Listener.
+// Accept implements net.Listener. A TLS connection stays recognisable as one
+// (Handshake, ConnectionState), so that fasthttp runs its handshake off the accept
+// loop and never writes a plain-text refusal into it.
 func (l LineListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
 		return nil, err
 	}
+	if tc, ok := c.(tlsConn); ok {
+		return &tlsLineConn{lineConn: lineConn{Conn: c}, tc: tc}, nil
+	}
 	return &lineConn{Conn: c}, nil
 }
+
+// tlsConn is what fasthttp recognises as a TLS connection.
+type tlsConn interface {
+	Handshake() error
+	ConnectionState() tls.ConnectionState
+}
+
+// tlsLineConn is a lineConn over a TLS connection.
+type tlsLineConn struct {
+	lineConn
+	tc tlsConn
+}
+
+// Handshake runs the TLS handshake (bounded by the connection's own timeout).
+func (c *tlsLineConn) Handshake() error { return c.tc.Handshake() }
+
+// ConnectionState reports the TLS state.
+func (c *tlsLineConn) ConnectionState() tls.ConnectionState { return c.tc.ConnectionState() }
 
 // lineConn is a client connection that knows how many bytes it has read since the
 // last LF. When a head overflows fasthttp's read buffer, the buffer holds exactly the
@@ -155,6 +179,11 @@ func (c *lineConn) CloseWrite() error {
 // RequestLineTooLong reports whether the head of ctx overflowed a read buffer of size
 // bytes before its request line ended.
 func RequestLineTooLong(ctx *fasthttp.RequestCtx, size int) bool {
-	c, ok := ctx.Conn().(*lineConn)
-	return ok && c.sinceLF >= size
+	switch c := ctx.Conn().(type) {
+	case *lineConn:
+		return c.sinceLF >= size
+	case *tlsLineConn:
+		return c.sinceLF >= size
+	}
+	return false
 }

@@ -3,6 +3,7 @@ package wire
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"net"
 	"syscall"
@@ -99,7 +100,15 @@ func (u *upstreamConn) stale() bool {
 // staleIdle reports whether conn, taken from the pool (it was used before: last use
 // after creation), has input waiting, checking only suspect connections and those idle
 // for StaleAfter. Connections of other kinds are never stale.
+//
+// Under TLS the socket is checked, so a close_notify, a stray record or the
+// backend's FIN is caught like plain bytes (a late session ticket would cost one
+// reconnection); plaintext the TLS layer has already decrypted and holds is not
+// seen, but an answer's surplus in the reader is still caught by the transport.
 func staleIdle(conn net.Conn, created, lastUse time.Time) bool {
+	if tc, ok := conn.(*tls.Conn); ok {
+		conn = tc.NetConn()
+	}
 	u, ok := conn.(*upstreamConn)
 	if !ok || lastUse.Before(created) || !u.suspect && time.Since(lastUse) < StaleAfter {
 		return false
@@ -110,6 +119,9 @@ func staleIdle(conn net.Conn, created, lastUse time.Time) bool {
 
 // markSuspect has conn checked on its next use (see staleIdle).
 func markSuspect(conn net.Conn) {
+	if tc, ok := conn.(*tls.Conn); ok {
+		conn = tc.NetConn()
+	}
 	if u, ok := conn.(*upstreamConn); ok {
 		u.suspect = true
 	}
