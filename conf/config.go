@@ -28,6 +28,8 @@ type Config struct {
 	AccessLog  AccessLog         `yaml:"access_log"`
 	// MirrorSettings are the process-wide settings of traffic mirroring.
 	MirrorSettings MirrorSettings `yaml:"mirror"`
+	// ClientConfig configures the client config published to apps (client_config).
+	ClientConfig ClientConfig `yaml:"client_config"`
 	// ForceReshuffle allows a reload that changes a mid-cutover route's salt, keys or
 	// from/to (which would move users back and forth). Off by default.
 	ForceReshuffle bool `yaml:"force_reshuffle"`
@@ -87,6 +89,10 @@ type Region struct {
 	// PipelineConns is how many pipelined connections each upstream address gets for
 	// routes with pipeline on (default 2).
 	PipelineConns int `yaml:"pipeline_conns"`
+	// PublicURL is the base URL apps use to reach the region directly, published in
+	// the client config ("" publishes none); an absolute http(s) URL without
+	// credentials, query or trailing slash.
+	PublicURL string `yaml:"public_url"`
 
 	// Name is the region's key in the regions map.
 	Name string `yaml:"-"`

@@ -2,6 +2,7 @@ package conf
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 )
@@ -13,13 +14,16 @@ type SplitBP struct {
 }
 
 // Overrides are the runtime knobs the admin API and CLI change on top of the file's
-// config: per-route split and the rollback switch. They persist in an OverrideStore and
-// survive restarts and file reloads. The zero value overrides nothing.
+// config: per-route split, the rollback switch and the client cut-off. They persist in
+// an OverrideStore and survive restarts and file reloads. The zero value overrides
+// nothing.
 type Overrides struct {
 	// Revision increases with every change; fleets use the store's revision.
 	Revision int64                    `json:"revision"`
 	Routes   map[string]RouteOverride `json:"routes,omitempty"`
 	Rollback Rollback                 `json:"rollback"`
+	// Cutoff is the client cut-off (see Cutoff): it changes the client config only.
+	Cutoff Cutoff `json:"cutoff,omitzero"`
 }
 
 // RouteOverride replaces a route's percent and write_percent.
@@ -49,6 +53,7 @@ func (o Overrides) Clone() Overrides {
 	for k, v := range o.Routes {
 		c.Routes[k] = v
 	}
+	c.Cutoff.Routes = slices.Clone(o.Cutoff.Routes)
 	return c
 }
 

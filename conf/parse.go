@@ -151,6 +151,7 @@ func (p *parser) check(c *Config) {
 	p.checkRoutes(c)
 	p.checkFleet(c)
 	p.checkMirrorSettings(c)
+	p.checkClientConfig(c)
 }
 
 func (p *parser) checkAddr(path, addr string) {
@@ -235,6 +236,7 @@ func (p *parser) checkRegions(c *Config) {
 		if r.MaxConnsPerUpstream < 0 {
 			p.errf(path+".max_conns_per_upstream", "want >= 0, got %d", r.MaxConnsPerUpstream)
 		}
+		p.checkPublicURL(path+".public_url", &r)
 		c.Regions[n] = r
 		c.RegionList = append(c.RegionList, r)
 	}
