@@ -54,9 +54,16 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	path := ctx.Path()
+	if isClientConfigPath(path) {
+		s.serveClientConfig(ctx, st)
+		return
+	}
 	d := st.table.Decide(h.Host(), path, (*reqView)(ctx))
 	if d.Route < 0 {
 		errorResponse(ctx, fasthttp.StatusNotFound, "no route for this host and path")
+		if noteClient(st, nil, d, h) {
+			answerVersion(ctx, st)
+		}
 		if l := s.alog.Load(); l != nil {
 			l.record(ctx, st, d)
 		}
@@ -68,6 +75,8 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		src = len(rt.metrics.bySource) - 1
 	}
 	rt.metrics.bySource[src].Inc()
+	// Read before the request's headers are rewritten for the upstream.
+	clientSaid := noteClient(st, rt, d, h)
 
 	clientClose := h.ConnectionClose()
 	upgrade := h.ConnectionUpgrade() && len(h.Peek(fasthttp.HeaderUpgrade)) > 0
@@ -95,6 +104,9 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		s.forward(ctx, st, rt, d)
 	}
 	body.Release()
+	if clientSaid {
+		answerVersion(ctx, st)
+	}
 	if clientClose {
 		ctx.SetConnectionClose()
 	}

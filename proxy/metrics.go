@@ -71,6 +71,11 @@ type routeMetrics struct {
 	fallbacks  [4]*metrics.Counter // [fallbackNone..fallbackLua]
 	noUpstream *metrics.Counter
 	luaErrors  *metrics.Counter
+	// clients counts X-Shift-Client outcomes (clientAgree..clientStale);
+	// crossRegion, by region, the requests sent from self_region to another
+	// region (nil without self_region; nil for self_region itself).
+	clients     [clientOutcomes]*metrics.Counter
+	crossRegion []*metrics.Counter
 }
 
 // metricsRegistry holds every metric of a Server. Counters are kept across reloads by

@@ -23,6 +23,8 @@ type state struct {
 	version uint64
 	// mirror copies sampled requests of mirrored routes; nil when none mirrors.
 	mirror *mirror.Mirror
+	// client is the client config this snapshot publishes.
+	client *clientDoc
 }
 
 // routeState is one route's runtime view.
@@ -47,6 +49,9 @@ func (s *Server) compile(c *conf.Config, ov conf.Overrides, version uint64) (*st
 		return nil, err
 	}
 	st := &state{cfg: c, ov: ov, splits: splits, table: table, version: version}
+	if st.client, err = buildClientDoc(c, splits, rollback, ov.Cutoff); err != nil {
+		return nil, err
+	}
 	for _, r := range c.RegionList {
 		st.regions = append(st.regions, []byte(r.Name))
 	}
@@ -106,5 +111,6 @@ func (s *Server) routeMetrics(c *conf.Config, r *conf.Route) *routeMetrics {
 		}
 	}
 	m.luaErrors = s.metrics.routeCounter(r.Name, `shiftgate_lua_errors_total{route=%q}`, r.Name)
+	s.clientMetrics(c, r, m)
 	return m
 }
