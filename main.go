@@ -30,6 +30,9 @@ const usage = `shiftgate moves users from one region to another, live.
   shiftgate split  -clear ROUTE...       drop a runtime override: the file's split applies again
   shiftgate rollback [-ramp DURATION] [-local] on|off
   shiftgate status [-fleet]
+  shiftgate cutoff [-local] on|off [ROUTE...]
+                                         tell apps (client config) to stop calling and serve their cache
+  shiftgate vectors                      the golden vectors every client SDK is tested against (JSON)
   shiftgate warm   -config FILE URLS.txt pre-warm the fallback cache through a running gateway
   shiftgate loadtest [flags]             load generator (shiftgate loadtest -h)
   shiftgate loadtest -drill [flags]      cutover rehearsal: ramp, reload storm, rollback, region kill
@@ -38,9 +41,9 @@ const usage = `shiftgate moves users from one region to another, live.
   shiftgate diff   [-route R] [-json]    what mirrored answers showed (routes[i].mirror)
   shiftgate backend [flags]              a fixed-body stand-in backend for benches
 
-Admin verbs (split, rollback, status) take -admin URL (default from -config, else
+Admin verbs (split, rollback, cutoff, status) take -admin URL (default from -config, else
 http://127.0.0.1:9090) and a token from -token-file or $SHIFTGATE_TOKEN.
-In a fleet (fleet.etcd), a split or rollback made on one instance holds on all of them;
+In a fleet (fleet.etcd), a split, rollback or cutoff made on one instance holds on all of them;
 -local changes only that instance while etcd is down (written to etcd when it returns);
 -etcd ENDPOINTS -prefix P writes to etcd directly when no instance answers;
 status -fleet lists the instances and the override revision each serves.
@@ -73,6 +76,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdRollback(rest, stdout, stderr)
 	case "status":
 		return cmdStatus(rest, stdout, stderr)
+	case "cutoff":
+		return cmdCutoff(rest, stdout, stderr)
+	case "vectors":
+		return cmdVectors(rest, stdout, stderr)
 	case "warm":
 		return cmdWarm(rest, stdout, stderr)
 	case "diff":
