@@ -61,6 +61,12 @@ type Server struct {
 	once    sync.Once
 	// serving is set once Serve runs and until Shutdown begins (readiness).
 	serving atomic.Bool
+	// lnMu guards listeners and shut: a Serve that starts after Shutdown (a stop
+	// right after start) must not accept forever, and fasthttp's Shutdown closes
+	// only the listeners its Serve has already registered.
+	lnMu      sync.Mutex
+	listeners []net.Listener
+	shut      bool
 }
 
 type serverStats struct {
@@ -184,8 +190,17 @@ func (p slogPrinter) Printf(format string, args ...any) {
 	p.l.Debug(fmt.Sprintf(format, args...), "from", "fasthttp")
 }
 
-// Serve accepts connections on ln until Shutdown.
+// Serve accepts connections on ln until Shutdown; after Shutdown it closes ln and
+// returns at once.
 func (s *Server) Serve(ln net.Listener) error {
+	s.lnMu.Lock()
+	if s.shut {
+		s.lnMu.Unlock()
+		ln.Close()
+		return nil
+	}
+	s.listeners = append(s.listeners, ln)
+	s.lnMu.Unlock()
 	s.serving.Store(true)
 	err := s.http.Serve(wire.LineListener{Listener: ln})
 	if errors.Is(err, net.ErrClosed) {
@@ -199,8 +214,20 @@ func (s *Server) Serve(ln net.Listener) error {
 func (s *Server) Shutdown(timeout time.Duration) error {
 	s.serving.Store(false)
 	s.once.Do(func() { close(s.closed) })
+	s.lnMu.Lock()
+	s.shut = true
+	lns := s.listeners
+	s.lnMu.Unlock()
 	done := make(chan error, 1)
-	go func() { done <- s.http.Shutdown() }()
+	go func() {
+		err := s.http.Shutdown()
+		// A Serve between its registration above and fasthttp's own is still
+		// accepting: its listener closes here (closing one twice is harmless).
+		for _, ln := range lns {
+			ln.Close()
+		}
+		done <- err
+	}()
 	var err error
 	select {
 	case err = <-done:
