@@ -296,6 +296,7 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "config %s (version %d, hash %s)\noverrides: %s, revision %d\nrollback: %s\n",
 		st.ConfigFile, st.Version, st.ConfigHash, st.Store, st.Revision, roll)
 	fmt.Fprintln(stdout, limitsStatusLine(st.Limits))
+	fmt.Fprintf(stdout, "cutoff: %s\nclient config: version %s\n", describeCutoff(st.Cutoff.On, st.Cutoff.Routes), st.ClientConfigVersion)
 	if !st.StoreUp {
 		fmt.Fprintf(stdout, "override store DOWN: %s\n  serving the last known overrides (revision %d); fleet writes are refused, -local writes change this instance only\n",
 			st.StoreError, st.AppliedRevision)
@@ -332,6 +333,7 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	if st.TLS != nil {
 		printTLSStatus(stdout, st.TLS, time.Now())
 	}
+	printClientCounts(st, stdout)
 	return 0
 }
 

@@ -32,6 +32,9 @@ const usage = `shiftgate moves users from one region to another, live.
   shiftgate status [-fleet]
   shiftgate limit  [-ramp D] site|ROUTE RPS|off   emergency request caps (fleet-wide with etcd)
   shiftgate budget [-ramp D] FROM TO RATE|off     cross-region byte budget, e.g. 800Mbit
+  shiftgate cutoff [-local] on|off [ROUTE...]
+                                         tell apps (client config) to stop calling and serve their cache
+  shiftgate vectors                      the golden vectors every client SDK is tested against (JSON)
   shiftgate warm   -config FILE URLS.txt pre-warm the fallback cache through a running gateway
   shiftgate loadtest [flags]             load generator (shiftgate loadtest -h)
   shiftgate loadtest -drill [flags]      cutover rehearsal: ramp, reload storm, rollback, region kill
@@ -40,9 +43,9 @@ const usage = `shiftgate moves users from one region to another, live.
   shiftgate diff   [-route R] [-json]    what mirrored answers showed (routes[i].mirror)
   shiftgate backend [flags]              a fixed-body stand-in backend for benches
 
-Admin verbs (split, rollback, status, limit, budget) take -admin URL (default from -config, else
+Admin verbs (split, rollback, cutoff, status, limit, budget, plan, diff) take -admin URL (default from -config, else
 http://127.0.0.1:9090) and a token from -token-file or $SHIFTGATE_TOKEN.
-In a fleet (fleet.etcd), a split or rollback made on one instance holds on all of them;
+In a fleet (fleet.etcd), a split, rollback or cutoff made on one instance holds on all of them;
 -local changes only that instance while etcd is down (written to etcd when it returns);
 -etcd ENDPOINTS -prefix P writes to etcd directly when no instance answers;
 status -fleet lists the instances and the override revision each serves.
@@ -79,6 +82,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdLimit(rest, stdout, stderr)
 	case "budget":
 		return cmdBudget(rest, stdout, stderr)
+	case "cutoff":
+		return cmdCutoff(rest, stdout, stderr)
+	case "vectors":
+		return cmdVectors(rest, stdout, stderr)
 	case "warm":
 		return cmdWarm(rest, stdout, stderr)
 	case "diff":

@@ -33,6 +33,8 @@ type Config struct {
 	MirrorSettings MirrorSettings `yaml:"mirror"`
 	// TLS, when set, serves a TLS listener beside the plain one.
 	TLS *TLS `yaml:"tls"`
+	// ClientConfig configures the client config published to apps (client_config).
+	ClientConfig ClientConfig `yaml:"client_config"`
 	// ForceReshuffle allows a reload that changes a mid-cutover route's salt, keys or
 	// from/to (which would move users back and forth). Off by default.
 	ForceReshuffle bool `yaml:"force_reshuffle"`
@@ -98,6 +100,10 @@ type Region struct {
 	// TLS, when set, speaks TLS to the region's upstreams. Upstreams written
 	// https://host:port set it too (with every field at its default).
 	TLS *RegionTLS `yaml:"tls"`
+	// PublicURL is the base URL apps use to reach the region directly, published in
+	// the client config ("" publishes none); an absolute http(s) URL without
+	// credentials, query or trailing slash.
+	PublicURL string `yaml:"public_url"`
 
 	// Name is the region's key in the regions map.
 	Name string `yaml:"-"`

@@ -70,6 +70,10 @@ func applyDefaults(c *Config) {
 		}
 		c.Regions[name] = r
 	}
+	// The client config (client_config.ttl).
+	if c.ClientConfig.TTL.D == 0 {
+		c.ClientConfig.TTL.D = DefaultClientConfigTTL
+	}
 	if e := c.Fleet.Etcd; e != nil && e.DialTimeout.D == 0 {
 		e.DialTimeout.D = DefaultEtcdDialTimeout
 	}

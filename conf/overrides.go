@@ -2,6 +2,7 @@ package conf
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 )
@@ -13,9 +14,9 @@ type SplitBP struct {
 }
 
 // Overrides are the runtime knobs the admin API and CLI change on top of the file's
-// config: per-route split, the rollback switch, request caps and byte budgets. They
-// persist in an OverrideStore and survive restarts and file reloads. The zero value
-// overrides nothing.
+// config: per-route split, the rollback switch, request caps and byte budgets, and
+// the client cut-off. They persist in an OverrideStore and survive restarts and file
+// reloads. The zero value overrides nothing.
 type Overrides struct {
 	// Revision increases with every change; fleets use the store's revision.
 	Revision int64                    `json:"revision"`
@@ -26,6 +27,8 @@ type Overrides struct {
 	SiteLimit   *LimitOverride            `json:"site_limit,omitempty"`
 	RouteLimits map[string]LimitOverride  `json:"route_limits,omitempty"`
 	Budgets     map[string]BudgetOverride `json:"budgets,omitempty"`
+	// Cutoff is the client cut-off (see Cutoff): it changes the client config only.
+	Cutoff Cutoff `json:"cutoff,omitzero"`
 }
 
 // RouteOverride replaces a route's percent and write_percent.
@@ -56,6 +59,7 @@ func (o Overrides) Clone() Overrides {
 		c.Routes[k] = v
 	}
 	c.cloneLevers(o)
+	c.Cutoff.Routes = slices.Clone(o.Cutoff.Routes)
 	return c
 }
 

@@ -165,6 +165,7 @@ func (p *parser) check(c *Config) {
 	p.checkMirrorSettings(c)
 	p.checkStats(c)
 	p.checkTLS(c)
+	p.checkClientConfig(c)
 }
 
 func (p *parser) checkAddr(path, addr string) {
@@ -250,6 +251,7 @@ func (p *parser) checkRegions(c *Config) {
 		if r.MaxConnsPerUpstream < 0 {
 			p.errf(path+".max_conns_per_upstream", "want >= 0, got %d", r.MaxConnsPerUpstream)
 		}
+		p.checkPublicURL(path+".public_url", &r)
 		c.Regions[n] = r
 		c.RegionList = append(c.RegionList, r)
 	}

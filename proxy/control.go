@@ -91,6 +91,10 @@ type Status struct {
 	// TLS shows the certificates in service and their expiry, handshake errors
 	// by reason and unverified upstream regions; absent without any TLS.
 	TLS *TLSStatus `json:"tls,omitempty"`
+	// Cutoff is the client cut-off; ClientConfigVersion the version of the client
+	// config this instance publishes.
+	Cutoff              CutoffState `json:"cutoff"`
+	ClientConfigVersion string      `json:"client_config_version"`
 }
 
 // RollbackState is the rollback switch as status shows it.
@@ -118,6 +122,10 @@ type RouteStatus struct {
 	Effective        float64           `json:"effective_percent"`
 	EffectiveWrite   float64           `json:"effective_write_percent"`
 	Breakers         map[string]string `json:"breakers"`
+	// Cutoff is whether clients are asked not to call this route (by name or
+	// site-wide); Clients counts what apps that decide themselves said.
+	Cutoff  bool          `json:"cutoff"`
+	Clients *ClientCounts `json:"clients,omitempty"`
 }
 
 // SplitOverride is a route's override as status shows it.
@@ -183,6 +191,7 @@ func (s *Server) Status() Status {
 		}
 		out.Routes = append(out.Routes, rs)
 	}
+	s.fillClientStatus(st, &out)
 	return out
 }
 

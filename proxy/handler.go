@@ -55,9 +55,16 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	path := ctx.Path()
+	if isClientConfigPath(path) {
+		s.serveClientConfig(ctx, st)
+		return
+	}
 	d := st.table.Decide(h.Host(), path, (*reqView)(ctx))
 	if d.Route < 0 {
 		errorResponse(ctx, fasthttp.StatusNotFound, "no route for this host and path")
+		if noteClient(st, nil, d, h) {
+			answerVersion(ctx, st)
+		}
 		if l := s.alog.Load(); l != nil {
 			l.record(ctx, st, d)
 		}
@@ -79,6 +86,8 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			return
 		}
 	}
+	// Read before the request's headers are rewritten for the upstream.
+	clientSaid := noteClient(st, rt, d, h)
 
 	clientClose := h.ConnectionClose()
 	upgrade := h.ConnectionUpgrade() && len(h.Peek(fasthttp.HeaderUpgrade)) > 0
@@ -115,6 +124,9 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	body.Release()
 	if sr := st.stats.Route(int(d.Route)); sr != nil {
 		s.recordStats(ctx, st, rt, sr, d, region, answered)
+	}
+	if clientSaid {
+		answerVersion(ctx, st)
 	}
 	if clientClose {
 		ctx.SetConnectionClose()

@@ -74,6 +74,11 @@ type routeMetrics struct {
 	// budgetMisses counts reads a byte budget sent to the cached fallback that
 	// missed, and were refused (levers.go).
 	budgetMisses *metrics.Counter
+	// clients counts X-Shift-Client outcomes (clientAgree..clientStale);
+	// crossRegion, by region, the requests sent from self_region to another
+	// region (nil without self_region; nil for self_region itself).
+	clients     [clientOutcomes]*metrics.Counter
+	crossRegion []*metrics.Counter
 }
 
 // metricsRegistry holds every metric of a Server. Counters are kept across reloads by

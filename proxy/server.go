@@ -88,6 +88,8 @@ type serverStats struct {
 	refused               *counter
 	badRequests           *counter
 	rollbackOn            atomic.Bool
+	// The client config's answers: 200 with the body, 304 to a matching ETag.
+	clientConfigServed, clientConfigNotModified *counter
 }
 
 // New compiles cfg with the overrides in opt.Store (if any) and returns a Server ready
@@ -135,6 +137,8 @@ func New(cfg *conf.Config, opt Options) (*Server, error) {
 	s.stats.reloadErrors = s.metrics.counter("shiftgate_config_reload_errors_total")
 	s.stats.refused = s.metrics.counter("shiftgate_connections_refused_total")
 	s.stats.badRequests = s.metrics.counter("shiftgate_bad_requests_total")
+	s.stats.clientConfigServed = s.metrics.counter(`shiftgate_client_config_requests_total{status="200"}`)
+	s.stats.clientConfigNotModified = s.metrics.counter(`shiftgate_client_config_requests_total{status="304"}`)
 	s.registerGauges()
 	s.registerLeverMetrics()
 	s.initTLS()
@@ -210,7 +214,8 @@ func (p slogPrinter) Printf(format string, args ...any) {
 	p.l.Debug(fmt.Sprintf(format, args...), "from", "fasthttp")
 }
 
-// Serve accepts connections on ln until Shutdown.
+// Serve accepts connections on ln until Shutdown; after Shutdown it closes ln and
+// returns at once.
 func (s *Server) Serve(ln net.Listener) error {
 	// fasthttp's Shutdown closes only the listeners its Serve has registered, so a
 	// Shutdown that came first would leave this Serve blocked forever: the server

@@ -40,6 +40,8 @@ type state struct {
 	gate   *shed.Gate
 	// upTLS is each region's upstream TLS (nil: plain), prepared once per config.
 	upTLS []*regionTLS
+	// client is the client config this snapshot publishes.
+	client *clientDoc
 }
 
 // routeState is one route's runtime view.
@@ -75,6 +77,9 @@ func (s *Server) compile(c *conf.Config, ov conf.Overrides, version uint64) (*st
 		return nil, err
 	}
 	st := &state{cfg: c, ov: ov, splits: splits, table: table, version: version, strip: strip, limits: limits}
+	if st.client, err = buildClientDoc(c, splits, rollback, ov.Cutoff); err != nil {
+		return nil, err
+	}
 	for _, r := range c.RegionList {
 		st.regions = append(st.regions, []byte(r.Name))
 	}
@@ -151,6 +156,7 @@ func (s *Server) routeMetrics(c *conf.Config, r *conf.Route) *routeMetrics {
 	}
 	m.luaErrors = s.metrics.routeCounter(r.Name, `shiftgate_lua_errors_total{route=%q}`, r.Name)
 	m.budgetMisses = s.metrics.routeCounter(r.Name, `shiftgate_budget_fallback_misses_total{route=%q}`, r.Name)
+	s.clientMetrics(c, r, m)
 	return m
 }
 

@@ -25,6 +25,9 @@ const (
 	pendingFile   = "overrides-pending.json"
 )
 
+// keyCutoff is overrides/cutoff: the client cut-off (conf.Cutoff), absent when zero.
+const keyCutoff = "cutoff"
+
 // kvEntry is one override key as the store holds it: its value and the revision that
 // last wrote it.
 type kvEntry struct {
@@ -59,6 +62,10 @@ func encodeOverrides(o conf.Overrides) map[string][]byte {
 		out[keyRollback] = b
 	}
 	encodeLevers(o, out)
+	if !o.Cutoff.IsZero() {
+		b, _ := json.Marshal(o.Cutoff)
+		out[keyCutoff] = b
+	}
 	return out
 }
 
@@ -89,6 +96,17 @@ func decodeOverrides(kv map[string]kvEntry) (conf.Overrides, []error) {
 			if err := decodeLever(&o, k, e.val); err != nil {
 				errs = append(errs, fmt.Errorf("%s%s: %w", keyOverrides, k, err))
 			}
+		case k == keyCutoff:
+			// A cut-off that does not decode is left out (no cut-off), like a bad
+			// rollback: the gateway serves either way, and the store logs the key.
+			var c conf.Cutoff
+			if err := json.Unmarshal(e.val, &c); err != nil {
+				errs = append(errs, fmt.Errorf("%s%s: %w", keyOverrides, k, err))
+				continue
+			}
+			slices.Sort(c.Routes)
+			c.Routes = slices.Compact(c.Routes)
+			o.Cutoff = c
 		}
 	}
 	return o, errs
@@ -125,6 +143,9 @@ func whoChanged(b conf.Overrides, keys []string) string {
 	for _, k := range keys {
 		if k == keyRollback && b.Rollback.Who != "" {
 			return b.Rollback.Who
+		}
+		if k == keyCutoff && b.Cutoff.Who != "" {
+			return b.Cutoff.Who
 		}
 		if name, ok := strings.CutPrefix(k, keyRoutes); ok && b.Routes[name].Who != "" {
 			return b.Routes[name].Who

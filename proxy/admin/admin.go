@@ -36,6 +36,7 @@ func handler(srv *proxy.Server, self string) http.Handler {
 	mux.HandleFunc("DELETE /v1/routes/{name}/split", a.clearSplit)
 	mux.HandleFunc("PUT /v1/splits", a.bulkSplit)
 	mux.HandleFunc("POST /v1/rollback", a.rollback)
+	mux.HandleFunc("POST /v1/cutoff", a.cutoff)
 	mux.HandleFunc("GET /v1/decide", a.decide)
 	mux.HandleFunc("GET /v1/fleet", a.fleet)
 	mux.HandleFunc("GET /v1/diff", a.diff)
@@ -260,6 +261,21 @@ func (a *api) rollback(w http.ResponseWriter, r *http.Request) {
 	}
 	req.Local = wantLocal(r, req.Local)
 	out, err := a.srv.SetRollback(r.Context(), who(r), req)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *api) cutoff(w http.ResponseWriter, r *http.Request) {
+	var req proxy.CutoffRequest
+	if err := decodeJSON(w, r, 64<<10, &req); err != nil {
+		writeErr(w, err)
+		return
+	}
+	req.Local = wantLocal(r, req.Local)
+	out, err := a.srv.SetCutoff(r.Context(), who(r), req)
 	if err != nil {
 		writeErr(w, err)
 		return
