@@ -54,6 +54,9 @@ type benchOptions struct {
 	// connection (with tls: one full handshake per request).
 	tls      bool
 	newConns bool
+	// cores each proxy may use (1: pinned); driver is the load generator.
+	cores  int
+	driver string
 }
 
 // parseBenchFlags returns the options, or an exit status >= 0 when the bench must not run.
@@ -83,6 +86,8 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchOptions, int) {
 	fs.IntVar(&o.loadCPU, "load-cpu", 1, "core for the load generator and the backend (-1: no pinning)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configs, logs) and print its path")
 	fs.BoolVar(&o.asJSON, "json", false, "print every sample, the summary and the ratios as one JSON object")
+	fs.IntVar(&o.cores, "cores", 1, "cores each proxy may use: 1 pins the proxy to -proxy-cpu and the load to -load-cpu; 2 runs every proxy with 2 workers (GOMAXPROCS=2, 2 nginx workers, 2 HAProxy threads) and pins nothing, the load generator sharing the same cores")
+	fs.StringVar(&o.driver, "driver", "own", "load generator: own (shiftgate loadtest) or wrk (Debian's wrk, one thread; with -users 0 it sends no user header and runs no Lua per request)")
 	fs.BoolVar(&quick, "quick", false, "smoke mode: 1 round, 2s runs, 0.5s warm-up (explicit flags win)")
 	fs.BoolVar(&o.tls, "tls", false, "every proxy serves TLS: one self-signed ECDSA P-256 certificate, TLS 1.3 TLS_AES_128_GCM_SHA256 with X25519 (default targets: nginx,haproxy,shiftgate)")
 	fs.BoolVar(&o.newConns, "new-conns", false, "every request on a new connection: new connections (with -tls, full handshakes) per second")
@@ -124,13 +129,22 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchOptions, int) {
 	}
 	for _, t := range strings.Split(targets, ",") {
 		t = strings.TrimSpace(t)
-		if !slices.Contains([]string{targetDirect, targetNginx, targetHAProxy, targetShiftgate, targetPipelined, targetLevers}, t) || slices.Contains(o.targets, t) {
+		if !slices.Contains(allTargets, t) || slices.Contains(o.targets, t) {
 			fmt.Fprintf(stderr, "loadtest bench: -targets: unknown or repeated target %q\n", t)
 			return o, 2
 		}
 		o.targets = append(o.targets, t)
 	}
+	if o.cores > 1 {
+		o.proxyCPU, o.loadCPU = -1, -1
+	}
 	switch {
+	case o.cores < 1 || o.cores > 64:
+		fmt.Fprintln(stderr, "loadtest bench: -cores: want 1..64")
+		return o, 2
+	case o.driver != "own" && o.driver != "wrk":
+		fmt.Fprintln(stderr, "loadtest bench: -driver: want own or wrk")
+		return o, 2
 	case o.rounds <= 0 || o.retries < 0:
 		fmt.Fprintln(stderr, "loadtest bench: -rounds: want > 0; -retries: want >= 0")
 		return o, 2
@@ -296,6 +310,10 @@ func (b *bench) checkTools() error {
 	if slices.Contains(b.o.targets, targetNginx) {
 		look(&b.o.nginx, "nginx-light")
 	}
+	if b.o.driver == "wrk" {
+		wrk := "wrk"
+		look(&wrk, "wrk")
+	}
 	if slices.Contains(b.o.targets, targetHAProxy) {
 		look(&b.o.haproxy, "haproxy")
 	}
@@ -349,7 +367,7 @@ func (b *bench) startTarget(ctx context.Context, name, backend string) (benchTar
 	if err != nil {
 		return benchTarget{}, err
 	}
-	f := configFields{Dir: b.dir, Listen: listen, Backend: backend}
+	f := configFields{Dir: b.dir, Listen: listen, Backend: backend, Workers: b.o.cores}
 	scheme := "http://"
 	if b.o.tls {
 		scheme = "https://"
@@ -372,7 +390,7 @@ func (b *bench) startTarget(ctx context.Context, name, backend string) (benchTar
 			return benchTarget{}, err
 		}
 		argv = []string{b.o.haproxy, "-db", "-f", cfg}
-	case targetShiftgate, targetPipelined, targetLevers:
+	case targetShiftgate, targetPipelined, targetLevers, targetNoStats, targetAccessLog, targetMirror:
 		if f.Admin, err = freeAddr(); err != nil {
 			return benchTarget{}, err
 		}
@@ -380,18 +398,11 @@ func (b *bench) startTarget(ctx context.Context, name, backend string) (benchTar
 		if err != nil {
 			return benchTarget{}, err
 		}
-		if name == targetPipelined {
-			if err := pipelineFeed(cfg); err != nil {
-				return benchTarget{}, err
-			}
-		}
-		if name == targetLevers {
-			if err := leversOn(cfg); err != nil {
-				return benchTarget{}, err
-			}
+		if err := applyVariant(name, cfg); err != nil {
+			return benchTarget{}, err
 		}
 		argv = []string{b.o.shiftgate, "serve", "-config", cfg}
-		env = []string{"GOMAXPROCS=1"}
+		env = []string{fmt.Sprintf("GOMAXPROCS=%d", b.o.cores)}
 	}
 	p, err := b.start(name, env, pinned(b.o.proxyCPU, argv...))
 	if err != nil {
@@ -499,7 +510,7 @@ func (b *bench) readCounters(t benchTarget) (counters, error) {
 		return c, fmt.Errorf("bench: backend: %w", err)
 	}
 	if t.proc != nil {
-		if c.proxy, err = procCPU(t.proc.pid()); err != nil {
+		if c.proxy, err = procTreeCPU(t.proc.pid()); err != nil {
 			return c, fmt.Errorf("bench: %s: %w", t.name, err)
 		}
 		if c.rss, err = procRSS(t.proc.pid()); err != nil {
@@ -520,6 +531,9 @@ func (b *bench) readCounters(t benchTarget) (counters, error) {
 // load runs the load generator as a child on the load core and returns its result
 // and the CPU time it used.
 func (b *bench) load(ctx context.Context, url string, conns int, d time.Duration) (Result, time.Duration, error) {
+	if b.o.driver == "wrk" {
+		return b.loadWrk(ctx, url, conns, d)
+	}
 	args := []string{"loadtest", "-json", "-quiet",
 		"-conns", strconv.Itoa(conns), "-duration", d.String(), "-users", strconv.Itoa(b.o.users)}
 	if strings.HasPrefix(url, "https://") {

@@ -22,6 +22,7 @@ type configFields struct {
 	Listen  string // the proxy's traffic listener
 	Admin   string // shiftgate's admin listener
 	Backend string // the fixed-body backend
+	Workers int    // nginx worker processes and HAProxy threads (the bench's -cores)
 
 	// TLS mode: the proxy serves TLS on Listen with this certificate (PEMFile is
 	// certificate and key together); shiftgate's plain listener goes to Plain.

@@ -216,3 +216,47 @@ func parseCoreBusy(b []byte, cpu int) (time.Duration, error) {
 	}
 	return 0, fmt.Errorf("bench: /proc/stat: no line for cpu%d", cpu)
 }
+
+// procTreeCPU is procCPU of pid and of its children: nginx with a master process
+// serves from its workers.
+func procTreeCPU(pid int) (time.Duration, error) {
+	total, err := procCPU(pid)
+	if err != nil {
+		return 0, err
+	}
+	des, err := os.ReadDir("/proc")
+	if err != nil {
+		return total, nil
+	}
+	for _, de := range des {
+		child, err := strconv.Atoi(de.Name())
+		if err != nil || child == pid {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + de.Name() + "/stat")
+		if err != nil || parentOf(b) != pid {
+			continue
+		}
+		if c, err := parseStatCPU(b); err == nil {
+			total += c
+		}
+	}
+	return total, nil
+}
+
+// parentOf reads the parent pid (field 4) from a /proc/PID/stat line.
+func parentOf(stat []byte) int {
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return -1
+	}
+	f := bytes.Fields(stat[i+1:])
+	if len(f) < 2 {
+		return -1
+	}
+	ppid, err := strconv.Atoi(string(f[1]))
+	if err != nil {
+		return -1
+	}
+	return ppid
+}

@@ -95,3 +95,33 @@ func TestPinned(t *testing.T) {
 		t.Errorf("pinned(1) = %q", got)
 	}
 }
+
+func TestParentOf(t *testing.T) {
+	for _, tc := range []struct {
+		stat string
+		want int
+	}{
+		{"123 (nginx) S 77 123 123 0 -1", 77},
+		{"9 (a (b) c) R 1 9 9", 1},
+		{"garbage", -1},
+		{"5 (x) S", -1},
+	} {
+		if got := parentOf([]byte(tc.stat)); got != tc.want {
+			t.Errorf("parentOf(%q) = %d, want %d", tc.stat, got, tc.want)
+		}
+	}
+}
+
+func TestParseWrk(t *testing.T) {
+	res, err := parseWrk([]byte("Running 2s test\n  1 threads\nSHIFTGATE-BENCH 20000 3 5 2000000 1500 4200 1700\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Requests != 20000 || res.Errors != 8 || res.Successes != 19995 || res.RPS != 10000 ||
+		res.Latency.P50 != 1500*time.Microsecond || res.Latency.P99 != 4200*time.Microsecond {
+		t.Errorf("parseWrk: %+v", res)
+	}
+	if _, err := parseWrk([]byte("Requests/sec: 1\n")); err == nil {
+		t.Error("output without the bench line accepted")
+	}
+}

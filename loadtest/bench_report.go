@@ -140,15 +140,17 @@ func summarize(samples []benchSample, targets []string, conns []int) benchReport
 				LoadCPUPct: median(load), OtherCPUPct: other,
 			})
 		}
-		for _, sg := range []string{targetShiftgate, targetPipelined, targetLevers} {
+		for _, sg := range shiftgateVariants {
 			for _, peer := range []string{targetNginx, targetHAProxy} {
 				if r, ok := ratioOfTarget(samples, sg, peer, c); ok {
 					rep.Ratios = append(rep.Ratios, r)
 				}
 			}
 		}
-		if r, ok := ratioOfTarget(samples, targetLevers, targetShiftgate, c); ok {
-			rep.Ratios = append(rep.Ratios, r)
+		for _, v := range shiftgateVariants[1:] {
+			if r, ok := ratioOfTarget(samples, v, targetShiftgate, c); ok {
+				rep.Ratios = append(rep.Ratios, r)
+			}
 		}
 	}
 	return rep

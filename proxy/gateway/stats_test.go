@@ -72,3 +72,25 @@ func TestStatsCohorts(t *testing.T) {
 		t.Errorf("bad history: %d %s", code, body)
 	}
 }
+
+// TestStatsOff: with stats off the gateway serves as usual and /v1/stats says why it
+// has nothing.
+func TestStatsOff(t *testing.T) {
+	idc, cloud := startRegion(t, "idc"), startRegion(t, "cloud")
+	g := startLive(t, "stats: { off: true }\n"+twoRegions, map[string]string{"IDC": idc.Addr, "CLOUD": cloud.Addr})
+	for u := 0; u < 20; u++ {
+		req, _ := http.NewRequest("GET", "http://"+g.addr+"/api/feed", nil)
+		req.Header.Set("X-User-Id", fmt.Sprintf("u-%d", u))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("request %d: %d", u, resp.StatusCode)
+		}
+	}
+	if code, body := g.call(t, "GET", "/v1/stats", ""); code != 404 || !strings.Contains(body, "stats are off") {
+		t.Errorf("/v1/stats with stats off: %d %s", code, body)
+	}
+}

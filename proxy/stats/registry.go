@@ -162,9 +162,9 @@ type Set struct {
 }
 
 // Route returns the recorder of the i-th route of the Set's config, or nil if i is
-// out of range (recording on a nil *Route does nothing).
+// out of range or s is nil (stats off); recording on a nil *Route does nothing.
 func (s *Set) Route(i int) *Route {
-	if uint(i) >= uint(len(s.routes)) {
+	if s == nil || uint(i) >= uint(len(s.routes)) {
 		return nil
 	}
 	return s.routes[i]

@@ -97,3 +97,11 @@ func TestOptionsDefaults(t *testing.T) {
 		t.Fatal("default clock is not the wall clock")
 	}
 }
+
+func TestNilSetRoute(t *testing.T) {
+	var s *Set
+	if r := s.Route(0); r != nil {
+		t.Fatalf("nil Set's Route(0) = %v, want nil", r)
+	}
+	s.Route(0).Record(Moved, 0, false, 0, 0, 0) // must not panic
+}
