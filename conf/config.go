@@ -184,6 +184,11 @@ type Fallback struct {
 	Cache  *FallbackCache  `yaml:"cache"`
 	Static *FallbackStatic `yaml:"static"`
 	Lua    *FallbackLua    `yaml:"lua"`
+	// Methods are the request methods a fallback may answer (default GET and HEAD).
+	// A write that no region answered must fail visibly, not look saved: a route
+	// opts in to answering other methods from the static body or the script by
+	// listing them. The cache answers GET and HEAD only, whatever this says.
+	Methods []string `yaml:"methods"`
 }
 
 // FallbackCache keeps the last good GET responses of a route.
