@@ -187,7 +187,8 @@ type Fallback struct {
 	// Methods are the request methods a fallback may answer (default GET and HEAD).
 	// A write that no region answered must fail visibly, not look saved: a route
 	// opts in to answering other methods from the static body or the script by
-	// listing them. The cache answers GET and HEAD only, whatever this says.
+	// listing them (with GET and HEAD if those are still wanted). Of the listed
+	// methods, the cache answers only GET and HEAD.
 	Methods []string `yaml:"methods"`
 }
 
