@@ -109,6 +109,20 @@ func (t *Transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, re
 		hc.CloseConn(cc)
 		return false, err
 	}
+	if cl > 0 {
+		// Nothing has gone to the client yet: a backend that stops right after the
+		// head of a body it promised gets the client a 502 (or 504), not a 200 head
+		// followed by nothing. The first body bytes usually came with the head, so
+		// this rarely waits; a chunked stream is not held (it may start late).
+		if _, err := br.Peek(1); err != nil {
+			hc.ReleaseReader(br)
+			hc.CloseConn(cc)
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return false, err
+		}
+	}
 	b := acquireBody(hc, cc, (*fasthttp.HostClient).ReleaseConn, (*fasthttp.HostClient).CloseConn)
 	b.init(conn, br, int64(cl), t.Body, closeConn)
 	if cl < 0 {
@@ -117,6 +131,11 @@ func (t *Transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, re
 		cl = -1
 	}
 	resp.SetBodyStream(b, cl)
+	// The head goes to the client as soon as it is written, not when the client
+	// buffer fills: if the upstream then fails, the client sees the head and a body
+	// cut short (fewer bytes than Content-Length, or no last chunk), never a
+	// connection closed with nothing on it.
+	resp.ImmediateHeaderFlush = true
 	return false, nil
 }
 
