@@ -60,12 +60,17 @@ type Server struct {
 	once    sync.Once
 	// serving is set once Serve runs and until Shutdown begins (readiness).
 	serving atomic.Bool
+	// lnMu orders Serve and Shutdown: listeners handed to Serve are closed by
+	// Shutdown even if fasthttp has not taken them yet, and a Serve after
+	// Shutdown returns at once (fasthttp's own Shutdown misses a listener it
+	// has not registered, and its Serve then accepts forever).
+	lnMu      sync.Mutex
+	listeners []net.Listener
 }
 
 type serverStats struct {
 	logDropped            *counter
 	reloads, reloadErrors *counter
-	refused               *counter
 	badRequests           *counter
 	rollbackOn            atomic.Bool
 }
@@ -109,7 +114,6 @@ func New(cfg *conf.Config, opt Options) (*Server, error) {
 	}
 	s.stats.reloads = s.metrics.counter("shiftgate_config_reloads_total")
 	s.stats.reloadErrors = s.metrics.counter("shiftgate_config_reload_errors_total")
-	s.stats.refused = s.metrics.counter("shiftgate_connections_refused_total")
 	s.stats.badRequests = s.metrics.counter("shiftgate_bad_requests_total")
 	s.registerGauges()
 
@@ -180,7 +184,17 @@ func (p slogPrinter) Printf(format string, args ...any) {
 
 // Serve accepts connections on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
+	s.lnMu.Lock()
+	select {
+	case <-s.closed:
+		s.lnMu.Unlock()
+		ln.Close()
+		return nil
+	default:
+	}
+	s.listeners = append(s.listeners, ln)
 	s.serving.Store(true)
+	s.lnMu.Unlock()
 	err := s.http.Serve(wire.LineListener{Listener: ln})
 	if errors.Is(err, net.ErrClosed) {
 		return nil
@@ -191,8 +205,11 @@ func (s *Server) Serve(ln net.Listener) error {
 // Shutdown stops accepting, lets in-flight requests finish for up to timeout, closes
 // tunnels, flushes the fallback cache and returns.
 func (s *Server) Shutdown(timeout time.Duration) error {
+	s.lnMu.Lock()
 	s.serving.Store(false)
 	s.once.Do(func() { close(s.closed) })
+	listeners := s.listeners
+	s.lnMu.Unlock()
 	done := make(chan error, 1)
 	go func() { done <- s.http.Shutdown() }()
 	var err error
@@ -200,6 +217,11 @@ func (s *Server) Shutdown(timeout time.Duration) error {
 	case err = <-done:
 	case <-time.After(timeout):
 		err = fmt.Errorf("shutdown: in-flight requests still running after %s", timeout)
+	}
+	for _, ln := range listeners {
+		// fasthttp has closed those it had taken; this ends a Serve that had not
+		// got that far (the second close of the others is a harmless error).
+		ln.Close()
 	}
 	s.tunnels.closeAll()
 	if l := s.alog.Swap(nil); l != nil {
@@ -369,16 +391,22 @@ func (s *Server) rampLoop() {
 			return
 		case <-t.C:
 		}
-		st := s.state.Load()
-		if !st.ov.Ramping(s.now()) && !st.ov.Ramping(s.now().Add(-time.Second)) {
-			continue
-		}
-		s.mu.Lock()
-		cur := s.state.Load()
-		if err := s.putInService(cur.cfg, cur.ov, false); err != nil {
-			s.log.Error("rollback ramp step refused", "err", err)
-		}
-		s.mu.Unlock()
+		s.rampStep()
+	}
+}
+
+// rampStep recompiles the serving config and overrides while a rollback ramp is in
+// progress (and for a second after it ends, so the last step lands).
+func (s *Server) rampStep() {
+	st := s.state.Load()
+	if !st.ov.Ramping(s.now()) && !st.ov.Ramping(s.now().Add(-time.Second)) {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur := s.state.Load()
+	if err := s.putInService(cur.cfg, cur.ov, false); err != nil {
+		s.log.Error("rollback ramp step refused", "err", err)
 	}
 }
 
