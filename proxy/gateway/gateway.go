@@ -120,13 +120,16 @@ func Start(ctx context.Context, opt Options) (*Gateway, error) {
 	}
 	w.OnConfig = func(c *conf.Config) error {
 		if err := srv.Reload(c); err != nil {
-			return err
+			return refusedByServer{err}
 		}
 		log.Info("config reloaded", "file", opt.ConfigPath, "hash", fmt.Sprintf("%016x", c.Hash))
 		return nil
 	}
 	w.OnError = func(err error) {
-		srv.ReloadRefused(err)
+		// Reload counts what it refuses itself; the rest did not read or parse.
+		if !errors.As(err, new(refusedByServer)) {
+			srv.ReloadRefused(err)
+		}
 		log.Error("config refused; the last good config keeps serving", "file", opt.ConfigPath, "err", err.Error())
 	}
 	g.goBG(func() {
@@ -173,6 +176,12 @@ func Start(ctx context.Context, opt Options) (*Gateway, error) {
 		"config", opt.ConfigPath, "routes", len(cfg.Routes), "overrides", st.Describe())
 	return g, nil
 }
+
+// refusedByServer is a config that parsed but that the server refused (and counted).
+type refusedByServer struct{ err error }
+
+func (e refusedByServer) Error() string { return e.err.Error() }
+func (e refusedByServer) Unwrap() error { return e.err }
 
 func (g *Gateway) goBG(f func()) {
 	g.bg.Add(1)
