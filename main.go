@@ -6,7 +6,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -25,14 +24,18 @@ const usage = `shiftgate moves users from one region to another, live.
   shiftgate route  -config FILE [-json] [-H 'Name: v']... [-ip ADDR] METHOD PATH
                                          explain a decision
   shiftgate bucket -salt S KEY...        print buckets
-  shiftgate split  [-writes P] [-dry-run] [-local] ROUTE PERCENT
+  shiftgate split  [-writes P] [-dry-run] [-force] [-local] ROUTE PERCENT [ROUTE PERCENT]...
+  shiftgate split  -clear ROUTE...       drop a runtime override: the file's split applies again
   shiftgate rollback [-ramp DURATION] [-local] on|off
-  shiftgate status [-fleet]
+  shiftgate status [-json] [-fleet]
   shiftgate warm   -config FILE URLS.txt pre-warm the fallback cache through a running gateway
-  shiftgate loadtest [flags]             load generator (shiftgate loadtest -h)
+  shiftgate version                      version, commit, Go version
+  shiftgate loadtest [flags] URL         load generator (shiftgate loadtest -h)
   shiftgate loadtest -drill [flags]      cutover rehearsal: ramp, reload storm, rollback, region kill
   shiftgate backend [flags]              a fixed-body stand-in backend for benches
 
+shiftgate VERB -h names a verb's arguments and flags. Exit status: 0 done, 1 refused
+or failed, 2 a mistake in the command line.
 Admin verbs (split, rollback, status) take -admin URL (default from -config, else
 http://127.0.0.1:9090) and a token from -token-file or $SHIFTGATE_TOKEN.
 In a fleet (fleet.etcd), a split or rollback made on one instance holds on all of them;
@@ -48,7 +51,7 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
-		return 2
+		return exitUsage
 	}
 	verb, rest := args[0], args[1:]
 	switch verb {
@@ -79,18 +82,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return loadtest.Main(rest, stdout, stderr)
 	case "backend":
 		return loadtest.BackendMain(rest, stdout, stderr)
+	case "version":
+		return cmdVersion(rest, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
 	}
 	fmt.Fprintf(stderr, "shiftgate: unknown verb %q\n\n%s", verb, usage)
-	return 2
-}
-
-func newFlags(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("shiftgate "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	return fs
+	return exitUsage
 }
 
 // headerFlags collects repeated -H flags.

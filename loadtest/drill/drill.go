@@ -8,6 +8,7 @@ package drill
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -94,7 +95,19 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.Phase, "phase", 2*time.Second, "length of each phase")
 	fs.IntVar(&o.Reloads, "reloads", 30, "config reloads in the reload storm")
 	fs.BoolVar(&o.JSON, "json", false, "print the result as JSON")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: %s\n\nflags:\n", "shiftgate loadtest -drill [-users N] [-conns N] [-phase DURATION] [-reloads N] [-json]")
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "shiftgate loadtest -drill: takes no arguments, got %q (flags go before arguments)\n", fs.Args())
+		fs.Usage()
 		return 2
 	}
 	o.Progress = stderr
