@@ -94,12 +94,14 @@ func (s *Server) maybeCache(ctx *fasthttp.RequestCtx, rt *routeState) {
 //
 // Only the methods of fallback.methods (GET and HEAD by default) get a fallback: a
 // write that no region answered gets the error, so that it is never taken for saved.
-func (s *Server) fallback(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d routing.Decision, region conf.RegionID, why failure) {
+//
+// It reports whether the upstream's own (error) answer went out.
+func (s *Server) fallback(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d routing.Decision, region conf.RegionID, why failure) (upstreamAnswered bool) {
 	run := rt.run
 	m := rt.metrics
 	if hasFallback(rt) && run.fallbackAllowed(ctx.Method()) {
 		if s.tryFallback(ctx, st, rt, d, region) {
-			return
+			return false
 		}
 		m.fallbacks[fallbackNone].Inc()
 	}
@@ -107,7 +109,7 @@ func (s *Server) fallback(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d
 	case failStatus:
 		// The upstream's own error answer is still in ctx.Response: pass it on.
 		s.finishResponse(ctx, st, rt, region)
-		return
+		return true
 	case failOpen:
 		errorResponse(ctx, fasthttp.StatusServiceUnavailable, "region "+string(st.regions[region])+" unavailable (circuit open)")
 	case failTimeout:
@@ -118,6 +120,7 @@ func (s *Server) fallback(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d
 		errorResponse(ctx, fasthttp.StatusBadGateway, "bad answer from region "+string(st.regions[region]))
 	}
 	ctx.Response.Header.SetBytesKV(strRegionHeader, st.regions[region])
+	return false
 }
 
 // tryFallback answers from the cache, the static body or the script, in that order;

@@ -42,23 +42,37 @@ var (
 	strFallback     = []byte("X-Shift-Fallback")
 )
 
+// exchange is what became of a request on its way through, for the access log.
+type exchange struct {
+	// answered is the region whose upstream answered (after a failover, the other
+	// one); conf.NoRegion when none did and the gateway or a fallback answered.
+	answered conf.RegionID
+	// upstream is the address of the last upstream the request was sent to ("" for
+	// none). It names a string the upstream client holds: no copy.
+	upstream string
+	// bytesIn counts the request body bytes read from the client.
+	bytesIn int64
+}
+
 // handle serves one client request: decide, forward, fail over, fall back.
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	st := s.state.Load()
 	h := &ctx.Request.Header
+	var idbuf [maxRequestID]byte
+	id := appendRequestID(idbuf[:0], h.PeekBytes(strRequestID))
+	ex := exchange{answered: conf.NoRegion}
 	if reason := refuseRequest(ctx); reason != "" {
 		s.stats.badRequests.Inc()
 		errorResponse(ctx, fasthttp.StatusBadRequest, reason)
 		ctx.SetConnectionClose()
+		s.done(ctx, st, routing.Decision{Route: -1}, id, &ex)
 		return
 	}
 	path := ctx.Path()
 	d := st.table.Decide(h.Host(), path, (*reqView)(ctx))
 	if d.Route < 0 {
 		errorResponse(ctx, fasthttp.StatusNotFound, "no route for this host and path")
-		if l := s.alog.Load(); l != nil {
-			l.record(ctx, st, d)
-		}
+		s.done(ctx, st, d, id, &ex)
 		return
 	}
 	rt := &st.routes[d.Route]
@@ -82,19 +96,32 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	}
 	var ipbuf [64]byte
 	wire.AppendForwardedFor(h, peerAddr(ctx).AppendTo(ipbuf[:0]))
+	// One id upstream, whatever the client sent (duplicates, an invalid one).
+	h.DelBytes(strRequestID)
+	h.SetBytesKV(strRequestID, id)
 
 	if upgrade {
-		s.tunnel(ctx, st, rt, d, upgradeProto)
+		s.tunnel(ctx, st, rt, d, upgradeProto, id)
+		ctx.Response.Header.SetBytesKV(strRequestID, id) // on a refusal; a 101 has its own
 		return
 	}
 	body := wire.WatchClientBody(ctx, st.cfg.Timeouts.Body.D)
-	s.forward(ctx, st, rt, d)
-	body.Release()
+	s.forward(ctx, st, rt, d, &ex)
+	ex.bytesIn = body.Release()
+	if body == nil && !ctx.Request.IsBodyStream() {
+		ex.bytesIn = int64(len(ctx.Request.Body()))
+	}
 	if clientClose {
 		ctx.SetConnectionClose()
 	}
+	s.done(ctx, st, d, id, &ex)
+}
+
+// done finishes a request: its id goes back to the client, its line to the access log.
+func (s *Server) done(ctx *fasthttp.RequestCtx, st *state, d routing.Decision, id []byte, ex *exchange) {
+	ctx.Response.Header.SetBytesKV(strRequestID, id)
 	if l := s.alog.Load(); l != nil {
-		l.record(ctx, st, d)
+		l.record(ctx, st, d, id, ex)
 	}
 }
 
@@ -118,14 +145,15 @@ func refuseRequest(ctx *fasthttp.RequestCtx) string {
 
 // forward sends the request to the decided region, fails over once where the route
 // allows it, and falls back when no region answered.
-func (s *Server) forward(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d routing.Decision) {
+func (s *Server) forward(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d routing.Decision, ex *exchange) {
 	region := d.Region
 	failReason := failNone
 	for attempt := 0; ; attempt++ {
 		h := &ctx.Request.Header
 		h.SetBytesV(routing.RegionHeader, st.regions[region])
-		reason := s.roundTrip(ctx, st, rt, region)
+		reason := s.roundTrip(ctx, st, rt, region, ex)
 		if reason == failNone {
+			ex.answered = region
 			s.finishResponse(ctx, st, rt, region)
 			return
 		}
@@ -143,7 +171,9 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d 
 		ctx.SetConnectionClose()
 		return
 	}
-	s.fallback(ctx, st, rt, d, region, failReason)
+	if s.fallback(ctx, st, rt, d, region, failReason) {
+		ex.answered = region // the upstream's own error answer went out
+	}
 }
 
 // failure says why a round trip did not produce a response to pass on.
@@ -184,7 +214,7 @@ func isIdempotentWithoutBody(ctx *fasthttp.RequestCtx) bool {
 
 // roundTrip forwards the request to one region under its breaker. On success the
 // upstream's response is in ctx.Response (its body possibly still streaming).
-func (s *Server) roundTrip(ctx *fasthttp.RequestCtx, st *state, rt *routeState, region conf.RegionID) failure {
+func (s *Server) roundTrip(ctx *fasthttp.RequestCtx, st *state, rt *routeState, region conf.RegionID, ex *exchange) failure {
 	p := st.pools[region]
 	m := rt.metrics
 	br := rt.run.breakers[region]
@@ -195,9 +225,13 @@ func (s *Server) roundTrip(ctx *fasthttp.RequestCtx, st *state, rt *routeState, 
 	call := func() breaker.Outcome {
 		var err error
 		if pipelined {
-			err = p.pickPipe().Do(&ctx.Request, &ctx.Response)
+			pc := p.pickPipe()
+			ex.upstream = pc.Addr()
+			err = pc.Do(&ctx.Request, &ctx.Response)
 		} else {
-			err = p.pick().Do(&ctx.Request, &ctx.Response)
+			hc := p.pick()
+			ex.upstream = hc.Addr
+			err = hc.Do(&ctx.Request, &ctx.Response)
 		}
 		if err != nil {
 			why = classifyError(err)
