@@ -224,6 +224,9 @@ func (s *Server) Shutdown(timeout time.Duration) error {
 		ln.Close()
 	}
 	s.tunnels.closeAll()
+	s.mu.Lock()
+	s.upstreams.closeIdle()
+	s.mu.Unlock()
 	if l := s.alog.Swap(nil); l != nil {
 		l.close()
 	}
