@@ -1,12 +1,17 @@
 package main
 
 import (
+	"context"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/shiftgate/shiftgate/proxy"
 )
 
 // TestExitCodes holds every verb to one rule: 0 done (and -h), 1 refused or failed,
@@ -166,4 +171,97 @@ func TestSplitOverrideLifecycle(t *testing.T) {
 	if code, _, errs := runCLI("split", "-admin", admin, "-clear", "feed"); code != 1 || !strings.Contains(errs, "has no override to clear") {
 		t.Fatalf("clearing twice: %d %q", code, errs)
 	}
+}
+
+// TestReadmeExamples runs the README's CLI example as written against a gateway
+// serving the reference config (on free ports: admin verbs get -admin).
+func TestReadmeExamples(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(readme)
+	i := strings.Index(text, "Example, against a gateway\nserving the reference config:")
+	if i < 0 {
+		i = strings.Index(text, "Example, against a gateway serving the reference config:")
+	}
+	if i < 0 {
+		t.Fatal("README has no CLI example against the reference config")
+	}
+	block := text[i:]
+	block = block[strings.Index(block, "```sh\n")+6:]
+	block = block[:strings.Index(block, "```")]
+
+	ref, err := os.ReadFile("../shared/examples/cutover.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	fb, _ := os.ReadFile("../shared/examples/feed-fallback.json")
+	os.WriteFile(filepath.Join(dir, "feed-fallback.json"), fb, 0o644)
+	admin := freeAddr(t)
+	cfg := strings.NewReplacer("listen: 127.0.0.1:8080", "listen: "+freeAddr(t), "listen: 127.0.0.1:9090", "listen: "+admin).Replace(string(ref))
+	path := filepath.Join(dir, "cutover.yaml")
+	os.WriteFile(path, []byte(cfg), 0o644)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	ready := make(chan *proxy.Server, 1)
+	go func() { done <- serve(ctx, path, slog.New(slog.NewTextHandler(io.Discard, nil)), ready) }()
+	defer func() { cancel(); <-done }()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("serve: %v", err)
+	}
+
+	n := 0
+	for _, line := range strings.Split(block, "\n") {
+		line, _, _ = strings.Cut(line, "#")
+		args := shellWords(line)
+		if len(args) == 0 {
+			continue
+		}
+		if args[0] != "shiftgate" {
+			t.Fatalf("example line %q does not run shiftgate", line)
+		}
+		args = args[1:]
+		switch args[0] {
+		case "split", "rollback", "status":
+			args = append([]string{args[0], "-admin", "http://" + admin}, args[1:]...)
+		}
+		n++
+		if code, out, errs := runCLI(args...); code != 0 {
+			t.Errorf("README example %q: exit %d\n%s%s", strings.TrimSpace(line), code, out, errs)
+		}
+	}
+	if n < 5 {
+		t.Errorf("only %d example lines ran", n)
+	}
+}
+
+// shellWords splits a command line as a shell would for the README's examples:
+// spaces separate words, single quotes group them.
+func shellWords(s string) []string {
+	var out []string
+	var cur strings.Builder
+	quoted, in := false, false
+	for _, r := range s {
+		switch {
+		case r == '\'':
+			quoted, in = !quoted, true
+		case r == ' ' && !quoted:
+			if in {
+				out = append(out, cur.String())
+				cur.Reset()
+				in = false
+			}
+		default:
+			cur.WriteRune(r)
+			in = true
+		}
+	}
+	if in {
+		out = append(out, cur.String())
+	}
+	return out
 }
