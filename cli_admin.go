@@ -44,7 +44,11 @@ func adminFlags(fs *flag.FlagSet) func() (*admin.Client, error) {
 			}
 			token = t
 		}
-		return admin.NewClient(url, token)
+		c, err := admin.NewClient(url, token)
+		if err != nil {
+			return nil, usageError{err}
+		}
+		return c, nil
 	}
 }
 
@@ -66,35 +70,40 @@ func cmdSplit(args []string, stdout, stderr io.Writer) int {
 	clear := fs.Bool("clear", false, "drop the runtime override of each ROUTE: the file's split applies again")
 	client := adminFlags(fs)
 	direct := etcdFlags(fs)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: shiftgate split [-writes P] [-dry-run] [-force] [-local] ROUTE PERCENT [ROUTE PERCENT]...\n       shiftgate split -clear ROUTE...")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := parseFlags(fs, args, 1, -1); !ok {
+		return code
 	}
 	if *clear {
-		if fs.NArg() == 0 || *writes != "" || *dry || *force {
+		if *writes != "" || *dry || *force {
+			fmt.Fprintln(stderr, "shiftgate split: -clear takes route names only, not -writes, -dry-run or -force")
 			fs.Usage()
-			return 2
+			return exitUsage
 		}
 		return splitClear(fs.Args(), *local, client, stdout, stderr)
 	}
 	if fs.NArg() < 2 || fs.NArg()%2 != 0 {
+		fmt.Fprintf(stderr, "shiftgate split: want ROUTE PERCENT pairs, got %q\n", strings.Join(fs.Args(), " "))
 		fs.Usage()
-		return 2
+		return exitUsage
 	}
+	// Percents are checked here and sent as plain numbers ("50%" is 50), so that a
+	// mistake gets this message, not a JSON encoder's.
+	percents := make([]string, fs.NArg())
 	for i := 1; i < fs.NArg(); i += 2 {
-		if _, err := conf.ParsePercent(fs.Arg(i)); err != nil {
+		bp, err := conf.ParsePercent(fs.Arg(i))
+		if err != nil {
 			fmt.Fprintf(stderr, "shiftgate split: route %s: percent: want 0..100 with at most two decimals, got %q\n", fs.Arg(i-1), fs.Arg(i))
-			return 2
+			return exitUsage
 		}
+		percents[i] = conf.FormatBP(bp)
 	}
 	if *writes != "" {
-		if _, err := conf.ParsePercent(*writes); err != nil {
+		bp, err := conf.ParsePercent(*writes)
+		if err != nil {
 			fmt.Fprintf(stderr, "shiftgate split: -writes: want 0..100 with at most two decimals, got %q\n", *writes)
-			return 2
+			return exitUsage
 		}
+		*writes = conf.FormatBP(bp)
 	}
 	if es, err := direct(); err != nil || es != nil {
 		if err == nil && (*dry || *local || fs.NArg() > 2) {
@@ -113,18 +122,18 @@ func cmdSplit(args []string, stdout, stderr io.Writer) int {
 	c, err := client()
 	if err != nil {
 		fmt.Fprintln(stderr, "shiftgate split:", err)
-		return 2
+		return exitCode(err)
 	}
 	req := proxy.BulkSplitRequest{Routes: map[string]proxy.SplitRequest{}, DryRun: *dry, Local: *local, Force: *force}
 	for i := 0; i < fs.NArg(); i += 2 {
-		one := proxy.SplitRequest{Percent: json.Number(fs.Arg(i + 1))}
+		one := proxy.SplitRequest{Percent: json.Number(percents[i+1])}
 		if *writes != "" {
 			w := json.Number(*writes)
 			one.WritePercent = &w
 		}
 		if _, dup := req.Routes[fs.Arg(i)]; dup {
 			fmt.Fprintf(stderr, "shiftgate split: route %s is named twice\n", fs.Arg(i))
-			return 2
+			return exitUsage
 		}
 		req.Routes[fs.Arg(i)] = one
 	}
@@ -158,7 +167,7 @@ func splitClear(routes []string, local bool, client func() (*admin.Client, error
 	c, err := client()
 	if err != nil {
 		fmt.Fprintln(stderr, "shiftgate split:", err)
-		return 2
+		return exitCode(err)
 	}
 	q := ""
 	if local {
@@ -181,12 +190,13 @@ func cmdRollback(args []string, stdout, stderr io.Writer) int {
 	local := fs.Bool("local", false, "while the fleet's etcd is down: change this instance only (written to etcd when it returns)")
 	client := adminFlags(fs)
 	direct := etcdFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := parseFlags(fs, args, 1, 1); !ok {
+		return code
 	}
-	if fs.NArg() != 1 || (fs.Arg(0) != "on" && fs.Arg(0) != "off") {
-		fmt.Fprintln(stderr, "usage: shiftgate rollback [-ramp DURATION] [-local] on|off")
-		return 2
+	if fs.Arg(0) != "on" && fs.Arg(0) != "off" {
+		fmt.Fprintf(stderr, "shiftgate rollback: want on or off, got %q\n", fs.Arg(0))
+		fs.Usage()
+		return exitUsage
 	}
 	if store, err := direct(); err != nil || store != nil {
 		if err == nil && *local {
@@ -205,7 +215,7 @@ func cmdRollback(args []string, stdout, stderr io.Writer) int {
 	c, err := client()
 	if err != nil {
 		fmt.Fprintln(stderr, "shiftgate rollback:", err)
-		return 1
+		return exitCode(err)
 	}
 	req := proxy.RollbackRequest{On: fs.Arg(0) == "on", Ramp: *ramp, Local: *local}
 	var res proxy.RollbackResult
@@ -247,8 +257,8 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	fleet := fs.Bool("fleet", false, "list the fleet's instances and the override revision each serves")
 	client := adminFlags(fs)
 	direct := etcdFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := parseFlags(fs, args, 0, 0); !ok {
+		return code
 	}
 	store, err := direct()
 	if err != nil {
@@ -262,7 +272,7 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	c, err := client()
 	if err != nil {
 		fmt.Fprintln(stderr, "shiftgate status:", err)
-		return 1
+		return exitCode(err)
 	}
 	if *fleet {
 		fl, err := fleetStatus(store, c)
@@ -293,8 +303,8 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	} else if st.Rollback.Ramping {
 		roll = "off, ramping back until " + st.Rollback.RampUntil.Format(time.RFC3339)
 	}
-	fmt.Fprintf(stdout, "config %s (version %d, hash %s)\noverrides: %s, revision %d\nrollback: %s\n",
-		st.ConfigFile, st.Version, st.ConfigHash, st.Store, st.Revision, roll)
+	fmt.Fprintf(stdout, "shiftgate %s (commit %s, %s)\nconfig %s (version %d, hash %s)\noverrides: %s, revision %d\nrollback: %s\n",
+		st.Binary, shortCommit(st.Commit), st.GoVersion, st.ConfigFile, st.Version, st.ConfigHash, st.Store, st.Revision, roll)
 	fmt.Fprintln(stdout, limitsStatusLine(st.Limits))
 	fmt.Fprintf(stdout, "cutoff: %s\nclient config: version %s\n", describeCutoff(st.Cutoff.On, st.Cutoff.Routes), st.ClientConfigVersion)
 	if !st.StoreUp {
@@ -314,7 +324,9 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stdout)
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ROUTE\tFROM->TO\tFILE\tOVERRIDE\tIN EFFECT\tBREAKERS")
+	// FILE and OVERRIDE are percent/write percent; SOURCE says which of them is in
+	// force; IN EFFECT is what requests get now (after rollback and its ramp).
+	fmt.Fprintln(tw, "ROUTE\tFROM->TO\tFILE\tOVERRIDE\tSOURCE\tIN EFFECT\tBREAKERS")
 	for _, r := range st.Routes {
 		ov := "-"
 		if r.Override != nil {
@@ -325,8 +337,8 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 			br = append(br, reg+"="+s)
 		}
 		sort.Strings(br)
-		fmt.Fprintf(tw, "%s\t%s->%s\t%g/%g\t%s\t%g/%g\t%s\n", r.Name, r.From, r.To, r.FilePercent, r.FileWritePercent,
-			ov, r.Effective, r.EffectiveWrite, strings.Join(br, " "))
+		fmt.Fprintf(tw, "%s\t%s->%s\t%g/%g\t%s\t%s\t%g/%g\t%s\n", r.Name, r.From, r.To, r.FilePercent, r.FileWritePercent,
+			ov, r.Source, r.Effective, r.EffectiveWrite, strings.Join(br, " "))
 	}
 	tw.Flush()
 	printCohorts(c, stdout)
@@ -403,3 +415,11 @@ func printTLSStatus(w io.Writer, t *proxy.TLSStatus, now time.Time) {
 
 // localNote is printed after a -local write.
 const localNote = "LOCAL: this instance only; other instances keep their values until etcd returns, when this change is written to the fleet"
+
+// shortCommit shortens a VCS revision for people.
+func shortCommit(c string) string {
+	if len(c) > 12 {
+		return c[:12]
+	}
+	return c
+}

@@ -18,12 +18,12 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	path := fs.String("config", "", "config file (YAML)")
 	against := fs.String("against", "", "admin URL of a running gateway: print what loading this file there would do")
 	token := fs.String("token-file", "", "admin bearer token file for -against (default: $SHIFTGATE_TOKEN)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := parseFlags(fs, args, 0, 0); !ok {
+		return code
 	}
 	if *path == "" {
 		fmt.Fprintln(stderr, "shiftgate check: -config FILE is required")
-		return 2
+		return exitUsage
 	}
 	cfg, err := conf.LoadFile(*path)
 	if err != nil {
@@ -63,7 +63,7 @@ func checkAgainst(cfg *conf.Config, adminURL, tokenFile string, stdout, stderr i
 	c, err := admin.NewClient(adminURL, token)
 	if err != nil {
 		fmt.Fprintln(stderr, "shiftgate check:", err)
-		return 2
+		return exitUsage
 	}
 	var st proxy.Status
 	if err := c.Do("GET", "/v1/status", nil, &st); err != nil {

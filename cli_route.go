@@ -24,24 +24,24 @@ func cmdRoute(args []string, stdout, stderr io.Writer) int {
 	ip := fs.String("ip", "127.0.0.1", "the TCP peer address")
 	var headers headerFlags
 	fs.Var(&headers, "H", "request header 'Name: value' (repeatable)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := parseFlags(fs, args, 2, 2); !ok {
+		return code
 	}
-	if *path == "" || fs.NArg() != 2 {
-		fmt.Fprintln(stderr, "usage: shiftgate route -config FILE [-json] [-H 'Name: v']... [-ip ADDR] METHOD PATH")
-		return 2
+	if *path == "" {
+		fmt.Fprintln(stderr, "shiftgate route: -config FILE is required")
+		fs.Usage()
+		return exitUsage
 	}
 	cfg, err := conf.LoadFile(*path)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	store, err := store.NewFile(cfg.StateDir)
-	var ov conf.Overrides
-	if err == nil {
-		if ov, err = store.Load(); err != nil {
-			fmt.Fprintf(stderr, "shiftgate route: overrides: %v (ignored)\n", err)
-		}
+	// Read only: a missing state_dir means no overrides, and nothing is created.
+	ov, err := store.ReadFile(cfg.StateDir)
+	if err != nil {
+		fmt.Fprintf(stderr, "shiftgate route: overrides: %v (ignored)\n", err)
+		ov = conf.Overrides{}
 	}
 	splits, rollback, err := ov.Effective(cfg, time.Now())
 	if err != nil {
@@ -56,7 +56,7 @@ func cmdRoute(args []string, stdout, stderr io.Writer) int {
 	req, host, p, err := proxy.DecideRequest(fs.Arg(0), fs.Arg(1), headers, *ip)
 	if err != nil {
 		fmt.Fprintf(stderr, "shiftgate route: %v\n", err)
-		return 2
+		return exitUsage
 	}
 	_, ex := table.Explain(host, p, req)
 	if *asJSON {
@@ -85,12 +85,13 @@ func cmdWarm(args []string, stdout, stderr io.Writer) int {
 	path := fs.String("config", "", "config file of the running gateway")
 	var headers headerFlags
 	fs.Var(&headers, "H", "request header 'Name: value' (repeatable), e.g. a user id for vary")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := parseFlags(fs, args, 1, 1); !ok {
+		return code
 	}
-	if *path == "" || fs.NArg() != 1 {
-		fmt.Fprintln(stderr, "usage: shiftgate warm -config FILE [-H 'Name: v']... URLS.txt")
-		return 2
+	if *path == "" {
+		fmt.Fprintln(stderr, "shiftgate warm: -config FILE is required")
+		fs.Usage()
+		return exitUsage
 	}
 	cfg, err := conf.LoadFile(*path)
 	if err != nil {
@@ -102,8 +103,13 @@ func cmdWarm(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "shiftgate warm:", err)
 		return 1
 	}
+	cacheOf, err := cachedRoutes(cfg, headers)
+	if err != nil {
+		fmt.Fprintln(stderr, "shiftgate warm:", err)
+		return 1
+	}
 	client := &http.Client{Timeout: 10 * time.Second}
-	ok, failed := 0, 0
+	ok, failed, uncached := 0, 0, 0
 	for i, line := range strings.Split(string(data), "\n") {
 		line = strings.TrimSpace(line)
 		if line == "" || strings.HasPrefix(line, "#") {
@@ -116,6 +122,12 @@ func cmdWarm(args []string, stdout, stderr io.Writer) int {
 		if !strings.HasPrefix(target, "/") {
 			fmt.Fprintf(stderr, "%s:%d: want a path or URL, got %q\n", fs.Arg(0), i+1, line)
 			failed++
+			continue
+		}
+		// A GET through a route without a cache keeps nothing: not warmed.
+		if route, cached := cacheOf(target); !cached {
+			fmt.Fprintf(stderr, "%s:%d: %s: route %q has no fallback cache (not warmed)\n", fs.Arg(0), i+1, target, route)
+			uncached++
 			continue
 		}
 		req, err := http.NewRequest("GET", "http://"+cfg.Listen+target, nil)
@@ -144,22 +156,42 @@ func cmdWarm(args []string, stdout, stderr io.Writer) int {
 		}
 		ok++
 	}
-	fmt.Fprintf(stdout, "warmed %d paths, %d failed\n", ok, failed)
-	if failed > 0 {
+	fmt.Fprintf(stdout, "warmed %d paths, %d failed, %d on routes without a cache\n", ok, failed, uncached)
+	if failed > 0 || uncached > 0 {
 		return 1
 	}
 	return 0
 }
 
+// cachedRoutes returns a function that names the route a GET of target takes through
+// the gateway of cfg (with the Host the warm requests carry) and whether that route
+// has a fallback cache.
+func cachedRoutes(cfg *conf.Config, headers []string) (func(target string) (string, bool), error) {
+	splits, rollback, err := conf.Overrides{}.Effective(cfg, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	table, err := routing.Compile(cfg, splits, rollback)
+	if err != nil {
+		return nil, err
+	}
+	hs := append([]string{"Host: " + cfg.Listen}, headers...)
+	return func(target string) (string, bool) {
+		req, host, p, err := proxy.DecideRequest("GET", target, hs, "")
+		if err != nil {
+			return "", false
+		}
+		_, ex := table.Explain(host, p, req)
+		r, ok := cfg.Route(ex.Route)
+		return ex.Route, ok && r.Fallback.Cache != nil
+	}, nil
+}
+
 func cmdBucket(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("bucket", stderr)
 	salt := fs.String("salt", "", "the split's salt")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if fs.NArg() == 0 {
-		fmt.Fprintln(stderr, "usage: shiftgate bucket -salt S KEY...")
-		return 2
+	if code, ok := parseFlags(fs, args, 1, -1); !ok {
+		return code
 	}
 	for _, k := range fs.Args() {
 		fmt.Fprintf(stdout, "%s\t%d\n", k, routing.Bucket(*salt, k))

@@ -14,17 +14,17 @@ func cmdServe(args []string, stderr io.Writer) int {
 	fs := newFlags("serve", stderr)
 	path := fs.String("config", "", "config file (YAML)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := parseFlags(fs, args, 0, 0); !ok {
+		return code
 	}
 	if *path == "" {
 		fmt.Fprintln(stderr, "shiftgate serve: -config FILE is required")
-		return 2
+		return exitUsage
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		fmt.Fprintf(stderr, "shiftgate serve: -log-level: %v\n", err)
-		return 2
+		return exitUsage
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
 	if err := gateway.Run(context.Background(), gateway.Options{ConfigPath: *path, Logger: log, Signals: true}, nil); err != nil {

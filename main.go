@@ -6,7 +6,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -29,20 +28,23 @@ const usage = `shiftgate moves users from one region to another, live.
   shiftgate split  [-writes P] [-dry-run] [-force] [-local] ROUTE PERCENT [ROUTE PERCENT]...
   shiftgate split  -clear ROUTE...       drop a runtime override: the file's split applies again
   shiftgate rollback [-ramp DURATION] [-local] on|off
-  shiftgate status [-fleet]
+  shiftgate status [-json] [-fleet]
   shiftgate limit  [-ramp D] site|ROUTE RPS|off   emergency request caps (fleet-wide with etcd)
   shiftgate budget [-ramp D] FROM TO RATE|off     cross-region byte budget, e.g. 800Mbit
   shiftgate cutoff [-local] on|off [ROUTE...]
                                          tell apps (client config) to stop calling and serve their cache
   shiftgate vectors                      the golden vectors every client SDK is tested against (JSON)
   shiftgate warm   -config FILE URLS.txt pre-warm the fallback cache through a running gateway
-  shiftgate loadtest [flags]             load generator (shiftgate loadtest -h)
+  shiftgate version                      version, commit, Go version
+  shiftgate loadtest [flags] URL         load generator (shiftgate loadtest -h)
   shiftgate loadtest -drill [flags]      cutover rehearsal: ramp, reload storm, rollback, region kill
   shiftgate loadtest -replay ACCESS_LOG [-target HOST:PORT] [-rate N]
                                          replay a captured access log (GET/HEAD) against a region
   shiftgate diff   [-route R] [-json]    what mirrored answers showed (routes[i].mirror)
   shiftgate backend [flags]              a fixed-body stand-in backend for benches
 
+shiftgate VERB -h names a verb's arguments and flags. Exit status: 0 done, 1 refused
+or failed, 2 a mistake in the command line.
 Admin verbs (split, rollback, cutoff, status, limit, budget, plan, diff) take -admin URL (default from -config, else
 http://127.0.0.1:9090) and a token from -token-file or $SHIFTGATE_TOKEN.
 In a fleet (fleet.etcd), a split, rollback or cutoff made on one instance holds on all of them;
@@ -58,7 +60,7 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
-		return 2
+		return exitUsage
 	}
 	verb, rest := args[0], args[1:]
 	switch verb {
@@ -104,18 +106,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return loadtest.Main(rest, stdout, stderr)
 	case "backend":
 		return loadtest.BackendMain(rest, stdout, stderr)
+	case "version":
+		return cmdVersion(rest, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
 	}
 	fmt.Fprintf(stderr, "shiftgate: unknown verb %q\n\n%s", verb, usage)
-	return 2
-}
-
-func newFlags(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("shiftgate "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	return fs
+	return exitUsage
 }
 
 // headerFlags collects repeated -H flags.

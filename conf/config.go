@@ -234,6 +234,12 @@ type Fallback struct {
 	Cache  *FallbackCache  `yaml:"cache"`
 	Static *FallbackStatic `yaml:"static"`
 	Lua    *FallbackLua    `yaml:"lua"`
+	// Methods are the request methods a fallback may answer (default GET and HEAD).
+	// A write that no region answered must fail visibly, not look saved: a route
+	// opts in to answering other methods from the static body or the script by
+	// listing them (with GET and HEAD if those are still wanted). Of the listed
+	// methods, the cache answers only GET and HEAD.
+	Methods []string `yaml:"methods"`
 }
 
 // FallbackCache keeps the last good GET responses of a route.

@@ -31,6 +31,10 @@ const (
 	DefaultBudgetMode = BudgetRefuse
 )
 
+// DefaultFallbackMethods are the methods a fallback answers unless a route lists
+// others: reads only, so a failed write is never answered as if it had been saved.
+func DefaultFallbackMethods() []string { return []string{"GET", "HEAD"} }
+
 // applyDefaults fills every zero value that has a default. It runs after the file is
 // decoded and before validation reads the values.
 func applyDefaults(c *Config) {
@@ -99,6 +103,9 @@ func applyDefaults(c *Config) {
 		}
 		if fl := f.Lua; fl != nil && fl.Timeout.D == 0 {
 			fl.Timeout.D = DefaultLuaTimeout
+		}
+		if len(f.Methods) == 0 {
+			f.Methods = DefaultFallbackMethods()
 		}
 	}
 }

@@ -45,3 +45,23 @@ func (es Errors) Error() string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// unique drops repeats of the same problem at the same place: a value every route
+// inherits (split.from, split.keys) is checked once per route, and one mistake is
+// reported once.
+func (es Errors) unique() Errors {
+	type at struct {
+		line      int
+		path, msg string
+	}
+	seen := make(map[at]bool, len(es))
+	out := es[:0]
+	for _, e := range es {
+		k := at{e.Line, e.Path, e.Msg}
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, e)
+		}
+	}
+	return out
+}

@@ -87,7 +87,7 @@ func Parse(file string, data []byte) (*Config, error) {
 	p.check(&c)
 	if len(p.errs) > 0 {
 		sort.SliceStable(p.errs, func(i, j int) bool { return p.errs[i].Line < p.errs[j].Line })
-		return nil, p.errs
+		return nil, p.errs.unique()
 	}
 	sort.SliceStable(c.Warnings, func(i, j int) bool { return c.Warnings[i].Line < c.Warnings[j].Line })
 	return &c, nil
@@ -169,9 +169,35 @@ func (p *parser) check(c *Config) {
 }
 
 func (p *parser) checkAddr(path, addr string) {
-	if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
-		p.errf(path, "want host:port, got %q", addr)
+	if msg := hostPortError(addr, true); msg != "" {
+		p.errf(path, "%s", msg)
 	}
+}
+
+// hostPortError says what is wrong with addr as a host:port, or "" when nothing is.
+// The port must be a number from 1 to 65535; a listen address may also say 0 (any
+// free port), an upstream may not: the operating system would refuse either only when
+// the gateway starts or first dials, far from the line that is wrong.
+func hostPortError(addr string, listen bool) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || port == "" || strings.Contains(addr, "/") {
+		return fmt.Sprintf("want host:port, got %q", addr)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || port[0] == '+' || port[0] == '-' {
+		return fmt.Sprintf("port %q of %q is not a number", port, addr)
+	}
+	lo := 1
+	if listen {
+		lo = 0
+	}
+	if n < lo || n > 65535 {
+		return fmt.Sprintf("port %d of %q is out of range (%d..65535)", n, addr, lo)
+	}
+	if !listen && host == "" {
+		return fmt.Sprintf("want host:port, got %q: the host is missing", addr)
+	}
+	return ""
 }
 
 func (p *parser) checkAdmin(c *Config) {
@@ -240,8 +266,8 @@ func (p *parser) checkRegions(c *Config) {
 		}
 		p.checkRegionTLS(c, path, &r)
 		for j, u := range r.Upstreams {
-			if _, port, err := net.SplitHostPort(u); err != nil || port == "" || strings.Contains(u, "/") {
-				p.errf(fmt.Sprintf("%s.upstreams[%d]", path, j), "want host:port, got %q", u)
+			if msg := hostPortError(u, false); msg != "" {
+				p.errf(fmt.Sprintf("%s.upstreams[%d]", path, j), "%s", msg)
 			}
 		}
 		p.unit(path+".resolve_every", r.ResolveEvery.err)
@@ -400,7 +426,9 @@ func (p *parser) checkRoutes(c *Config) {
 			p.unit(path+".write_percent", r.WritePercent.err)
 			if r.WritePercent.err == "" {
 				r.WritePercentBP = r.WritePercent.BP
-				if r.WritePercentBP > r.PercentBP {
+				// A percent that did not parse has already been reported; comparing
+				// with its zero would report the same mistake a second time.
+				if r.WritePercentBP > r.PercentBP && r.Percent.err == "" {
 					p.errf(path+".write_percent", "%s is above percent %s: a user's writes may not move before their reads",
 						FormatBP(r.WritePercentBP), FormatBP(r.PercentBP))
 				}
@@ -582,6 +610,11 @@ const (
 
 func (p *parser) checkFallback(c *Config, path string, r *Route) {
 	f := &r.Fallback
+	for i, m := range f.Methods {
+		if !isMethod(m) {
+			p.errf(fmt.Sprintf("%s.methods[%d]", path, i), "want an HTTP method in capitals such as GET or POST, got %q", m)
+		}
+	}
 	if fc := f.Cache; fc != nil {
 		p.unit(path+".cache.ttl", fc.TTL.err)
 		p.unit(path+".cache.max_bytes", fc.MaxBytes.err)
@@ -628,6 +661,20 @@ func (p *parser) checkFallback(c *Config, path string, r *Route) {
 			p.errf(path+".lua", "set file or source")
 		}
 	}
+}
+
+// isMethod reports whether m is a method name as requests spell it: a token of
+// capital letters (methods are case-sensitive, and every registered one is capitals).
+func isMethod(m string) bool {
+	if m == "" || len(m) > 32 {
+		return false
+	}
+	for _, c := range []byte(m) {
+		if (c < 'A' || c > 'Z') && c != '-' && c != '_' {
+			return false
+		}
+	}
+	return true
 }
 
 func (p *parser) checkFleet(c *Config) {

@@ -128,6 +128,54 @@ func TestParseErrors(t *testing.T) {
 	f("strip header not a token", base+"internal:\n  strip_headers: [X-Ok, \"X Bad\"]\n", "c.yaml:10: internal.strip_headers[1]: want a header name")
 	f("strip header frames", base+"internal:\n  strip_headers: [Content_Length]\n", "c.yaml:10: internal.strip_headers[0]: Content_Length frames the request")
 	f("strip header host", base+"internal:\n  strip_headers: [HOST]\n", "internal.strip_headers[0]: HOST frames")
+	f("upstream port too big", strings.Replace(base, "127.0.0.1:9002", "127.0.0.1:99999", 1), "c.yaml:3: regions.cloud.upstreams[0]: port 99999 of \"127.0.0.1:99999\" is out of range (1..65535)")
+	f("upstream port not a number", strings.Replace(base, "127.0.0.1:9002", "127.0.0.1:notaport", 1), "c.yaml:3: regions.cloud.upstreams[0]: port \"notaport\" of \"127.0.0.1:notaport\" is not a number")
+	f("upstream port 0", strings.Replace(base, "127.0.0.1:9002", "127.0.0.1:0", 1), "regions.cloud.upstreams[0]: port 0 of \"127.0.0.1:0\" is out of range (1..65535)")
+	f("upstream without host", strings.Replace(base, "127.0.0.1:9002", ":9002", 1), "the host is missing")
+	f("listen port too big", "listen: 127.0.0.1:99999\n"+base, "c.yaml:1: listen: port 99999 of \"127.0.0.1:99999\" is out of range (0..65535)")
+	f("listen port not a number", "listen: 127.0.0.1:notaport\n"+base, "c.yaml:1: listen: port \"notaport\"")
+	f("admin port not a number", "admin: {listen: \"127.0.0.1:http\"}\n"+base, "c.yaml:1: admin.listen: port \"http\"")
+	f("listen port 0", "listen: 127.0.0.1:0\n"+base, "")
+	f("named upstream", strings.Replace(base, "127.0.0.1:9002", "cloud.internal:9002", 1), "")
+	f("fallback methods", base+"    fallback: {static: {body: x}, methods: [GET, HEAD, POST]}\n", "")
+	f("fallback method lower case", base+"    fallback: {static: {body: x}, methods: [post]}\n", "c.yaml:9: routes[0].fallback.methods[0]: want an HTTP method in capitals")
+}
+
+// TestParseErrorsOnce: one mistake is reported once, however many routes inherit the
+// value, and a bad percent is not reported a second time as a write_percent above it.
+func TestParseErrorsOnce(t *testing.T) {
+	two := base + "  - name: other\n    match: {path_prefix: /other}\n"
+	for _, tc := range []struct {
+		name, input string
+		want        []string
+	}{
+		{"inherited from", strings.Replace(two, "from: idc", "from: idcx", 1), []string{`c.yaml:4: split.from: unknown region "idcx" (have cloud, idc)`}},
+		{"inherited keys", strings.Replace(two, "salt: s}", "salt: s, keys: [bogus]}", 1), []string{`c.yaml:4: split.keys[0]: want header:NAME, cookie:NAME, query:NAME or ip, got "bogus"`}},
+		{"bad percent with writes", strings.Replace(base, "percent: 25", "percent: 250\n    write_percent: 5", 1), []string{`c.yaml:8: routes[0].percent: want 0..100 with at most two decimals, got "250"`}},
+	} {
+		_, err := Parse("c.yaml", []byte(tc.input))
+		var es Errors
+		if !errors.As(err, &es) {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		var got []string
+		for _, e := range es {
+			got = append(got, e.Error())
+		}
+		if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
+			t.Errorf("%s: errors\n%s\nwant\n%s", tc.name, strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
+		}
+	}
+}
+
+func TestFallbackMethodsDefault(t *testing.T) {
+	c, err := Parse("c.yaml", []byte(base+"    fallback: {static: {body: x}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := c.Routes[0].Fallback.Methods; strings.Join(m, ",") != "GET,HEAD" {
+		t.Errorf("fallback methods by default: %v, want GET and HEAD", m)
+	}
 }
 
 func TestParsePercent(t *testing.T) {

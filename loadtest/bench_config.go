@@ -33,6 +33,7 @@ type configFields struct {
 
 // writeConfig renders bench/<name>.tmpl with f into f.Dir/<name> and returns its path.
 func writeConfig(name string, f configFields) (string, error) {
+	f.Workers = max(f.Workers, 1)
 	src, err := benchFiles.ReadFile("bench/" + name + ".tmpl")
 	if err != nil {
 		return "", err

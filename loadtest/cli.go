@@ -80,6 +80,19 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	}
 	o.URL = fs.Arg(0)
 	o.Headers = headers
+	// A user id given with -H is sent as given: -users would replace it on every
+	// request, so the default -users steps aside, and an explicit one is a conflict.
+	usersSet := false
+	fs.Visit(func(f *flag.Flag) { usersSet = usersSet || f.Name == "users" })
+	for _, h := range headers {
+		if strings.EqualFold(h.Name, o.UserHeader) {
+			if usersSet && o.Users > 0 {
+				fmt.Fprintf(stderr, "loadtest: -H %s and -users %d both set the user id: drop -users to send the -H value, or drop the -H\n", h.Name, o.Users)
+				return 2
+			}
+			o.Users = 0
+		}
+	}
 	if body != "" {
 		o.Body = []byte(body)
 	}

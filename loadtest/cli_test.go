@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -184,4 +185,41 @@ func FuzzHeaderFlag(f *testing.F) {
 			t.Fatalf("Set(%q) accepted %+v", s, got)
 		}
 	})
+}
+
+// TestMain_UserHeaderFromH: a user id given with -H is what every request carries,
+// not replaced by the -users draw; with an explicit -users too, the command refuses.
+func TestMain_UserHeaderFromH(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[string]int{}
+	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		mu.Lock()
+		for _, v := range ctx.Request.Header.PeekAll("X-User-Id") {
+			seen[string(v)]++
+		}
+		mu.Unlock()
+	}}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	defer srv.Shutdown()
+	url := "http://" + l.Addr().String() + "/"
+	var out, errOut bytes.Buffer
+	if code := Main([]string{"-n", "20", "-quiet", "-H", "x-user-id: u-fixed", url}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	mu.Lock()
+	if len(seen) != 1 || seen["u-fixed"] != 20 {
+		t.Errorf("the backend saw user ids %v, want u-fixed 20 times", seen)
+	}
+	mu.Unlock()
+	errOut.Reset()
+	if code := Main([]string{"-n", "1", "-users", "5", "-H", "X-User-Id: u", url}, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "both set the user id") {
+		t.Errorf("-users with -H X-User-Id: exit %d, %q", code, errOut.String())
+	}
+	if _, err := Run(context.Background(), Options{URL: url, N: 1, Users: 5, Headers: []Header{{Name: "X-User-Id", Value: "u"}}}); err == nil || !strings.Contains(err.Error(), "set by Headers and by Users") {
+		t.Errorf("Run with both: %v", err)
+	}
 }

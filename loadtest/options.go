@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 )
 
@@ -136,6 +137,11 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("loadtest: progress interval: want > 0, got %v", o.ProgressEvery)
 	case o.Duration == 0 && o.N == 0:
 		return o, ErrUnbounded
+	}
+	for _, h := range o.Headers {
+		if o.Users > 0 && strings.EqualFold(h.Name, o.UserHeader) {
+			return o, fmt.Errorf("loadtest: header %s is set by Headers and by Users (which would replace it): set one", h.Name)
+		}
 	}
 	return o, nil
 }

@@ -5,12 +5,16 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"sync"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 
+	"github.com/shiftgate/shiftgate/conf"
+	"github.com/shiftgate/shiftgate/proxy/wire"
 	"github.com/shiftgate/shiftgate/routing"
 )
 
@@ -24,10 +28,20 @@ type accessLog struct {
 	lines   chan *logLine
 	free    chan *logLine // lines the writer is done with, for reuse
 	dropped *metrics.Counter
-	done    chan struct{}
+	// stop ends the writer, which writes what is queued and closes the file; lines
+	// sent later (the end of a body still streaming) are dropped, never a panic.
+	stop     chan struct{}
+	stopOnce sync.Once
+	done     chan struct{}
 }
 
-type logLine struct{ b []byte }
+// logLine is one line being formatted. A line whose response body is still streaming
+// when the handler returns is finished by the body's end (BodyDone), with the bytes
+// sent and whether the body was cut.
+type logLine struct {
+	b []byte
+	l *accessLog
+}
 
 // getLine returns a line buffer: a reused one when the writer has returned some. A
 // free list rather than a sync.Pool: the pool is emptied at every GC, and a line is
@@ -37,7 +51,7 @@ func (l *accessLog) getLine() *logLine {
 	case line := <-l.free:
 		return line
 	default:
-		return &logLine{b: make([]byte, 0, 512)}
+		return &logLine{b: make([]byte, 0, 768), l: l}
 	}
 }
 
@@ -60,7 +74,7 @@ func openAccessLog(path string, dropped *metrics.Counter) (*accessLog, error) {
 		return nil, err
 	}
 	l := &accessLog{path: path, lines: make(chan *logLine, accessLogQueue), free: make(chan *logLine, accessLogQueue),
-		dropped: dropped, done: make(chan struct{})}
+		dropped: dropped, stop: make(chan struct{}), done: make(chan struct{})}
 	go l.run(w)
 	return l, nil
 }
@@ -83,12 +97,14 @@ func (l *accessLog) run(w io.WriteCloser) {
 	defer tick.Stop()
 	for {
 		select {
-		case line, ok := <-l.lines:
-			if !ok {
-				bw.Flush() //nolint:errcheck // nothing to report it to
-				w.Close()
-				return
+		case <-l.stop:
+			for len(l.lines) > 0 {
+				bw.Write((<-l.lines).b) //nolint:errcheck
 			}
+			bw.Flush() //nolint:errcheck // nothing to report it to
+			w.Close()
+			return
+		case line := <-l.lines:
 			bw.Write(line.b) //nolint:errcheck // a full disk drops lines, not requests
 			l.putLine(line)
 			if len(l.lines) == 0 {
@@ -123,12 +139,13 @@ func rotated(path string, w io.WriteCloser) bool {
 
 // close flushes what is queued and closes the file.
 func (l *accessLog) close() {
-	close(l.lines)
+	l.stopOnce.Do(func() { close(l.stop) })
 	<-l.done
 }
 
-// record formats one request's line and queues it.
-func (l *accessLog) record(ctx *fasthttp.RequestCtx, st *state, d routing.Decision) {
+// record formats one request's line and queues it, or, when the response body is
+// still to stream from an upstream, leaves the line for the body's end to finish.
+func (l *accessLog) record(ctx *fasthttp.RequestCtx, st *state, d routing.Decision, id []byte, ex *exchange) {
 	line := l.getLine()
 	b := line.b[:0]
 	now := time.Now()
@@ -170,8 +187,50 @@ func (l *accessLog) record(ctx *fasthttp.RequestCtx, st *state, d routing.Decisi
 			b = appendJSONString(b, sh)
 		}
 	}
-	b = append(b, "}\n"...)
+	if ex.answered != conf.NoRegion {
+		b = append(b, `,"answered_by":"`...)
+		b = append(b, st.regions[ex.answered]...)
+		b = append(b, '"')
+	}
+	if ex.upstream != "" {
+		b = append(b, `,"upstream":`...)
+		b = appendJSONString(b, s2b(ex.upstream))
+	}
+	// The id is either the client's, checked to need no escaping, or made here.
+	b = append(b, `,"request_id":"`...)
+	b = append(b, id...)
+	b = append(b, `","user_agent":`...)
+	b = appendJSONString(b, ctx.Request.Header.UserAgent())
+	b = append(b, `,"bytes_in":`...)
+	b = strconv.AppendInt(b, ex.bytesIn, 10)
 	line.b = b
+	if !ctx.Response.IsBodyStream() {
+		line.BodyDone(int64(len(ctx.Response.Body())), true)
+		return
+	}
+	if !wire.ObserveBody(&ctx.Response, line) {
+		// A stream of another kind: its declared length (reading it here would
+		// consume it).
+		line.BodyDone(int64(ctx.Response.Header.ContentLength()), true)
+	}
+}
+
+// BodyDone finishes the line with the response body bytes sent and queues it; a body
+// cut short (the upstream failed in it, or the client went away) is marked.
+func (line *logLine) BodyDone(n int64, complete bool) {
+	b := append(line.b, `,"bytes_out":`...)
+	b = strconv.AppendInt(b, n, 10)
+	if !complete {
+		b = append(b, `,"cut":true`...)
+	}
+	line.b = append(b, "}\n"...)
+	l := line.l
+	select {
+	case <-l.stop:
+		l.dropped.Inc()
+		return
+	default:
+	}
 	select {
 	case l.lines <- line:
 	default:
@@ -179,6 +238,9 @@ func (l *accessLog) record(ctx *fasthttp.RequestCtx, st *state, d routing.Decisi
 		l.putLine(line)
 	}
 }
+
+// s2b views a string as bytes without copying; the bytes are only read.
+func s2b(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 // appendJSONString appends s as a JSON string; invalid UTF-8 becomes U+FFFD.
 func appendJSONString(b, s []byte) []byte {

@@ -42,7 +42,11 @@ func (s *Server) bindStats(c *conf.Config) (*stats.Set, error) {
 // other region answered after the chosen one failed) or fallback. A request no one
 // answered counts as an error of the cohort it was decided into. Nothing here
 // allocates.
-func (s *Server) recordStats(ctx *fasthttp.RequestCtx, st *state, rt *routeState, sr *stats.Route, d routing.Decision, region conf.RegionID, answered bool) {
+func (s *Server) recordStats(ctx *fasthttp.RequestCtx, st *state, rt *routeState, sr *stats.Route, d routing.Decision, ex *exchange) {
+	region, answered := ex.answered, ex.answered != conf.NoRegion
+	if !answered {
+		region = d.Region
+	}
 	cohort := stats.Stayed
 	switch {
 	case !answered && len(ctx.Response.Header.PeekBytes(strFallback)) > 0:
@@ -54,7 +58,7 @@ func (s *Server) recordStats(ctx *fasthttp.RequestCtx, st *state, rt *routeState
 	}
 	status := ctx.Response.StatusCode()
 	errored := !answered && cohort != stats.Fallback || status >= 500
-	in := int64(len(ctx.Request.Header.RawHeaders())) + max(int64(ctx.Request.Header.ContentLength()), 0)
+	in := int64(len(ctx.Request.Header.RawHeaders())) + ex.bytesIn
 	// A streamed answer of unknown length counts 0 bytes out: reading Body() here
 	// would pull the whole stream into memory.
 	out := max(int64(ctx.Response.Header.ContentLength()), 0)

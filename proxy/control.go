@@ -17,6 +17,7 @@ import (
 	"github.com/shiftgate/shiftgate/conf/store"
 	"github.com/shiftgate/shiftgate/fallback"
 	"github.com/shiftgate/shiftgate/routing"
+	"github.com/shiftgate/shiftgate/version"
 )
 
 // This file is the Server's control API: what the admin HTTP handlers, the CLI (through
@@ -58,6 +59,11 @@ func StatusOf(err error) int {
 
 // Status is the answer of GET /v1/status.
 type Status struct {
+	// Binary, Commit and GoVersion say which shiftgate answers (see package version).
+	Binary    string `json:"version"`
+	Commit    string `json:"commit"`
+	GoVersion string `json:"go_version"`
+
 	Version     uint64        `json:"config_version"`
 	ConfigFile  string        `json:"config_file"`
 	ConfigHash  string        `json:"config_hash"`
@@ -109,19 +115,22 @@ type RollbackState struct {
 // RouteStatus is one route in status: the file's split, the override, and what is in
 // effect now (after rollback and ramp).
 type RouteStatus struct {
-	Name             string            `json:"name"`
-	From             string            `json:"from"`
-	To               string            `json:"to"`
-	Salt             string            `json:"salt"`
-	Keys             []string          `json:"keys"`
-	Percent          float64           `json:"percent"`
-	WritePercent     float64           `json:"write_percent"`
-	FilePercent      float64           `json:"file_percent"`
-	FileWritePercent float64           `json:"file_write_percent"`
-	Override         *SplitOverride    `json:"override,omitempty"`
-	Effective        float64           `json:"effective_percent"`
-	EffectiveWrite   float64           `json:"effective_write_percent"`
-	Breakers         map[string]string `json:"breakers"`
+	Name             string         `json:"name"`
+	From             string         `json:"from"`
+	To               string         `json:"to"`
+	Salt             string         `json:"salt"`
+	Keys             []string       `json:"keys"`
+	Percent          float64        `json:"percent"`
+	WritePercent     float64        `json:"write_percent"`
+	FilePercent      float64        `json:"file_percent"`
+	FileWritePercent float64        `json:"file_write_percent"`
+	Override         *SplitOverride `json:"override,omitempty"`
+	// Source says which split Percent and WritePercent are: "override" while a
+	// runtime override shadows the file's, "file" otherwise.
+	Source         string            `json:"source"`
+	Effective      float64           `json:"effective_percent"`
+	EffectiveWrite float64           `json:"effective_write_percent"`
+	Breakers       map[string]string `json:"breakers"`
 	// Cutoff is whether clients are asked not to call this route (by name or
 	// site-wide); Clients counts what apps that decide themselves said.
 	Cutoff  bool          `json:"cutoff"`
@@ -142,7 +151,9 @@ func pct(bp int) float64 { return float64(bp) / 100 }
 func (s *Server) Status() Status {
 	st := s.state.Load()
 	c := st.cfg
+	bi := version.Get()
 	out := Status{
+		Binary: bi.Version, Commit: bi.Commit, GoVersion: bi.GoVersion,
 		Version:    st.version,
 		ConfigFile: c.File,
 		ConfigHash: fmt.Sprintf("%016x", c.Hash),
@@ -169,7 +180,7 @@ func (s *Server) Status() Status {
 			Name: r.Name, From: r.From, To: r.To, Salt: r.SaltValue,
 			Percent: pct(r.PercentBP), WritePercent: pct(r.WritePercentBP),
 			FilePercent: pct(r.PercentBP), FileWritePercent: pct(r.WritePercentBP),
-			Breakers: map[string]string{},
+			Breakers: map[string]string{}, Source: "file",
 		}
 		for _, k := range r.KeySources {
 			rs.Keys = append(rs.Keys, k.String())
@@ -177,6 +188,7 @@ func (s *Server) Status() Status {
 		if o, ok := st.ov.Routes[r.Name]; ok {
 			rs.Override = &SplitOverride{Percent: pct(o.PercentBP), WritePercent: pct(o.WritePercentBP), Who: o.Who, At: o.At}
 			rs.Percent, rs.WritePercent = pct(o.PercentBP), pct(o.WritePercentBP)
+			rs.Source = "override"
 		}
 		eff := st.table.RouteSplit(i)
 		rs.Effective, rs.EffectiveWrite = pct(eff.Read), pct(eff.Write)
@@ -391,6 +403,13 @@ func (s *Server) registerGauges() {
 		return 0
 	})
 	set.NewGauge("shiftgate_tunnels_open", func() float64 { return float64(s.tunnels.Len()) })
+	// fasthttp refuses connections past limits.max_conns itself and counts them.
+	set.NewGauge("shiftgate_connections_refused_total", func() float64 {
+		if s.http == nil {
+			return 0
+		}
+		return float64(s.http.GetRejectedConnectionsCount())
+	})
 	set.NewGauge("shiftgate_config_version", func() float64 { return float64(s.state.Load().version) })
 	set.NewGauge("shiftgate_override_store_up", func() float64 {
 		if h, ok := s.storeHealth(); (ok && !h.Up) || (!ok && s.storeWritable() != nil) {

@@ -38,6 +38,31 @@ func copyExample(t *testing.T) string {
 	return filepath.Join(dir, "cutover.yaml")
 }
 
+// copyExampleFreePorts is copyExample with the upstream addresses the reference
+// config names (127.0.0.1:9001, :9011, :9002) moved to free ports, so that two test
+// runs on one machine do not fight over them; addr maps a named address to its
+// stand-in's.
+func copyExampleFreePorts(t *testing.T) (path string, addr func(string) string) {
+	t.Helper()
+	path = copyExample(t)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved := map[string]string{}
+	text := string(b)
+	for _, a := range []string{"127.0.0.1:9001", "127.0.0.1:9011", "127.0.0.1:9002"} {
+		ln := must(net.Listen("tcp", "127.0.0.1:0"))
+		moved[a] = ln.Addr().String()
+		ln.Close()
+		text = strings.ReplaceAll(text, `"`+a+`"`, `"`+moved[a]+`"`)
+	}
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path, func(a string) string { return moved[a] }
+}
+
 // get sends one request through the gateway and returns the response's region header,
 // the region that served it and the status.
 func doGet(t testing.TB, c *fasthttp.HostClient, method, path string, hdr ...string) (region, served string, status int, body string) {
@@ -59,9 +84,9 @@ func doGet(t testing.TB, c *fasthttp.HostClient, method, path string, hdr ...str
 // TestExampleConfigEndToEnd runs the reference config as it is, next to stand-ins on
 // the three addresses it names, and checks every user lands where the contract says.
 func TestExampleConfigEndToEnd(t *testing.T) {
-	path := copyExample(t)
+	path, addr := copyExampleFreePorts(t)
 	for _, r := range []struct{ name, addr string }{{"idc", "127.0.0.1:9001"}, {"idc", "127.0.0.1:9011"}, {"cloud", "127.0.0.1:9002"}} {
-		s, err := standin.Start(r.name, r.addr, standin.Options{})
+		s, err := standin.Start(r.name, addr(r.addr), standin.Options{})
 		if err != nil {
 			t.Fatalf("stand-in %s on %s: %v (is the port taken?)", r.name, r.addr, err)
 		}

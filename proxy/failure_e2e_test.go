@@ -52,9 +52,9 @@ func TestRegionFailure(t *testing.T) {
 	if testing.Short() {
 		t.Skip("walks real breaker timeouts (about 6 s)")
 	}
-	path := copyExample(t)
+	path, moved := copyExampleFreePorts(t)
 	start := func(name, addr string) *standin.Server {
-		s, err := standin.Start(name, addr, standin.Options{})
+		s, err := standin.Start(name, moved(addr), standin.Options{})
 		if err != nil {
 			t.Fatalf("stand-in %s on %s: %v", name, addr, err)
 		}

@@ -91,42 +91,25 @@ func (s *Server) maybeCache(ctx *fasthttp.RequestCtx, rt *routeState) {
 // then the static body, then the Lua script, then a clear error. A route with both a
 // cache and a script hands a cache hit to the script (the ngx_lua role: it may mark
 // it stale or reshape it); if the script fails, the entry itself answers.
-func (s *Server) fallback(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d routing.Decision, region conf.RegionID, why failure) {
+//
+// Only the methods of fallback.methods (GET and HEAD by default) get a fallback: a
+// write that no region answered gets the error, so that it is never taken for saved.
+//
+// It reports whether the upstream's own (error) answer went out.
+func (s *Server) fallback(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d routing.Decision, region conf.RegionID, why failure) (upstreamAnswered bool) {
 	run := rt.run
 	m := rt.metrics
-	if run.cache != nil && (ctx.IsGet() || ctx.IsHead()) {
-		var kb [512]byte
-		if e, ok := run.cache.Get(cacheKey(ctx, rt, kb[:0])); ok {
-			if run.lua != nil && s.serveLua(ctx, st, rt, d, region, e) {
-				return
-			}
-			s.serveEntry(ctx, st, region, e, fallbackCache)
-			m.fallbacks[fallbackCache].Inc()
-			return
+	if hasFallback(rt) && run.fallbackAllowed(ctx.Method()) {
+		if s.tryFallback(ctx, st, rt, d, region) {
+			return false
 		}
-	}
-	if run.static != nil {
-		ctx.Response.Reset()
-		ctx.Response.SetStatusCode(run.static.Status)
-		if run.static.ContentType != "" {
-			ctx.Response.Header.SetContentType(run.static.ContentType)
-		}
-		ctx.Response.SetBody(run.static.Body)
-		s.markFallback(ctx, st, region, fallbackStatic)
-		m.fallbacks[fallbackStatic].Inc()
-		return
-	}
-	if run.lua != nil && s.serveLua(ctx, st, rt, d, region, nil) {
-		return
-	}
-	if hasFallback(rt) {
 		m.fallbacks[fallbackNone].Inc()
 	}
 	switch why {
 	case failStatus:
 		// The upstream's own error answer is still in ctx.Response: pass it on.
 		s.finishResponse(ctx, st, rt, region)
-		return
+		return true
 	case failOpen:
 		errorResponse(ctx, fasthttp.StatusServiceUnavailable, "region "+string(st.regions[region])+" unavailable (circuit open)")
 	case failTimeout:
@@ -139,6 +122,37 @@ func (s *Server) fallback(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d
 		errorResponse(ctx, fasthttp.StatusBadGateway, "bad answer from region "+string(st.regions[region]))
 	}
 	ctx.Response.Header.SetBytesKV(strRegionHeader, st.regions[region])
+	return false
+}
+
+// tryFallback answers from the cache, the static body or the script, in that order;
+// false when none of them could.
+func (s *Server) tryFallback(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d routing.Decision, region conf.RegionID) bool {
+	run := rt.run
+	m := rt.metrics
+	if run.cache != nil && (ctx.IsGet() || ctx.IsHead()) {
+		var kb [512]byte
+		if e, ok := run.cache.Get(cacheKey(ctx, rt, kb[:0])); ok {
+			if run.lua != nil && s.serveLua(ctx, st, rt, d, region, e) {
+				return true
+			}
+			s.serveEntry(ctx, st, region, e, fallbackCache)
+			m.fallbacks[fallbackCache].Inc()
+			return true
+		}
+	}
+	if run.static != nil {
+		ctx.Response.Reset()
+		ctx.Response.SetStatusCode(run.static.Status)
+		if run.static.ContentType != "" {
+			ctx.Response.Header.SetContentType(run.static.ContentType)
+		}
+		ctx.Response.SetBody(run.static.Body)
+		s.markFallback(ctx, st, region, fallbackStatic)
+		m.fallbacks[fallbackStatic].Inc()
+		return true
+	}
+	return run.lua != nil && s.serveLua(ctx, st, rt, d, region, nil)
 }
 
 func (s *Server) serveEntry(ctx *fasthttp.RequestCtx, st *state, region conf.RegionID, e *fallback.Entry, kind fallbackKind) {

@@ -44,14 +44,30 @@ var (
 	strHTTP         = []byte("http")
 )
 
+// exchange is what became of a request on its way through, for the access log.
+type exchange struct {
+	// answered is the region whose upstream answered (after a failover, the other
+	// one); conf.NoRegion when none did and the gateway or a fallback answered.
+	answered conf.RegionID
+	// upstream is the address of the last upstream the request was sent to ("" for
+	// none). It names a string the upstream client holds: no copy.
+	upstream string
+	// bytesIn counts the request body bytes read from the client.
+	bytesIn int64
+}
+
 // handle serves one client request: decide, forward, fail over, fall back.
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	st := s.state.Load()
 	h := &ctx.Request.Header
+	var idbuf [maxRequestID]byte
+	id := appendRequestID(idbuf[:0], h.PeekBytes(strRequestID))
+	ex := exchange{answered: conf.NoRegion}
 	if reason := refuseRequest(ctx); reason != "" {
 		s.stats.badRequests.Inc()
 		errorResponse(ctx, fasthttp.StatusBadRequest, reason)
 		ctx.SetConnectionClose()
+		s.done(ctx, st, routing.Decision{Route: -1}, id, &ex)
 		return
 	}
 	path := ctx.Path()
@@ -65,9 +81,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		if noteClient(st, nil, d, h) {
 			answerVersion(ctx, st)
 		}
-		if l := s.alog.Load(); l != nil {
-			l.record(ctx, st, d)
-		}
+		s.done(ctx, st, d, id, &ex)
 		return
 	}
 	rt := &st.routes[d.Route]
@@ -80,9 +94,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		// Caps come first: a refused request costs no upstream work at all.
 		if v := g.Admit(int(d.Route), s.reqTime(ctx)); !v.OK() {
 			shedResponse(ctx, v.Reason, v.RetryAfter)
-			if l := s.alog.Load(); l != nil {
-				l.record(ctx, st, d)
-			}
+			s.done(ctx, st, d, id, &ex)
 			return
 		}
 	}
@@ -108,22 +120,27 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	}
 	var ipbuf [64]byte
 	wire.AppendForwardedFor(h, peerAddr(ctx).AppendTo(ipbuf[:0]))
+	// One id upstream, whatever the client sent (duplicates, an invalid one).
+	h.DelBytes(strRequestID)
+	h.SetBytesKV(strRequestID, id)
 
 	if upgrade {
-		s.tunnel(ctx, st, rt, d, upgradeProto)
+		s.tunnel(ctx, st, rt, d, upgradeProto, id)
+		ctx.Response.Header.SetBytesKV(strRequestID, id) // on a refusal; a 101 has its own
 		return
 	}
 	body := wire.WatchClientBody(ctx, st.cfg.Timeouts.Body.D)
-	var region conf.RegionID
-	var answered bool
 	if rt.mirrored {
-		region, answered = s.forwardMirrored(ctx, st, rt, d)
+		s.forwardMirrored(ctx, st, rt, d, &ex)
 	} else {
-		region, answered = s.forward(ctx, st, rt, d)
+		s.forward(ctx, st, rt, d, &ex)
 	}
-	body.Release()
+	ex.bytesIn = body.Release()
+	if body == nil && !ctx.Request.IsBodyStream() {
+		ex.bytesIn = int64(len(ctx.Request.Body()))
+	}
 	if sr := st.stats.Route(int(d.Route)); sr != nil {
-		s.recordStats(ctx, st, rt, sr, d, region, answered)
+		s.recordStats(ctx, st, rt, sr, d, &ex)
 	}
 	if clientSaid {
 		answerVersion(ctx, st)
@@ -131,22 +148,27 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	if clientClose {
 		ctx.SetConnectionClose()
 	}
+	s.done(ctx, st, d, id, &ex)
+}
+
+// done finishes a request: its id goes back to the client, its line to the access log.
+func (s *Server) done(ctx *fasthttp.RequestCtx, st *state, d routing.Decision, id []byte, ex *exchange) {
+	ctx.Response.Header.SetBytesKV(strRequestID, id)
 	if l := s.alog.Load(); l != nil {
-		l.record(ctx, st, d)
+		l.record(ctx, st, d, id, ex)
 	}
 }
 
 // forwardMirrored is forward for a route with a mirror: when the route's from region
 // answered a sampled request itself, a copy goes to the mirror, which compares the two
 // answers later. The copy is queued, never waited for.
-func (s *Server) forwardMirrored(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d routing.Decision) (conf.RegionID, bool) {
+func (s *Server) forwardMirrored(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d routing.Decision, ex *exchange) {
 	start := time.Now()
-	region, answered := s.forward(ctx, st, rt, d)
-	if answered && region == rt.cfg.FromID && st.mirror.Sampled(int(d.Route), ctx.Method(), ctx.ID()) {
+	s.forward(ctx, st, rt, d, ex)
+	if ex.answered == rt.cfg.FromID && ctx.Response.StatusCode() < 500 && st.mirror.Sampled(int(d.Route), ctx.Method(), ctx.ID()) {
 		x := mirror.Capture(ctx, time.Since(start))
 		st.mirror.Offer(int(d.Route), &x)
 	}
-	return region, answered
 }
 
 // refuseRequest returns why a request must not be proxied, or "". fasthttp has
@@ -168,16 +190,16 @@ func refuseRequest(ctx *fasthttp.RequestCtx) string {
 }
 
 // forward sends the request to the decided region, fails over once where the route
-// allows it, and falls back when no region answered. It returns the region that
-// answered and whether an upstream did (false when a fallback or an error did).
-func (s *Server) forward(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d routing.Decision) (conf.RegionID, bool) {
+// allows it, and falls back when no region answered. ex says which region's
+// upstream answered (conf.NoRegion when a fallback or the gateway did).
+func (s *Server) forward(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d routing.Decision, ex *exchange) {
 	region := d.Region
 	failReason := failNone
 	for attempt := 0; ; attempt++ {
 		cross := st.gate != nil && st.crosses(region)
 		if cross && !s.admitCross(ctx, st, rt, int(d.Route), region, attempt == 0) {
 			if attempt == 0 {
-				return region, false // answered: a budget refusal or the cached fallback
+				return // answered: a budget refusal or the cached fallback
 			}
 			// The budget keeps a failover from crossing: fall back as for the
 			// first region's failure.
@@ -186,13 +208,14 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d 
 		}
 		h := &ctx.Request.Header
 		h.SetBytesV(routing.RegionHeader, st.regions[region])
-		reason := s.roundTrip(ctx, st, rt, region)
+		reason := s.roundTrip(ctx, st, rt, region, ex)
 		if cross && reason != failOpen && reason != failConnect && reason != failClient {
 			st.gate.Bytes(int(st.cfg.SelfRegionID), int(region), crossBytes(ctx, reason == failNone || reason == failStatus), s.reqTime(ctx))
 		}
 		if reason == failNone {
+			ex.answered = region
 			s.finishResponse(ctx, st, rt, region)
-			return region, true
+			return
 		}
 		failReason = reason
 		if attempt > 0 || !canFailover(ctx, rt, d, reason) {
@@ -206,10 +229,11 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d 
 		// is at an unknown offset.
 		errorResponse(ctx, fasthttp.StatusBadRequest, "malformed or incomplete request body")
 		ctx.SetConnectionClose()
-		return region, false
+		return
 	}
-	s.fallback(ctx, st, rt, d, region, failReason)
-	return region, false
+	if s.fallback(ctx, st, rt, d, region, failReason) {
+		ex.answered = region // the upstream's own error answer went out
+	}
 }
 
 // failure says why a round trip did not produce a response to pass on.
@@ -251,7 +275,7 @@ func isIdempotentWithoutBody(ctx *fasthttp.RequestCtx) bool {
 
 // roundTrip forwards the request to one region under its breaker. On success the
 // upstream's response is in ctx.Response (its body possibly still streaming).
-func (s *Server) roundTrip(ctx *fasthttp.RequestCtx, st *state, rt *routeState, region conf.RegionID) failure {
+func (s *Server) roundTrip(ctx *fasthttp.RequestCtx, st *state, rt *routeState, region conf.RegionID, ex *exchange) failure {
 	p := st.pools[region]
 	m := rt.metrics
 	br := rt.run.breakers[region]
@@ -262,9 +286,13 @@ func (s *Server) roundTrip(ctx *fasthttp.RequestCtx, st *state, rt *routeState, 
 	call := func() breaker.Outcome {
 		var err error
 		if pipelined {
-			err = p.pickPipe().Do(&ctx.Request, &ctx.Response)
+			pc := p.pickPipe()
+			ex.upstream = pc.Addr()
+			err = pc.Do(&ctx.Request, &ctx.Response)
 		} else {
-			err = p.pick().Do(&ctx.Request, &ctx.Response)
+			hc := p.pick()
+			ex.upstream = hc.Addr
+			err = hc.Do(&ctx.Request, &ctx.Response)
 		}
 		if err != nil {
 			why = classifyError(err)

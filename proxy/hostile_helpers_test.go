@@ -9,8 +9,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -557,4 +559,22 @@ func get(path string, extra ...string) string {
 	}
 	sb.WriteString("\r\n")
 	return sb.String()
+}
+
+// requireFreeFDs fails the test at once, saying why, when fewer than n file
+// descriptors are left under the open-file limit: short of them, dials and accepts
+// fail and the test would report 502s that are not the gateway's fault.
+func requireFreeFDs(t testing.TB, n int) {
+	t.Helper()
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return
+	}
+	open, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	if free := int(lim.Cur) - len(open); free < n {
+		t.Fatalf("needs %d free file descriptors, has %d (open-file limit %d, %d open): raise ulimit -n", n, free, lim.Cur, len(open))
+	}
 }

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"strconv"
@@ -188,7 +189,12 @@ func (m *metricsRegistry) histogram(labels string) *latencyHistogram {
 	return h
 }
 
-// WritePrometheus writes every metric in the Prometheus text format.
+// WritePrometheus writes every metric in the Prometheus text format, with the build,
+// Go runtime and process series, each family under its "# HELP" and "# TYPE" lines.
 func (m *metricsRegistry) WritePrometheus(w io.Writer) {
-	m.set.WritePrometheus(w)
+	var bb bytes.Buffer
+	m.set.WritePrometheus(&bb)
+	writeBuildInfo(&bb)
+	processMetrics(&bb)
+	writeExposition(w, bb.Bytes())
 }

@@ -16,6 +16,19 @@ type routeRuntime struct {
 	lua      *luaFallback       // nil without fallback.lua
 	vary     []conf.KeySource
 	maxEntry int64
+	// methods are the request methods the static body and the script may answer
+	// (fallback.methods); the cache answers GET and HEAD only.
+	methods [][]byte
+}
+
+// fallbackAllowed reports whether a fallback may answer a request of this method.
+func (r *routeRuntime) fallbackAllowed(method []byte) bool {
+	for _, m := range r.methods {
+		if string(m) == string(method) {
+			return true
+		}
+	}
+	return false
 }
 
 // runtimeRegistry binds routes to their runtime objects.
@@ -68,6 +81,9 @@ func (rr *runtimeRegistry) bind(s *Server, c *conf.Config, r *conf.Route) (*rout
 		run.cache = rr.caches.Cache(r.Name, cc)
 		run.maxEntry = run.cache.Config().MaxEntryBytes
 		run.vary = fb.Cache.VarySources
+	}
+	for _, m := range fb.Methods {
+		run.methods = append(run.methods, []byte(m))
 	}
 	if fb.Static != nil {
 		run.static = &fallback.Static{Status: fb.Static.Status, ContentType: fb.Static.ContentType, Body: fb.Static.Bytes}

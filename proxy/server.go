@@ -75,7 +75,10 @@ type Server struct {
 	once    sync.Once
 	// serving is set once Serve runs and until Shutdown begins (readiness).
 	serving atomic.Bool
-	// lnMu guards listeners, the ones Serve was given, which Shutdown closes.
+	// lnMu orders Serve and Shutdown: listeners handed to Serve are closed by
+	// Shutdown even if fasthttp has not taken them yet, and a Serve after
+	// Shutdown returns at once (fasthttp's own Shutdown misses a listener it
+	// has not registered, and its Serve then accepts forever).
 	lnMu      sync.Mutex
 	listeners []net.Listener
 	// unpersisted are overrides in force that the store did not take.
@@ -85,7 +88,6 @@ type Server struct {
 type serverStats struct {
 	logDropped            *counter
 	reloads, reloadErrors *counter
-	refused               *counter
 	badRequests           *counter
 	rollbackOn            atomic.Bool
 	// The client config's answers: 200 with the body, 304 to a matching ETag.
@@ -135,7 +137,6 @@ func New(cfg *conf.Config, opt Options) (*Server, error) {
 	}
 	s.stats.reloads = s.metrics.counter("shiftgate_config_reloads_total")
 	s.stats.reloadErrors = s.metrics.counter("shiftgate_config_reload_errors_total")
-	s.stats.refused = s.metrics.counter("shiftgate_connections_refused_total")
 	s.stats.badRequests = s.metrics.counter("shiftgate_bad_requests_total")
 	s.stats.clientConfigServed = s.metrics.counter(`shiftgate_client_config_requests_total{status="200"}`)
 	s.stats.clientConfigNotModified = s.metrics.counter(`shiftgate_client_config_requests_total{status="304"}`)
@@ -217,9 +218,6 @@ func (p slogPrinter) Printf(format string, args ...any) {
 // Serve accepts connections on ln until Shutdown; after Shutdown it closes ln and
 // returns at once.
 func (s *Server) Serve(ln net.Listener) error {
-	// fasthttp's Shutdown closes only the listeners its Serve has registered, so a
-	// Shutdown that came first would leave this Serve blocked forever: the server
-	// keeps its own list and refuses to start once shut down.
 	s.lnMu.Lock()
 	select {
 	case <-s.closed:
@@ -229,9 +227,9 @@ func (s *Server) Serve(ln net.Listener) error {
 	default:
 	}
 	s.listeners = append(s.listeners, ln)
-	s.lnMu.Unlock()
 	s.serving.Store(true)
 	s.share.listen.Store(ln.Addr().String())
+	s.lnMu.Unlock()
 	err := s.http.Serve(wire.LineListener{Listener: ln})
 	if errors.Is(err, net.ErrClosed) {
 		return nil
@@ -242,8 +240,8 @@ func (s *Server) Serve(ln net.Listener) error {
 // Shutdown stops accepting, lets in-flight requests finish for up to timeout, closes
 // tunnels, flushes the fallback cache and returns.
 func (s *Server) Shutdown(timeout time.Duration) error {
-	s.serving.Store(false)
 	s.lnMu.Lock()
+	s.serving.Store(false)
 	s.once.Do(func() { close(s.closed) })
 	for _, ln := range s.listeners {
 		ln.Close() //nolint:errcheck // fasthttp may have closed it already
@@ -264,6 +262,7 @@ func (s *Server) Shutdown(timeout time.Duration) error {
 	s.clock.Stop()
 	s.mu.Lock()
 	s.mirrors.closeAll()
+	s.upstreams.closeIdle()
 	s.mu.Unlock()
 	if l := s.alog.Swap(nil); l != nil {
 		l.close()
@@ -450,19 +449,27 @@ func (s *Server) rampLoop() {
 			return
 		case <-t.C:
 		}
-		st := s.state.Load()
-		if ticks++; ticks%120 == 0 && st.stats != nil {
-			st.stats.Tick() // rolls 10 s blocks into the 24 h history
+		if ticks++; ticks%120 == 0 {
+			if st := s.state.Load(); st.stats != nil {
+				st.stats.Tick() // rolls 10 s blocks into the 24 h history
+			}
 		}
-		if !st.ov.Ramping(s.now()) && !st.ov.Ramping(s.now().Add(-time.Second)) {
-			continue
-		}
-		s.mu.Lock()
-		cur := s.state.Load()
-		if err := s.putInService(cur.cfg, cur.ov, false); err != nil {
-			s.log.Error("rollback ramp step refused", "err", err)
-		}
-		s.mu.Unlock()
+		s.rampStep()
+	}
+}
+
+// rampStep recompiles the serving config and overrides while a rollback ramp is in
+// progress (and for a second after it ends, so the last step lands).
+func (s *Server) rampStep() {
+	st := s.state.Load()
+	if !st.ov.Ramping(s.now()) && !st.ov.Ramping(s.now().Add(-time.Second)) {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur := s.state.Load()
+	if err := s.putInService(cur.cfg, cur.ov, false); err != nil {
+		s.log.Error("rollback ramp step refused", "err", err)
 	}
 }
 

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"net"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -10,39 +9,35 @@ import (
 	"github.com/shiftgate/shiftgate/conf"
 )
 
-// TestServeAfterShutdown: a stop that comes before the listener is served (a gateway
-// stopped right after it started) must not leave Serve accepting forever, or the
-// process never exits.
-func TestServeAfterShutdown(t *testing.T) {
-	text := strings.NewReplacer("{{STATE}}", filepath.Join(t.TempDir(), "state"), "{{IDC}}", "127.0.0.1:1", "{{CLOUD}}", "127.0.0.1:2").Replace(twoRegions)
-	cfg, err := conf.Parse("c.yaml", []byte(text))
+// TestShutdownEndsServeWhateverTheOrder: a Serve started just before or after
+// Shutdown returns; fasthttp alone would accept forever on a listener its Shutdown
+// had not seen yet (a gateway stopped right after it started never exited).
+func TestShutdownEndsServeWhateverTheOrder(t *testing.T) {
+	cfg, err := conf.Parse("", []byte(strings.ReplaceAll(twoRegionsText(), "{{STATE}}", t.TempDir())))
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(cfg, Options{Logger: quietLog(), NoFallbackStore: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Shutdown(time.Second); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	select {
-	case err := <-done:
+	for i := 0; i < 20; i++ {
+		srv, err := New(cfg, Options{Logger: discardLogger(), NoFallbackStore: true})
 		if err != nil {
-			t.Fatalf("Serve after Shutdown: %v", err)
+			t.Fatal(err)
 		}
-	case <-time.After(10 * time.Second):
-		ln.Close()
-		t.Fatal("Serve after Shutdown still accepts")
-	}
-	if c, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second); err == nil {
-		c.Close()
-		t.Fatal("the listener still takes connections after Shutdown")
+		ln := must(net.Listen("tcp", "127.0.0.1:0"))
+		done := make(chan error, 1)
+		if i%2 == 0 {
+			go func() { done <- srv.Serve(ln) }()
+			srv.Shutdown(time.Second)
+		} else {
+			srv.Shutdown(time.Second)
+			go func() { done <- srv.Serve(ln) }()
+		}
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("run %d: Serve: %v", i, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("run %d: Serve still accepting 10s after Shutdown", i)
+		}
 	}
 }

@@ -23,7 +23,7 @@ import (
 // answer is relayed as an ordinary response and both connections close: a client
 // must not get a raw pipe to a backend that never agreed to switch protocols, or the
 // bytes it sends next would reach the backend without passing the gateway's checks.
-func (s *Server) tunnel(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d routing.Decision, proto []byte) {
+func (s *Server) tunnel(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d routing.Decision, proto, id []byte) {
 	region := d.Region
 	if cl := ctx.Request.Header.ContentLength(); cl > 0 || cl == -1 {
 		// An upgrade is a GET without a body; a body would have to be buffered
@@ -79,6 +79,7 @@ func (s *Server) tunnel(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d r
 	ex := explainFor(st, ctx)
 	host := append([]byte(nil), h.Host()...)
 	path := append([]byte(nil), ctx.Path()...)
+	reqID := append([]byte(nil), id...) // ctx's bytes are reused once the handler returns
 	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(func(c net.Conn) {
 		t := &liveTunnel{client: c, upstream: up, key: key, user: ex, host: host, path: path}
@@ -89,7 +90,7 @@ func (s *Server) tunnel(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d r
 			return
 		}
 		upr := bufio.NewReader(up)
-		if !s.upgradeGranted(c, up, upr, st, region) {
+		if !s.upgradeGranted(c, up, upr, st, region, reqID) {
 			m.requests[region][statusClass(fasthttp.StatusBadGateway)].Inc()
 			return
 		}
@@ -108,14 +109,14 @@ var tunnelFailed = []byte("HTTP/1.1 502 Bad Gateway\r\nConnection: close\r\nCont
 // an upgrade request. On 101 it reports true and leaves the answer unread in upr, to be
 // piped. Otherwise it relays the answer to the client as an ordinary, closing response
 // (hop-by-hop fields stripped), or a 502 if there is no valid answer, and reports false.
-func (s *Server) upgradeGranted(c, up net.Conn, upr *bufio.Reader, st *state, region conf.RegionID) bool {
+func (s *Server) upgradeGranted(c, up net.Conn, upr *bufio.Reader, st *state, region conf.RegionID, id []byte) bool {
 	t := st.cfg.Timeouts
 	up.SetReadDeadline(time.Now().Add(t.ResponseHeader.D)) //nolint:errcheck
 	if line, err := upr.Peek(len("HTTP/1.1 101 ")); err == nil &&
 		bytes.HasPrefix(line, []byte("HTTP/1.")) && bytes.HasSuffix(line, []byte(" 101 ")) {
 		// The 101 head is relayed with the region added, as on every answer; the
 		// bytes after it belong to the new protocol and are piped untouched.
-		ok := relaySwitchingHead(c, upr, st.regions[region], t.Body.D)
+		ok := relaySwitchingHead(c, upr, st.regions[region], id, t.Body.D)
 		up.SetReadDeadline(time.Time{}) //nolint:errcheck
 		return ok
 	}
@@ -142,7 +143,7 @@ const maxSwitchingHead = 16 << 10
 
 // relaySwitchingHead copies the upstream's 101 head from upr to c with an
 // X-Shift-Region field added before its end, and reports whether it all went through.
-func relaySwitchingHead(c net.Conn, upr *bufio.Reader, region []byte, timeout time.Duration) bool {
+func relaySwitchingHead(c net.Conn, upr *bufio.Reader, region, id []byte, timeout time.Duration) bool {
 	head := make([]byte, 0, 512)
 	for {
 		line, err := upr.ReadSlice('\n')
@@ -154,8 +155,15 @@ func relaySwitchingHead(c net.Conn, upr *bufio.Reader, region []byte, timeout ti
 			head = append(head, routing.RegionHeader...)
 			head = append(head, ": "...)
 			head = append(head, region...)
+			head = append(head, "\r\n"...)
+			head = append(head, strRequestID...)
+			head = append(head, ": "...)
+			head = append(head, id...)
 			head = append(head, "\r\n\r\n"...)
 			break
+		}
+		if len(line) > len(strRequestID) && line[len(strRequestID)] == ':' && bytes.EqualFold(line[:len(strRequestID)], strRequestID) {
+			continue // the gateway's id is the one the client gets
 		}
 		head = append(head, line...)
 	}

@@ -30,7 +30,8 @@ func wsBackend(t *testing.T) string {
 				if _, err := http.ReadRequest(br); err != nil {
 					return
 				}
-				io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+				// A backend's own request id is replaced by the gateway's.
+				io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nx-request-id: backend\r\n\r\n")
 				io.Copy(c, br)
 			}(c)
 		}
@@ -42,7 +43,7 @@ func openTunnel(t *testing.T, gw, user string) (net.Conn, *bufio.Reader) {
 	t.Helper()
 	c := must(net.Dial("tcp", gw))
 	t.Cleanup(func() { c.Close() })
-	io.WriteString(c, "GET /api/feed/ws HTTP/1.1\r\nHost: x\r\nX-User-Id: "+user+"\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+	io.WriteString(c, "GET /api/feed/ws HTTP/1.1\r\nHost: x\r\nX-User-Id: "+user+"\r\nX-Request-Id: ws-"+user+"\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
 	br := bufio.NewReader(c)
 	c.SetReadDeadline(time.Now().Add(3 * time.Second))
 	resp, err := http.ReadResponse(br, nil)
@@ -52,6 +53,9 @@ func openTunnel(t *testing.T, gw, user string) (net.Conn, *bufio.Reader) {
 	// Like every answer, the 101 names the region chosen.
 	if r := resp.Header.Get("X-Shift-Region"); r != "idc" && r != "cloud" {
 		t.Fatalf("upgrade for %s: 101 without X-Shift-Region (%q): %v", user, r, resp.Header)
+	}
+	if ids := resp.Header.Values("X-Request-Id"); len(ids) != 1 || ids[0] != "ws-"+user {
+		t.Fatalf("upgrade for %s: 101 with request ids %q, want the client's", user, ids)
 	}
 	return c, br
 }

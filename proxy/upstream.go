@@ -229,3 +229,12 @@ func (u *upstreamRegistry) sweep(used map[upstreamSettings]bool, usedPipes map[p
 		}
 	}
 }
+
+// closeIdle closes every pooled upstream connection not carrying a request, at
+// shutdown: backends see the gateway go at once instead of at their idle timeout.
+// Called once no request runs (after the server's Shutdown).
+func (u *upstreamRegistry) closeIdle() {
+	for _, hc := range u.clients {
+		hc.CloseIdleConnections()
+	}
+}

@@ -52,6 +52,12 @@ func NewFile(dir string) (*File, error) {
 	return &File{path: filepath.Join(dir, OverridesFile)}, nil
 }
 
+// ReadFile returns the overrides a File store in dir holds, without creating dir or
+// anything in it: for tools that only read (a missing dir or file means none).
+func ReadFile(dir string) (conf.Overrides, error) {
+	return (&File{path: filepath.Join(dir, OverridesFile)}).load()
+}
+
 // Load implements Store.
 func (s *File) Load() (conf.Overrides, error) {
 	s.mu.Lock()

@@ -8,6 +8,7 @@ package demo
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -66,7 +67,19 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	hold := fs.Duration("hold", 0, "keep the gateway and regions up this long after the walk (e.g. 10m) under a light background load, to look at the dashboard, status and /metrics")
 	adminAddr := fs.String("admin", "127.0.0.1:0", "admin listener (status, metrics) of the demo gateway")
 	steps := fs.String("steps", "0,5,25,100", "the split percents to walk through")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: %s\n\nflags:\n", "shiftgate demo [-users N] [-steps 0,5,25,100] [-hold DURATION] [-admin ADDR]")
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "shiftgate demo: takes no arguments, got %q (flags go before arguments)\n", fs.Args())
+		fs.Usage()
 		return 2
 	}
 	if err := run(stdout, *users, strings.Split(*steps, ","), *adminAddr, *hold); err != nil {

@@ -8,6 +8,7 @@ package drill
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -94,7 +95,19 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.Phase, "phase", 2*time.Second, "length of each phase")
 	fs.IntVar(&o.Reloads, "reloads", 30, "config reloads in the reload storm")
 	fs.BoolVar(&o.JSON, "json", false, "print the result as JSON")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: %s\n\nflags:\n", "shiftgate loadtest -drill [-users N] [-conns N] [-phase DURATION] [-reloads N] [-json]")
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "shiftgate loadtest -drill: takes no arguments, got %q (flags go before arguments)\n", fs.Args())
+		fs.Usage()
 		return 2
 	}
 	o.Progress = stderr
@@ -150,14 +163,14 @@ func Print(w io.Writer, res []PhaseResult) {
 
 // drill is one run's shared state.
 type drill struct {
-	o       Options
-	srv     *proxy.Server
-	gw      string
-	admin   string
-	path    string
-	text    func(n int) string
-	phase   atomic.Pointer[phaseState]
-	lastReg []atomic.Int32 // per user: 0 unknown, 1 idc, 2 cloud
+	o     Options
+	srv   *proxy.Server
+	gw    string
+	admin string
+	path  string
+	text  func(n int) string
+	phase atomic.Pointer[phaseState]
+	moves *moves
 }
 
 // phaseState collects one phase's counts; expect says where a user belongs after the
@@ -166,6 +179,7 @@ type phaseState struct {
 	PhaseResult
 	backAllowed bool
 	failure     bool         // a region is down: answers may come by failover
+	epoch       int64        // see moves: a new one after each phase that moves users back
 	changed     atomic.Int64 // unix ns when the phase's change returned; 0 before
 	expect      func(user int) string
 	firstNew    atomic.Int64 // ns after changed; 0 unset
@@ -200,7 +214,7 @@ func Run(ctx context.Context, o Options) ([]PhaseResult, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	d := &drill{o: o, path: filepath.Join(dir, "drill.yaml"), lastReg: make([]atomic.Int32, o.Users)}
+	d := &drill{o: o, path: filepath.Join(dir, "drill.yaml"), moves: newMoves(o.Users)}
 	d.text = func(n int) string {
 		return strings.NewReplacer("{{STATE}}", filepath.Join(dir, "state"), "{{IDC}}", idc.Addr,
 			"{{CLOUD}}", cloudAddr, "{{N}}", fmt.Sprint(n)).Replace(configTemplate)
@@ -232,9 +246,15 @@ func Run(ctx context.Context, o Options) ([]PhaseResult, error) {
 	time.Sleep(o.Phase / 2)
 
 	var results []PhaseResult
+	var epoch int64
+	prevBackAllowed := false
 	run := func(name string, backAllowed bool, change func() error, expect func(int) string) error {
+		if prevBackAllowed {
+			epoch++
+		}
+		prevBackAllowed = backAllowed
 		ps := &phaseState{PhaseResult: PhaseResult{Name: name, EffectMS: -1}, backAllowed: backAllowed, expect: expect,
-			failure: name == "kill cloud" || name == "cloud back"}
+			failure: name == "kill cloud" || name == "cloud back", epoch: epoch}
 		d.phase.Store(ps)
 		if change != nil {
 			if err := change(); err != nil {
@@ -349,7 +369,9 @@ func (d *drill) load(ctx context.Context, id int) {
 		req.Header.SetBytesV("X-User-Id", key)
 		ps := d.phase.Load()
 		sent := time.Now()
+		sentAt := d.moves.stamp()
 		err := c.DoTimeout(req, resp, 5*time.Second)
+		arrivedAt := d.moves.stamp()
 		ps.requests.Add(1)
 		if err != nil || resp.StatusCode() != 200 {
 			ps.failed.Add(1)
@@ -359,17 +381,13 @@ func (d *drill) load(ctx context.Context, id int) {
 			ps.fallbacks.Add(1)
 		}
 		region := string(resp.Header.Peek("X-Shift-Region"))
-		reg := int32(1)
 		if region == "cloud" {
-			reg = 2
 			ps.cloud.Add(1)
 		}
 		// While a region is killed, its users are answered by the other region
-		// (failover): that is not a decision moving them, so it is not tracked.
-		if !ps.failure {
-			if prev := d.lastReg[u].Swap(reg); prev == 2 && reg == 1 {
-				ps.back.Add(1)
-			}
+		// (failover): that is not a decision moving them, so it is not judged.
+		if !ps.failure && d.moves.answer(u, ps.epoch, sentAt, arrivedAt, region == "cloud") {
+			ps.back.Add(1)
 		}
 		if changed := ps.changed.Load(); ps.expect != nil && changed != 0 && sent.UnixNano() > changed {
 			if ps.expect(u) == region {

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"net/url"
+	"reflect"
 	"strings"
 	"time"
 
@@ -187,7 +188,14 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 		}
 		var num *json.UnmarshalTypeError
 		if errors.As(err, &num) && num.Field != "" {
-			return proxy.Errorf(http.StatusBadRequest, "body: %s: want a %s, got a JSON %s", num.Field, num.Type, num.Value)
+			want := num.Type.String()
+			switch num.Type {
+			case reflect.TypeFor[json.Number]():
+				want = "number from 0 to 100 such as 25 or 0.5"
+			case reflect.TypeFor[bool]():
+				want = "true or false"
+			}
+			return proxy.Errorf(http.StatusBadRequest, "body: %s: want %s, got a JSON %s", num.Field, want, num.Value)
 		}
 		return proxy.Errorf(http.StatusBadRequest, "body: %v", err)
 	}

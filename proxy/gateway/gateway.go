@@ -152,6 +152,8 @@ func Start(ctx context.Context, opt Options) (*Gateway, error) {
 		return nil
 	}
 	w.OnError = func(err error) {
+		// Only files that did not read or parse come here: Reload counts and the
+		// OnConfig above logs what the server refused.
 		srv.ReloadRefused(err)
 		log.Error("config refused; the last good config keeps serving", "file", opt.ConfigPath, "err", err.Error())
 	}

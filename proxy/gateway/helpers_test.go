@@ -35,6 +35,13 @@ func startLive(t *testing.T, yamlText string, vars map[string]string) *liveGatew
 // startLiveWith is startLive in dir with a given override store (nil: the config's).
 func startLiveWith(t *testing.T, dir, yamlText string, vars map[string]string, st store.Store) *liveGateway {
 	t.Helper()
+	return startLiveLogged(t, dir, yamlText, vars, st, nil)
+}
+
+// startLiveLogged is startLiveWith with the gateway's log written to logw (nil:
+// discarded, or stderr with -v).
+func startLiveLogged(t *testing.T, dir, yamlText string, vars map[string]string, st store.Store, logw io.Writer) *liveGateway {
+	t.Helper()
 	text := strings.ReplaceAll(yamlText, "{{STATE}}", filepath.Join(dir, "state"))
 	for k, v := range vars {
 		text = strings.ReplaceAll(text, "{{"+k+"}}", v)
@@ -44,7 +51,9 @@ func startLiveWith(t *testing.T, dir, yamlText string, vars map[string]string, s
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
+	if logw != nil {
+		log = slog.New(slog.NewJSONHandler(logw, nil))
+	} else if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	ctx, cancel := context.WithCancel(context.Background())

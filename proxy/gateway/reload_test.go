@@ -1,39 +1,61 @@
 package gateway
 
 import (
+	"bytes"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
 
-// TestReloadErrorsCountedOnce: a file that does not parse and a file that parses but
-// is refused (a salt change mid-cutover) each count once in
-// shiftgate_config_reload_errors_total, and the first config keeps serving.
-func TestReloadErrorsCountedOnce(t *testing.T) {
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) count(s string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Count(l.b.String(), s)
+}
+
+// TestReloadErrorsCounted: shiftgate_config_reload_errors_total counts each refused
+// file once, whether it did not parse (the commonest mistake) or parsed and was
+// refused by the reshuffle guard, and the refusal is logged once.
+func TestReloadErrorsCounted(t *testing.T) {
 	idc, cloud := startRegion(t, "idc"), startRegion(t, "cloud")
-	g := startLive(t, twoRegions, map[string]string{"IDC": idc.Addr, "CLOUD": cloud.Addr})
+	logs := &lockedBuffer{}
+	g := startLiveLogged(t, t.TempDir(), liveConfig, map[string]string{"IDC": idc.Addr, "CLOUD": cloud.Addr, "PERCENT": "25"}, nil, logs)
 	good, err := os.ReadFile(g.path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitCount := func(want int) {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for counterValue(g.srv, "shiftgate_config_reload_errors_total") < want && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
-		// Past the watcher's debounce, nothing more may be counted.
-		time.Sleep(300 * time.Millisecond)
-		if got := counterValue(g.srv, "shiftgate_config_reload_errors_total"); got != want {
-			t.Fatalf("reload errors: %d, want %d", got, want)
-		}
+	errs := func() int { return counterValue(g.srv, "shiftgate_config_reload_errors_total") }
+	if n := errs(); n != 0 {
+		t.Fatalf("reload errors at start: %d", n)
 	}
-	os.WriteFile(g.path, []byte(strings.Replace(string(good), "percent: 25", "percent: 250", 1)), 0o644)
-	waitCount(1)
-	os.WriteFile(g.path, []byte(strings.Replace(string(good), "salt: cutover-2026", "salt: other", 1)), 0o644)
-	waitCount(2)
-	if st := g.srv.Status(); st.Routes[0].Salt != "cutover-2026" || st.Version != 1 {
-		t.Errorf("a refused file changed what serves: salt %q, version %d", st.Routes[0].Salt, st.Version)
+	// A file that does not parse.
+	os.WriteFile(g.path, bytes.Replace(good, []byte("percent: 25"), []byte("percent: 250"), 1), 0o644)
+	waitForCond(t, 5*time.Second, "the unparsable file to be counted", func() bool { return errs() == 1 })
+	// A file that parses but would reshuffle users mid-cutover.
+	os.WriteFile(g.path, bytes.Replace(good, []byte("salt: cutover-2026"), []byte("salt: other"), 1), 0o644)
+	waitForCond(t, 5*time.Second, "the reshuffling file to be refused", func() bool {
+		return logs.count("config refused") == 2
+	})
+	if n := errs(); n != 2 {
+		t.Errorf("reload errors after two refused files: %d, want 2", n)
+	}
+	if n := logs.count("routes[0].percent: want 0..100"); n != 1 {
+		t.Errorf("the parse error was logged %d times, want once", n)
+	}
+	if st := g.srv.Status(); st.Routes[0].Salt != "cutover-2026" || st.Routes[0].FilePercent != 25 {
+		t.Errorf("a refused file went into service: %+v", st.Routes[0])
 	}
 }

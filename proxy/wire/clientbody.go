@@ -28,6 +28,7 @@ type clientBody struct {
 	conn     net.Conn
 	idle     time.Duration
 	extended time.Time
+	n        int64 // bytes read
 }
 
 // ClientBodyError is a read error of the client's request body.
@@ -47,6 +48,7 @@ func (b *clientBody) Read(p []byte) (int, error) {
 		b.extended = now
 	}
 	n, err := b.r.Read(p)
+	b.n += int64(n)
 	switch {
 	case err == io.EOF:
 		// The trailer has been read into the header; nothing of it goes on.
@@ -68,16 +70,20 @@ func WatchClientBody(ctx *fasthttp.RequestCtx, idle time.Duration) *clientBody {
 		return nil
 	}
 	b := clientBodyPool.Get().(*clientBody)
-	b.r, b.h, b.conn, b.idle, b.extended = r, &ctx.Request.Header, ctx.Conn(), idle, time.Now()
+	b.r, b.h, b.conn, b.idle, b.extended, b.n = r, &ctx.Request.Header, ctx.Conn(), idle, time.Now(), 0
 	// SetBodyStream keeps the length: Content-Length, or -1 for chunked.
 	ctx.Request.SetBodyStream(b, ctx.Request.Header.ContentLength())
 	return b
 }
 
-func (b *clientBody) Release() {
+// Release gives b back once the request has been forwarded and returns the body
+// bytes read from the client through it (0 for a nil b).
+func (b *clientBody) Release() int64 {
 	if b == nil {
-		return
+		return 0
 	}
+	n := b.n
 	b.r, b.h, b.conn = nil, nil, nil
 	clientBodyPool.Put(b)
+	return n
 }

@@ -67,6 +67,9 @@ func (pc *PipeClient) Do(req *fasthttp.Request, resp *fasthttp.Response) error {
 }
 
 // Close stops every connection; queued requests fail with ErrPipeClosed.
+// Addr is the upstream address the client sends to.
+func (pc *PipeClient) Addr() string { return pc.addr }
+
 func (pc *PipeClient) Close() {
 	for _, c := range pc.conns {
 		c.close()

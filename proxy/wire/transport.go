@@ -109,6 +109,20 @@ func (t *Transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, re
 		hc.CloseConn(cc)
 		return false, err
 	}
+	if cl > 0 {
+		// Nothing has gone to the client yet: a backend that stops right after the
+		// head of a body it promised gets the client a 502 (or 504), not a 200 head
+		// followed by nothing. The first body bytes usually came with the head, so
+		// this rarely waits; a chunked stream is not held (it may start late).
+		if _, err := br.Peek(1); err != nil {
+			hc.ReleaseReader(br)
+			hc.CloseConn(cc)
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return false, err
+		}
+	}
 	b := acquireBody(hc, cc, (*fasthttp.HostClient).ReleaseConn, (*fasthttp.HostClient).CloseConn)
 	b.init(conn, br, int64(cl), t.Body, closeConn)
 	if cl < 0 {
@@ -117,6 +131,11 @@ func (t *Transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, re
 		cl = -1
 	}
 	resp.SetBodyStream(b, cl)
+	// The head goes to the client as soon as it is written, not when the client
+	// buffer fills: if the upstream then fails, the client sees the head and a body
+	// cut short (fewer bytes than Content-Length, or no last chunk), never a
+	// connection closed with nothing on it.
+	resp.ImmediateHeaderFlush = true
 	return false, nil
 }
 
@@ -170,7 +189,29 @@ type upstreamBody[C any] struct {
 	extended time.Time
 	chunk    chunkState
 	err      error
+	n        int64        // body bytes returned by Read
+	obs      BodyObserver // told how the body ended, at Close; nil for none
 }
+
+// BodyObserver is told, once, how a streamed upstream body ended: the body bytes
+// passed on and whether the body was read to its end. It is called from the goroutine
+// that writes the response, after the handler has returned; it must not touch the
+// request's context.
+type BodyObserver interface {
+	BodyDone(bytes int64, complete bool)
+}
+
+// ObserveBody has o told how the streamed upstream body of resp ends, and reports
+// whether resp has such a body (false for a body in memory: its length is known).
+func ObserveBody(resp *fasthttp.Response, o BodyObserver) bool {
+	if b, ok := resp.BodyStream().(interface{ observe(BodyObserver) }); ok {
+		b.observe(o)
+		return true
+	}
+	return false
+}
+
+func (b *upstreamBody[C]) observe(o BodyObserver) { b.obs = o }
 
 func acquireBody[C any](hc *fasthttp.HostClient, cc C, release, discard func(*fasthttp.HostClient, C)) *upstreamBody[C] {
 	b, _ := bodyPool.Get().(*upstreamBody[C])
@@ -183,7 +224,7 @@ func acquireBody[C any](hc *fasthttp.HostClient, cc C, release, discard func(*fa
 
 func (b *upstreamBody[C]) init(conn net.Conn, br *bufio.Reader, cl int64, idle time.Duration, noReuse bool) {
 	b.conn, b.br, b.mode, b.idle, b.noReuse = conn, br, cl, idle, noReuse
-	b.left, b.done, b.err, b.chunk = 0, false, nil, chunkSize
+	b.left, b.done, b.err, b.chunk, b.n, b.obs = 0, false, nil, chunkSize, 0, nil
 	if cl >= 0 {
 		b.left = cl
 		b.done = cl == 0
@@ -228,6 +269,7 @@ func (b *upstreamBody[C]) Read(p []byte) (int, error) {
 			b.done, b.noReuse = true, true
 		}
 	}
+	b.n += int64(n)
 	if err != nil && err != io.EOF {
 		b.err = err
 		return n, err
@@ -242,6 +284,10 @@ func (b *upstreamBody[C]) Read(p []byte) (int, error) {
 // closes it: a connection in the middle of a body would hand its rest to the next
 // request.
 func (b *upstreamBody[C]) Close() error {
+	if b.obs != nil {
+		b.obs.BodyDone(b.n, b.done && b.err == nil)
+		b.obs = nil
+	}
 	surplus := b.br.Buffered() > 0 // bytes past the end of the body
 	b.hc.ReleaseReader(b.br)
 	if b.done && b.err == nil && !b.noReuse && !surplus {
