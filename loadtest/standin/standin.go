@@ -4,6 +4,7 @@
 package standin
 
 import (
+	"errors"
 	"net"
 	"strconv"
 	"sync/atomic"
@@ -84,5 +85,14 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 // Requests reports how many requests this stand-in has answered.
 func (s *Server) Requests() int64 { return s.requests.Load() }
 
-// Close stops the stand-in and closes its open connections.
-func (s *Server) Close() error { return s.srv.Shutdown() }
+// Close stops the stand-in and closes its open connections. It closes the listener
+// itself too: fasthttp's Shutdown misses one its Serve has not registered yet (a
+// stand-in closed right after Start), and the port must be free when Close returns.
+func (s *Server) Close() error {
+	s.ln.Close() //nolint:errcheck // fasthttp may close it too
+	err := s.srv.Shutdown()
+	if errors.Is(err, net.ErrClosed) {
+		err = nil
+	}
+	return err
+}
