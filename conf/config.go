@@ -149,6 +149,8 @@ type Route struct {
 	// Mirror copies a share of the route's traffic to another region and compares
 	// the answers (see Mirror); nil is off.
 	Mirror *Mirror `yaml:"mirror"`
+	// Plan is the route's guarded ramp (see Plan); nil is none.
+	Plan *Plan `yaml:"plan"`
 
 	// Normalised fields, filled by Parse.
 
