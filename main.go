@@ -30,6 +30,10 @@ const usage = `shiftgate moves users from one region to another, live.
   shiftgate split  -clear ROUTE...       drop a runtime override: the file's split applies again
   shiftgate rollback [-ramp DURATION] [-local] on|off
   shiftgate status [-fleet]
+  shiftgate plan   start|pause|resume|abort ROUTE
+  shiftgate plan   status [-json] [-history]
+                                         guarded ramp plans (routes[i].plan): the gateway raises
+                                         the split itself while the new region's gates pass
   shiftgate warm   -config FILE URLS.txt pre-warm the fallback cache through a running gateway
   shiftgate loadtest [flags]             load generator (shiftgate loadtest -h)
   shiftgate loadtest -drill [flags]      cutover rehearsal: ramp, reload storm, rollback, region kill
@@ -38,7 +42,7 @@ const usage = `shiftgate moves users from one region to another, live.
   shiftgate diff   [-route R] [-json]    what mirrored answers showed (routes[i].mirror)
   shiftgate backend [flags]              a fixed-body stand-in backend for benches
 
-Admin verbs (split, rollback, status) take -admin URL (default from -config, else
+Admin verbs (split, rollback, status, plan) take -admin URL (default from -config, else
 http://127.0.0.1:9090) and a token from -token-file or $SHIFTGATE_TOKEN.
 In a fleet (fleet.etcd), a split or rollback made on one instance holds on all of them;
 -local changes only that instance while etcd is down (written to etcd when it returns);
@@ -77,6 +81,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdWarm(rest, stdout, stderr)
 	case "diff":
 		return cmdDiff(rest, stdout, stderr)
+	case "plan":
+		return cmdPlan(rest, stdout, stderr)
 	case "loadtest":
 		for _, a := range rest {
 			if a == "-replay" || a == "--replay" || strings.HasPrefix(a, "-replay=") || strings.HasPrefix(a, "--replay=") {

@@ -64,6 +64,8 @@ type Server struct {
 	once    sync.Once
 	// serving is set once Serve runs and until Shutdown begins (readiness).
 	serving atomic.Bool
+	// planDriver is the ramp plan controller, when one runs (SetPlanDriver).
+	planDriver atomic.Pointer[PlanDriver]
 }
 
 type serverStats struct {
@@ -372,8 +374,9 @@ func (s *Server) retire(cur *state) {
 	s.metrics.retainRoutes(routes, cur.regions)
 }
 
-// rampLoop recompiles while a rollback ramp is in progress so the split grows in small
-// steps; a ramp step is an ordinary swap that leaves the config version alone.
+// rampLoop recompiles while a rollback ramp (or a route's ramped override, such as a
+// ramp plan's rollback) is in progress so the split moves in small steps; a ramp step
+// is an ordinary swap that leaves the config version alone.
 func (s *Server) rampLoop() {
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
@@ -388,7 +391,7 @@ func (s *Server) rampLoop() {
 		if ticks++; ticks%120 == 0 && st.stats != nil {
 			st.stats.Tick() // rolls 10 s blocks into the 24 h history
 		}
-		if !st.ov.Ramping(s.now()) && !st.ov.Ramping(s.now().Add(-time.Second)) {
+		if !st.ov.RampingAny(s.now()) && !st.ov.RampingAny(s.now().Add(-time.Second)) {
 			continue
 		}
 		s.mu.Lock()

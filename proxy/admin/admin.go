@@ -40,6 +40,8 @@ func handler(srv *proxy.Server, self string) http.Handler {
 	mux.HandleFunc("GET /v1/fleet", a.fleet)
 	mux.HandleFunc("GET /v1/diff", a.diff)
 	mux.HandleFunc("GET /v1/stats", a.stats)
+	mux.HandleFunc("GET /v1/plans", a.plans)
+	mux.HandleFunc("POST /v1/plans/{route}/{verb}", a.planVerb)
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 		srv.WriteMetrics(w)

@@ -166,6 +166,7 @@ func Start(ctx context.Context, opt Options) (*Gateway, error) {
 	if fl := st.Fleet(); fl != nil {
 		g.goBG(func() { fl.Register(ctx, g.Addr, g.AdminAddr) })
 	}
+	g.startPlans(ctx, st)
 	g.listeners.Add(2)
 	go func() { defer g.listeners.Done(); g.errc <- srv.Serve(ln) }()
 	go func() { defer g.listeners.Done(); g.errc <- admin.Serve(ctx, aln, srv) }()
