@@ -186,9 +186,21 @@ func (p slogPrinter) Printf(format string, args ...any) {
 	p.l.Debug(fmt.Sprintf(format, args...), "from", "fasthttp")
 }
 
-// Serve accepts connections on ln until Shutdown.
+// Serve accepts connections on ln until Shutdown, also when Shutdown came first.
 func (s *Server) Serve(ln net.Listener) error {
 	s.serving.Store(true)
+	// fasthttp's Shutdown closes only the listeners its Serve has registered: a
+	// Shutdown that runs before Serve gets there would leave Serve accepting for
+	// ever (a gateway stopped as soon as it started never drained).
+	served := make(chan struct{})
+	defer close(served)
+	go func() {
+		select {
+		case <-s.closed:
+			ln.Close()
+		case <-served:
+		}
+	}()
 	err := s.http.Serve(wire.LineListener{Listener: ln})
 	if errors.Is(err, net.ErrClosed) {
 		return nil
