@@ -35,10 +35,12 @@ type Elector interface {
 var _ Elector = (*Etcd)(nil)
 
 // Lead implements Elector with the etcd client's concurrency package: a session (a
-// lease kept alive) and an election under elections/NAME.
+// lease kept alive) and an election under elections/NAME. It has a client of its own,
+// closed when ctx ends: the package waits on its client's context in places (a
+// campaign cut short resigns with it), which with etcd down would never return.
 func (s *Etcd) Lead(ctx context.Context, name, value string, fn func(context.Context)) {
 	for ctx.Err() == nil {
-		err := s.leadOnce(ctx, name, value, fn)
+		err := s.leadWithClient(ctx, name, value, fn)
 		if ctx.Err() != nil {
 			return
 		}
@@ -53,11 +55,31 @@ func (s *Etcd) Lead(ctx context.Context, name, value string, fn func(context.Con
 	}
 }
 
-func (s *Etcd) leadOnce(ctx context.Context, name, value string, fn func(context.Context)) error {
-	cli, err := s.client()
+func (s *Etcd) leadWithClient(ctx context.Context, name, value string, fn func(context.Context)) error {
+	cfg, err := s.clientConfig()
 	if err != nil {
 		return err
 	}
+	cfg.Context = ctx
+	cli, err := clientv3.New(cfg)
+	if err != nil {
+		return err
+	}
+	stop := context.AfterFunc(ctx, func() { cli.Close() })
+	defer func() {
+		if stop() {
+			cli.Close()
+		}
+	}()
+	for ctx.Err() == nil {
+		if err := s.leadOnce(ctx, cli, name, value, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Etcd) leadOnce(ctx context.Context, cli *clientv3.Client, name, value string, fn func(context.Context)) error {
 	sess, err := concurrency.NewSession(cli, concurrency.WithTTL(int(LeaderTTL/time.Second)), concurrency.WithContext(ctx))
 	if err != nil {
 		return err
