@@ -58,8 +58,10 @@ type PlanEvent struct {
 	At             time.Time `json:"at"`
 	By             string    `json:"by,omitempty"`
 	Reason         string    `json:"reason,omitempty"`
-	// Gates are the readings that decided an advance or a failure.
-	Gates []PlanGateRecord `json:"gates,omitempty"`
+	// Gates are the readings that decided an advance or a failure, and Readings how
+	// many readings of the step its driver took until then.
+	Gates    []PlanGateRecord `json:"gates,omitempty"`
+	Readings int              `json:"readings,omitempty"`
 }
 
 // PlanGateRecord is a gate reading as a plan's history keeps it.

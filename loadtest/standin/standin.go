@@ -27,6 +27,7 @@ type Server struct {
 	body     []byte
 	// failBP is the share of requests answered 503, in basis points.
 	failBP atomic.Int64
+	failIf func(h *fasthttp.RequestHeader) bool
 }
 
 // Options tune a stand-in. The zero value answers a short JSON body naming the region.
@@ -37,6 +38,9 @@ type Options struct {
 	// FailPercent is the share of requests answered with a 503 (0..100), spread
 	// evenly over the requests; SetFailPercent changes it while serving.
 	FailPercent float64
+	// FailIf, when set, answers a 503 to every request it returns true for (such
+	// as the users of some buckets: a region broken for part of its users).
+	FailIf func(h *fasthttp.RequestHeader) bool
 }
 
 // Start listens on addr ("127.0.0.1:0" picks a free port) and serves until Close.
@@ -45,7 +49,7 @@ func Start(region, addr string, opt Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Region: region, Addr: ln.Addr().String(), ln: ln}
+	s := &Server{Region: region, Addr: ln.Addr().String(), ln: ln, failIf: opt.FailIf}
 	s.SetFailPercent(opt.FailPercent)
 	if opt.BodySize > 0 {
 		s.body = make([]byte, opt.BodySize)
@@ -71,7 +75,8 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	ctx.Response.Header.Set(RegionHeader, s.Region)
 	// A multiplicative hash of the request number spreads the failures evenly
 	// instead of in runs.
-	if bp := s.failBP.Load(); bp > 0 && int64((uint64(n)*0x9E3779B97F4A7C15)>>32%10000) < bp {
+	if bp := s.failBP.Load(); (bp > 0 && int64((uint64(n)*0x9E3779B97F4A7C15)>>32%10000) < bp) ||
+		(s.failIf != nil && s.failIf(&ctx.Request.Header)) {
 		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
 		ctx.SetContentType("text/plain")
 		ctx.SetBodyString("stand-in failing on purpose\n")

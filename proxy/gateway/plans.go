@@ -51,7 +51,14 @@ func (g *Gateway) startPlans(ctx context.Context, st store.Store) {
 // statistics merged, those that do not answer listed as missing).
 func statsReader(srv *proxy.Server, self string, fleet bool) plan.Reader {
 	return func(ctx context.Context, route string, since time.Time, totals bool) (plan.Window, error) {
-		span := time.Since(since).Truncate(time.Second)
+		// Whole seconds from the first that began after the step did: the
+		// statistics keep seconds, and a window must not reach back into the step
+		// before.
+		first := since.Unix()
+		if since.Nanosecond() > 0 {
+			first++
+		}
+		span := time.Duration(time.Now().Unix()-first) * time.Second
 		if span < time.Second {
 			return plan.Window{}, nil // no complete second yet: inconclusive
 		}

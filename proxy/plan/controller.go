@@ -55,6 +55,7 @@ type Controller struct {
 // live are the readings of one running step by this driver.
 type live struct {
 	step        conf.PlanProgress // the step these readings are of
+	next        time.Time         // when the step is next read
 	checkedAt   time.Time
 	checks      int
 	failures    int
@@ -125,7 +126,7 @@ func (c *Controller) CheckDue(ctx context.Context) {
 		}
 		c.mu.Lock()
 		l := c.live[r.Name]
-		due := l == nil || !l.step.SameStep(p) || now.Sub(l.checkedAt) >= r.Plan.Interval.D
+		due := l == nil || !l.step.SameStep(p) || !now.Before(l.next)
 		c.mu.Unlock()
 		if due && ctx.Err() == nil {
 			c.check(ctx, r, p, ov)
@@ -176,8 +177,9 @@ func (c *Controller) check(ctx context.Context, r *conf.Route, p conf.PlanProgre
 		d = Decide(pl, p, failures, now, gates)
 	}
 	c.mu.Lock()
-	l.checkedAt, l.failures, l.decision = now, d.Failures, d
+	l.checkedAt, l.failures, l.decision, l.next = now, d.Failures, d, now.Add(pl.Interval.D)
 	l.checks++
+	readings := l.checks
 	if err == nil {
 		l.gates, l.win = gates, w
 	}
@@ -187,6 +189,7 @@ func (c *Controller) check(ctx context.Context, r *conf.Route, p conf.PlanProgre
 	}
 	c.write(ctx, r, p, string(d.Action), func(cur conf.PlanProgress, split conf.SplitBP) (conf.PlanProgress, *proxy.PlanSplit, error) {
 		n, sp, _ := Next(pl, cur, d, gates, split, now, c.who())
+		n.History[len(n.History)-1].Readings = readings
 		return n, sp, nil
 	})
 }
@@ -237,8 +240,26 @@ func (c *Controller) write(ctx context.Context, r *conf.Route, p conf.PlanProgre
 		delete(c.live, r.Name)
 		return
 	}
-	// The new step is read an interval from now, not at once: its window is empty.
-	c.live[r.Name] = &live{step: n, checkedAt: c.opt.Now(), breakerBase: c.srv.BreakerOpens(r.Name, r.To)}
+	c.live[r.Name] = &live{step: n, next: firstReading(n.StepAt, r.Plan.Interval.D), breakerBase: c.srv.BreakerOpens(r.Name, r.To)}
+}
+
+// firstReading is when a step that began at start is first read: an interval later,
+// and not before its window holds a complete second (the statistics keep whole
+// seconds, and the recording clock may lag by a tenth of one), so the first reading
+// is never empty by construction.
+func firstReading(start time.Time, interval time.Duration) time.Time {
+	complete := start.Truncate(time.Second).Add(2*time.Second + 150*time.Millisecond)
+	if start.Equal(start.Truncate(time.Second)) {
+		complete = complete.Add(-time.Second)
+	}
+	return maxTime(start.Add(interval), complete)
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // Act implements proxy.PlanDriver: start, pause, resume or abort a route's plan. Any
@@ -284,7 +305,12 @@ func (c *Controller) Act(ctx context.Context, who, route, verb string) (proxy.Pl
 	if err != nil {
 		return proxy.PlanStatus{}, err
 	}
-	c.forget(route)
+	c.mu.Lock()
+	delete(c.live, route)
+	if p.State == conf.PlanRunning {
+		c.live[route] = &live{step: p, next: firstReading(p.StepAt, pl.Interval.D), breakerBase: c.srv.BreakerOpens(route, r.To)}
+	}
+	c.mu.Unlock()
 	return proxy.PlanStatusOf(r, p), nil
 }
 

@@ -407,3 +407,21 @@ func TestStaleDriverCannotStepTwice(t *testing.T) {
 		t.Fatalf("step %d after %d advances, split %+v", p.Step+1, advances, r.split())
 	}
 }
+
+func TestFirstReading(t *testing.T) {
+	base := time.Date(2026, 11, 22, 4, 0, 10, 0, time.UTC)
+	for _, c := range []struct {
+		start    time.Duration // after base
+		interval time.Duration
+		want     time.Duration // after base
+	}{
+		{300 * time.Millisecond, time.Second, 2150 * time.Millisecond}, // second 11 complete at 12, read at 12.15
+		{0, time.Second, 1150 * time.Millisecond},                      // second 10 complete at 11
+		{300 * time.Millisecond, 2 * time.Second, 2300 * time.Millisecond},
+		{900 * time.Millisecond, 10 * time.Second, 10900 * time.Millisecond},
+	} {
+		if got := firstReading(base.Add(c.start), c.interval).Sub(base); got != c.want {
+			t.Errorf("step at +%s, interval %s: first reading at +%s, want +%s", c.start, c.interval, got, c.want)
+		}
+	}
+}
