@@ -124,8 +124,18 @@ func printPlans(ans proxy.PlansAnswer, history bool, now time.Time, w io.Writer)
 		}
 		if history {
 			for _, e := range p.History {
-				fmt.Fprintf(w, "  %s %-11s step %d (%s%%) by %s %s\n", e.At.Format(time.RFC3339), e.Event, e.Step+1,
-					formatBP(e.PercentBP), e.By, e.Reason)
+				fmt.Fprintf(w, "  %s %-11s step %d (%s%%) by %s", e.At.Format(time.RFC3339), e.Event, e.Step+1, formatBP(e.PercentBP), e.By)
+				if e.Reason != "" {
+					fmt.Fprintf(w, ": %s", e.Reason)
+				}
+				if e.Readings > 0 {
+					fmt.Fprintf(w, " (reading %d)", e.Readings)
+				}
+				fmt.Fprintln(w)
+				for _, g := range e.Gates {
+					fmt.Fprintf(w, "      %s %s: moved %s n=%d, stayed %s n=%d\n", g.Name, g.Outcome,
+						gateValue(gateUnit(g.Name), g.Moved), g.MovedN, gateValue(gateUnit(g.Name), g.Stayed), g.StayedN)
+				}
 			}
 		}
 	}
@@ -139,6 +149,18 @@ func gateValue(unit string, v float64) string {
 		return fmt.Sprintf("%.1fms", v)
 	}
 	return fmt.Sprintf("%g", v)
+}
+
+// gateUnit is the unit of a gate's readings, by its name, for the history (which
+// keeps no unit).
+func gateUnit(name string) string {
+	switch {
+	case name == "error_ratio" || name == "fallbacks":
+		return "ratio"
+	case strings.HasSuffix(name, "_latency"):
+		return "ms"
+	}
+	return ""
 }
 
 func formatBP(bp int) string { return fmt.Sprintf("%g", float64(bp)/100) }

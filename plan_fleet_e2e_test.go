@@ -216,6 +216,8 @@ func TestPlanFleetLeaderKilled(t *testing.T) {
 	// And `plan status` says so.
 	if code, out, _ := runCLI("plan", "status", "-history", "-admin", "http://"+survivor.admin); code != 0 || !strings.Contains(out, "feed: DONE, step 5 of 5 (100%") {
 		t.Errorf("plan status: %d\n%s", code, out)
+	} else {
+		t.Logf("shiftgate plan status -history:\n%s", out)
 	}
 	for range names {
 		res := <-loads

@@ -4,6 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -269,5 +274,66 @@ func TestPlanRollsBackFailingRegion(t *testing.T) {
 	}
 	if after := cloud.Requests(); after != before {
 		t.Errorf("cloud got %d requests after the rollback", after-before)
+	}
+}
+
+// TestPlanResumesAfterRestart stops a single gateway mid-plan and starts it again on
+// the same state_dir: the plan goes on from the step it was at (no step again, none
+// skipped) and finishes.
+func TestPlanResumesAfterRestart(t *testing.T) {
+	idc, cloud := startRegion(t, "idc"), startRegion(t, "cloud")
+	dir := t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	listen := ln.Addr().String()
+	ln.Close()
+	text := strings.NewReplacer("{{STATE}}", filepath.Join(dir, "state"), "{{IDC}}", idc.Addr, "{{CLOUD}}", cloud.Addr).Replace(planConfig)
+	path := filepath.Join(dir, "shiftgate.yaml")
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run := func() (*liveGateway, func()) {
+		ctx, cancel := context.WithCancel(context.Background())
+		g, err := Start(ctx, Options{ConfigPath: path, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			Listen: listen, AdminListen: "127.0.0.1:0", Debounce: 50e6})
+		if err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		var once sync.Once
+		stop := func() {
+			once.Do(func() {
+				cancel()
+				if err := g.Wait(); err != nil {
+					t.Errorf("gateway stopped with: %v", err)
+				}
+			})
+		}
+		t.Cleanup(stop)
+		return &liveGateway{srv: g.Server, addr: g.Addr, admin: "http://" + g.AdminAddr, dir: dir, path: path}, stop
+	}
+	g, stop := run()
+	load(t, "http://"+listen+"/api/feed", 400, 20000)
+	if code, body := g.call(t, "POST", "/v1/plans/feed/start", "{}"); code != 200 {
+		t.Fatalf("start: %d %s", code, body)
+	}
+	at := waitPlan(t, g, "feed", 60*time.Second, "the plan reaches step 2", func(p proxy.PlanStatus) bool { return p.Step >= 2 })
+	stop()
+	t.Logf("stopped at step %d (%g%%), %s", at.Step, at.Percent, at.State)
+
+	g, _ = run()
+	if p := planOf(g.plans(t), "feed"); p.State != conf.PlanRunning && p.State != conf.PlanDone {
+		t.Fatalf("after the restart: %s at step %d", p.State, p.Step)
+	}
+	end := waitPlan(t, g, "feed", 90*time.Second, "the plan finishes", func(p proxy.PlanStatus) bool { return p.State != conf.PlanRunning })
+	logRun(t, end)
+	var walked []string
+	for _, e := range end.History {
+		walked = append(walked, e.Event+":"+conf.FormatBP(e.PercentBP))
+	}
+	if end.State != conf.PlanDone || strings.Join(walked, " ") != "start:1 advance:5 advance:25 advance:50 done:100" {
+		t.Fatalf("ended %s, walked %s", end.State, strings.Join(walked, " "))
 	}
 }

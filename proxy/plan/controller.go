@@ -126,7 +126,14 @@ func (c *Controller) CheckDue(ctx context.Context) {
 		}
 		c.mu.Lock()
 		l := c.live[r.Name]
-		due := l == nil || !l.step.SameStep(p) || !now.Before(l.next)
+		// A step not read yet by this driver (just begun, or taken over from
+		// another) is read once its window can hold a complete second: at once
+		// when it began long ago.
+		next := firstReading(p.StepAt, r.Plan.Interval.D)
+		if l != nil && l.step.SameStep(p) {
+			next = l.next
+		}
+		due := !now.Before(next)
 		c.mu.Unlock()
 		if due && ctx.Err() == nil {
 			c.check(ctx, r, p, ov)
