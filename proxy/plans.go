@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -81,6 +82,7 @@ type PlanLive struct {
 }
 
 // PlanStatusOf describes route r's plan from its progress, without live readings.
+// r must have a plan.
 func PlanStatusOf(r *conf.Route, p conf.PlanProgress) PlanStatus {
 	ps := PlanStatus{Route: r.Name, State: p.State, Reason: p.Reason, Who: p.Who, At: p.At, Gates: []stats.Gate{}, History: p.History}
 	for _, sp := range r.Plan.Splits {
@@ -214,7 +216,7 @@ func stateOr(s conf.PlanState) conf.PlanState {
 func pausePlans(o *conf.Overrides, names []string, now time.Time, who, reason string) []string {
 	var paused []string
 	for name, p := range o.Plans {
-		if p.State != conf.PlanRunning || (names != nil && !contains(names, name)) {
+		if p.State != conf.PlanRunning || (names != nil && !slices.Contains(names, name)) {
 			continue
 		}
 		o.Plans[name] = p.Paused(now, who, reason+": the human wins; `shiftgate plan resume "+name+"` continues from the split in force")
@@ -222,15 +224,6 @@ func pausePlans(o *conf.Overrides, names []string, now time.Time, who, reason st
 	}
 	sort.Strings(paused)
 	return paused
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // logPaused leaves the audit line of plans a human's change paused.
@@ -250,11 +243,6 @@ func planOf(st *state, i int) *PlanStatus {
 	ps := PlanStatusOf(r, st.ov.Plans[r.Name])
 	ps.History = nil // status stays short; /v1/plans has it
 	return &ps
-}
-
-// describeSplit prints a split as status and the audit log do.
-func describeSplit(sp conf.SplitBP) string {
-	return fmt.Sprintf("%s/%s", conf.FormatBP(sp.Read), conf.FormatBP(sp.Write))
 }
 
 // BreakerOpens counts how often the breaker of route's region has opened on this
