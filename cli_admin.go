@@ -341,6 +341,11 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 			ov, r.Source, r.Effective, r.EffectiveWrite, strings.Join(br, " "))
 	}
 	tw.Flush()
+	for _, r := range st.Routes {
+		if p := r.Plan; p != nil {
+			fmt.Fprintf(stdout, "plan %s: %s, step %d of %d (%g%%) %s\n", r.Name, p.State, p.Step, len(p.Steps), p.Percent, p.Reason)
+		}
+	}
 	printCohorts(c, stdout)
 	if st.TLS != nil {
 		printTLSStatus(stdout, st.TLS, time.Now())

@@ -34,6 +34,10 @@ const usage = `shiftgate moves users from one region to another, live.
   shiftgate cutoff [-local] on|off [ROUTE...]
                                          tell apps (client config) to stop calling and serve their cache
   shiftgate vectors                      the golden vectors every client SDK is tested against (JSON)
+  shiftgate plan   start|pause|resume|abort ROUTE
+  shiftgate plan   status [-json] [-history]
+                                         guarded ramp plans (routes[i].plan): the gateway raises
+                                         the split itself while the new region's gates pass
   shiftgate warm   -config FILE URLS.txt pre-warm the fallback cache through a running gateway
   shiftgate version                      version, commit, Go version
   shiftgate loadtest [flags] URL         load generator (shiftgate loadtest -h)
@@ -92,6 +96,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdWarm(rest, stdout, stderr)
 	case "diff":
 		return cmdDiff(rest, stdout, stderr)
+	case "plan":
+		return cmdPlan(rest, stdout, stderr)
 	case "loadtest":
 		for _, a := range rest {
 			if a == "-replay" || a == "--replay" || strings.HasPrefix(a, "-replay=") || strings.HasPrefix(a, "--replay=") {

@@ -178,6 +178,8 @@ type Route struct {
 	// BudgetMode is what a byte budget does to the route's requests it sheds and no
 	// cached fallback answers: refuse (503, the default) or pace (hold them back).
 	BudgetMode string `yaml:"budget_mode"`
+	// Plan is the route's guarded ramp (see Plan); nil is none.
+	Plan *Plan `yaml:"plan"`
 
 	// Normalised fields, filled by Parse.
 

@@ -29,6 +29,8 @@ type Overrides struct {
 	Budgets     map[string]BudgetOverride `json:"budgets,omitempty"`
 	// Cutoff is the client cut-off (see Cutoff): it changes the client config only.
 	Cutoff Cutoff `json:"cutoff,omitzero"`
+	// Plans hold each started ramp plan's progress, by route name.
+	Plans map[string]PlanProgress `json:"plans,omitempty"`
 }
 
 // RouteOverride replaces a route's percent and write_percent.
@@ -37,6 +39,37 @@ type RouteOverride struct {
 	WritePercentBP int       `json:"write_percent_bp"`
 	Who            string    `json:"who,omitempty"`
 	At             time.Time `json:"at,omitempty"`
+	// Ramp, when set, brings the split to this override gradually instead of at
+	// once: a ramp plan's rollback lowers a route to 0 this way, so the old region
+	// warms up instead of taking everyone back at once.
+	Ramp SplitRamp `json:"ramp,omitzero"`
+}
+
+// SplitRamp moves a route's split linearly from FromBP/FromWriteBP to its override's
+// over For, starting at Start.
+type SplitRamp struct {
+	FromBP      int           `json:"from_bp"`
+	FromWriteBP int           `json:"from_write_bp"`
+	Start       time.Time     `json:"start"`
+	For         time.Duration `json:"for"`
+}
+
+// Ramping reports whether r is still ramping at now.
+func (r RouteOverride) Ramping(now time.Time) bool {
+	return r.Ramp.For > 0 && now.Before(r.Ramp.Start.Add(r.Ramp.For))
+}
+
+// SplitAt is the split r sets at now, along its ramp.
+func (r RouteOverride) SplitAt(now time.Time) SplitBP {
+	s := SplitBP{Read: r.PercentBP, Write: r.WritePercentBP}
+	if !r.Ramping(now) {
+		return s
+	}
+	step := min(max(int64(now.Sub(r.Ramp.Start))*rampSteps/int64(r.Ramp.For), 0), rampSteps)
+	lerp := func(from, to int) int { return from + int(int64(to-from)*step/rampSteps) }
+	out := SplitBP{Read: lerp(r.Ramp.FromBP, s.Read), Write: lerp(r.Ramp.FromWriteBP, s.Write)}
+	out.Write = min(out.Write, out.Read)
+	return out
 }
 
 // Rollback is the emergency switch: On sends every route to its from region. When it
@@ -60,12 +93,32 @@ func (o Overrides) Clone() Overrides {
 	}
 	c.cloneLevers(o)
 	c.Cutoff.Routes = slices.Clone(o.Cutoff.Routes)
+	if o.Plans != nil {
+		c.Plans = make(map[string]PlanProgress, len(o.Plans))
+		for k, v := range o.Plans {
+			c.Plans[k] = v.Clone()
+		}
+	}
 	return c
 }
 
 // Ramping reports whether a rollback ramp is still in progress at now.
 func (o Overrides) Ramping(now time.Time) bool {
 	return !o.Rollback.On && o.Rollback.RampFor > 0 && now.Before(o.Rollback.RampFrom.Add(o.Rollback.RampFor))
+}
+
+// RampingAny reports whether the rollback switch or any route's split is ramping at
+// now: while it is, the split is recompiled every moment.
+func (o Overrides) RampingAny(now time.Time) bool {
+	if o.Ramping(now) {
+		return true
+	}
+	for _, r := range o.Routes {
+		if r.Ramping(now) {
+			return true
+		}
+	}
+	return false
 }
 
 // rampSteps is how many steps a ramp takes at most; the split moves in steps of at
@@ -81,7 +134,7 @@ func (o Overrides) Effective(c *Config, now time.Time) ([]SplitBP, bool, error) 
 		r := &c.Routes[i]
 		s := SplitBP{Read: r.PercentBP, Write: r.WritePercentBP}
 		if ro, ok := o.Routes[r.Name]; ok {
-			s = SplitBP{Read: ro.PercentBP, Write: ro.WritePercentBP}
+			s = ro.SplitAt(now)
 		}
 		if s.Read < 0 || s.Read > 10000 || s.Write < 0 || s.Write > s.Read {
 			return nil, false, fmt.Errorf("route %s: override %s/%s is not a valid split", r.Name, FormatBP(s.Read), FormatBP(s.Write))

@@ -472,6 +472,7 @@ func (p *parser) checkRoutes(c *Config) {
 		}
 		p.checkBreaker(path+".breaker", &r.Breaker)
 		p.checkMirror(c, path, r)
+		p.checkPlan(c, path, r)
 		p.checkFallback(c, path+".fallback", r)
 	}
 }

@@ -135,6 +135,8 @@ type RouteStatus struct {
 	// site-wide); Clients counts what apps that decide themselves said.
 	Cutoff  bool          `json:"cutoff"`
 	Clients *ClientCounts `json:"clients,omitempty"`
+	// Plan is the route's ramp plan, when it has one.
+	Plan *PlanStatus `json:"plan,omitempty"`
 }
 
 // SplitOverride is a route's override as status shows it.
@@ -143,6 +145,8 @@ type SplitOverride struct {
 	WritePercent float64   `json:"write_percent"`
 	Who          string    `json:"who,omitempty"`
 	At           time.Time `json:"at,omitzero"`
+	// RampUntil is when a ramped override (a plan's rollback) arrives.
+	RampUntil time.Time `json:"ramp_until,omitzero"`
 }
 
 func pct(bp int) float64 { return float64(bp) / 100 }
@@ -187,6 +191,9 @@ func (s *Server) Status() Status {
 		}
 		if o, ok := st.ov.Routes[r.Name]; ok {
 			rs.Override = &SplitOverride{Percent: pct(o.PercentBP), WritePercent: pct(o.WritePercentBP), Who: o.Who, At: o.At}
+			if o.Ramping(s.now()) {
+				rs.Override.RampUntil = o.Ramp.Start.Add(o.Ramp.For)
+			}
 			rs.Percent, rs.WritePercent = pct(o.PercentBP), pct(o.WritePercentBP)
 			rs.Source = "override"
 		}
@@ -201,6 +208,7 @@ func (s *Server) Status() Status {
 				rs.Breakers[string(st.regions[id])] = b.State().String()
 			}
 		}
+		rs.Plan = planOf(st, i)
 		out.Routes = append(out.Routes, rs)
 	}
 	s.fillClientStatus(st, &out)
@@ -474,6 +482,7 @@ func (s *Server) ChangeSplits(ctx context.Context, who string, req BulkSplitRequ
 		return out, nil
 	}
 	local := req.Local && s.fleet() != nil
+	var paused []string
 	ov, err := s.changeOverrides(ctx, local, func(o *conf.Overrides) error {
 		if o.Routes == nil {
 			o.Routes = map[string]conf.RouteOverride{}
@@ -482,6 +491,7 @@ func (s *Server) ChangeSplits(ctx context.Context, who string, req BulkSplitRequ
 		for name, sp := range splits {
 			o.Routes[name] = conf.RouteOverride{PercentBP: sp.Read, WritePercentBP: sp.Write, Who: who, At: at}
 		}
+		paused = pausePlans(o, names, at, who, "manual split by "+who)
 		return nil
 	})
 	if isUnpersisted(err) {
@@ -490,6 +500,7 @@ func (s *Server) ChangeSplits(ctx context.Context, who string, req BulkSplitRequ
 	if err != nil {
 		return out, err
 	}
+	s.logPaused(who, paused, "manual split", ov.Revision)
 	out.Revision = ov.Revision
 	for i := range out.Results {
 		res := &out.Results[i]
@@ -525,10 +536,12 @@ func (s *Server) ClearSplits(ctx context.Context, who string, names []string, lo
 		}
 	}
 	local = local && s.fleet() != nil
+	var paused []string
 	ov, err := s.changeOverrides(ctx, local, func(o *conf.Overrides) error {
 		for _, name := range names {
 			delete(o.Routes, name)
 		}
+		paused = pausePlans(o, names, s.now().UTC(), who, "split override cleared by "+who)
 		return nil
 	})
 	var unpersisted string
@@ -538,6 +551,7 @@ func (s *Server) ClearSplits(ctx context.Context, who string, names []string, lo
 	if err != nil {
 		return ClearResult{}, err
 	}
+	s.logPaused(who, paused, "split override cleared", ov.Revision)
 	for _, name := range names {
 		was := st.ov.Routes[name]
 		s.log.Info("audit", "who", who, "what", "split cleared", "route", name,
@@ -573,11 +587,16 @@ func (s *Server) SetRollback(ctx context.Context, who string, req RollbackReques
 	}
 	before := s.Overrides().Rollback.On
 	local := req.Local && s.fleet() != nil
+	var paused []string
 	ov, err := s.changeOverrides(ctx, local, func(o *conf.Overrides) error {
 		now := s.now().UTC()
 		o.Rollback = conf.Rollback{On: req.On, Who: who, At: now}
 		if !req.On && ramp > 0 {
 			o.Rollback.RampFrom, o.Rollback.RampFor = now, ramp
+		}
+		paused = nil
+		if req.On {
+			paused = pausePlans(o, nil, now, who, "rollback turned on by "+who)
 		}
 		return nil
 	})
@@ -588,6 +607,7 @@ func (s *Server) SetRollback(ctx context.Context, who string, req RollbackReques
 	if err != nil {
 		return RollbackResult{}, err
 	}
+	s.logPaused(who, paused, "rollback on", ov.Revision)
 	s.log.Info("audit", "who", who, "what", "rollback", "before", before, "after", req.On, "ramp", ramp.String(), "revision", ov.Revision, "local", local, "persisted", res.Unpersisted == "")
 	return res, nil
 }

@@ -83,6 +83,8 @@ type Server struct {
 	listeners []net.Listener
 	// unpersisted are overrides in force that the store did not take.
 	unpersisted unpersisted
+	// planDriver is the ramp plan controller, when one runs (SetPlanDriver).
+	planDriver atomic.Pointer[PlanDriver]
 }
 
 type serverStats struct {
@@ -437,8 +439,9 @@ func (s *Server) retire(cur *state) {
 	s.metrics.retainRoutes(routes, cur.regions)
 }
 
-// rampLoop recompiles while a rollback ramp is in progress so the split grows in small
-// steps; a ramp step is an ordinary swap that leaves the config version alone.
+// rampLoop recompiles while a rollback ramp (or a route's ramped override, such as a
+// ramp plan's rollback) is in progress so the split moves in small steps; a ramp step
+// is an ordinary swap that leaves the config version alone.
 func (s *Server) rampLoop() {
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
@@ -462,7 +465,7 @@ func (s *Server) rampLoop() {
 // progress (and for a second after it ends, so the last step lands).
 func (s *Server) rampStep() {
 	st := s.state.Load()
-	if !st.ov.Ramping(s.now()) && !st.ov.Ramping(s.now().Add(-time.Second)) {
+	if !st.ov.RampingAny(s.now()) && !st.ov.RampingAny(s.now().Add(-time.Second)) {
 		return
 	}
 	s.mu.Lock()

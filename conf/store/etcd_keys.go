@@ -20,6 +20,7 @@ const (
 	keyOverrides  = "overrides/"
 	keyRoutes     = "routes/"     // overrides/routes/NAME: a RouteOverride
 	keyRollback   = "rollback"    // overrides/rollback: the rollback switch
+	keyPlans      = "plans/"      // overrides/plans/NAME: a ramp plan's PlanProgress
 	keyLastChange = "last-change" // overrides/last-change: who changed what, last
 	keyInstances  = "instances/"  // instances/NAME: an Instance, under a lease
 	pendingFile   = "overrides-pending.json"
@@ -66,6 +67,10 @@ func encodeOverrides(o conf.Overrides) map[string][]byte {
 		b, _ := json.Marshal(o.Cutoff)
 		out[keyCutoff] = b
 	}
+	for name, p := range o.Plans {
+		b, _ := json.Marshal(p)
+		out[keyPlans+name] = b
+	}
 	return out
 }
 
@@ -87,6 +92,18 @@ func decodeOverrides(kv map[string]kvEntry) (conf.Overrides, []error) {
 				o.Routes = map[string]conf.RouteOverride{}
 			}
 			o.Routes[k[len(keyRoutes):]] = r
+		case strings.HasPrefix(k, keyPlans) && len(k) > len(keyPlans):
+			// Unknown fields are ignored, so a newer instance may add to a plan's
+			// progress without breaking older ones mid-upgrade.
+			var p conf.PlanProgress
+			if err := json.Unmarshal(e.val, &p); err != nil {
+				errs = append(errs, fmt.Errorf("%s%s: %w", keyOverrides, k, err))
+				continue
+			}
+			if o.Plans == nil {
+				o.Plans = map[string]conf.PlanProgress{}
+			}
+			o.Plans[k[len(keyPlans):]] = p
 		case k == keyRollback:
 			if err := json.Unmarshal(e.val, &o.Rollback); err != nil {
 				errs = append(errs, fmt.Errorf("%s%s: %w", keyOverrides, k, err))
@@ -152,6 +169,9 @@ func whoChanged(b conf.Overrides, keys []string) string {
 		}
 		if who := leverWho(b, k); who != "" {
 			return who
+		}
+		if name, ok := strings.CutPrefix(k, keyPlans); ok && b.Plans[name].Who != "" {
+			return b.Plans[name].Who
 		}
 	}
 	return ""

@@ -26,6 +26,9 @@ type Server struct {
 	srv      *fasthttp.Server
 	requests atomic.Int64
 	body     []byte
+	// failBP is the share of requests answered 503, in basis points.
+	failBP atomic.Int64
+	failIf func(h *fasthttp.RequestHeader) bool
 }
 
 // Options tune a stand-in. The zero value answers a short JSON body naming the region.
@@ -33,6 +36,12 @@ type Options struct {
 	// BodySize, when > 0, makes every answer a fixed body of that many bytes instead of
 	// the JSON label (the bench uses it for a fixed-size backend).
 	BodySize int
+	// FailPercent is the share of requests answered with a 503 (0..100), spread
+	// evenly over the requests; SetFailPercent changes it while serving.
+	FailPercent float64
+	// FailIf, when set, answers a 503 to every request it returns true for (such
+	// as the users of some buckets: a region broken for part of its users).
+	FailIf func(h *fasthttp.RequestHeader) bool
 }
 
 // Start listens on addr ("127.0.0.1:0" picks a free port) and serves until Close.
@@ -41,7 +50,8 @@ func Start(region, addr string, opt Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Region: region, Addr: ln.Addr().String(), ln: ln}
+	s := &Server{Region: region, Addr: ln.Addr().String(), ln: ln, failIf: opt.FailIf}
+	s.SetFailPercent(opt.FailPercent)
 	if opt.BodySize > 0 {
 		s.body = make([]byte, opt.BodySize)
 		for i := range s.body {
@@ -62,8 +72,17 @@ func Start(region, addr string, opt Options) (*Server, error) {
 }
 
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
-	s.requests.Add(1)
+	n := s.requests.Add(1)
 	ctx.Response.Header.Set(RegionHeader, s.Region)
+	// A multiplicative hash of the request number spreads the failures evenly
+	// instead of in runs.
+	if bp := s.failBP.Load(); (bp > 0 && int64((uint64(n)*0x9E3779B97F4A7C15)>>32%10000) < bp) ||
+		(s.failIf != nil && s.failIf(&ctx.Request.Header)) {
+		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+		ctx.SetContentType("text/plain")
+		ctx.SetBodyString("stand-in failing on purpose\n")
+		return
+	}
 	if s.body != nil {
 		ctx.SetContentType("text/plain")
 		ctx.SetBody(s.body)
@@ -80,6 +99,12 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	w(`","path":"`)
 	w(strconv.Quote(string(ctx.RequestURI()))[1:])
 	b.Write([]byte{'}'}) //nolint:errcheck
+}
+
+// SetFailPercent makes the stand-in answer that share of requests (0..100, clamped)
+// with a 503 from now on: a region that fails part of its traffic.
+func (s *Server) SetFailPercent(p float64) {
+	s.failBP.Store(int64(min(max(p, 0), 100) * 100))
 }
 
 // Requests reports how many requests this stand-in has answered.

@@ -45,6 +45,8 @@ func handler(srv *proxy.Server, self string) http.Handler {
 	a.registerDashboard(mux)
 	mux.HandleFunc("GET /v1/limits", a.limits)
 	mux.HandleFunc("PUT /v1/limits", a.changeLimits)
+	mux.HandleFunc("GET /v1/plans", a.plans)
+	mux.HandleFunc("POST /v1/plans/{route}/{verb}", a.planVerb)
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 		srv.WriteMetrics(w)

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -46,6 +47,11 @@ func NewClient(base, token string) (*Client, error) {
 // Do sends body (JSON, when not nil) to method path and decodes a 2xx answer into out
 // (when not nil). A non-2xx answer is an *APIError.
 func (c *Client) Do(method, path string, body any, out any) error {
+	return c.DoContext(context.Background(), method, path, body, out)
+}
+
+// DoContext is Do bounded by ctx.
+func (c *Client) DoContext(ctx context.Context, method, path string, body any, out any) error {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -54,7 +60,7 @@ func (c *Client) Do(method, path string, body any, out any) error {
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequest(method, c.Base+path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, c.Base+path, rd)
 	if err != nil {
 		return err
 	}

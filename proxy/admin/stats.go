@@ -17,8 +17,9 @@ import (
 // not answer in time is listed as missing, and the page shows the rest.
 const fleetStatsTimeout = time.Second
 
-// statsView reads the query's view: history=DURATION (default 5m, "0" for none) and
-// histograms=1 (what a fleet view merges).
+// statsView reads the query's view: history=DURATION (default 5m, "0" for none),
+// compare=DURATION (the comparisons' span, default 1m; a ramp plan's gates ask for
+// the window since their step began) and histograms=1 (what a fleet view merges).
 func statsView(r *http.Request) (stats.View, error) {
 	q := r.URL.Query()
 	v := stats.View{Histograms: q.Get("histograms") == "1"}
@@ -35,7 +36,39 @@ func statsView(r *http.Request) (stats.View, error) {
 			v.HistoryStep = 10 * time.Second
 		}
 	}
+	if c := q.Get("compare"); c != "" {
+		d, err := time.ParseDuration(c)
+		if err != nil || d < time.Second || d > 24*time.Hour {
+			return v, proxy.Errorf(http.StatusBadRequest, "compare: want a duration from 1s to 24h such as 1m, got %q", c)
+		}
+		v.Compare = d
+	}
 	return v, nil
+}
+
+// FleetStats is GET /v1/stats?fleet=1 for callers in the process (a ramp plan's
+// gates): srv's statistics of route ("" for all) under v, merged with those of every
+// other instance registered in the fleet; self, this instance's admin address, is
+// not asked again. v's Compare and History travel to the other instances.
+func FleetStats(ctx context.Context, srv *proxy.Server, self, route string, v stats.View) (stats.Snapshot, error) {
+	v.Histograms = true
+	local, err := srv.Stats(route, v)
+	if err != nil {
+		return local, err
+	}
+	q := url.Values{}
+	if route != "" {
+		q.Set("route", route)
+	}
+	if v.Compare > 0 {
+		q.Set("compare", v.Compare.String())
+	}
+	q.Set("history", "0")
+	if v.History > 0 {
+		q.Set("history", v.History.String())
+	}
+	a := &api{srv: srv, self: self}
+	return a.fleetStats(ctx, local, q.Encode())
 }
 
 // stats answers GET /v1/stats: this instance's per-cohort statistics, or with

@@ -209,6 +209,7 @@ func Start(ctx context.Context, opt Options) (*Gateway, error) {
 			log.Error("certificate watcher stopped", "err", err)
 		}
 	})
+	g.startPlans(ctx, st)
 	g.listeners.Add(2)
 	go func() { defer g.listeners.Done(); g.errc <- srv.Serve(ln) }()
 	go func() { defer g.listeners.Done(); g.errc <- admin.Serve(ctx, aln, srv) }()

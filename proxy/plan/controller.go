@@ -1,0 +1,355 @@
+package plan
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/shiftgate/shiftgate/conf"
+	"github.com/shiftgate/shiftgate/proxy"
+	"github.com/shiftgate/shiftgate/proxy/stats"
+)
+
+// Reader reads route's cohorts over [since, now), merged over the fleet in a fleet.
+// totals asks for Window.Fallbacks and Window.Total too (a costlier read).
+type Reader func(ctx context.Context, route string, since time.Time, totals bool) (Window, error)
+
+// Options configure a Controller. Read is required.
+type Options struct {
+	// Read reads the statistics the gates judge.
+	Read Reader
+	// Logger receives the controller's logs; nil logs to slog.Default().
+	Logger *slog.Logger
+	// Now is the clock plans are timed by; nil means time.Now.
+	Now func() time.Time
+	// Instance names this instance in the audit log and /v1/plans ("" alone).
+	Instance string
+	// Driver, when set, names the instance that drives the plans and its admin
+	// address (a fleet elects one); nil means this instance always drives them.
+	Driver func(ctx context.Context) (name, admin string, err error)
+	// Tick is how often Drive looks for plans due a reading; default 100ms. Each
+	// plan is read every plan.interval.
+	Tick time.Duration
+}
+
+// Controller drives ramp plans: while Drive runs (on the one instance a fleet elects)
+// it reads each running plan's gates every interval, decides with Decide, and stores
+// what the decision changes through the server's WritePlan. It is also the server's
+// PlanDriver: /v1/plans and the plan verbs come here. Its methods are safe for
+// concurrent use.
+type Controller struct {
+	srv *proxy.Server
+	opt Options
+
+	driving atomic.Bool
+	mu      sync.Mutex
+	live    map[string]*live // by route, readings of the step in force
+}
+
+// live are the readings of one running step by this driver.
+type live struct {
+	step        conf.PlanProgress // the step these readings are of
+	next        time.Time         // when the step is next read
+	checkedAt   time.Time
+	checks      int
+	failures    int
+	gates       []stats.Gate
+	win         Window
+	decision    Decision
+	breakerBase uint64
+}
+
+// New returns a controller of srv's plans; call srv.SetPlanDriver with it and run
+// Drive where the plans are to be driven.
+func New(srv *proxy.Server, opt Options) *Controller {
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.Tick <= 0 {
+		opt.Tick = 100 * time.Millisecond
+	}
+	return &Controller{srv: srv, opt: opt, live: map[string]*live{}}
+}
+
+// who names this controller in the audit log and the store.
+func (c *Controller) who() string {
+	if c.opt.Instance == "" {
+		return "plan"
+	}
+	return "plan@" + c.opt.Instance
+}
+
+// Drive reads and steps the running plans until ctx ends (the fleet's leadership is
+// lost, or the gateway stops). Progress is in the store, so whoever drives next
+// continues from the step in force.
+func (c *Controller) Drive(ctx context.Context) {
+	c.driving.Store(true)
+	defer func() {
+		c.driving.Store(false)
+		c.mu.Lock()
+		c.live = map[string]*live{}
+		c.mu.Unlock()
+	}()
+	c.opt.Logger.Info("driving ramp plans", "instance", c.opt.Instance)
+	t := time.NewTicker(c.opt.Tick)
+	defer t.Stop()
+	for {
+		c.CheckDue(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// CheckDue reads every running plan whose last reading is an interval old, and acts on
+// what each decides. Drive calls it every tick; tests call it directly.
+func (c *Controller) CheckDue(ctx context.Context) {
+	cfg, ov := c.srv.Config(), c.srv.Overrides()
+	now := c.opt.Now()
+	for i := range cfg.Routes {
+		r := &cfg.Routes[i]
+		p, ok := ov.Plans[r.Name]
+		if r.Plan == nil || !ok || p.State != conf.PlanRunning {
+			c.forget(r.Name)
+			continue
+		}
+		c.mu.Lock()
+		l := c.live[r.Name]
+		// A step not read yet by this driver (just begun, or taken over from
+		// another) is read once its window can hold a complete second: at once
+		// when it began long ago.
+		next := firstReading(p.StepAt, r.Plan.Interval.D)
+		if l != nil && l.step.SameStep(p) {
+			next = l.next
+		}
+		due := !now.Before(next)
+		c.mu.Unlock()
+		if due && ctx.Err() == nil {
+			c.check(ctx, r, p, ov)
+		}
+	}
+}
+
+func (c *Controller) forget(route string) {
+	c.mu.Lock()
+	delete(c.live, route)
+	c.mu.Unlock()
+}
+
+// errMoved refuses a driver's write when the stored progress is no longer the step it
+// read: another driver or a human got there first.
+var errMoved = errors.New("the plan moved since it was read")
+
+// check reads one running plan once and writes what it decides.
+func (c *Controller) check(ctx context.Context, r *conf.Route, p conf.PlanProgress, ov conf.Overrides) {
+	pl, now := r.Plan, c.opt.Now().UTC()
+	// The human wins: a change this plan did not make pauses it.
+	if why := c.overruled(r, p, ov); why != "" {
+		c.write(ctx, r, p, "pause", func(cur conf.PlanProgress, _ conf.SplitBP) (conf.PlanProgress, *proxy.PlanSplit, error) {
+			return cur.Paused(now, c.who(), why+": the human wins; `shiftgate plan resume "+r.Name+"` continues from the split in force"), nil, nil
+		})
+		return
+	}
+	c.mu.Lock()
+	l := c.live[r.Name]
+	if l == nil || !l.step.SameStep(p) {
+		l = &live{step: p, breakerBase: c.srv.BreakerOpens(r.Name, r.To)}
+		c.live[r.Name] = l
+	}
+	failures, base := l.failures, l.breakerBase
+	c.mu.Unlock()
+
+	rctx, cancel := context.WithTimeout(ctx, max(pl.Interval.D, 2*time.Second))
+	w, err := c.opt.Read(rctx, r.Name, p.StepAt, pl.Gates.Fallbacks != nil)
+	cancel()
+	var gates []stats.Gate
+	var d Decision
+	if err != nil {
+		// No statistics is no evidence: hold, neither pass nor fail.
+		d = Decision{Action: Hold, Failures: failures, Why: "statistics unavailable: " + err.Error()}
+	} else {
+		opens := int64(c.srv.BreakerOpens(r.Name, r.To) - base)
+		gates = Judge(pl, w, opens)
+		d = Decide(pl, p, failures, now, gates)
+	}
+	c.mu.Lock()
+	l.checkedAt, l.failures, l.decision, l.next = now, d.Failures, d, now.Add(pl.Interval.D)
+	l.checks++
+	readings := l.checks
+	if err == nil {
+		l.gates, l.win = gates, w
+	}
+	c.mu.Unlock()
+	if d.Action == Hold {
+		return
+	}
+	c.write(ctx, r, p, string(d.Action), func(cur conf.PlanProgress, split conf.SplitBP) (conf.PlanProgress, *proxy.PlanSplit, error) {
+		n, sp, _ := Next(pl, cur, d, gates, split, now, c.who())
+		n.History[len(n.History)-1].Readings = readings
+		return n, sp, nil
+	})
+}
+
+// overruled says why a running plan must pause because someone else changed what it
+// depends on, "" when nothing did: a reload that changed the route or its plan, a
+// split the plan did not set (a direct store write), the rollback switch.
+func (c *Controller) overruled(r *conf.Route, p conf.PlanProgress, ov conf.Overrides) string {
+	if p.Fingerprint != "" && p.Fingerprint != r.PlanFingerprint() {
+		return "a config reload changed route " + r.Name + " or its plan"
+	}
+	if ov.Rollback.On {
+		return "rollback is on"
+	}
+	split := conf.SplitBP{Read: r.PercentBP, Write: r.WritePercentBP}
+	if ro, ok := ov.Routes[r.Name]; ok {
+		split = conf.SplitBP{Read: ro.PercentBP, Write: ro.WritePercentBP}
+	}
+	if split.Read != p.PercentBP || split.Write != p.WritePercentBP {
+		return fmt.Sprintf("the split was changed outside the plan (%s%%/%s%%, the plan set %s%%/%s%%)",
+			conf.FormatBP(split.Read), conf.FormatBP(split.Write), conf.FormatBP(p.PercentBP), conf.FormatBP(p.WritePercentBP))
+	}
+	return ""
+}
+
+// write stores a driver's change of p, provided the stored progress still stands at
+// p's step; the fingerprint of the route's config goes with it.
+func (c *Controller) write(ctx context.Context, r *conf.Route, p conf.PlanProgress, what string, change proxy.PlanChange) {
+	fp := r.PlanFingerprint()
+	n, err := c.srv.WritePlan(ctx, c.who(), r.Name, func(cur conf.PlanProgress, split conf.SplitBP) (conf.PlanProgress, *proxy.PlanSplit, error) {
+		if !cur.SameStep(p) {
+			return cur, nil, errMoved
+		}
+		n, sp, err := change(cur, split)
+		n.Fingerprint = fp
+		return n, sp, err
+	})
+	switch {
+	case errors.Is(err, errMoved):
+		c.opt.Logger.Info("plan moved meanwhile; reading it again", "route", r.Name, "would", what)
+	case err != nil:
+		// Tried again at the next interval: the decision is made afresh then.
+		c.opt.Logger.Error("plan step not stored", "route", r.Name, "would", what, "err", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err != nil {
+		delete(c.live, r.Name)
+		return
+	}
+	c.live[r.Name] = &live{step: n, next: firstReading(n.StepAt, r.Plan.Interval.D), breakerBase: c.srv.BreakerOpens(r.Name, r.To)}
+}
+
+// firstReading is when a step that began at start is first read: an interval later,
+// and not before its window holds a complete second (the statistics keep whole
+// seconds, and the recording clock may lag by a tenth of one), so the first reading
+// is never empty by construction.
+func firstReading(start time.Time, interval time.Duration) time.Time {
+	complete := start.Truncate(time.Second).Add(2*time.Second + 150*time.Millisecond)
+	if start.Equal(start.Truncate(time.Second)) {
+		complete = complete.Add(-time.Second)
+	}
+	return maxTime(start.Add(interval), complete)
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// Act implements proxy.PlanDriver: start, pause, resume or abort a route's plan. Any
+// instance takes them (they go to the store); the driver picks them up.
+func (c *Controller) Act(ctx context.Context, who, route, verb string) (proxy.PlanStatus, error) {
+	cfg := c.srv.Config()
+	r, ok := cfg.Route(route)
+	if !ok {
+		return proxy.PlanStatus{}, proxy.Errorf(http.StatusNotFound, "no route %q", route)
+	}
+	if r.Plan == nil {
+		return proxy.PlanStatus{}, proxy.Errorf(http.StatusNotFound, "route %s has no plan (routes[%d].plan in the config)", route, r.Index)
+	}
+	pl, fp := r.Plan, r.PlanFingerprint()
+	var change proxy.PlanChange
+	switch verb {
+	case "start", "resume":
+		if c.srv.Overrides().Rollback.On {
+			return proxy.PlanStatus{}, proxy.Errorf(http.StatusConflict, "rollback is on: turn it off before a plan can %s", verb)
+		}
+		f := Start
+		if verb == "resume" {
+			f = Resume
+		}
+		change = func(cur conf.PlanProgress, split conf.SplitBP) (conf.PlanProgress, *proxy.PlanSplit, error) {
+			n, sp, err := f(route, pl, cur, split, c.opt.Now().UTC(), who)
+			n.Fingerprint = fp
+			return n, sp, err
+		}
+	case "pause":
+		change = func(cur conf.PlanProgress, _ conf.SplitBP) (conf.PlanProgress, *proxy.PlanSplit, error) {
+			n, err := Pause(route, cur, c.opt.Now().UTC(), who)
+			return n, nil, err
+		}
+	case "abort":
+		change = func(cur conf.PlanProgress, _ conf.SplitBP) (conf.PlanProgress, *proxy.PlanSplit, error) {
+			return Abort(route, pl, cur, c.opt.Now().UTC(), who)
+		}
+	default:
+		return proxy.PlanStatus{}, proxy.Errorf(http.StatusBadRequest, "want start, pause, resume or abort, got %q", verb)
+	}
+	p, err := c.srv.WritePlan(ctx, who, route, change)
+	if err != nil {
+		return proxy.PlanStatus{}, err
+	}
+	c.mu.Lock()
+	delete(c.live, route)
+	if p.State == conf.PlanRunning {
+		c.live[route] = &live{step: p, next: firstReading(p.StepAt, pl.Interval.D), breakerBase: c.srv.BreakerOpens(route, r.To)}
+	}
+	c.mu.Unlock()
+	return proxy.PlanStatusOf(r, p), nil
+}
+
+// Plans implements proxy.PlanDriver: every configured plan, its progress from the
+// store and, while this instance drives it, its live readings.
+func (c *Controller) Plans(ctx context.Context) (proxy.PlansAnswer, error) {
+	cfg, ov := c.srv.Config(), c.srv.Overrides()
+	out := proxy.PlansAnswer{Plans: []proxy.PlanStatus{}, Instance: c.opt.Instance, Driving: c.driving.Load()}
+	if c.opt.Driver == nil {
+		out.Driver = c.opt.Instance
+	} else if name, admin, err := c.opt.Driver(ctx); err == nil {
+		out.Driver, out.DriverAdmin = name, admin
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := range cfg.Routes {
+		r := &cfg.Routes[i]
+		if r.Plan == nil {
+			continue
+		}
+		p := ov.Plans[r.Name]
+		ps := proxy.PlanStatusOf(r, p)
+		if l := c.live[r.Name]; l != nil && l.step.SameStep(p) && l.checks > 0 {
+			ps.Gates = append(ps.Gates, l.gates...)
+			ps.Live = &proxy.PlanLive{CheckedAt: l.checkedAt, Checks: l.checks, Failures: l.failures,
+				Instances: l.win.Instances, Missing: l.win.Missing, Decision: string(l.decision.Action), Why: l.decision.Why}
+			if !l.win.From.IsZero() {
+				ps.Live.WindowFrom, ps.Live.WindowTo = l.win.From.Unix(), l.win.To.Unix()
+			}
+		}
+		out.Plans = append(out.Plans, ps)
+	}
+	sort.Slice(out.Plans, func(i, j int) bool { return out.Plans[i].Route < out.Plans[j].Route })
+	return out, nil
+}
