@@ -121,8 +121,8 @@ func TestDashboardGuard(t *testing.T) {
 	}
 }
 
-// TestDashboardInfo reports the optional endpoints this gateway has: stats on, no
-// ramp plans, no fleet store (the state_dir file).
+// TestDashboardInfo reports the optional endpoints this gateway has: stats on, ramp
+// plans, no fleet store (the state_dir file).
 func TestDashboardInfo(t *testing.T) {
 	_, h := newTestServer(t)
 	w := do(h, "GET", "/v1/dashboard", testToken)
@@ -130,7 +130,7 @@ func TestDashboardInfo(t *testing.T) {
 	if err := json.Unmarshal(w.Body.Bytes(), &info); err != nil {
 		t.Fatal(err)
 	}
-	want := DashboardInfo{PollMs: 1500, Features: DashboardFeatures{Stats: true}}
+	want := DashboardInfo{PollMs: 1500, Features: DashboardFeatures{Plans: true, Stats: true}}
 	if info != want {
 		t.Errorf("got %+v, want %+v", info, want)
 	}
