@@ -99,9 +99,10 @@ func TestPlanFleetLeaderKilled(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		in.stopLoad = cancel
 		t.Cleanup(cancel)
+		seed := uint64(len(names)) // read here: the loop goes on appending to names
 		go func() {
 			res, _ := loadtest.Run(ctx, loadtest.Options{URL: "http://" + in.listen + "/api/feed", Rate: 150, Conns: 4,
-				Users: 20000, Seed: uint64(len(names)), Duration: 2 * time.Minute, Timeout: 2 * time.Second})
+				Users: 20000, Seed: seed, Duration: 2 * time.Minute, Timeout: 2 * time.Second})
 			loads <- res
 		}()
 		insts[name] = in
