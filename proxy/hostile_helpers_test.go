@@ -83,7 +83,12 @@ type recConn struct {
 	reqs      []*recRequest
 	bad       error // the bytes that reached the backend were not well-formed requests
 	closed    bool  // the gateway closed the connection (EOF between requests)
-	ended     bool  // the backend's loop for this connection is over
+	// aborted is set when the gateway closed the connection in the middle of a
+	// request's body: the request is incomplete, so no backend acts on it. That is
+	// how a streamed body that turns out malformed is cut (the head and the bytes
+	// before the fault may already be upstream), and it is not a malformed request.
+	aborted bool
+	ended   bool // the backend's loop for this connection is over
 }
 
 // recBackend is a raw-TCP upstream on 127.0.0.1:0 that writes down exactly what
@@ -216,8 +221,14 @@ func (b *recBackend) serve(c net.Conn, id int, rc *recConn) {
 		h := sha256.New()
 		var keep bytes.Buffer
 		n, err := io.Copy(io.MultiWriter(h, &capWriter{w: &keep, n: bodyKeep}), req.Body)
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			// The connection ended inside the body: an aborted request, which no
+			// backend acts on (and which the smuggling checks do not count).
+			b.update(func() { rc.aborted = true })
+			return
+		}
 		if err != nil {
-			// A body cut short is not a request the backend may act on.
+			// A body the backend cannot read as its framing says is malformed.
 			b.update(func() { rc.bad = fmt.Errorf("request %d: body after %d bytes: %v", seq, n, err) })
 			return
 		}
