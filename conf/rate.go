@@ -36,9 +36,8 @@ func (r *Rate) UnmarshalYAML(n *yaml.Node) error {
 // String writes r as FormatRate does.
 func (r Rate) String() string { return FormatRate(r.BytesPerSec) }
 
-// ParseRate reads a data rate and returns bytes per second. It is the grammar of
-// proxy/shed.ParseRate (conf is a leaf and may not import it; a test in proxy holds the
-// two to the same answers):
+// ParseRate reads a data rate and returns bytes per second. It is the one grammar of
+// rates: the config, the admin API and the CLI all read budgets with it.
 //
 // The number is decimal digits with an optional fraction ("800", "1.5"); spaces may
 // stand between it and the unit, which is required (a bare number could be bits or

@@ -551,21 +551,3 @@ func TestBudgetShedOrder(t *testing.T) {
 		t.Fatal("two seconds later the budget must let low routes cross again")
 	}
 }
-
-// FuzzRateGrammar holds conf.ParseRate (conf is a leaf) to the grammar of
-// shed.ParseRate, which the proxy/shed package documents.
-func FuzzRateGrammar(f *testing.F) {
-	for _, s := range []string{"800Mbit", "1Gbps", "100MB/s", "64KiB/s", "1.5 Tbit", "800", "0Mbit", "mbit", "1e9bit", "3gbit", " 7 B "} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		a, errA := conf.ParseRate(s)
-		b, errB := shed.ParseRate(s)
-		if (errA == nil) != (errB == nil) || a != b {
-			t.Fatalf("%q: conf %v %v, shed %v %v", s, a, errA, b, errB)
-		}
-		if errA == nil && conf.FormatRate(a) != shed.FormatRate(b) {
-			t.Fatalf("%q: conf formats %s, shed %s", s, conf.FormatRate(a), shed.FormatRate(b))
-		}
-	})
-}

@@ -82,5 +82,5 @@
 // load alone; 80 % of that, for the bursts that averages hide; minus what already runs
 // on the link outside shiftgate's control (replication, offline transfers). A 10 Gbit/s
 // line carrying 1 Gbit/s of replication gives 10/2 × 0.8 − 1 = 3 Gbit/s, written
-// `shiftgate budget idc cloud 3Gbit` ([ParseRate] reads it).
+// `shiftgate budget idc cloud 3Gbit` (conf.ParseRate reads it).
 package shed

@@ -131,7 +131,7 @@ type Route struct {
 // budget From→To binds only the instances whose own region is From.
 type Budget struct {
 	From, To string
-	// BytesPerSec is the budget (see ParseRate and DeriveBudget). Zero is off.
+	// BytesPerSec is the budget (conf.ParseRate reads one; see DeriveBudget). Zero is off.
 	BytesPerSec float64
 	// Ramp is as Limits.SiteRamp, for BytesPerSec.
 	Ramp time.Duration
