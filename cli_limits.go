@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -39,24 +40,50 @@ func limitTarget(arg string) (site bool, route string) {
 	return false, strings.TrimPrefix(arg, "route:")
 }
 
-func cmdLimit(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("limit", stderr)
-	ramp := fs.String("ramp", "", "a raise or a lift climbs over this duration (e.g. 2m)")
-	clear := fs.Bool("clear", false, "drop the override of each target: the file's cap applies again")
-	local := fs.Bool("local", false, "while the fleet's etcd is down: change this instance only (written to etcd when it returns)")
-	asJSON := fs.Bool("json", false, "with no target: print the raw JSON of /v1/limits")
-	client := adminFlags(fs)
-	fs.Usage = func() { fmt.Fprintln(stderr, limitUsage); fs.PrintDefaults() }
-	if err := fs.Parse(args); err != nil {
+// leverFlags are the flags `limit` and `budget` share.
+type leverFlags struct {
+	fs                 *flag.FlagSet
+	ramp               *string
+	clear, local, json *bool
+	client             func() (*admin.Client, error)
+}
+
+// newLeverFlags sets up verb's flags; what names what -clear drops and what -json prints.
+func newLeverFlags(verb, usage, what string, stderr io.Writer) leverFlags {
+	fs := newFlags(verb, stderr)
+	l := leverFlags{fs: fs,
+		ramp:  fs.String("ramp", "", "a raise or a lift climbs over this duration (e.g. 2m)"),
+		clear: fs.Bool("clear", false, "drop the override of "+what+": the file's value applies again"),
+		local: fs.Bool("local", false, "while the fleet's etcd is down: change this instance only (written to etcd when it returns)"),
+		json:  fs.Bool("json", false, "with no "+what+": print the raw JSON of /v1/limits"),
+	}
+	l.client = adminFlags(fs)
+	fs.Usage = func() { fmt.Fprintln(stderr, usage); fs.PrintDefaults() }
+	return l
+}
+
+// parse reads args. With no target it prints the levers in force and returns the exit
+// status; with targets it returns -1 and the verb goes on.
+func (l leverFlags) parse(args []string, budgets bool, stdout, stderr io.Writer) (exit int) {
+	if err := l.fs.Parse(args); err != nil {
 		return 2
 	}
-	if fs.NArg() == 0 {
-		if *clear || *ramp != "" || *local {
-			fs.Usage()
-			return 2
-		}
-		return showLimits(client, *asJSON, false, stdout, stderr)
+	if l.fs.NArg() > 0 {
+		return -1
 	}
+	if *l.clear || *l.ramp != "" || *l.local {
+		l.fs.Usage()
+		return 2
+	}
+	return showLimits(l.client, *l.json, budgets, stdout, stderr)
+}
+
+func cmdLimit(args []string, stdout, stderr io.Writer) int {
+	lf := newLeverFlags("limit", limitUsage, "each target", stderr)
+	if code := lf.parse(args, false, stdout, stderr); code >= 0 {
+		return code
+	}
+	fs, ramp, clear, local, client := lf.fs, lf.ramp, lf.clear, lf.local, lf.client
 	req := proxy.LimitsRequest{Local: *local, Routes: map[string]proxy.LimitChange{}}
 	add := func(arg string, ch proxy.LimitChange) bool {
 		site, route := limitTarget(arg)
@@ -107,23 +134,11 @@ func cmdLimit(args []string, stdout, stderr io.Writer) int {
 }
 
 func cmdBudget(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("budget", stderr)
-	ramp := fs.String("ramp", "", "a raise or a lift climbs over this duration (e.g. 2m)")
-	clear := fs.Bool("clear", false, "drop the override: the file's budget applies again")
-	local := fs.Bool("local", false, "while the fleet's etcd is down: change this instance only (written to etcd when it returns)")
-	asJSON := fs.Bool("json", false, "with no pair: print the raw JSON of /v1/limits")
-	client := adminFlags(fs)
-	fs.Usage = func() { fmt.Fprintln(stderr, budgetUsage); fs.PrintDefaults() }
-	if err := fs.Parse(args); err != nil {
-		return 2
+	lf := newLeverFlags("budget", budgetUsage, "the pair", stderr)
+	if code := lf.parse(args, true, stdout, stderr); code >= 0 {
+		return code
 	}
-	if fs.NArg() == 0 {
-		if *clear || *ramp != "" || *local {
-			fs.Usage()
-			return 2
-		}
-		return showLimits(client, *asJSON, true, stdout, stderr)
-	}
+	fs, ramp, clear, local, client := lf.fs, lf.ramp, lf.clear, lf.local, lf.client
 	ch := proxy.BudgetChange{From: fs.Arg(0), To: fs.Arg(1), Clear: *clear, Ramp: *ramp}
 	switch {
 	case *clear && fs.NArg() == 2 && *ramp == "":

@@ -129,7 +129,7 @@ func (m *metricsRegistry) routeCounter(route, format string, args ...any) *metri
 
 // retainRoutes unregisters the series and histograms of every route not in routes.
 // Called only while putting a snapshot into service.
-func (m *metricsRegistry) retainRoutes(routes []string, _ [][]byte) {
+func (m *metricsRegistry) retainRoutes(routes []string) {
 	keep := make(map[string]bool, len(routes))
 	for _, r := range routes {
 		keep[r] = true

@@ -436,7 +436,7 @@ func (s *Server) retire(cur *state) {
 	if cur.stats != nil {
 		s.statsReg.Retain(cur.stats)
 	}
-	s.metrics.retainRoutes(routes, cur.regions)
+	s.metrics.retainRoutes(routes)
 }
 
 // rampLoop recompiles while a rollback ramp (or a route's ramped override, such as a
