@@ -20,6 +20,8 @@ type hungRegion struct {
 	hung atomic.Bool
 	wake chan struct{}
 	mu   sync.Mutex
+	// heads counts the request heads read.
+	heads atomic.Int64
 }
 
 func startHungRegion(t *testing.T) *hungRegion {
@@ -53,22 +55,43 @@ func (r *hungRegion) setHung(on bool) {
 
 func (r *hungRegion) serve(c net.Conn) {
 	defer c.Close()
+	// The reader goes on reading while answers wait (pipelined requests), so heads
+	// counts every request that arrived.
+	type batch struct {
+		heads int
+		wake  chan struct{} // nil: answer at once
+	}
+	pending := make(chan batch, 1024)
+	go func() {
+		for b := range pending {
+			if b.wake != nil {
+				<-b.wake
+			}
+			for range b.heads {
+				c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Served-By: cloud\r\n\r\ncloud"))
+			}
+		}
+	}()
+	defer close(pending)
 	buf := make([]byte, 4096)
 	for {
 		n, err := c.Read(buf)
 		if err != nil {
 			return
 		}
-		if !strings.Contains(string(buf[:n]), "\r\n\r\n") {
+		// One answer per head (pipelined heads may come in one read).
+		heads := strings.Count(string(buf[:n]), "\r\n\r\n")
+		if heads == 0 {
 			continue
 		}
+		r.heads.Add(int64(heads))
+		b := batch{heads: heads}
 		r.mu.Lock()
-		wake := r.wake
-		r.mu.Unlock()
 		if r.hung.Load() {
-			<-wake
+			b.wake = r.wake
 		}
-		c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Served-By: cloud\r\n\r\ncloud"))
+		r.mu.Unlock()
+		pending <- b
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -63,12 +64,30 @@ func (t *Transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, re
 		hc.CloseConn(cc)
 		return false, err
 	}
-	if err := conn.SetReadDeadline(time.Now().Add(t.Header)); err != nil {
+	wait := t.Header
+	hw := watching(req)
+	if hw != nil {
+		if l := hw.HeadLimit(); l > 0 && l < wait {
+			wait = l
+		}
+	}
+	if err := conn.SetReadDeadline(time.Now().Add(wait)); err != nil {
 		hc.CloseConn(cc)
 		return false, err
 	}
+	if hw != nil && !hw.HeadWait(conn) {
+		hc.CloseConn(cc)
+		return false, ErrAbandoned
+	}
 	br := hc.AcquireReader(conn)
-	if err = readHead(resp, br); err != nil {
+	err = readHead(resp, br)
+	if hw != nil && (hw.HeadDone() || err != nil && wait < t.Header && errors.Is(err, os.ErrDeadlineExceeded)) {
+		// Cut by the watch, or at its limit: whatever came is not used.
+		hc.ReleaseReader(br)
+		hc.CloseConn(cc)
+		return false, ErrAbandoned
+	}
+	if err != nil {
 		hc.ReleaseReader(br)
 		hc.CloseConn(cc)
 		return false, err
