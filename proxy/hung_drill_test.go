@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"strings"
@@ -114,15 +115,24 @@ routes:
 // closed-loop clients, half of them moved to cloud, for 4 s of health, then cloud
 // hangs for 10 s (it reads requests and answers none), then it recovers for 6 s. It
 // prints the time to trip, the requests that waited the full response_header timeout
-// (3 s), and the failures after the recovery, with and without slow-call detection.
+// (3 s), the failures during the hang and after the recovery, and the reads abandoned,
+// for the classic breaker, with slow-call detection, and with abandon_reads too.
 // It measures wall time on a busy machine, so it only runs with SHIFTGATE_DRILL=1.
 func TestHungRegionDrill(t *testing.T) {
 	if os.Getenv("SHIFTGATE_DRILL") == "" {
 		t.Skip("a timing drill: run with SHIFTGATE_DRILL=1")
 	}
+	var table []string
+	defer func() {
+		t.Logf("%-50s %8s %12s %14s %13s %9s %10s", "breaker", "trip", "waited 3 s", "failed during", "failed after", "requests", "abandoned")
+		for _, row := range table {
+			t.Log(row)
+		}
+	}()
 	for _, tc := range []struct{ name, slow string }{
 		{"classic breaker", ""},
 		{"slow calls 500ms + 5 consecutive failures", ", slow_call: { threshold: 500ms, ratio: 0.5 }, consecutive_failures: 5"},
+		{"the same + abandon_reads", ", slow_call: { threshold: 500ms, ratio: 0.5, abandon_reads: true }, consecutive_failures: 5"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			idc := startRegion(t, "idc")
@@ -176,8 +186,10 @@ func TestHungRegionDrill(t *testing.T) {
 			if !trippedAt.IsZero() {
 				trip = trippedAt.Sub(hungAt).Round(10 * time.Millisecond).String()
 			}
-			t.Logf("%s: time to trip %s; requests that waited the full 3 s timeout: %d; failed during the hang: %d; failed after recovery: %d; requests: %d",
-				tc.name, trip, waitedFull.Load(), failedDuring.Load(), failedAfter.Load(), total.Load())
+			abandoned := max(counterValue(gw.srv, `shiftgate_abandoned_reads_total{route="feed",region="cloud"}`), 0)
+			t.Logf("%s: time to trip %s; requests that waited the full 3 s timeout: %d; failed during the hang: %d; failed after recovery: %d; requests: %d; abandoned: %d",
+				tc.name, trip, waitedFull.Load(), failedDuring.Load(), failedAfter.Load(), total.Load(), abandoned)
+			table = append(table, fmt.Sprintf("%-50s %8s %12d %14d %13d %9d %10d", tc.name, trip, waitedFull.Load(), failedDuring.Load(), failedAfter.Load(), total.Load(), abandoned))
 		})
 	}
 }
