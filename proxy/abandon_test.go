@@ -106,6 +106,10 @@ func TestAbandonedReadsFailOver(t *testing.T) {
 	if n := counterValue(a.gw.srv, `shiftgate_failovers_total{route="feed"}`); n != 4 {
 		t.Errorf("failovers = %d, want 4", n)
 	}
+	if text := metricsText(a.gw.srv); !strings.Contains(text, "# HELP shiftgate_abandoned_reads_total Reads cut") ||
+		!strings.Contains(text, "# TYPE shiftgate_abandoned_reads_total counter") {
+		t.Error("shiftgate_abandoned_reads_total has no help text or type")
+	}
 }
 
 // A half-open probe to a region that still hangs waits the slow-call threshold, not
