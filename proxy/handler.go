@@ -300,10 +300,17 @@ func (s *Server) roundTrip(ctx *fasthttp.RequestCtx, st *state, rt *routeState, 
 			hc := p.pick()
 			ex.upstream = hc.Addr
 			if w := waiterFor(br, abandonable); w != nil {
+				// The transport finds w by the request; with no slot free, the
+				// request is not abandonable after all.
 				slot := wire.Watch(&ctx.Request, w)
+				if slot < 0 {
+					br.Done(w)
+				}
 				err = hc.Do(&ctx.Request, &ctx.Response)
-				wire.Unwatch(slot)
-				br.Done(w)
+				if slot >= 0 {
+					wire.Unwatch(slot)
+					br.Done(w)
+				}
 			} else {
 				err = hc.Do(&ctx.Request, &ctx.Response)
 			}
