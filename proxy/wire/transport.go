@@ -21,7 +21,8 @@ import (
 //   - reads small bodies of known length (the common API response) straight into the
 //     response, and streams the rest through a pooled reader, so the steady state
 //     allocates nothing;
-//   - returns a connection to the pool only when its response was read to the end.
+//   - returns a connection to the pool only when its response was read to the end;
+//   - lets a request's HeadWatch (headwatch.go) cut its wait for the answer's head.
 type Transport struct {
 	// Header bounds the wait for the answer's head; Body each wait between body reads.
 	Header time.Duration
