@@ -128,6 +128,10 @@ type Breaker struct {
 	slow      *slowCalls
 	tripSlow  atomic.Bool
 	slowTrips atomic.Uint64
+
+	// waits are the requests that give up when the breaker opens (nil without
+	// AbandonReads): see waiting.go.
+	waits *waiters
 }
 
 // New returns a closed breaker. Zero fields of s take their defaults and invalid ones
@@ -153,6 +157,9 @@ func New(s Settings, notify func(from, to State)) *Breaker {
 	})
 	if st.SlowCallThreshold > 0 {
 		b.slow = newSlowCalls(st.SlowCallThreshold)
+		if st.AbandonReads {
+			b.waits = &waiters{}
+		}
 	}
 	return b
 }
@@ -208,6 +215,9 @@ func (b *Breaker) onStateChange(_ string, from, to gobreaker.State) {
 	b.state.Store(uint32(t))
 	if f < numStates && t < numStates {
 		b.transitions[f][t].Add(1)
+	}
+	if t == Open && b.waits != nil {
+		b.waits.abandonAll()
 	}
 	if b.notify != nil {
 		b.notify(f, t)

@@ -47,6 +47,10 @@ type Settings struct {
 	// SlowCallMin is the fewest slow calls that may trip; zero means
 	// DefaultSlowCallMin.
 	SlowCallMin uint32
+	// AbandonReads, with SlowCallThreshold, cuts the requests registered with
+	// [Breaker.Wait] when the breaker opens, and limits a half-open probe's wait
+	// to SlowCallThreshold (see waiting.go). It is ignored without a threshold.
+	AbandonReads bool
 }
 
 // The defaults of the zero Settings fields.
@@ -87,6 +91,9 @@ func (s Settings) WithDefaults() Settings {
 	if s.SlowCallThreshold < 0 {
 		s.SlowCallThreshold = 0
 	}
+	if s.SlowCallThreshold == 0 {
+		s.AbandonReads = false
+	}
 	if !(s.SlowCallRatio > 0 && s.SlowCallRatio <= 1) {
 		s.SlowCallRatio = DefaultSlowCallRatio
 	}
@@ -116,6 +123,8 @@ func (s Settings) Validate() error {
 		return fmt.Errorf("breaker: slow_call.threshold: want a positive duration, got %v", s.SlowCallThreshold)
 	case math.IsNaN(s.SlowCallRatio) || s.SlowCallRatio < 0 || s.SlowCallRatio > 1:
 		return fmt.Errorf("breaker: slow_call.ratio: want 0..1, got %v", s.SlowCallRatio)
+	case s.AbandonReads && s.SlowCallThreshold == 0:
+		return fmt.Errorf("breaker: slow_call.abandon_reads: needs slow_call.threshold")
 	}
 	return nil
 }

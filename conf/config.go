@@ -229,6 +229,11 @@ type SlowCall struct {
 	Threshold Duration `yaml:"threshold"`
 	Ratio     float64  `yaml:"ratio"`
 	MinCalls  int      `yaml:"min_calls"`
+	// AbandonReads cuts, when the breaker opens, the reads still waiting on the
+	// region for their answer's head, and sends them to the other region at once;
+	// a half-open probe waits at most Threshold. Only for routes with failover:
+	// idempotent (default false).
+	AbandonReads bool `yaml:"abandon_reads"`
 }
 
 // Fallback configures what answers when a route's regions fail.

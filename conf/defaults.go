@@ -25,6 +25,10 @@ const (
 	// route with pipeline on.
 	DefaultPipelineConns = 2
 
+	// DefaultSlowCallAbandonReads: reads waiting on a region whose breaker opens
+	// wait for their own timeout unless breaker.slow_call.abandon_reads is set.
+	DefaultSlowCallAbandonReads = false
+
 	// DefaultPriority is the priority of a route that names none.
 	DefaultPriority = PriorityNormal
 	// DefaultBudgetMode is the budget mode of a route that names none.

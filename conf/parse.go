@@ -470,7 +470,7 @@ func (p *parser) checkRoutes(c *Config) {
 		default:
 			p.errf(path+".failover", "want none or idempotent, got %q", r.Failover)
 		}
-		p.checkBreaker(path+".breaker", &r.Breaker)
+		p.checkBreaker(path+".breaker", &r.Breaker, r.FailoverIdempotent)
 		p.checkMirror(c, path, r)
 		p.checkPlan(c, path, r)
 		p.checkFallback(c, path+".fallback", r)
@@ -506,7 +506,7 @@ const (
 	DefaultBreakerOpenFor = 5 * time.Second
 )
 
-func (p *parser) checkBreaker(path string, b *Breaker) {
+func (p *parser) checkBreaker(path string, b *Breaker, failover bool) {
 	p.unit(path+".window", b.Window.err)
 	p.unit(path+".open_for", b.OpenFor.err)
 	if b.MinRequests == 0 {
@@ -563,6 +563,9 @@ func (p *parser) checkBreaker(path string, b *Breaker) {
 		}
 		if sc.MinCalls < 1 {
 			p.errf(path+".slow_call.min_calls", "want >= 1, got %d", sc.MinCalls)
+		}
+		if sc.AbandonReads && !failover {
+			p.errf(path+".slow_call.abandon_reads", "an abandoned read is sent to the other region: needs failover: idempotent on the route")
 		}
 	}
 }

@@ -124,6 +124,10 @@ func TestParseErrors(t *testing.T) {
 	f("slow call", base+"    breaker: {slow_call: {threshold: 500ms, ratio: 0.5}, consecutive_failures: 5}\n", "")
 	f("slow call no threshold", base+"    breaker: {slow_call: {ratio: 0.5}}\n", "c.yaml:9: routes[0].breaker.slow_call.threshold: want a duration")
 	f("slow call ratio", base+"    breaker: {slow_call: {threshold: 1s, ratio: 2}}\n", "routes[0].breaker.slow_call.ratio: want a ratio in (0, 1]")
+	f("abandon reads", base+"    failover: idempotent\n    breaker: {slow_call: {threshold: 500ms, abandon_reads: true}}\n", "")
+	f("abandon reads without failover", base+"    breaker:\n      slow_call:\n        threshold: 500ms\n        abandon_reads: true\n",
+		"c.yaml:12: routes[0].breaker.slow_call.abandon_reads: an abandoned read is sent to the other region: needs failover: idempotent")
+	f("abandon reads without threshold", base+"    failover: idempotent\n    breaker: {slow_call: {abandon_reads: true}}\n", "c.yaml:10: routes[0].breaker.slow_call.threshold: want a duration")
 	f("strip headers", base+"internal:\n  strip_headers: [X-Internal-User, x_debug]\n", "")
 	f("strip header not a token", base+"internal:\n  strip_headers: [X-Ok, \"X Bad\"]\n", "c.yaml:10: internal.strip_headers[1]: want a header name")
 	f("strip header frames", base+"internal:\n  strip_headers: [Content_Length]\n", "c.yaml:10: internal.strip_headers[0]: Content_Length frames the request")

@@ -114,6 +114,8 @@ func (s *Server) fallback(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d
 		errorResponse(ctx, fasthttp.StatusServiceUnavailable, "region "+string(st.regions[region])+" unavailable (circuit open)")
 	case failTimeout:
 		errorResponse(ctx, fasthttp.StatusGatewayTimeout, "upstream in region "+string(st.regions[region])+" timed out")
+	case failAbandoned:
+		errorResponse(ctx, fasthttp.StatusGatewayTimeout, "upstream in region "+string(st.regions[region])+" gave no answer before its circuit opened")
 	case failConnect:
 		errorResponse(ctx, fasthttp.StatusBadGateway, "cannot connect to region "+string(st.regions[region]))
 	case failTLS:

@@ -208,7 +208,10 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d 
 		}
 		h := &ctx.Request.Header
 		h.SetBytesV(routing.RegionHeader, st.regions[region])
-		reason := s.roundTrip(ctx, st, rt, region, ex)
+		// A read that may fail over may also be abandoned when the region's
+		// breaker opens while it waits (breaker.slow_call.abandon_reads).
+		abandonable := attempt == 0 && rt.abandonReads && canFailover(ctx, rt, d, failAbandoned)
+		reason := s.roundTrip(ctx, st, rt, region, ex, abandonable)
 		if cross && reason != failOpen && reason != failConnect && reason != failClient {
 			st.gate.Bytes(int(st.cfg.SelfRegionID), int(region), crossBytes(ctx, reason == failNone || reason == failStatus), s.reqTime(ctx))
 		}
@@ -249,6 +252,7 @@ const (
 	failClient            // the client went away
 	failPipelined         // a pipelined connection failed: the request may have been processed
 	failTLS               // the TLS handshake with the upstream failed (verification, or refused)
+	failAbandoned         // the region's breaker gave up on the answer (abandon_reads): as a timeout
 )
 
 // canFailover reports whether a failed request may be sent to the other region: the
@@ -275,7 +279,10 @@ func isIdempotentWithoutBody(ctx *fasthttp.RequestCtx) bool {
 
 // roundTrip forwards the request to one region under its breaker. On success the
 // upstream's response is in ctx.Response (its body possibly still streaming).
-func (s *Server) roundTrip(ctx *fasthttp.RequestCtx, st *state, rt *routeState, region conf.RegionID, ex *exchange) failure {
+// abandonable says the request may be cut while it waits for the answer's head, if
+// the region's breaker abandons reads (never for a pipelined request: its
+// connection carries others' requests too).
+func (s *Server) roundTrip(ctx *fasthttp.RequestCtx, st *state, rt *routeState, region conf.RegionID, ex *exchange, abandonable bool) failure {
 	p := st.pools[region]
 	m := rt.metrics
 	br := rt.run.breakers[region]
@@ -292,7 +299,21 @@ func (s *Server) roundTrip(ctx *fasthttp.RequestCtx, st *state, rt *routeState, 
 		} else {
 			hc := p.pick()
 			ex.upstream = hc.Addr
-			err = hc.Do(&ctx.Request, &ctx.Response)
+			if w := waiterFor(br, abandonable); w != nil {
+				// The transport finds w by the request; with no slot free, the
+				// request is not abandonable after all.
+				slot := wire.Watch(&ctx.Request, w)
+				if slot < 0 {
+					br.Done(w)
+				}
+				err = hc.Do(&ctx.Request, &ctx.Response)
+				if slot >= 0 {
+					wire.Unwatch(slot)
+					br.Done(w)
+				}
+			} else {
+				err = hc.Do(&ctx.Request, &ctx.Response)
+			}
 		}
 		if err != nil {
 			why = classifyError(err)
@@ -333,6 +354,9 @@ func (s *Server) roundTrip(ctx *fasthttp.RequestCtx, st *state, rt *routeState, 
 		m.requests[region][0].Inc()
 		return failOpen
 	}
+	if why == failAbandoned {
+		m.abandoned[region].Inc()
+	}
 	m.latency[region].observe(time.Since(start))
 	if why == failNone || why == failStatus {
 		m.requests[region][statusClass(status)].Inc()
@@ -347,6 +371,15 @@ func (s *Server) roundTrip(ctx *fasthttp.RequestCtx, st *state, rt *routeState, 
 	return why
 }
 
+// waiterFor registers an abandonable request with the region's breaker (nil when it
+// is not abandonable or the breaker does not abandon reads).
+func waiterFor(br *breaker.Breaker, abandonable bool) *breaker.Waiter {
+	if !abandonable || br == nil {
+		return nil
+	}
+	return br.Wait()
+}
+
 func hasFallback(rt *routeState) bool {
 	r := rt.run
 	return r.cache != nil || r.static != nil || r.lua != nil
@@ -357,6 +390,8 @@ func classifyError(err error) failure {
 	var ne net.Error
 	var cb *wire.ClientBodyError
 	switch {
+	case errors.Is(err, wire.ErrAbandoned):
+		return failAbandoned
 	case errors.As(err, &cb):
 		return failClient
 	case isTLSFailure(err):

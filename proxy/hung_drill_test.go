@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"strings"
@@ -20,6 +21,8 @@ type hungRegion struct {
 	hung atomic.Bool
 	wake chan struct{}
 	mu   sync.Mutex
+	// heads counts the request heads read.
+	heads atomic.Int64
 }
 
 func startHungRegion(t *testing.T) *hungRegion {
@@ -53,22 +56,43 @@ func (r *hungRegion) setHung(on bool) {
 
 func (r *hungRegion) serve(c net.Conn) {
 	defer c.Close()
+	// The reader goes on reading while answers wait (pipelined requests), so heads
+	// counts every request that arrived.
+	type batch struct {
+		heads int
+		wake  chan struct{} // nil: answer at once
+	}
+	pending := make(chan batch, 1024)
+	go func() {
+		for b := range pending {
+			if b.wake != nil {
+				<-b.wake
+			}
+			for range b.heads {
+				c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Served-By: cloud\r\n\r\ncloud"))
+			}
+		}
+	}()
+	defer close(pending)
 	buf := make([]byte, 4096)
 	for {
 		n, err := c.Read(buf)
 		if err != nil {
 			return
 		}
-		if !strings.Contains(string(buf[:n]), "\r\n\r\n") {
+		// One answer per head (pipelined heads may come in one read).
+		heads := strings.Count(string(buf[:n]), "\r\n\r\n")
+		if heads == 0 {
 			continue
 		}
+		r.heads.Add(int64(heads))
+		b := batch{heads: heads}
 		r.mu.Lock()
-		wake := r.wake
-		r.mu.Unlock()
 		if r.hung.Load() {
-			<-wake
+			b.wake = r.wake
 		}
-		c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Served-By: cloud\r\n\r\ncloud"))
+		r.mu.Unlock()
+		pending <- b
 	}
 }
 
@@ -91,15 +115,24 @@ routes:
 // closed-loop clients, half of them moved to cloud, for 4 s of health, then cloud
 // hangs for 10 s (it reads requests and answers none), then it recovers for 6 s. It
 // prints the time to trip, the requests that waited the full response_header timeout
-// (3 s), and the failures after the recovery, with and without slow-call detection.
+// (3 s), the failures during the hang and after the recovery, and the reads abandoned,
+// for the classic breaker, with slow-call detection, and with abandon_reads too.
 // It measures wall time on a busy machine, so it only runs with SHIFTGATE_DRILL=1.
 func TestHungRegionDrill(t *testing.T) {
 	if os.Getenv("SHIFTGATE_DRILL") == "" {
 		t.Skip("a timing drill: run with SHIFTGATE_DRILL=1")
 	}
+	var table []string
+	defer func() {
+		t.Logf("%-50s %8s %12s %14s %13s %9s %10s", "breaker", "trip", "waited 3 s", "failed during", "failed after", "requests", "abandoned")
+		for _, row := range table {
+			t.Log(row)
+		}
+	}()
 	for _, tc := range []struct{ name, slow string }{
 		{"classic breaker", ""},
 		{"slow calls 500ms + 5 consecutive failures", ", slow_call: { threshold: 500ms, ratio: 0.5 }, consecutive_failures: 5"},
+		{"the same + abandon_reads", ", slow_call: { threshold: 500ms, ratio: 0.5, abandon_reads: true }, consecutive_failures: 5"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			idc := startRegion(t, "idc")
@@ -153,8 +186,10 @@ func TestHungRegionDrill(t *testing.T) {
 			if !trippedAt.IsZero() {
 				trip = trippedAt.Sub(hungAt).Round(10 * time.Millisecond).String()
 			}
-			t.Logf("%s: time to trip %s; requests that waited the full 3 s timeout: %d; failed during the hang: %d; failed after recovery: %d; requests: %d",
-				tc.name, trip, waitedFull.Load(), failedDuring.Load(), failedAfter.Load(), total.Load())
+			abandoned := max(counterValue(gw.srv, `shiftgate_abandoned_reads_total{route="feed",region="cloud"}`), 0)
+			t.Logf("%s: time to trip %s; requests that waited the full 3 s timeout: %d; failed during the hang: %d; failed after recovery: %d; requests: %d; abandoned: %d",
+				tc.name, trip, waitedFull.Load(), failedDuring.Load(), failedAfter.Load(), total.Load(), abandoned)
+			table = append(table, fmt.Sprintf("%-50s %8s %12d %14d %13d %9d %10d", tc.name, trip, waitedFull.Load(), failedDuring.Load(), failedAfter.Load(), total.Load(), abandoned))
 		})
 	}
 }

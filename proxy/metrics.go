@@ -65,10 +65,13 @@ func statusClass(code int) int {
 type counter = metrics.Counter
 
 type routeMetrics struct {
-	requests   [][statusClasses]*counter // [region][class]
-	latency    []*latencyHistogram       // [region]
-	bySource   []*metrics.Counter        // [key source index]; last: no key
-	failovers  *metrics.Counter
+	requests  [][statusClasses]*counter // [region][class]
+	latency   []*latencyHistogram       // [region]
+	bySource  []*metrics.Counter        // [key source index]; last: no key
+	failovers *metrics.Counter
+	// abandoned counts, by region, the reads cut when the region's breaker opened
+	// (nil without breaker.slow_call.abandon_reads).
+	abandoned  []*counter
 	fallbacks  [4]*metrics.Counter // [fallbackNone..fallbackLua]
 	noUpstream *metrics.Counter
 	luaErrors  *metrics.Counter

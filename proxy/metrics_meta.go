@@ -54,6 +54,7 @@ var metricHelp = map[string]metricMeta{
 	"shiftgate_upstream_duration_seconds":  {"histogram", "Time from sending a request to a region to its answer's head, by route and region."},
 	"shiftgate_decisions_total":            {"counter", "Routing decisions by route and the key source that decided (none: no key found)."},
 	"shiftgate_failovers_total":            {"counter", "Requests sent to a route's other region after the decided one failed."},
+	"shiftgate_abandoned_reads_total":      {"counter", "Reads cut while waiting on a region whose breaker opened, or as a half-open probe past the slow-call threshold, by route and region (breaker.slow_call.abandon_reads)."},
 	"shiftgate_fallbacks_total":            {"counter", "Requests answered by a fallback instead of a region, by route and kind (cache, static, lua)."},
 	"shiftgate_fallback_misses_total":      {"counter", "Requests no region answered and no fallback of the route could answer."},
 	"shiftgate_upstream_errors_total":      {"counter", "Requests to a region that got no usable answer (refused, timed out, broken), by route."},

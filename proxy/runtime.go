@@ -54,6 +54,7 @@ func breakerSettings(b conf.Breaker) (breaker.Settings, error) {
 	}
 	if sc := b.SlowCall; sc != nil {
 		bs.SlowCallThreshold, bs.SlowCallRatio, bs.SlowCallMin = sc.Threshold.D, sc.Ratio, uint32(sc.MinCalls)
+		bs.AbandonReads = sc.AbandonReads
 	}
 	return bs.WithDefaults(), nil
 }

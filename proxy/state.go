@@ -55,6 +55,13 @@ type routeState struct {
 	// movedPastZero is set while the route's read split is above 0 % and rollback
 	// is off: its stayed requests' sources are then worth tracing.
 	movedPastZero bool
+	// abandonReads is set when the route's breakers cut the reads waiting on a
+	// region when they open (breaker.slow_call.abandon_reads).
+	abandonReads bool
+}
+
+func abandonsReads(r *conf.Route) bool {
+	return !r.Breaker.Disabled && r.Breaker.SlowCall != nil && r.Breaker.SlowCall.AbandonReads && r.FailoverIdempotent
 }
 
 // compile turns a config and the overrides into a state. It runs on one goroutine at a
@@ -104,7 +111,7 @@ func (s *Server) compile(c *conf.Config, ov conf.Overrides, version uint64) (*st
 			return nil, fmt.Errorf("route %s: %w", r.Name, err)
 		}
 		st.routes = append(st.routes, routeState{cfg: r, metrics: s.routeMetrics(c, r), run: run, mirrored: r.Mirror != nil,
-			movedPastZero: !rollback && splits[i].Read > 0})
+			movedPastZero: !rollback && splits[i].Read > 0, abandonReads: abandonsReads(r)})
 	}
 	if st.stats, err = s.bindStats(c); err != nil {
 		return nil, fmt.Errorf("stats: %w", err)
@@ -152,6 +159,12 @@ func (s *Server) routeMetrics(c *conf.Config, r *conf.Route) *routeMetrics {
 				s.metrics.routeCounter(r.Name, `shiftgate_breaker_transitions_total{route=%q,region=%q,from=%q,to=%q}`,
 					r.Name, c.RegionList[id].Name, tr[0].String(), tr[1].String())
 			}
+		}
+	}
+	if abandonsReads(r) {
+		m.abandoned = make([]*counter, len(c.RegionList))
+		for _, id := range []conf.RegionID{r.FromID, r.ToID} {
+			m.abandoned[id] = s.metrics.routeCounter(r.Name, `shiftgate_abandoned_reads_total{route=%q,region=%q}`, r.Name, c.RegionList[id].Name)
 		}
 	}
 	m.luaErrors = s.metrics.routeCounter(r.Name, `shiftgate_lua_errors_total{route=%q}`, r.Name)

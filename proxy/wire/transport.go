@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -20,7 +21,8 @@ import (
 //   - reads small bodies of known length (the common API response) straight into the
 //     response, and streams the rest through a pooled reader, so the steady state
 //     allocates nothing;
-//   - returns a connection to the pool only when its response was read to the end.
+//   - returns a connection to the pool only when its response was read to the end;
+//   - lets a request's HeadWatch (headwatch.go) cut its wait for the answer's head.
 type Transport struct {
 	// Header bounds the wait for the answer's head; Body each wait between body reads.
 	Header time.Duration
@@ -63,12 +65,30 @@ func (t *Transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, re
 		hc.CloseConn(cc)
 		return false, err
 	}
-	if err := conn.SetReadDeadline(time.Now().Add(t.Header)); err != nil {
+	wait := t.Header
+	hw := watching(req)
+	if hw != nil {
+		if l := hw.HeadLimit(); l > 0 && l < wait {
+			wait = l
+		}
+	}
+	if err := conn.SetReadDeadline(time.Now().Add(wait)); err != nil {
 		hc.CloseConn(cc)
 		return false, err
 	}
+	if hw != nil && !hw.HeadWait(conn) {
+		hc.CloseConn(cc)
+		return false, ErrAbandoned
+	}
 	br := hc.AcquireReader(conn)
-	if err = readHead(resp, br); err != nil {
+	err = readHead(resp, br)
+	if hw != nil && (hw.HeadDone() || err != nil && wait < t.Header && errors.Is(err, os.ErrDeadlineExceeded)) {
+		// Cut by the watch, or at its limit: whatever came is not used.
+		hc.ReleaseReader(br)
+		hc.CloseConn(cc)
+		return false, ErrAbandoned
+	}
+	if err != nil {
 		hc.ReleaseReader(br)
 		hc.CloseConn(cc)
 		return false, err
