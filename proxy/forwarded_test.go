@@ -67,7 +67,7 @@ func TestForwardedProto(t *testing.T) {
 				name := map[bool]string{false: "plain", true: "TLS"}[overTLS] + "/" +
 					map[bool]string{false: "untrusted", true: "trusted"}[trusted] + "/" + sp.name
 				t.Run(name, func(t *testing.T) {
-					n := b.numRequests()
+					n := len(b.requests())
 					var c *rawConn
 					if overTLS {
 						c = dialRawTLS(t, g.tlsAddr, clientTLS)
