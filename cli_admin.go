@@ -387,8 +387,8 @@ func printCohorts(c *admin.Client, stdout io.Writer) {
 	tw.Flush()
 }
 
-// printTLSStatus prints the certificates in service with their remaining validity,
-// refused reloads, handshake errors and unverified regions.
+// printTLSStatus prints the certificates and upstream CA bundles in service with
+// their remaining validity, refused reloads, handshake errors and unverified regions.
 func printTLSStatus(w io.Writer, t *proxy.TLSStatus, now time.Time) {
 	fmt.Fprintln(w)
 	if t.Listen != "" {
@@ -403,6 +403,18 @@ func printTLSStatus(w io.Writer, t *proxy.TLSStatus, now time.Time) {
 		fmt.Fprintf(w, "  %-7s %-24s %s  %s\n", c.Use, c.Name, note, c.CertFile)
 		if c.Error != "" {
 			fmt.Fprintf(w, "          RELOAD REFUSED %s: %s (the certificate above keeps serving)\n", c.ErrorAt.UTC().Format(time.RFC3339), c.Error)
+		}
+	}
+	for _, b := range t.CABundles {
+		left := b.NotAfter.Sub(now).Round(time.Hour)
+		note := fmt.Sprintf("first expiry %s (in %s)", b.NotAfter.UTC().Format(time.RFC3339), left)
+		if left <= 0 {
+			note = "HAS EXPIRED CAs " + b.NotAfter.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(w, "  ca      %-24s %s  %s (%d CAs; regions %s)\n", strings.Join(b.Subjects, ","), note, b.File,
+			len(b.Subjects), strings.Join(b.Regions, ","))
+		if b.Error != "" {
+			fmt.Fprintf(w, "          RELOAD REFUSED %s: %s (the bundle above stays in use)\n", b.ErrorAt.UTC().Format(time.RFC3339), b.Error)
 		}
 	}
 	if len(t.HandshakeErrors) > 0 {

@@ -54,9 +54,14 @@ func TestPrintTLSStatus(t *testing.T) {
 		},
 		HandshakeErrors: map[string]uint64{"timeout": 3, "not_tls": 1},
 		Unverified:      []string{"cloud"},
+		CABundles: []tlsconf.CAStatus{{File: "/etc/cloud-ca.pem", Regions: []string{"cloud", "edge"},
+			Subjects: []string{"cloud CA 2026", "cloud CA 2027"}, NotAfter: now.Add(48 * time.Hour),
+			Error: "/etc/cloud-ca.pem: no PEM CERTIFICATE block that parses", ErrorAt: now}},
 	}, now)
 	for _, want := range []string{"tls: 0.0.0.0:443 (min 1.2), 12 handshakes", "site.example", "in 72h0m0s", "RELOAD REFUSED",
-		"EXPIRED 2026-02-28T23:00:00Z", "handshake errors: not_tls=1 timeout=3", "NOT VERIFIED in region cloud"} {
+		"EXPIRED 2026-02-28T23:00:00Z", "handshake errors: not_tls=1 timeout=3", "NOT VERIFIED in region cloud",
+		"cloud CA 2026,cloud CA 2027", "first expiry 2026-03-03T00:00:00Z (in 48h0m0s)  /etc/cloud-ca.pem (2 CAs; regions cloud,edge)",
+		"RELOAD REFUSED 2026-03-01T00:00:00Z: /etc/cloud-ca.pem: no PEM CERTIFICATE block that parses (the bundle above stays in use)"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("missing %q in:\n%s", want, b.String())
 		}

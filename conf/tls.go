@@ -1,8 +1,10 @@
 package conf
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"net"
 	"os"
@@ -126,8 +128,8 @@ func (p *parser) checkRegionTLS(c *Config, path string, r *Region) {
 		}
 		if b, err := os.ReadFile(t.CAFile); err != nil {
 			p.errf(tp+".ca_file", "%v", err)
-		} else if !x509.NewCertPool().AppendCertsFromPEM(b) {
-			p.errf(tp+".ca_file", "%s: no PEM CERTIFICATE block that parses", t.CAFile)
+		} else if why := checkCABundle(b); why != "" {
+			p.errf(tp+".ca_file", "%s: %s", t.CAFile, why)
 		}
 	}
 	switch {
@@ -189,4 +191,32 @@ func (p *parser) checkKeyPair(c *Config, path string, certFile, keyFile *string)
 	case now.Before(leaf.NotBefore):
 		p.warnf(c, path+".cert_file", "%s: certificate is not valid before %s", *certFile, leaf.NotBefore.UTC().Format(time.RFC3339))
 	}
+}
+
+// checkCABundle returns why a PEM CA bundle cannot be used, or "": as the gateway
+// loads it (tlsconf.LoadCABundle), every CERTIFICATE block must parse, none may be
+// cut short, and one at least must be there.
+func checkCABundle(b []byte) string {
+	n := 0
+	for {
+		var block *pem.Block
+		block, b = pem.Decode(b)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		n++
+		if _, err := x509.ParseCertificate(block.Bytes); err != nil {
+			return fmt.Sprintf("certificate %d does not parse: %v", n, err)
+		}
+	}
+	switch {
+	case bytes.Contains(b, []byte("-----BEGIN")):
+		return fmt.Sprintf("a PEM block after certificate %d is cut short or malformed (a file half written?)", n)
+	case n == 0:
+		return "no PEM CERTIFICATE block that parses"
+	}
+	return ""
 }

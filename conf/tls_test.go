@@ -24,6 +24,10 @@ func TestParseTLS(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "junk.pem"), []byte("junk"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// Two CAs, the second cut off half-way: a bundle half written.
+	if err := os.WriteFile(filepath.Join(dir, "cut.pem"), append(append([]byte{}, ca.PEM...), ca.PEM[:60]...), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	parse := func(text string) (*Config, error) {
 		return Parse(filepath.Join(dir, "c.yaml"), []byte(text))
 	}
@@ -84,6 +88,7 @@ func TestParseTLS(t *testing.T) {
 	g("full", "{server_name: api.internal, ca_file: ca.pem, cert_file: client.crt, key_file: client.key}\n", "")
 	g("bad CA bundle", "{ca_file: junk.pem}\n", "c.yaml:5: regions.cloud.tls.ca_file: "+filepath.Join(dir, "junk.pem")+": no PEM CERTIFICATE")
 	g("missing CA bundle", "{ca_file: none.pem}\n", "regions.cloud.tls.ca_file: open")
+	g("CA bundle cut short", "{ca_file: cut.pem}\n", "c.yaml:5: regions.cloud.tls.ca_file: "+filepath.Join(dir, "cut.pem")+": a PEM block after certificate 1 is cut short")
 	g("cert without key", "{cert_file: client.crt}\n", "regions.cloud.tls: a client certificate needs both")
 	g("mismatched client pair", "{cert_file: client.crt, key_file: site.key}\n", "regions.cloud.tls.key_file")
 	g("insecure and a CA", "{ca_file: ca.pem, insecure_skip_verify_dangerous: true}\n", "not both")

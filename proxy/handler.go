@@ -118,8 +118,12 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		// A proxy speaks its own version upstream (RFC 9110 section 6.2).
 		h.SetProtocolBytes(wire.StrHTTP11)
 	}
+	peer := peerAddr(ctx)
 	var ipbuf [64]byte
-	wire.AppendForwardedFor(h, peerAddr(ctx).AppendTo(ipbuf[:0]))
+	wire.AppendForwardedFor(h, peer.AppendTo(ipbuf[:0]))
+	// What the client's connection was, unless a trusted proxy in front says what
+	// its own client's was.
+	wire.SetForwardedProto(h, ctx.IsTLS(), st.table.TrustedProxy(peer))
 	// One id upstream, whatever the client sent (duplicates, an invalid one).
 	h.DelBytes(strRequestID)
 	h.SetBytesKV(strRequestID, id)

@@ -48,6 +48,9 @@ var metricHelp = map[string]metricMeta{
 	"shiftgate_tls_certificate_reloads_total":       {"counter", "Certificate files reloaded after a change."},
 	"shiftgate_tls_certificate_reload_errors_total": {"counter", "Certificate reloads refused (unreadable, key mismatch, expired); the old certificate keeps serving."},
 	"shiftgate_upstream_tls_errors_total":           {"counter", "TLS handshakes with upstreams that failed, by region."},
+	"shiftgate_tls_ca_bundle_reloads_total":         {"counter", "Upstream CA bundles (regions.R.tls.ca_file) reloaded after a change."},
+	"shiftgate_tls_ca_bundle_reload_errors_total":   {"counter", "Upstream CA bundle reloads refused (unreadable, a block that does not parse, cut short, all expired); the old bundle stays in use."},
+	"shiftgate_tls_ca_bundle_expiry_seconds":        {"gauge", "Earliest end of validity among an upstream CA bundle's certificates as a Unix time, by file."},
 	// The gateway's own.
 	"shiftgate_build_info":                 {"gauge", "Always 1; the labels say which shiftgate is running (version, commit, go_version)."},
 	"shiftgate_requests_total":             {"counter", "Requests sent to a region, by route, region and class of the answer's status (error: no answer)."},

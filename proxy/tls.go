@@ -7,12 +7,10 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"sort"
+	"strings"
 	"sync/atomic"
 	"time"
-
-	"github.com/cespare/xxhash/v2"
 
 	"github.com/shiftgate/shiftgate/conf"
 	"github.com/shiftgate/shiftgate/proxy/tlsconf"
@@ -35,6 +33,8 @@ type tlsState struct {
 	errors     map[string]*counter // by tlsconf reason
 	reloads    *counter
 	refused    *counter
+	caReloads  *counter
+	caRefused  *counter
 }
 
 func (s *Server) initTLS() {
@@ -49,18 +49,28 @@ func (s *Server) initTLS() {
 	}
 	t.reloads = s.metrics.counter("shiftgate_tls_certificate_reloads_total")
 	t.refused = s.metrics.counter("shiftgate_tls_certificate_reload_errors_total")
+	t.caReloads = s.metrics.counter("shiftgate_tls_ca_bundle_reloads_total")
+	t.caRefused = s.metrics.counter("shiftgate_tls_ca_bundle_reload_errors_total")
 	s.metrics.set.RegisterMetricsWriter(func(w io.Writer) {
 		// A gauge operators alert on: the end of validity, as a Unix time.
 		for _, c := range t.live.Status() {
 			fmt.Fprintf(w, "shiftgate_tls_certificate_expiry_seconds{name=%q,file=%q,use=%q} %d\n",
 				c.Name, c.CertFile, c.Use, c.NotAfter.Unix())
 		}
+		for _, b := range t.live.CAStatus() {
+			fmt.Fprintf(w, "shiftgate_tls_ca_bundle_expiry_seconds{file=%q} %d\n", b.File, b.NotAfter.Unix())
+		}
 	})
 	s.tls = t
 }
 
-// onCertEvent logs and counts a certificate reload; called under Live's lock.
+// onCertEvent logs and counts a certificate or CA bundle reload; called under
+// Live's lock.
 func (s *Server) onCertEvent(ev tlsconf.Event) {
+	if ev.Bundle != "" {
+		s.onCAEvent(ev)
+		return
+	}
 	if ev.Err != nil {
 		s.tls.refused.Inc()
 		var le *tlsconf.LoadError
@@ -75,6 +85,25 @@ func (s *Server) onCertEvent(ev tlsconf.Event) {
 	s.tls.reloads.Inc()
 	s.log.Info("certificate reloaded", "file", ev.Pair.CertFile, "name", ev.Cert.Name(),
 		"not_after", ev.Cert.NotAfter, "previous_not_after", ev.Old.NotAfter)
+}
+
+// onCAEvent logs and counts a CA bundle reload; called under Live's lock.
+func (s *Server) onCAEvent(ev tlsconf.Event) {
+	if ev.Err != nil {
+		s.tls.caRefused.Inc()
+		file, reason := ev.Bundle, ev.Err.Error()
+		var le *tlsconf.LoadError
+		if errors.As(ev.Err, &le) {
+			file, reason = le.File, le.Reason
+		}
+		s.log.Error("CA bundle refused; the last good one stays in use for upstream connections", "file", file, "reason", reason,
+			"in_use", strings.Join(ev.OldCAs.Subjects, ", "), "in_use_not_after", ev.OldCAs.NotAfter)
+		return
+	}
+	s.tls.caReloads.Inc()
+	s.log.Info("CA bundle reloaded; new upstream connections verify against it", "file", ev.Bundle,
+		"cas", strings.Join(ev.CAs.Subjects, ", "), "not_after", ev.CAs.NotAfter,
+		"previous", strings.Join(ev.OldCAs.Subjects, ", "))
 }
 
 // applyServerTLS puts the config's traffic certificates and listener settings in
@@ -136,39 +165,51 @@ func (s *Server) ReloadCertificates() { s.tls.watcher.Trigger() }
 // regionTLS is a region's upstream TLS, prepared once per config.
 type regionTLS struct {
 	// key identifies the settings, so that upstream clients with equal ones are
-	// kept across reloads; it includes the CA bundle's content.
-	key  string
-	opts tlsconf.ClientOptions
+	// kept across reloads. The CA bundle and client certificate are named by file:
+	// their contents are followed in service (tlsconf.Live).
+	key    string
+	opts   tlsconf.ClientOptions
+	caFile string
 }
 
 // prepareUpstreamTLS loads the CA bundles and client certificates the config's
-// regions name; the result is indexed by RegionID, nil for plain regions.
+// regions name (those already in service are read again); the result is indexed by
+// RegionID, nil for plain regions.
 func (s *Server) prepareUpstreamTLS(c *conf.Config) ([]*regionTLS, error) {
 	out := make([]*regionTLS, len(c.RegionList))
 	var pairs []tlsconf.Pair
-	var owners []conf.RegionID
+	var owners, caOwners []conf.RegionID
+	var caFiles []string
 	for _, r := range c.RegionList {
 		t := r.TLS
 		if t == nil {
 			continue
 		}
-		rt := &regionTLS{opts: tlsconf.ClientOptions{ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerifyDangerous}}
-		var caHash uint64
+		rt := &regionTLS{opts: tlsconf.ClientOptions{ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerifyDangerous},
+			caFile: t.CAFile}
 		if t.CAFile != "" {
-			pool, err := tlsconf.LoadCAs(t.CAFile)
-			if err != nil {
-				return nil, fmt.Errorf("regions.%s.tls.ca_file: %w", r.Name, err)
-			}
-			b, _ := os.ReadFile(t.CAFile)
-			caHash = xxhash.Sum64(b)
-			rt.opts.CAs = pool
+			caFiles = append(caFiles, t.CAFile)
+			caOwners = append(caOwners, r.ID)
 		}
 		if t.CertFile != "" {
 			pairs = append(pairs, tlsconf.Pair{CertFile: t.CertFile, KeyFile: t.KeyFile})
 			owners = append(owners, r.ID)
 		}
-		rt.key = fmt.Sprintf("tls|%s|%s|%x|%s|%s|%v", t.ServerName, t.CAFile, caHash, t.CertFile, t.KeyFile, t.InsecureSkipVerifyDangerous)
+		rt.key = fmt.Sprintf("tls|%s|%s|%s|%s|%v", t.ServerName, t.CAFile, t.CertFile, t.KeyFile, t.InsecureSkipVerifyDangerous)
 		out[r.ID] = rt
+	}
+	bundles, err := s.tls.live.AddCAs(caFiles)
+	if err != nil {
+		var le *tlsconf.LoadError
+		for i, f := range caFiles {
+			if errors.As(err, &le) && le.File == f {
+				return nil, fmt.Errorf("regions.%s.tls.ca_file: %w", c.RegionList[caOwners[i]].Name, err)
+			}
+		}
+		return nil, fmt.Errorf("regions: CA bundle: %w", err)
+	}
+	for i, id := range caOwners {
+		out[id].opts.Roots = bundles[i]
 	}
 	certs, err := s.tls.live.AddClients(pairs)
 	if err != nil {
@@ -180,16 +221,21 @@ func (s *Server) prepareUpstreamTLS(c *conf.Config) ([]*regionTLS, error) {
 	return out, nil
 }
 
-// retainClientCerts drops the client certificates the config in service (st) no
-// longer names; called once it is in service.
+// retainClientCerts drops the client certificates and CA bundles the config in
+// service (st) no longer names; called once it is in service.
 func (s *Server) retainClientCerts(st *state) {
 	var pairs []tlsconf.Pair
+	var cas []string
 	for _, rt := range st.upTLS {
 		if rt != nil && rt.opts.Cert != nil {
 			pairs = append(pairs, rt.opts.Cert.Current().Pair)
 		}
+		if rt != nil && rt.caFile != "" {
+			cas = append(cas, rt.caFile)
+		}
 	}
 	s.tls.live.RetainClients(pairs)
+	s.tls.live.RetainCAs(cas)
 }
 
 // warnInsecure says, at every start and reload, which regions do not verify.
@@ -245,6 +291,9 @@ type TLSStatus struct {
 	Handshakes   uint64           `json:"handshakes"`
 	// HandshakeErrors counts failed handshakes by reason (only reasons seen).
 	HandshakeErrors map[string]uint64 `json:"handshake_errors,omitempty"`
+	// CABundles are the CA bundles (regions.R.tls.ca_file) in service, with the
+	// regions they verify and the last refused reload of each.
+	CABundles []tlsconf.CAStatus `json:"ca_bundles,omitempty"`
 	// Unverified names the regions whose upstream certificates are not verified.
 	Unverified []string `json:"unverified_regions,omitempty"`
 }
@@ -277,5 +326,14 @@ func (s *Server) tlsStatus(c *conf.Config) *TLSStatus {
 		}
 	}
 	sort.Strings(out.Unverified)
+	out.CABundles = s.tls.live.CAStatus()
+	for i := range out.CABundles {
+		b := &out.CABundles[i]
+		for _, r := range c.RegionList {
+			if r.TLS != nil && r.TLS.CAFile == b.File {
+				b.Regions = append(b.Regions, r.Name)
+			}
+		}
+	}
 	return out
 }

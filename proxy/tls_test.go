@@ -11,8 +11,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/valyala/fasthttp"
 
 	"github.com/shiftgate/shiftgate/proxy/tlsconf/tlstest"
 )
@@ -318,4 +321,84 @@ func TestUpstreamTLSRefused(t *testing.T) {
 			t.Fatalf("%d %q", r.StatusCode, body)
 		}
 	})
+}
+
+// TestUpstreamCABundleReload rotates a region's CA bundle on disk while the gateway
+// runs, with no config change: once the file names the new CA, new upstream
+// connections to a backend that now presents a certificate of the new CA verify.
+// Then a broken bundle is refused (logged with the file and reason, counted, shown
+// by status) and the rotated one stays in use.
+func TestUpstreamCABundleReload(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	oldCA, newCA := tlstest.NewCA(t, "old upstream CA"), tlstest.NewCA(t, "new upstream CA")
+	oldCA.WriteCA(t, dir, "cloud-ca.pem")
+	leaf := tlstest.Leaf{Names: []string{"api.internal"}}
+	var serving atomic.Pointer[tls.Certificate]
+	oldCert, newCert := oldCA.TLSCert(t, leaf), newCA.TLSCert(t, leaf)
+	serving.Store(&oldCert)
+	// The backend closes every connection after its answer and resumes no
+	// session: each request is a new upstream connection with a full handshake,
+	// verified against the bundle in use at that time.
+	ln := tls.NewListener(must(net.Listen("tcp", "127.0.0.1:0")), &tls.Config{
+		GetCertificate:         func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return serving.Load(), nil },
+		SessionTicketsDisabled: true,
+	})
+	var reqs atomic.Int64
+	backend := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		reqs.Add(1)
+		ctx.SetConnectionClose()
+		ctx.SetBodyString("cloud")
+	}, Logger: quietLogger{}}
+	go backend.Serve(ln)
+	t.Cleanup(func() { backend.Shutdown() })
+	idc := startRegion(t, "idc")
+	g := startTLSGateway(t, dir, upstreamTLS, map[string]string{"IDC": idc.Addr, "CLOUD": ln.Addr().String(),
+		"TLS": "{ server_name: api.internal, ca_file: cloud-ca.pem }", "PIPELINE": "false"})
+	status := func() int {
+		t.Helper()
+		r, _ := dialRaw(t, g.addr).roundTrip("GET", get("/other"))
+		return r.StatusCode
+	}
+	if s := status(); s != 200 {
+		t.Fatalf("old CA, old bundle: %d", s)
+	}
+	serving.Store(&newCert)
+	before := reqs.Load()
+	if s := status(); s != 502 {
+		t.Fatalf("new CA's certificate under the old bundle: %d, want 502", s)
+	}
+	if reqs.Load() != before {
+		t.Fatal("a request reached an upstream the bundle does not verify")
+	}
+
+	bundle := dir + "/cloud-ca.pem"
+	tlstest.WriteFile(t, bundle, newCA.PEM)
+	waitUntil(t, "the rotated bundle", func() bool { return g.metric("shiftgate_tls_ca_bundle_reloads_total") == "1" })
+	if s := status(); s != 200 {
+		t.Fatalf("new CA's certificate after the rotation: %d", s)
+	}
+	series := fmt.Sprintf(`shiftgate_tls_ca_bundle_expiry_seconds{file=%q}`, bundle)
+	if got := g.metric(series); got != strconv.FormatInt(newCA.Cert.NotAfter.Unix(), 10) {
+		t.Errorf("%s = %q, want %d", series, got, newCA.Cert.NotAfter.Unix())
+	}
+
+	// A broken rotation: the file cut in the middle of a second CA.
+	tlstest.WriteFile(t, bundle, append(append([]byte{}, newCA.PEM...), oldCA.PEM[:50]...))
+	waitUntil(t, "the refusal", func() bool { return g.metric("shiftgate_tls_ca_bundle_reload_errors_total") == "1" })
+	logged := g.log.String()
+	if !strings.Contains(logged, "CA bundle refused") || !strings.Contains(logged, "file="+bundle) ||
+		!strings.Contains(logged, "cut short") {
+		t.Errorf("log does not say which file and why:\n%s", logged)
+	}
+	for i := 0; i < 3; i++ {
+		if s := status(); s != 200 {
+			t.Fatalf("after a refused bundle: %d, want the rotated bundle still in use", s)
+		}
+	}
+	st := g.srv.Status().TLS
+	if len(st.CABundles) != 1 || st.CABundles[0].File != bundle || !strings.Contains(st.CABundles[0].Error, "cut short") ||
+		st.CABundles[0].Subjects[0] != "new upstream CA" || st.CABundles[0].Regions[0] != "cloud" {
+		t.Errorf("status ca_bundles: %+v", st.CABundles)
+	}
 }

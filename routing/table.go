@@ -232,3 +232,9 @@ func (t *Table) Rollback() bool { return t.rollback }
 
 // TrustedCaller reports whether a peer may send X-Shift-Region.
 func (t *Table) TrustedCaller(peer netip.Addr) bool { return t.trustedCall.contains(peer.Unmap()) }
+
+// TrustedProxy reports whether a peer is one of client_ip.trusted_proxies, whose
+// X-Forwarded-For (and X-Forwarded-Proto) is believed.
+func (t *Table) TrustedProxy(peer netip.Addr) bool {
+	return len(t.trustedIP) > 0 && t.trustedIP.contains(peer.Unmap())
+}

@@ -153,17 +153,3 @@ func (c *Cert) CheckValidity(now time.Time) error {
 	}
 	return nil
 }
-
-// LoadCAs reads a PEM bundle of CA certificates into a pool; a file without any
-// certificate is an error (an empty pool would refuse every upstream, quietly).
-func LoadCAs(file string) (*x509.CertPool, error) {
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return nil, &LoadError{File: file, Reason: readReason(err)}
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(b) {
-		return nil, &LoadError{File: file, Reason: "no PEM CERTIFICATE block that parses"}
-	}
-	return pool, nil
-}

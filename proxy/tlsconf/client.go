@@ -20,6 +20,9 @@ type ClientOptions struct {
 	ServerName string
 	// CAs verify the upstreams' certificates; nil means the system roots.
 	CAs *x509.CertPool
+	// Roots, when set, is a CA bundle in service that replaces CAs: each new
+	// connection verifies against its latest good load.
+	Roots *CABundle
 	// Cert, when set, is presented to upstreams that ask (mutual TLS); it follows
 	// reloads of its files.
 	Cert *ClientCert
@@ -37,9 +40,11 @@ type Dialer struct {
 	// Dial opens the TCP connection; the timeout is what is left of the whole.
 	Dial func(addr string, timeout time.Duration) (net.Conn, error)
 
-	base    *tls.Config
 	mu      sync.Mutex
+	base    *tls.Config
 	configs map[string]*tls.Config // per address: ServerName filled in
+	roots   *CABundle
+	rootsIn *CAs // the load of roots that base verifies against
 }
 
 // NewDialer returns a Dialer for o that opens TCP connections with dial.
@@ -55,12 +60,28 @@ func NewDialer(o ClientOptions, dial func(addr string, timeout time.Duration) (n
 	if o.Cert != nil {
 		base.GetClientCertificate = o.Cert.Get
 	}
-	return &Dialer{Dial: dial, base: base, configs: map[string]*tls.Config{}}
+	d := &Dialer{Dial: dial, base: base, configs: map[string]*tls.Config{}, roots: o.Roots}
+	if o.Roots != nil {
+		d.rootsIn = o.Roots.Current()
+		base.RootCAs = d.rootsIn.Pool
+	}
+	return d
 }
 
 func (d *Dialer) config(addr string) *tls.Config {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.roots != nil {
+		if cur := d.roots.Current(); cur != d.rootsIn {
+			// A reloaded bundle: new connections verify against it, and sessions
+			// verified under the old one are not resumed.
+			d.rootsIn = cur
+			d.base = d.base.Clone()
+			d.base.RootCAs = cur.Pool
+			d.base.ClientSessionCache = tls.NewLRUClientSessionCache(256)
+			clear(d.configs)
+		}
+	}
 	if c := d.configs[addr]; c != nil {
 		return c
 	}

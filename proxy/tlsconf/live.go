@@ -33,6 +33,7 @@ type Live struct {
 	mu      sync.Mutex
 	server  []Pair
 	pairs   map[Pair]*livePair
+	bundles map[string]*liveBundle // CA bundles by file
 	changed chan struct{}
 }
 
@@ -50,17 +51,22 @@ type livePair struct {
 
 // Event is a reload outcome for one pair: a new certificate in service (Cert set) or
 // a refusal (Err set, a *LoadError naming the file and the reason); Old is the
-// certificate that serves on.
+// certificate that serves on. For a CA bundle, Bundle names its file and CAs,
+// OldCAs and Err say the same of it.
 type Event struct {
 	Pair Pair
 	Cert *Cert
 	Old  *Cert
 	Err  error
+
+	Bundle string
+	CAs    *CAs
+	OldCAs *CAs
 }
 
 // NewLive returns an empty Live: no server certificates, no client certificates.
 func NewLive() *Live {
-	l := &Live{pairs: map[Pair]*livePair{}, changed: make(chan struct{}, 1)}
+	l := &Live{pairs: map[Pair]*livePair{}, bundles: map[string]*liveBundle{}, changed: make(chan struct{}, 1)}
 	l.set.Store(NewSet(nil))
 	return l
 }
@@ -202,9 +208,9 @@ func (l *Live) changedLocked() {
 // changed, so a watcher can follow the files.
 func (l *Live) Changed() <-chan struct{} { return l.changed }
 
-// Reload reads every pair's files again and puts changed certificates in service;
-// one that does not load, or is not valid now, is refused and the old one kept. It
-// reports whether anything changed.
+// Reload reads every pair's files and every CA bundle again and puts changed ones in
+// service; one that does not load, or is not valid now, is refused and the old one
+// kept. It reports whether anything changed.
 func (l *Live) Reload() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -214,6 +220,9 @@ func (l *Live) Reload() bool {
 	}
 	if changed {
 		l.publishLocked()
+	}
+	for f, lb := range l.bundles {
+		changed = l.reloadBundleLocked(f, lb) || changed
 	}
 	return changed
 }
@@ -273,18 +282,22 @@ func (l *Live) publishLocked() {
 	l.set.Store(NewSet(certs))
 }
 
-// filesLocked returns every file of every pair in service, sorted, without
-// duplicates.
+// filesLocked returns every file of every pair and CA bundle in service, sorted,
+// without duplicates.
 func (l *Live) filesLocked() []string {
 	var out []string
 	for p := range l.pairs {
 		out = append(out, p.CertFile, p.KeyFile)
 	}
+	for f := range l.bundles {
+		out = append(out, f)
+	}
 	sort.Strings(out)
 	return slices.Compact(out)
 }
 
-// Files returns every file of every pair in service, sorted, without duplicates.
+// Files returns every file of every pair and CA bundle in service, sorted, without
+// duplicates.
 func (l *Live) Files() []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()

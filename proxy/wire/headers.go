@@ -27,7 +27,8 @@ var strConnection = []byte("Connection")
 // mustStrip reports whether a field never crosses the proxy: hop-by-hop fields,
 // Connection itself, and X-Shift-Region, each in any case and with '_' for '-' (a
 // backend that folds names would read the '_' spelling as the real one). From a
-// client, X_Forwarded_For goes too: the gateway writes X-Forwarded-For itself.
+// client, X_Forwarded_For and X_Forwarded_Proto go too: the gateway writes
+// X-Forwarded-For and X-Forwarded-Proto itself.
 func mustStrip(k []byte, fromClient bool) bool {
 	switch len(k) {
 	case 2, 5, 7, 10, 16, 18, 19:
@@ -41,6 +42,8 @@ func mustStrip(k []byte, fromClient bool) bool {
 		return isRegionHeaderName(k)
 	case 15:
 		return fromClient && bytes.IndexByte(k, '_') >= 0 && FoldEqual(k, "x-forwarded-for")
+	case 17:
+		return fromClient && bytes.IndexByte(k, '_') >= 0 && FoldEqual(k, "x-forwarded-proto")
 	}
 	return false
 }
@@ -122,9 +125,9 @@ func nextRawField(raw []byte) (k, v, rest []byte, ok bool) {
 }
 
 // StripRequestHeaders removes hop-by-hop headers, the headers named in Connection
-// (framing and Host aside) and every spelling of X-Shift-Region and X_Forwarded_For
-// from a request that is about to go upstream, matching names whatever their case,
-// the way a peer reads them. It reads the raw head fasthttp kept, which is cheaper than
+// (framing and Host aside) and every spelling of X-Shift-Region, X_Forwarded_For
+// and X_Forwarded_Proto from a request that is about to go upstream, matching names
+// whatever their case, the way a peer reads them. It reads the raw head fasthttp kept, which is cheaper than
 // its field iterator (that serialises cookies on every call); deleting by the names as
 // sent works because fasthttp normalises both sides alike. No allocation.
 func StripRequestHeaders(h *fasthttp.RequestHeader) { StripRequestHeadersNamed(h, nil) }
@@ -258,4 +261,28 @@ func AppendForwardedFor(h *fasthttp.RequestHeader, peer []byte) {
 	buf = append(buf, peer...)
 	h.Del(fasthttp.HeaderXForwardedFor)
 	h.SetBytesV(fasthttp.HeaderXForwardedFor, buf)
+}
+
+var (
+	// StrXForwardedProto is the name the gateway writes; fasthttp normalises the
+	// client's spellings of it (any case) to this one.
+	StrXForwardedProto = []byte("X-Forwarded-Proto")
+	strHTTP            = []byte("http")
+	strHTTPS           = []byte("https")
+)
+
+// SetForwardedProto sets X-Forwarded-Proto to "https" when the client's connection
+// is TLS and "http" otherwise, replacing every value the client sent, unless keep
+// is set and the client sent one: a trusted proxy in front says what its own client
+// used. The '_' spellings are gone already (StripRequestHeaders). No allocation.
+func SetForwardedProto(h *fasthttp.RequestHeader, tls, keep bool) {
+	if keep && len(h.PeekBytes(StrXForwardedProto)) > 0 {
+		return
+	}
+	v := strHTTP
+	if tls {
+		v = strHTTPS
+	}
+	h.DelBytes(StrXForwardedProto)
+	h.SetBytesKV(StrXForwardedProto, v)
 }
