@@ -1,6 +1,8 @@
 package loadtest
 
 import (
+	"errors"
+	"io"
 	"os"
 	"strings"
 	"testing"
@@ -88,6 +90,7 @@ func TestBenchFlags(t *testing.T) {
 		{[]string{"-targets", "nginx,envoy"}, 2, "unknown or repeated target"},
 		{[]string{"-targets", "nginx,nginx"}, 2, "unknown or repeated target"},
 		{[]string{"-rounds", "0"}, 2, "-rounds"},
+		{[]string{"-tls", "-targets", "nginx,floor-epoll"}, 2, "plain HTTP only"},
 		{[]string{"extra"}, 2, "unexpected argument"},
 		{[]string{"-h"}, 0, "usage: shiftgate loadtest bench"},
 	} {
@@ -97,7 +100,18 @@ func TestBenchFlags(t *testing.T) {
 			t.Errorf("parseBenchFlags(%q) = %d, %q; want %d, %q", tc.args, code, errOut.String(), tc.code, tc.msg)
 		}
 	}
-	o, code := parseBenchFlags([]string{"-quick", "-rounds", "2"}, &strings.Builder{})
+	// The floors need their binary; the bench says how to build it before starting anything.
+	o, code := parseBenchFlags([]string{"-targets", "nginx,floor-netpoll,floor-epoll-raw"}, &strings.Builder{})
+	if code != -1 {
+		t.Fatalf("floor targets: exit %d", code)
+	}
+	if err := (&bench{o: o, log: io.Discard}).checkTools(); !errors.Is(err, errNoFloor) {
+		t.Errorf("floor targets without -floor: %v, want %v", err, errNoFloor)
+	}
+	if got := floorArgs(targetFloorEpollRaw, "L", "B"); strings.Join(got, " ") != "-listen L -backend B -mode epoll -raw" {
+		t.Errorf("floor-epoll-raw argv %q", got)
+	}
+	o, code = parseBenchFlags([]string{"-quick", "-rounds", "2"}, &strings.Builder{})
 	if code != -1 || o.rounds != 2 || o.duration != 2*time.Second || o.warmup != 500*time.Millisecond ||
 		len(o.conns) != 2 || len(o.targets) != 5 {
 		t.Errorf("-quick -rounds 2: %+v (code %d); want 2 rounds of 2s, 0.5s warm-up", o, code)
