@@ -4,6 +4,8 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -26,8 +28,9 @@ func TestMain(m *testing.M) {
 }
 
 // TestBenchRun runs a tiny bench end to end: the backend and the load generator as
-// child processes, with nginx and HAProxy where installed. shiftgate itself needs the
-// full binary (serve); bench.sh -quick covers it.
+// child processes, with nginx and HAProxy where installed, and the floor proxies built
+// from this checkout. shiftgate itself needs the full binary (serve); bench.sh -quick
+// covers it.
 func TestBenchRun(t *testing.T) {
 	t.Setenv(selfEnv, "1")
 	// Under -race every child would otherwise sleep a second on exit.
@@ -38,8 +41,14 @@ func TestBenchRun(t *testing.T) {
 			targets = append(targets, peer)
 		}
 	}
+	// The floors, built from this checkout: the bench starts them like the peers.
+	floor := filepath.Join(t.TempDir(), "floor")
+	if out, err := exec.Command("go", "build", "-o", floor, "./bench/floor").CombinedOutput(); err != nil {
+		t.Fatalf("build the floor binary: %v\n%s", err, out)
+	}
+	targets = append(targets, floorTargets...)
 	o, code := parseBenchFlags([]string{
-		"-targets", strings.Join(targets, ","), "-conns", "4", "-rounds", "2",
+		"-targets", strings.Join(targets, ","), "-conns", "4", "-rounds", "2", "-floor", floor,
 		"-duration", "150ms", "-warmup", "0", "-proxy-cpu", "-1", "-load-cpu", "-1", "-users", "10",
 	}, os.Stderr)
 	if code >= 0 {
@@ -74,8 +83,9 @@ func TestBenchRun(t *testing.T) {
 		t.Errorf("temporary directory %s left behind: %v", b.dir, err)
 	}
 	rep := summarize(samples, o.targets, o.conns)
-	if len(rep.Summary) != len(targets) || len(rep.Ratios) != 0 {
-		t.Errorf("summary %d rows, ratios %d; want %d and none without shiftgate", len(rep.Summary), len(rep.Ratios), len(targets))
+	peers := len(targets) - 1 - len(floorTargets) // nginx and HAProxy where installed
+	if len(rep.Summary) != len(targets) || len(rep.Ratios) != peers*len(floorTargets) {
+		t.Errorf("summary %d rows, ratios %d; want %d and each floor against each peer", len(rep.Summary), len(rep.Ratios), len(targets))
 	}
 }
 
