@@ -46,6 +46,7 @@ type benchOptions struct {
 	nginx     string
 	haproxy   string
 	shiftgate string
+	floor     string // the floor proxies' binary (loadtest/bench/floor)
 	proxyCPU  int
 	loadCPU   int
 	keep      bool
@@ -75,13 +76,14 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchOptions, int) {
 	fs.StringVar(&conns, "conns", "64,256", "comma-separated connection counts")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "measured time of each run")
 	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured load before each run")
-	fs.StringVar(&targets, "targets", "direct,nginx,haproxy,shiftgate,shiftgate-pipelined", "comma-separated targets: direct, nginx, haproxy, shiftgate, shiftgate-pipelined, shiftgate-levers")
+	fs.StringVar(&targets, "targets", "direct,nginx,haproxy,shiftgate,shiftgate-pipelined", "comma-separated targets: direct, nginx, haproxy, shiftgate, shiftgate-pipelined, shiftgate-levers, shiftgate-nostats, shiftgate-accesslog, shiftgate-mirror, and the floors (the least Go can do: floor-netpoll, floor-fasthttp, floor-epoll, floor-epoll-raw; they need -floor)")
 	fs.IntVar(&o.bodySize, "body-size", 1024, "the backend's fixed response body, in bytes")
 	fs.StringVar(&o.path, "path", "/api/feed", "request path (the example config's split route)")
 	fs.IntVar(&o.users, "users", 10000, "distinct user ids in the X-User-Id header")
 	fs.StringVar(&o.nginx, "nginx", "nginx", "nginx binary")
 	fs.StringVar(&o.haproxy, "haproxy", "haproxy", "haproxy binary")
 	fs.StringVar(&o.shiftgate, "shiftgate", "", "shiftgate binary to serve with (default: this one)")
+	fs.StringVar(&o.floor, "floor", "", "the floor targets' binary, built from loadtest/bench/floor (bench.sh builds it)")
 	fs.IntVar(&o.proxyCPU, "proxy-cpu", 0, "core for the proxy under test (-1: no pinning)")
 	fs.IntVar(&o.loadCPU, "load-cpu", 1, "core for the load generator and the backend (-1: no pinning)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configs, logs) and print its path")
@@ -144,6 +146,9 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchOptions, int) {
 		return o, 2
 	case o.driver != "own" && o.driver != "wrk":
 		fmt.Fprintln(stderr, "loadtest bench: -driver: want own or wrk")
+		return o, 2
+	case o.tls && hasFloor(o.targets):
+		fmt.Fprintln(stderr, "loadtest bench: the floor targets serve plain HTTP only; leave them out with -tls")
 		return o, 2
 	case o.rounds <= 0 || o.retries < 0:
 		fmt.Fprintln(stderr, "loadtest bench: -rounds: want > 0; -retries: want >= 0")
@@ -307,6 +312,9 @@ func (b *bench) checkTools() error {
 			missing = append(missing, pkg)
 		}
 	}
+	if hasFloor(b.o.targets) && b.o.floor == "" {
+		return errNoFloor
+	}
 	if slices.Contains(b.o.targets, targetNginx) {
 		look(&b.o.nginx, "nginx-light")
 	}
@@ -402,6 +410,9 @@ func (b *bench) startTarget(ctx context.Context, name, backend string) (benchTar
 			return benchTarget{}, err
 		}
 		argv = []string{b.o.shiftgate, "serve", "-config", cfg}
+		env = []string{fmt.Sprintf("GOMAXPROCS=%d", b.o.cores)}
+	case targetFloorNetpoll, targetFloorFasthttp, targetFloorEpoll, targetFloorEpollRaw:
+		argv = append([]string{b.o.floor}, floorArgs(name, listen, backend)...)
 		env = []string{fmt.Sprintf("GOMAXPROCS=%d", b.o.cores)}
 	}
 	p, err := b.start(name, env, pinned(b.o.proxyCPU, argv...))

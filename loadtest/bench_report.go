@@ -152,6 +152,20 @@ func summarize(samples []benchSample, targets []string, conns []int) benchReport
 				rep.Ratios = append(rep.Ratios, r)
 			}
 		}
+		// The floors against the peers, and shiftgate against each floor: how far
+		// shiftgate is from what Go itself reaches.
+		for _, f := range floorTargets {
+			for _, peer := range []string{targetNginx, targetHAProxy} {
+				if r, ok := ratioOfTarget(samples, f, peer, c); ok {
+					rep.Ratios = append(rep.Ratios, r)
+				}
+			}
+		}
+		for _, f := range floorTargets {
+			if r, ok := ratioOfTarget(samples, targetShiftgate, f, c); ok {
+				rep.Ratios = append(rep.Ratios, r)
+			}
+		}
 	}
 	return rep
 }
@@ -239,7 +253,7 @@ func writeBenchText(w io.Writer, rep benchReport) error {
 	if len(rep.Ratios) == 0 {
 		return nil
 	}
-	fmt.Fprintf(w, "\nshiftgate / peer, within each round: median [min .. max]; req/s and req/cpu-s higher is better, p99 lower\n")
+	fmt.Fprintf(w, "\ntarget / peer, within each round: median [min .. max]; req/s and req/cpu-s higher is better, p99 lower\n")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "conns\ttarget\tpeer\treq/s\tp99\treq/proxy-cpu-s\n")
 	for _, r := range rep.Ratios {

@@ -97,3 +97,28 @@ func TestWriteBenchText(t *testing.T) {
 		}
 	}
 }
+
+// TestSummarizeFloors: a floor is compared with the peers, and shiftgate with it.
+func TestSummarizeFloors(t *testing.T) {
+	samples := samplesFor()
+	for round := 1; round <= 3; round++ {
+		samples = append(samples, benchSample{Round: round, Target: targetFloorEpoll, Conns: 64, RPS: 1, P99MS: 1, ReqPerCPU: 30000})
+	}
+	rep := summarize(samples, []string{targetNginx, targetHAProxy, targetShiftgate, targetFloorEpoll}, []int{64})
+	want := map[string]float64{
+		targetFloorEpoll + "/" + targetNginx:     1.5,
+		targetFloorEpoll + "/" + targetHAProxy:   30000.0 / 16000,
+		targetShiftgate + "/" + targetFloorEpoll: 0.8,
+	}
+	for _, r := range rep.Ratios {
+		if w, ok := want[r.Target+"/"+r.Peer]; ok {
+			if math.Abs(r.ReqPerCPU.Median-w) > 1e-9 {
+				t.Errorf("%s / %s req/cpu-s %v, want %v", r.Target, r.Peer, r.ReqPerCPU.Median, w)
+			}
+			delete(want, r.Target+"/"+r.Peer)
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("ratios missing: %v", want)
+	}
+}

@@ -1,7 +1,11 @@
 package loadtest
 
 import (
+	"errors"
+	"io"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -24,8 +28,9 @@ func TestMain(m *testing.M) {
 }
 
 // TestBenchRun runs a tiny bench end to end: the backend and the load generator as
-// child processes, with nginx and HAProxy where installed. shiftgate itself needs the
-// full binary (serve); bench.sh -quick covers it.
+// child processes, with nginx and HAProxy where installed, and the floor proxies built
+// from this checkout. shiftgate itself needs the full binary (serve); bench.sh -quick
+// covers it.
 func TestBenchRun(t *testing.T) {
 	t.Setenv(selfEnv, "1")
 	// Under -race every child would otherwise sleep a second on exit.
@@ -36,8 +41,14 @@ func TestBenchRun(t *testing.T) {
 			targets = append(targets, peer)
 		}
 	}
+	// The floors, built from this checkout: the bench starts them like the peers.
+	floor := filepath.Join(t.TempDir(), "floor")
+	if out, err := exec.Command("go", "build", "-o", floor, "./bench/floor").CombinedOutput(); err != nil {
+		t.Fatalf("build the floor binary: %v\n%s", err, out)
+	}
+	targets = append(targets, floorTargets...)
 	o, code := parseBenchFlags([]string{
-		"-targets", strings.Join(targets, ","), "-conns", "4", "-rounds", "2",
+		"-targets", strings.Join(targets, ","), "-conns", "4", "-rounds", "2", "-floor", floor,
 		"-duration", "150ms", "-warmup", "0", "-proxy-cpu", "-1", "-load-cpu", "-1", "-users", "10",
 	}, os.Stderr)
 	if code >= 0 {
@@ -72,8 +83,9 @@ func TestBenchRun(t *testing.T) {
 		t.Errorf("temporary directory %s left behind: %v", b.dir, err)
 	}
 	rep := summarize(samples, o.targets, o.conns)
-	if len(rep.Summary) != len(targets) || len(rep.Ratios) != 0 {
-		t.Errorf("summary %d rows, ratios %d; want %d and none without shiftgate", len(rep.Summary), len(rep.Ratios), len(targets))
+	peers := len(targets) - 1 - len(floorTargets) // nginx and HAProxy where installed
+	if len(rep.Summary) != len(targets) || len(rep.Ratios) != peers*len(floorTargets) {
+		t.Errorf("summary %d rows, ratios %d; want %d and each floor against each peer", len(rep.Summary), len(rep.Ratios), len(targets))
 	}
 }
 
@@ -88,6 +100,7 @@ func TestBenchFlags(t *testing.T) {
 		{[]string{"-targets", "nginx,envoy"}, 2, "unknown or repeated target"},
 		{[]string{"-targets", "nginx,nginx"}, 2, "unknown or repeated target"},
 		{[]string{"-rounds", "0"}, 2, "-rounds"},
+		{[]string{"-tls", "-targets", "nginx,floor-epoll"}, 2, "plain HTTP only"},
 		{[]string{"extra"}, 2, "unexpected argument"},
 		{[]string{"-h"}, 0, "usage: shiftgate loadtest bench"},
 	} {
@@ -97,7 +110,18 @@ func TestBenchFlags(t *testing.T) {
 			t.Errorf("parseBenchFlags(%q) = %d, %q; want %d, %q", tc.args, code, errOut.String(), tc.code, tc.msg)
 		}
 	}
-	o, code := parseBenchFlags([]string{"-quick", "-rounds", "2"}, &strings.Builder{})
+	// The floors need their binary; the bench says how to build it before starting anything.
+	o, code := parseBenchFlags([]string{"-targets", "nginx,floor-netpoll,floor-epoll-raw"}, &strings.Builder{})
+	if code != -1 {
+		t.Fatalf("floor targets: exit %d", code)
+	}
+	if err := (&bench{o: o, log: io.Discard}).checkTools(); !errors.Is(err, errNoFloor) {
+		t.Errorf("floor targets without -floor: %v, want %v", err, errNoFloor)
+	}
+	if got := floorArgs(targetFloorEpollRaw, "L", "B"); strings.Join(got, " ") != "-listen L -backend B -mode epoll -raw" {
+		t.Errorf("floor-epoll-raw argv %q", got)
+	}
+	o, code = parseBenchFlags([]string{"-quick", "-rounds", "2"}, &strings.Builder{})
 	if code != -1 || o.rounds != 2 || o.duration != 2*time.Second || o.warmup != 500*time.Millisecond ||
 		len(o.conns) != 2 || len(o.targets) != 5 {
 		t.Errorf("-quick -rounds 2: %+v (code %d); want 2 rounds of 2s, 0.5s warm-up", o, code)

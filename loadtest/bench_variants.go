@@ -26,7 +26,7 @@ const (
 var shiftgateVariants = []string{targetShiftgate, targetPipelined, targetLevers, targetNoStats, targetAccessLog, targetMirror}
 
 // allTargets are the names -targets accepts.
-var allTargets = append([]string{targetDirect, targetNginx, targetHAProxy}, shiftgateVariants...)
+var allTargets = append(append([]string{targetDirect, targetNginx, targetHAProxy}, shiftgateVariants...), floorTargets...)
 
 // applyVariant edits the generated shiftgate config at path for the named variant.
 func applyVariant(name, path string) error {

@@ -5,7 +5,8 @@
 #
 # It installs nothing: when nginx, haproxy or taskset is missing it prints the
 # apt-get line to run and stops. It builds shiftgate from this checkout into a
-# temporary directory (or uses $SHIFTGATE_BIN), then runs `shiftgate loadtest bench`,
+# temporary directory (or uses $SHIFTGATE_BIN), and the floor proxies (or uses
+# $FLOOR_BIN), then runs `shiftgate loadtest bench`,
 # which writes the configs, starts every process on loopback, measures, stops them by
 # PID and prints the table. Ctrl-C or SIGTERM stops everything it started.
 set -euo pipefail
@@ -61,10 +62,20 @@ if [ -z "$bin" ]; then
 	bin=$tmp/shiftgate
 fi
 
+# The floor targets' binary (loadtest/bench/floor): built from the checkout when Go
+# is at hand, or taken from $FLOOR_BIN.
+floor=${FLOOR_BIN:-}
+if [ -z "$floor" ] && command -v go >/dev/null; then
+	(cd "$root" && go build -o "$tmp/floor" ./loadtest/bench/floor)
+	floor=$tmp/floor
+fi
+floorflag=()
+if [ -n "$floor" ]; then floorflag=(-floor "$floor"); fi
+
 # Run in the background and wait, so a signal to this script reaches the bench at
 # once (bash defers traps while a foreground child runs); the bench stops its own
 # children by PID when it gets SIGTERM or SIGINT.
-"$bin" loadtest bench -nginx "$nginx" -haproxy "$haproxy" "$@" &
+"$bin" loadtest bench -nginx "$nginx" -haproxy "$haproxy" "${floorflag[@]}" "$@" &
 child=$!
 trap 'kill -TERM "$child" 2>/dev/null || true' INT TERM
 status=0
