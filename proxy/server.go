@@ -36,6 +36,11 @@ type Options struct {
 	NoFallbackStore bool
 	// Dial, when set, replaces TCP dialing to upstreams (in-memory benchmarks).
 	Dial func(addr string) (net.Conn, error)
+
+	// The release loop's clock, threshold and watcher (memory.go), for tests.
+	releaseTick    <-chan time.Time
+	releaseMinPeak int
+	releaseChecked func(open, peak int, released bool)
 }
 
 // Server is one shiftgate instance. Build it with New, run it with Serve, stop it with
@@ -85,6 +90,8 @@ type Server struct {
 	unpersisted unpersisted
 	// planDriver is the ramp plan controller, when one runs (SetPlanDriver).
 	planDriver atomic.Pointer[PlanDriver]
+	// release returns client connections' memory after a peak (memory.go).
+	release releaser
 }
 
 type serverStats struct {
@@ -109,6 +116,7 @@ func New(cfg *conf.Config, opt Options) (*Server, error) {
 		tunnels:   newTunnelSet(),
 		closed:    make(chan struct{}),
 	}
+	s.release.tick, s.release.minPeak, s.release.checked = opt.releaseTick, opt.releaseMinPeak, opt.releaseChecked
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -232,7 +240,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.serving.Store(true)
 	s.share.listen.Store(ln.Addr().String())
 	s.lnMu.Unlock()
-	err := s.http.Serve(wire.LineListener{Listener: ln})
+	err := s.http.Serve(wire.LineListener{Listener: peakListener{ln, s}})
 	if errors.Is(err, net.ErrClosed) {
 		return nil
 	}

@@ -117,7 +117,7 @@ func (s *Server) ServeTLS(ln net.Listener) error {
 		},
 	}
 	s.serving.Store(true)
-	err := s.http.Serve(wire.LineListener{Listener: tln})
+	err := s.http.Serve(wire.LineListener{Listener: peakListener{tln, s}})
 	if errors.Is(err, net.ErrClosed) {
 		return nil
 	}
