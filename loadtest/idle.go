@@ -40,7 +40,8 @@ type IdleOptions struct {
 	URL        string        // http://host:port/path; loopback only
 	PID        int           // process whose RSS is read
 	N          int           // idle clients
-	Settle     time.Duration // wait before each reading
+	Settle     time.Duration // wait before the first reading
+	Hold       time.Duration // how long the clients stay idle before the second reading
 	After      time.Duration // wait after the clients leave before the last reading
 	MetricsURL string        // optional: Prometheus text whose go_memstats are read too
 	Timeout    time.Duration // per-connection dial, write and read timeout
@@ -113,7 +114,8 @@ func idleFlags(args []string, stderr io.Writer) (o IdleOptions, floor, serveFloo
 	}
 	fs.IntVar(&o.N, "n", 1000, "idle keep-alive `clients`")
 	fs.IntVar(&o.PID, "pid", 0, "`PID` of the server whose RSS is read")
-	fs.DurationVar(&o.Settle, "settle", 2*time.Second, "wait before each RSS reading")
+	fs.DurationVar(&o.Settle, "settle", 2*time.Second, "wait before the first RSS reading")
+	fs.DurationVar(&o.Hold, "hold", 2*time.Second, "how long the clients stay idle before the RSS is read with them (shiftgate parks idle connections after 1 s and returns the memory they left on a 10 s tick: 25s shows its steady state)")
 	fs.DurationVar(&o.After, "after", 15*time.Second, "wait after the clients leave before the last reading (shiftgate returns memory on a 10 s tick)")
 	fs.StringVar(&o.MetricsURL, "metrics", "", "optional Prometheus `URL` whose go_memstats gauges are read at each step")
 	fs.DurationVar(&o.Timeout, "timeout", 10*time.Second, "per-connection dial, write and read timeout")
@@ -135,8 +137,8 @@ func idleFlags(args []string, stderr io.Writer) (o IdleOptions, floor, serveFloo
 		return o, false, true, false, -1
 	case o.N <= 0:
 		return bad("-n must be positive, got %d", o.N)
-	case o.Settle < 0 || o.After < 0 || o.Timeout <= 0:
-		return bad("-settle and -after must not be negative, -timeout must be positive")
+	case o.Settle < 0 || o.Hold < 0 || o.After < 0 || o.Timeout <= 0:
+		return bad("-settle, -hold and -after must not be negative, -timeout must be positive")
 	case floor && (o.PID != 0 || fs.NArg() != 0):
 		return bad("-floor runs its own server: give neither -pid nor a URL")
 	case floor:
@@ -220,11 +222,11 @@ func RunIdle(ctx context.Context, o IdleOptions) (IdleResult, error) {
 		return IdleResult{}, err
 	}
 	res := IdleResult{PID: o.PID, Clients: o.N}
-	read := func(rss *int64, m *map[string]float64) error {
+	read := func(wait time.Duration, rss *int64, m *map[string]float64) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(o.Settle):
+		case <-time.After(wait):
 		}
 		v, err := procRSS(o.PID)
 		if err != nil {
@@ -238,7 +240,7 @@ func RunIdle(ctx context.Context, o IdleOptions) (IdleResult, error) {
 		}
 		return nil
 	}
-	if err := read(&res.RSSBefore, &res.MetricsBefore); err != nil {
+	if err := read(o.Settle, &res.RSSBefore, &res.MetricsBefore); err != nil {
 		return res, err
 	}
 	conns, err := openIdle(ctx, addr, path, o.N, o.Timeout)
@@ -250,19 +252,14 @@ func RunIdle(ctx context.Context, o IdleOptions) (IdleResult, error) {
 	if err != nil {
 		return res, err
 	}
-	if err := read(&res.RSSPeak, &res.MetricsPeak); err != nil {
+	if err := read(o.Hold, &res.RSSPeak, &res.MetricsPeak); err != nil {
 		return res, err
 	}
 	for _, c := range conns {
 		c.Close()
 	}
 	conns = nil
-	select {
-	case <-ctx.Done():
-		return res, ctx.Err()
-	case <-time.After(o.After):
-	}
-	if err := read(&res.RSSAfter, &res.MetricsAfter); err != nil {
+	if err := read(o.After, &res.RSSAfter, &res.MetricsAfter); err != nil {
 		return res, err
 	}
 	res.PerConnBytes = float64(res.RSSPeak-res.RSSBefore) / float64(o.N)

@@ -26,6 +26,7 @@ func TestIdleFlags(t *testing.T) {
 		{args: []string{"-pid", "42", "https://127.0.0.1:443/"}, code: 2, wantInErr: "http://"},
 		{args: []string{"-floor", "-pid", "42"}, code: 2, wantInErr: "neither -pid nor a URL"},
 		{args: []string{"-pid", "42", "-settle", "-1s", "http://127.0.0.1:1/"}, code: 2, wantInErr: "negative"},
+		{args: []string{"-pid", "42", "-hold", "-1s", "http://127.0.0.1:1/"}, code: 2, wantInErr: "negative"},
 		{args: []string{"-bogus"}, code: 2},
 		{args: []string{"-h"}, code: 0},
 	} {

@@ -30,8 +30,9 @@ func TestIdleConnMemory(t *testing.T) {
 		t.Skip("the race detector's shadow memory distorts heap figures")
 	}
 	b := startBackend(t, replyOK)
-	// stallConf's idle timeout (60 s) keeps the connections open while measured.
-	gw := startGateway(t, stallConf, map[string]string{"IDC": b.addr, "CLOUD": b.addr})
+	// stallConf's idle timeout (60 s) keeps the connections open while measured; they
+	// do not park (TestParkedIdleMemory measures parked ones).
+	gw := startGatewayOpt(t, stallConf, map[string]string{"IDC": b.addr, "CLOUD": b.addr}, Options{parkAfter: time.Hour})
 
 	req := []byte(get("/idle"))
 	buf := make([]byte, 4096)
@@ -139,6 +140,8 @@ func TestReleaseAfterBurst(t *testing.T) {
 		releaseTick:    tick,
 		releaseMinPeak: burst / 2,
 		releaseChecked: func(open, peak int, released bool) { looks <- look{open, peak, released} },
+		// Connections that park leave the served ones too: none does here.
+		parkAfter: time.Hour,
 	})
 	if err != nil {
 		t.Fatal(err)

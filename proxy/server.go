@@ -41,6 +41,8 @@ type Options struct {
 	releaseTick    <-chan time.Time
 	releaseMinPeak int
 	releaseChecked func(open, peak int, released bool)
+	// parkAfter replaces parkAfter (memory.go), for tests.
+	parkAfter time.Duration
 }
 
 // Server is one shiftgate instance. Build it with New, run it with Serve, stop it with
@@ -92,6 +94,9 @@ type Server struct {
 	planDriver atomic.Pointer[PlanDriver]
 	// release returns client connections' memory after a peak (memory.go).
 	release releaser
+	// parking holds idle keep-alive client connections without their fasthttp
+	// goroutine and buffers (memory.go); nil when off.
+	parking *wire.Parking
 }
 
 type serverStats struct {
@@ -167,7 +172,7 @@ func New(cfg *conf.Config, opt Options) (*Server, error) {
 	}
 	// Caches loaded from disk for routes this config does not have are dropped.
 	s.retire(s.state.Load())
-	s.http = s.newHTTPServer(cfg)
+	s.http = s.newHTTPServer(cfg, opt.parkAfter)
 	go s.rampLoop()
 	go s.releaseLoop()
 	go s.slowPollLoop()
@@ -177,7 +182,7 @@ func New(cfg *conf.Config, opt Options) (*Server, error) {
 
 // newHTTPServer sets fasthttp up for the edge: bounded timeouts and sizes, no headers
 // of its own, bodies streamed.
-func (s *Server) newHTTPServer(c *conf.Config) *fasthttp.Server {
+func (s *Server) newHTTPServer(c *conf.Config, park time.Duration) *fasthttp.Server {
 	maxHeader := int(c.Limits.MaxHeaderBytes.N)
 	maxConns := c.Limits.MaxConns
 	maxBody := int(c.Limits.MaxBodyBytes.N)
@@ -186,7 +191,10 @@ func (s *Server) newHTTPServer(c *conf.Config) *fasthttp.Server {
 	}
 	head := c.Timeouts.RequestHead.D
 	body := c.Timeouts.Body.D
+	s.parking = s.newParking(head, park, maxConns)
 	return &fasthttp.Server{
+		// Connections under parking learn from it when they wait for a next request.
+		ConnState:    wire.ConnState,
 		Handler:      s.handle,
 		ErrorHandler: s.handleParseError,
 		Name:         "shiftgate",
@@ -240,7 +248,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.serving.Store(true)
 	s.share.listen.Store(ln.Addr().String())
 	s.lnMu.Unlock()
-	err := s.http.Serve(wire.LineListener{Listener: peakListener{ln, s}})
+	err := s.http.Serve(&wire.LineListener{Listener: peakListener{ln, s}, Park: s.parking})
 	if errors.Is(err, net.ErrClosed) {
 		return nil
 	}
@@ -257,6 +265,9 @@ func (s *Server) Shutdown(timeout time.Duration) error {
 		ln.Close() //nolint:errcheck // fasthttp may have closed it already
 	}
 	s.lnMu.Unlock()
+	if s.parking != nil {
+		s.parking.Close()
+	}
 	done := make(chan error, 1)
 	go func() { done <- s.http.Shutdown() }()
 	var err error

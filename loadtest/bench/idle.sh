@@ -16,6 +16,9 @@ set -euo pipefail
 
 n=${1:-10000}
 runs=${RUNS:-3}
+# Idle clients stay this long before the reading with them: shiftgate parks idle
+# connections after 1 s and returns the memory they left on a 10 s tick.
+hold=${HOLD:-25s}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 
@@ -128,7 +131,7 @@ EOF
 	pids+=("$pid")
 	wait_port "$port"
 	wait_port "$admin"
-	out=$("$bin" loadtest idle -json -n "$n" -pid "$pid" -metrics "http://127.0.0.1:$admin/metrics" "http://127.0.0.1:$port/idle")
+	out=$("$bin" loadtest idle -json -hold "$hold" -n "$n" -pid "$pid" -metrics "http://127.0.0.1:$admin/metrics" "http://127.0.0.1:$port/idle")
 	stop "$pid"
 	record shiftgate "$out"
 }
@@ -168,14 +171,14 @@ EOF
 	pid=$!
 	pids+=("$pid")
 	wait_port "$port"
-	out=$("$bin" loadtest idle -json -n "$n" -pid "$pid" -after 2s "http://127.0.0.1:$port/idle")
+	out=$("$bin" loadtest idle -json -hold "$hold" -n "$n" -pid "$pid" -after 2s "http://127.0.0.1:$port/idle")
 	stop "$pid"
 	record nginx "$out"
 }
 
 run_floor() {
 	local out
-	out=$("$bin" loadtest idle -json -n "$n" -after 2s -floor)
+	out=$("$bin" loadtest idle -json -hold "$hold" -n "$n" -after 2s -floor)
 	record floor "$out"
 }
 
