@@ -5,13 +5,15 @@
 #
 # For each target it starts a fresh server on loopback (shiftgate and nginx proxy to
 # one `shiftgate backend`; the Go floor is `shiftgate loadtest idle -floor`), runs
-# `shiftgate loadtest idle -n N` against it (one GET per client, then idle), stops it
-# by PID and does that three times. It prints each run and the median KiB per idle
+# `shiftgate loadtest idle -n N -hold 25s` against it (one GET per client, then idle
+# for 25 s), stops it by PID and does that three times (RUNS=, HOLD= change both). It prints each run and the median KiB per idle
 # connection, (RSS with the clients - RSS before) / N, and the median RSS after the
 # clients left. It installs nothing: without nginx it prints the apt-get line and
 # measures shiftgate and the floor alone. It builds shiftgate from this checkout into
 # a temporary directory (or uses $SHIFTGATE_BIN). Runs of the same target differ by a
-# few percent; -after waits 15 s so that shiftgate's release (a 10 s tick) shows.
+# few percent. shiftgate parks idle connections after 1 s and returns the memory they
+# left on a 10 s tick: the 25 s hold and the 15 s wait after the clients left let both
+# show.
 set -euo pipefail
 
 n=${1:-10000}
