@@ -195,6 +195,12 @@ func TestParkedConnCap(t *testing.T) {
 	if r.StatusCode != 503 || !r.Close || !strings.Contains(strings.ToLower(string(body)), "concurrency limit") {
 		t.Fatalf("connection over the cap while the others are parked: %d close=%v %q", r.StatusCode, r.Close, body)
 	}
+	m := metricsText(gw.srv)
+	for _, want := range []string{"\nshiftgate_client_connections_parked 5\n", "\nshiftgate_connections_refused_total 1\n"} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics lacks %q:\n%s", strings.TrimSpace(want), grepLines(m, "connections"))
+		}
+	}
 	held[0].c.Close()
 	waitUntil(t, "a freed slot", func() bool {
 		c := dialRaw(t, gw.addr)

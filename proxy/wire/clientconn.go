@@ -37,6 +37,7 @@ func (l *LineListener) Accept() (net.Conn, error) {
 			return &lineConn{Conn: c}, nil
 		}
 		if m := l.Park.MaxConns; m > 0 && l.live.Load() >= int64(m) {
+			l.Park.refused.Add(1)
 			refuse(c)
 			continue
 		}

@@ -39,14 +39,18 @@ type Parking struct {
 	// cap). A client over it gets fasthttp's 503 and a close.
 	MaxConns int
 
-	n      atomic.Int64 // len(conns), read without the lock
-	mu     sync.Mutex
-	conns  map[*lineConn]struct{}
-	closed bool
+	n       atomic.Int64 // len(conns), read without the lock
+	refused atomic.Int64 // connections refused at MaxConns
+	mu      sync.Mutex
+	conns   map[*lineConn]struct{}
+	closed  bool
 }
 
 // Parked counts the parked connections.
 func (p *Parking) Parked() int { return int(p.n.Load()) }
+
+// Refused counts the connections refused at MaxConns.
+func (p *Parking) Refused() int64 { return p.refused.Load() }
 
 // Close closes every parked connection; a connection that parks later is closed at
 // once.
