@@ -191,6 +191,14 @@ func TestReleaseAfterBurst(t *testing.T) {
 	}
 	l := lookNow()
 	if l.open != 0 || l.peak != burst || !l.released {
-		t.Errorf("after a burst of %d connections that all closed before the loop looked: %+v; want the peak %d recorded at accept and a release", burst, l, burst)
+		t.Fatalf("after a burst of %d connections that all closed before the loop looked: %+v; want the peak %d recorded at accept and a release", burst, l, burst)
+	}
+	// One more release at the next look (for the stacks of the workers that end
+	// meanwhile), then none.
+	if l := lookNow(); !l.released {
+		t.Errorf("no follow-up release at the look after a release: %+v", l)
+	}
+	if l := lookNow(); l.released {
+		t.Errorf("a third release with nothing new: %+v", l)
 	}
 }

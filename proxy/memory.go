@@ -45,6 +45,11 @@ func (s *Server) newParking(head, wait time.Duration, maxConns int) *wire.Parkin
 	}
 }
 
+// workerIdle is how long a fasthttp worker goroutine that served a connection waits
+// for another before it ends (fasthttp's default, 10 s, kept the 8 KiB stacks of
+// parked connections' former workers that long).
+const workerIdle = time.Second
+
 // releaseMinPeak is the smallest peak of served connections worth a release: below it
 // the memory at stake is a few megabytes.
 const releaseMinPeak = 1000
@@ -138,6 +143,7 @@ func (s *Server) releaseLoop() {
 	// release follows the served ones' fall (closed or parked) and all open ones'
 	// (parked ones closed too).
 	served, open := connTide{minPeak: minPeak}, connTide{minPeak: minPeak}
+	again := false
 	for {
 		select {
 		case <-s.closed:
@@ -150,7 +156,11 @@ func (s *Server) releaseLoop() {
 		// Both tides look at every tick, so that each keeps its peak.
 		r1 := served.shouldRelease(peak, n)
 		r2 := open.shouldRelease(openPeak, n+s.parked())
-		released := r1 || r2
+		// A release is followed by another one look later: the goroutines that
+		// served the connections wait in fasthttp's worker pool for up to
+		// workerIdle before they end and leave their stacks behind.
+		released := r1 || r2 || again
+		again = (r1 || r2) && !again
 		if released {
 			s.log.Info("client connections fell from their peak (closed or parked): returning their memory to the system", "served", n, "parked", s.parked())
 			// The first collection moves pooled buffers to the pools' victim caches,

@@ -224,6 +224,7 @@ func (s *Server) newHTTPServer(c *conf.Config, park time.Duration) *fasthttp.Ser
 		TCPKeepalive:                       true,
 		KeepHijackedConns:                  true,
 		SleepWhenConcurrencyLimitsExceeded: 0,
+		MaxIdleWorkerDuration:              workerIdle,
 	}
 }
 
