@@ -25,7 +25,8 @@ import (
 
 // parkAfter is how long an idle keep-alive client connection keeps its fasthttp
 // goroutine (8 KiB of stack), read buffer and request context before it is parked
-// (wire.Parking): about 17 KiB of RSS per idle client before, the Go floor after.
+// (wire.Parking): 17 KiB of RSS per idle client before, 4.5 KiB after (a bare Go
+// server: 3.6 KiB).
 const parkAfter = time.Second
 
 // newParking sets up the parking of idle client connections: after wait (parkAfter
