@@ -16,6 +16,7 @@ import (
 
 const usageText = `usage: shiftgate loadtest [flags] URL
        shiftgate loadtest bench [flags]      (side-by-side bench; see -h there)
+       shiftgate loadtest idle [flags] -pid PID URL   (memory per idle keep-alive client; see -h there)
 
 Drives HTTP/1.1 load at URL (http:// or https://; loopback only, unless
 -allow-remote) and prints req/s, errors by kind, answers per region (header
@@ -30,6 +31,9 @@ X-Shift-Region) and latency percentiles. Bound the run with -duration, -n or bot
 func Main(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "bench" {
 		return benchMain(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "idle" {
+		return IdleMain(args[1:], stdout, stderr)
 	}
 	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
 	fs.SetOutput(stderr)

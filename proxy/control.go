@@ -411,13 +411,19 @@ func (s *Server) registerGauges() {
 		return 0
 	})
 	set.NewGauge("shiftgate_tunnels_open", func() float64 { return float64(s.tunnels.Len()) })
-	// fasthttp refuses connections past limits.max_conns itself and counts them.
+	// fasthttp refuses connections past limits.max_conns itself and counts them; the
+	// plain listener refuses those that parked connections would put past it.
 	set.NewGauge("shiftgate_connections_refused_total", func() float64 {
 		if s.http == nil {
 			return 0
 		}
-		return float64(s.http.GetRejectedConnectionsCount())
+		n := float64(s.http.GetRejectedConnectionsCount())
+		if s.parking != nil {
+			n += float64(s.parking.Refused())
+		}
+		return n
 	})
+	set.NewGauge("shiftgate_client_connections_parked", func() float64 { return float64(s.parked()) })
 	set.NewGauge("shiftgate_config_version", func() float64 { return float64(s.state.Load().version) })
 	set.NewGauge("shiftgate_override_store_up", func() float64 {
 		if h, ok := s.storeHealth(); (ok && !h.Up) || (!ok && s.storeWritable() != nil) {

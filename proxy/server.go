@@ -36,6 +36,13 @@ type Options struct {
 	NoFallbackStore bool
 	// Dial, when set, replaces TCP dialing to upstreams (in-memory benchmarks).
 	Dial func(addr string) (net.Conn, error)
+
+	// The release loop's clock, threshold and watcher (memory.go), for tests.
+	releaseTick    <-chan time.Time
+	releaseMinPeak int
+	releaseChecked func(open, peak int, released bool)
+	// parkAfter replaces parkAfter (memory.go), for tests.
+	parkAfter time.Duration
 }
 
 // Server is one shiftgate instance. Build it with New, run it with Serve, stop it with
@@ -85,6 +92,11 @@ type Server struct {
 	unpersisted unpersisted
 	// planDriver is the ramp plan controller, when one runs (SetPlanDriver).
 	planDriver atomic.Pointer[PlanDriver]
+	// release returns client connections' memory after a peak (memory.go).
+	release releaser
+	// parking holds idle keep-alive client connections without their fasthttp
+	// goroutine and buffers (memory.go); nil when off.
+	parking *wire.Parking
 }
 
 type serverStats struct {
@@ -109,6 +121,7 @@ func New(cfg *conf.Config, opt Options) (*Server, error) {
 		tunnels:   newTunnelSet(),
 		closed:    make(chan struct{}),
 	}
+	s.release.tick, s.release.minPeak, s.release.checked = opt.releaseTick, opt.releaseMinPeak, opt.releaseChecked
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -159,7 +172,7 @@ func New(cfg *conf.Config, opt Options) (*Server, error) {
 	}
 	// Caches loaded from disk for routes this config does not have are dropped.
 	s.retire(s.state.Load())
-	s.http = s.newHTTPServer(cfg)
+	s.http = s.newHTTPServer(cfg, opt.parkAfter)
 	go s.rampLoop()
 	go s.releaseLoop()
 	go s.slowPollLoop()
@@ -169,7 +182,7 @@ func New(cfg *conf.Config, opt Options) (*Server, error) {
 
 // newHTTPServer sets fasthttp up for the edge: bounded timeouts and sizes, no headers
 // of its own, bodies streamed.
-func (s *Server) newHTTPServer(c *conf.Config) *fasthttp.Server {
+func (s *Server) newHTTPServer(c *conf.Config, park time.Duration) *fasthttp.Server {
 	maxHeader := int(c.Limits.MaxHeaderBytes.N)
 	maxConns := c.Limits.MaxConns
 	maxBody := int(c.Limits.MaxBodyBytes.N)
@@ -178,7 +191,10 @@ func (s *Server) newHTTPServer(c *conf.Config) *fasthttp.Server {
 	}
 	head := c.Timeouts.RequestHead.D
 	body := c.Timeouts.Body.D
+	s.parking = s.newParking(head, park, maxConns)
 	return &fasthttp.Server{
+		// Connections under parking learn from it when they wait for a next request.
+		ConnState:    wire.ConnState,
 		Handler:      s.handle,
 		ErrorHandler: s.handleParseError,
 		Name:         "shiftgate",
@@ -208,6 +224,7 @@ func (s *Server) newHTTPServer(c *conf.Config) *fasthttp.Server {
 		TCPKeepalive:                       true,
 		KeepHijackedConns:                  true,
 		SleepWhenConcurrencyLimitsExceeded: 0,
+		MaxIdleWorkerDuration:              workerIdle,
 	}
 }
 
@@ -232,7 +249,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.serving.Store(true)
 	s.share.listen.Store(ln.Addr().String())
 	s.lnMu.Unlock()
-	err := s.http.Serve(wire.LineListener{Listener: ln})
+	err := s.http.Serve(&wire.LineListener{Listener: peakListener{ln, s}, Park: s.parking})
 	if errors.Is(err, net.ErrClosed) {
 		return nil
 	}
@@ -249,6 +266,9 @@ func (s *Server) Shutdown(timeout time.Duration) error {
 		ln.Close() //nolint:errcheck // fasthttp may have closed it already
 	}
 	s.lnMu.Unlock()
+	if s.parking != nil {
+		s.parking.Close()
+	}
 	done := make(chan error, 1)
 	go func() { done <- s.http.Shutdown() }()
 	var err error

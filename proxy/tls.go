@@ -146,7 +146,8 @@ func (s *Server) ServeTLS(ln net.Listener) error {
 		},
 	}
 	s.serving.Store(true)
-	err := s.http.Serve(wire.LineListener{Listener: tln})
+	// TLS connections do not park: fasthttp caps them alone.
+	err := s.http.Serve(&wire.LineListener{Listener: peakListener{tln, s}})
 	if errors.Is(err, net.ErrClosed) {
 		return nil
 	}

@@ -6,26 +6,44 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
 )
 
-// LineListener wraps each accepted connection in a lineConn.
-type LineListener struct{ net.Listener }
+// LineListener wraps each accepted connection in a lineConn. With Park set, its plain
+// connections park while idle, and Park.MaxConns caps this listener's connections,
+// served and parked (fasthttp caps the served ones of each listener).
+type LineListener struct {
+	net.Listener
+	Park *Parking
+	live atomic.Int64 // connections accepted and not yet closed, under Park
+}
 
 // Accept implements net.Listener. A TLS connection stays recognisable as one
 // (Handshake, ConnectionState), so that fasthttp runs its handshake off the accept
 // loop and never writes a plain-text refusal into it.
-func (l LineListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+func (l *LineListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if tc, ok := c.(tlsConn); ok {
+			return &tlsLineConn{lineConn: lineConn{Conn: c}, tc: tc}, nil
+		}
+		if l.Park == nil {
+			return &lineConn{Conn: c}, nil
+		}
+		if m := l.Park.MaxConns; m > 0 && l.live.Load() >= int64(m) {
+			l.Park.refused.Add(1)
+			refuse(c)
+			continue
+		}
+		l.live.Add(1)
+		return &lineConn{Conn: c, parking: l.Park, live: &l.live}, nil
 	}
-	if tc, ok := c.(tlsConn); ok {
-		return &tlsLineConn{lineConn: lineConn{Conn: c}, tc: tc}, nil
-	}
-	return &lineConn{Conn: c}, nil
 }
 
 // tlsConn is what fasthttp recognises as a TLS connection.
@@ -57,10 +75,51 @@ func (c *tlsLineConn) ConnectionState() tls.ConnectionState { return c.tc.Connec
 // It also turns fasthttp's write deadline, which bounds the whole response, into an idle
 // timeout that moves with each write: a 50 MB download to a slow but steady client is
 // not cut for taking longer than the body timeout, a client that stops reading is.
+//
+// Under Parking (parking set) it parks while it waits for a next request: see Parking.
 type lineConn struct {
 	net.Conn
 	sinceLF int
 	w       idleWrites
+
+	parking *Parking
+	live    *atomic.Int64 // the listener's count of open connections, under parking
+	park    atomic.Int32  // serving, parking, parked or closed
+	// idle is set while fasthttp waits for the next request (ConnState); the read
+	// deadline fasthttp sets then is kept in idleDeadline and applied by idleRead.
+	idle         bool
+	idleDeadline time.Time
+	// first is the first byte of the request that woke a parked connection, read
+	// again by fasthttp when hasFirst.
+	first    byte
+	hasFirst bool
+}
+
+// SetReadDeadline passes the deadline on, except while the connection waits for its
+// next request under Parking: idleRead applies it then.
+func (c *lineConn) SetReadDeadline(t time.Time) error {
+	if c.idle {
+		c.idleDeadline = t
+		return nil
+	}
+	return c.Conn.SetReadDeadline(t)
+}
+
+// Close closes the connection, or parks it when its read has just told fasthttp the
+// client left (Parking).
+func (c *lineConn) Close() error {
+	if c.parking != nil && c.park.Load() == parking && c.parking.hold(c) {
+		return nil
+	}
+	return c.closeNow()
+}
+
+// closeNow closes the connection for good.
+func (c *lineConn) closeNow() error {
+	if c.park.Swap(closed) != closed && c.live != nil {
+		c.live.Add(-1)
+	}
+	return c.Conn.Close()
 }
 
 func (c *lineConn) SetWriteDeadline(t time.Time) error { return c.w.setDeadline(c.Conn, t) }
@@ -140,7 +199,18 @@ func (w *idleWrites) move(c net.Conn) {
 }
 
 func (c *lineConn) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
+	var (
+		n   int
+		err error
+	)
+	switch {
+	case c.hasFirst && len(p) > 0:
+		p[0], n, c.hasFirst = c.first, 1, false
+	case c.idle:
+		n, err = c.idleRead(p)
+	default:
+		n, err = c.Conn.Read(p)
+	}
 	if n > 0 {
 		b := p[:n]
 		// IndexByte is vectorised: bodies without LF cost little.
