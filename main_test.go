@@ -17,18 +17,20 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/shiftgate/shiftgate/loadtest/freeport"
 	"github.com/shiftgate/shiftgate/loadtest/standin"
 	"github.com/shiftgate/shiftgate/proxy"
 )
 
+// freeAddr returns a loopback address for a server the test starts a moment later
+// (outside the ephemeral range, so no client's connection takes it meanwhile).
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	a, err := freeport.Addr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return a
 }
 
 func runCLI(args ...string) (int, string, string) {

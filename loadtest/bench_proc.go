@@ -5,13 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/shiftgate/shiftgate/loadtest/freeport"
 )
 
 // proc is one child process of the bench: a proxy or the backend. It is stopped by
@@ -111,14 +112,7 @@ func (p *proc) waitReady(ctx context.Context, url string, timeout time.Duration)
 }
 
 // freeAddr returns a loopback address with a port that was free a moment ago.
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
+func freeAddr() (string, error) { return freeport.Addr() }
 
 // clockTicks is USER_HZ, the unit of utime and stime in /proc/PID/stat: 100 on every
 // Linux architecture Go supports (the kernel fixes it for the user ABI).

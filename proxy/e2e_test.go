@@ -15,6 +15,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/shiftgate/shiftgate/conf"
+	"github.com/shiftgate/shiftgate/loadtest/freeport"
 	"github.com/shiftgate/shiftgate/loadtest/standin"
 	"github.com/shiftgate/shiftgate/routing"
 )
@@ -52,9 +53,7 @@ func copyExampleFreePorts(t *testing.T) (path string, addr func(string) string) 
 	moved := map[string]string{}
 	text := string(b)
 	for _, a := range []string{"127.0.0.1:9001", "127.0.0.1:9011", "127.0.0.1:9002"} {
-		ln := must(net.Listen("tcp", "127.0.0.1:0"))
-		moved[a] = ln.Addr().String()
-		ln.Close()
+		moved[a] = must(freeport.Addr())
 		text = strings.ReplaceAll(text, `"`+a+`"`, `"`+moved[a]+`"`)
 	}
 	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {

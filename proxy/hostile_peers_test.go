@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shiftgate/shiftgate/loadtest/freeport"
 	"github.com/shiftgate/shiftgate/proxy/wire"
 )
 
@@ -143,12 +144,11 @@ func growIdx(b *recBackend, totals []int64) []int {
 
 // freePort returns a loopback address nobody listens on (for a peer to bind).
 func freePort(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	a, err := freeport.Addr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return a
 }
 
 // startPeer runs a peer proxy in the foreground until the test ends (killed by its
