@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/shiftgate/shiftgate/loadtest/freeport"
 	"github.com/shiftgate/shiftgate/loadtest/standin"
 	"github.com/valyala/fasthttp"
 )
@@ -44,12 +45,10 @@ func serve(t testing.TB, h fasthttp.RequestHandler) string {
 // closedPort returns a loopback address on which nothing listens.
 func closedPort(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeport.Addr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
 	return addr
 }
 

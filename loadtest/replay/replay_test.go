@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/shiftgate/shiftgate/loadtest/freeport"
 )
 
 // A log in the proxy's access log format, with the lines replay must skip.
@@ -155,12 +157,10 @@ func TestReplayStops(t *testing.T) {
 
 func TestReplayTargetDown(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	addr, err := freeport.Addr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
 	res, err := Run(context.Background(), Options{File: writeLog(t, accessLog), Target: addr, Rate: 1000, Timeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/shiftgate/shiftgate/conf"
 	"github.com/shiftgate/shiftgate/loadtest"
+	"github.com/shiftgate/shiftgate/loadtest/freeport"
 	"github.com/shiftgate/shiftgate/loadtest/standin"
 	"github.com/shiftgate/shiftgate/proxy"
 	"github.com/shiftgate/shiftgate/routing"
@@ -283,12 +283,10 @@ func TestPlanRollsBackFailingRegion(t *testing.T) {
 func TestPlanResumesAfterRestart(t *testing.T) {
 	idc, cloud := startRegion(t, "idc"), startRegion(t, "cloud")
 	dir := t.TempDir()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	listen, err := freeport.Addr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	listen := ln.Addr().String()
-	ln.Close()
 	text := strings.NewReplacer("{{STATE}}", filepath.Join(dir, "state"), "{{IDC}}", idc.Addr, "{{CLOUD}}", cloud.Addr).Replace(planConfig)
 	path := filepath.Join(dir, "shiftgate.yaml")
 	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {

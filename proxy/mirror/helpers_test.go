@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/shiftgate/shiftgate/loadtest/freeport"
 )
 
 // serve runs h on a loopback listener until the test ends and returns its address.
@@ -31,12 +33,10 @@ func serve(t testing.TB, h fasthttp.RequestHandler) string {
 // deadAddr returns a loopback address nothing listens on.
 func deadAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	addr, err := freeport.Addr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
 	return addr
 }
 
