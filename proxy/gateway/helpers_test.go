@@ -116,3 +116,18 @@ func counterValue(s *proxy.Server, name string) int {
 	}
 	return -1
 }
+
+// replaceFile puts data at path with one rename, as editors and config tools do:
+// os.WriteFile truncates and then writes, and on a loaded machine the watcher may
+// read the empty file between the two steps, a refused file of its own that tests
+// counting refusals would then count too.
+func replaceFile(t testing.TB, path string, data []byte) {
+	t.Helper()
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -36,7 +36,7 @@ func TestMetricsPassPromtool(t *testing.T) {
 			resp.Body.Close()
 		}
 	}
-	os.WriteFile(g.path, []byte("percent: [\n"), 0o644) // a refused reload
+	replaceFile(t, g.path, []byte("percent: [\n")) // a refused reload
 	waitForCond(t, 5*time.Second, "the refused reload to be counted", func() bool {
 		return counterValue(g.srv, "shiftgate_config_reload_errors_total") == 1
 	})

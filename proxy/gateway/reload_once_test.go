@@ -29,9 +29,9 @@ func TestReloadErrorsCountedOnce(t *testing.T) {
 			t.Fatalf("reload errors: %d, want %d", got, want)
 		}
 	}
-	os.WriteFile(g.path, []byte(strings.Replace(string(good), "percent: 25", "percent: 250", 1)), 0o644)
+	replaceFile(t, g.path, []byte(strings.Replace(string(good), "percent: 25", "percent: 250", 1)))
 	waitCount(1)
-	os.WriteFile(g.path, []byte(strings.Replace(string(good), "salt: cutover-2026", "salt: other", 1)), 0o644)
+	replaceFile(t, g.path, []byte(strings.Replace(string(good), "salt: cutover-2026", "salt: other", 1)))
 	waitCount(2)
 	if st := g.srv.Status(); st.Routes[0].Salt != "cutover-2026" || st.Version != 1 {
 		t.Errorf("a refused file changed what serves: salt %q, version %d", st.Routes[0].Salt, st.Version)

@@ -42,10 +42,10 @@ func TestReloadErrorsCounted(t *testing.T) {
 		t.Fatalf("reload errors at start: %d", n)
 	}
 	// A file that does not parse.
-	os.WriteFile(g.path, bytes.Replace(good, []byte("percent: 25"), []byte("percent: 250"), 1), 0o644)
+	replaceFile(t, g.path, bytes.Replace(good, []byte("percent: 25"), []byte("percent: 250"), 1))
 	waitForCond(t, 5*time.Second, "the unparsable file to be counted", func() bool { return errs() == 1 })
 	// A file that parses but would reshuffle users mid-cutover.
-	os.WriteFile(g.path, bytes.Replace(good, []byte("salt: cutover-2026"), []byte("salt: other"), 1), 0o644)
+	replaceFile(t, g.path, bytes.Replace(good, []byte("salt: cutover-2026"), []byte("salt: other"), 1))
 	waitForCond(t, 5*time.Second, "the reshuffling file to be refused", func() bool {
 		return logs.count("config refused") == 2
 	})
