@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -128,8 +129,8 @@ func (p *parser) checkRegionTLS(c *Config, path string, r *Region) {
 		}
 		if b, err := os.ReadFile(t.CAFile); err != nil {
 			p.errf(tp+".ca_file", "%v", err)
-		} else if why := checkCABundle(b); why != "" {
-			p.errf(tp+".ca_file", "%s: %s", t.CAFile, why)
+		} else if _, err := ParseCABundle(b); err != nil {
+			p.errf(tp+".ca_file", "%s: %v", t.CAFile, err)
 		}
 	}
 	switch {
@@ -193,11 +194,14 @@ func (p *parser) checkKeyPair(c *Config, path string, certFile, keyFile *string)
 	}
 }
 
-// checkCABundle returns why a PEM CA bundle cannot be used, or "": as the gateway
-// loads it (tlsconf.LoadCABundle), every CERTIFICATE block must parse, none may be
-// cut short, and one at least must be there.
-func checkCABundle(b []byte) string {
-	n := 0
+// ParseCABundle returns the certificates of a PEM CA bundle, or why it cannot be
+// used: every CERTIFICATE block must parse, none may be cut short (a file half
+// written), and one at least must be there; other PEM blocks are skipped.
+// x509.CertPool.AppendCertsFromPEM would skip bad blocks quietly and trust fewer CAs
+// than the file names. The config check and the gateway's live reload of bundles
+// (proxy/tlsconf) both read bundles with it.
+func ParseCABundle(b []byte) ([]*x509.Certificate, error) {
+	var certs []*x509.Certificate
 	for {
 		var block *pem.Block
 		block, b = pem.Decode(b)
@@ -207,16 +211,17 @@ func checkCABundle(b []byte) string {
 		if block.Type != "CERTIFICATE" {
 			continue
 		}
-		n++
-		if _, err := x509.ParseCertificate(block.Bytes); err != nil {
-			return fmt.Sprintf("certificate %d does not parse: %v", n, err)
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("certificate %d does not parse: %v", len(certs)+1, err)
 		}
+		certs = append(certs, cert)
 	}
 	switch {
 	case bytes.Contains(b, []byte("-----BEGIN")):
-		return fmt.Sprintf("a PEM block after certificate %d is cut short or malformed (a file half written?)", n)
-	case n == 0:
-		return "no PEM CERTIFICATE block that parses"
+		return nil, fmt.Errorf("a PEM block after certificate %d is cut short or malformed (a file half written?)", len(certs))
+	case len(certs) == 0:
+		return nil, errors.New("no PEM CERTIFICATE block that parses")
 	}
-	return ""
+	return certs, nil
 }

@@ -1,9 +1,7 @@
 package tlsconf
 
 import (
-	"bytes"
 	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"os"
 	"sort"
@@ -11,6 +9,8 @@ import (
 	"time"
 
 	"github.com/cespare/xxhash/v2"
+
+	"github.com/shiftgate/shiftgate/conf"
 )
 
 // CAs is a CA bundle loaded from a PEM file: the pool upstream certificates are
@@ -43,24 +43,13 @@ func LoadCABundle(file string) (*CAs, error) {
 	return parseCAs(file, b)
 }
 
-var pemBegin = []byte("-----BEGIN")
-
 func parseCAs(file string, b []byte) (*CAs, error) {
+	certs, err := conf.ParseCABundle(b)
+	if err != nil {
+		return nil, &LoadError{File: file, Reason: err.Error()}
+	}
 	c := &CAs{File: file, Pool: x509.NewCertPool(), hash: xxhash.Sum64(b)}
-	rest := b
-	for {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			break
-		}
-		if block.Type != "CERTIFICATE" {
-			continue
-		}
-		cert, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			return nil, &LoadError{File: file, Reason: fmt.Sprintf("certificate %d does not parse: %v", len(c.Subjects)+1, err)}
-		}
+	for _, cert := range certs {
 		c.Pool.AddCert(cert)
 		name := cert.Subject.CommonName
 		if name == "" {
@@ -73,12 +62,6 @@ func parseCAs(file string, b []byte) (*CAs, error) {
 		if cert.NotAfter.After(c.latest) {
 			c.latest = cert.NotAfter
 		}
-	}
-	if bytes.Contains(rest, pemBegin) {
-		return nil, &LoadError{File: file, Reason: fmt.Sprintf("a PEM block after certificate %d is cut short or malformed (a file half written?)", len(c.Subjects))}
-	}
-	if len(c.Subjects) == 0 {
-		return nil, &LoadError{File: file, Reason: "no PEM CERTIFICATE block that parses"}
 	}
 	return c, nil
 }
