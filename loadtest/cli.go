@@ -117,15 +117,19 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(stderr, "loadtest: interrupted; the result covers the run so far")
 	}
+	return writeResult(stdout, stderr, asJSON, res)
+}
+
+// writeResult prints a verb's result as one JSON object or as its text, and returns
+// the exit status: 1 when the output could not be written.
+func writeResult(stdout, stderr io.Writer, asJSON bool, res interface{ WriteText(io.Writer) error }) int {
+	var err error
 	if asJSON {
-		enc := json.NewEncoder(stdout)
-		if err := enc.Encode(res); err != nil {
-			fmt.Fprintln(stderr, err)
-			return 1
-		}
-		return 0
+		err = json.NewEncoder(stdout).Encode(res)
+	} else {
+		err = res.WriteText(stdout)
 	}
-	if err := res.WriteText(stdout); err != nil {
+	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}

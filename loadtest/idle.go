@@ -3,7 +3,6 @@ package loadtest
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -200,18 +199,7 @@ func idleMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 1
 	}
 	res.Target = target
-	if asJSON {
-		if err := json.NewEncoder(stdout).Encode(res); err != nil {
-			fmt.Fprintln(stderr, err)
-			return 1
-		}
-		return 0
-	}
-	if err := res.WriteText(stdout); err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
-	}
-	return 0
+	return writeResult(stdout, stderr, asJSON, res)
 }
 
 // RunIdle opens o.N idle keep-alive clients against o.URL and reads the RSS of o.PID
