@@ -33,17 +33,8 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$need" ]; then
 	}
 fi
 
-find_bin() {
-	command -v "$1" 2>/dev/null && return 0
-	local d
-	for d in /usr/sbin /sbin; do
-		if [ -x "$d/$1" ]; then
-			echo "$d/$1"
-			return 0
-		fi
-	done
-	return 1
-}
+# shellcheck source=lib.sh
+. "$here/lib.sh"
 
 tmp=$(mktemp -d)
 pids=()
@@ -188,7 +179,7 @@ targets=(shiftgate floor)
 if nginx=$(find_bin nginx); then
 	targets=(shiftgate nginx floor)
 else
-	echo "idle: nginx missing; install with: apt-get update && apt-get install -y nginx-light (or nginx)" >&2
+	echo "idle: nginx missing; install with: apt-get update && apt-get install -y $(nginx_pkg)" >&2
 fi
 for i in $(seq "$runs"); do
 	for t in "${targets[@]}"; do "run_$t"; done
