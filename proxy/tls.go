@@ -134,7 +134,8 @@ func (s *Server) ServeTLS(ln net.Listener) error {
 		return errors.New("serve TLS: the config has no tls block")
 	}
 	tln := &tlsconf.Listener{
-		Listener:         ln,
+		// Raw reads and writes under the encryption, as on the plain listener.
+		Listener:         wire.RawListener{Listener: ln},
 		Config:           s.tls.config.Load,
 		HandshakeTimeout: s.http.ReadTimeout,
 		OnHandshake: func(reason string, err error) {

@@ -124,18 +124,18 @@ func newUpstreamRegistry(dial func(addr string) (net.Conn, error)) *upstreamRegi
 }
 
 func (u *upstreamRegistry) newPipe(ps pipeSettings, rt *regionTLS) *wire.PipeClient {
-	dial := u.dialer(ps.resolveEvery, rt, false)
+	dial := u.dialer(ps.resolveEvery, rt, wire.RawUpstream)
 	return wire.NewPipeClient(ps.addr, ps.conns, func(addr string) (net.Conn, error) { return dial(addr, ps.connect) },
 		ps.responseHeader, ps.body, ps.idle, int(ps.maxBody))
 }
 
 // dialer returns a dial function for a region's upstreams: TCP through a DNS cache
 // refreshed every resolveEvery (or the registry's own dial), with the TLS handshake
-// on top when rt is set. watch wraps each TCP connection so a pool can check it for
-// stray bytes (pooled clients); tunnels and pipelined clients keep the bare
-// connection (half-close, splice). Every caller gets its own dialer, with its own
-// cache of sessions to resume.
-func (u *upstreamRegistry) dialer(resolveEvery time.Duration, rt *regionTLS, watch bool) func(addr string, timeout time.Duration) (net.Conn, error) {
+// on top when rt is set. wrap, when set, wraps each TCP connection: wire.WatchUpstream
+// for pooled clients (raw reads and writes, and a check for stray bytes),
+// wire.RawUpstream for pipelined ones; tunnels keep the bare connection (splice).
+// Every caller gets its own dialer, with its own cache of sessions to resume.
+func (u *upstreamRegistry) dialer(resolveEvery time.Duration, rt *regionTLS, wrap func(net.Conn, error) (net.Conn, error)) func(addr string, timeout time.Duration) (net.Conn, error) {
 	var raw func(addr string, timeout time.Duration) (net.Conn, error)
 	if u.dial != nil {
 		raw = func(addr string, _ time.Duration) (net.Conn, error) { return u.dial(addr) }
@@ -143,9 +143,9 @@ func (u *upstreamRegistry) dialer(resolveEvery time.Duration, rt *regionTLS, wat
 		// Host names are resolved again after this long, so a DNS change is followed.
 		d := &fasthttp.TCPDialer{DNSCacheDuration: resolveEvery}
 		raw = d.DialTimeout
-		if watch {
+		if wrap != nil {
 			raw = func(addr string, timeout time.Duration) (net.Conn, error) {
-				return wire.WatchUpstream(d.DialTimeout(addr, timeout))
+				return wrap(d.DialTimeout(addr, timeout))
 			}
 		}
 	}
@@ -158,7 +158,7 @@ func (u *upstreamRegistry) dialer(resolveEvery time.Duration, rt *regionTLS, wat
 // tunnelDialer returns p's dialer for tunnels: round robin over the region's addresses
 // (those of its clients), resolved through a DNS cache refreshed every resolveEvery.
 func (u *upstreamRegistry) tunnelDialer(p *pool, resolveEvery time.Duration, rt *regionTLS) func(time.Duration) (net.Conn, error) {
-	dial := u.dialer(resolveEvery, rt, false)
+	dial := u.dialer(resolveEvery, rt, nil)
 	return func(timeout time.Duration) (net.Conn, error) { return dial(p.pick().Addr, timeout) }
 }
 
@@ -191,7 +191,7 @@ func (u *upstreamRegistry) pools(c *conf.Config, used map[upstreamSettings]bool,
 			}
 			hc := u.clients[s]
 			if hc == nil {
-				hc = newHostClient(s, u.dialer(s.resolveEvery, rt, true))
+				hc = newHostClient(s, u.dialer(s.resolveEvery, rt, wire.WatchUpstream))
 				u.clients[s] = hc
 			}
 			used[s] = true

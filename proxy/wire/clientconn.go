@@ -34,7 +34,7 @@ func (l *LineListener) Accept() (net.Conn, error) {
 			return &tlsLineConn{lineConn: lineConn{Conn: c}, tc: tc}, nil
 		}
 		if l.Park == nil {
-			return &lineConn{Conn: c}, nil
+			return &lineConn{Conn: c, sock: newSockIO(c)}, nil
 		}
 		if m := l.Park.MaxConns; m > 0 && l.live.Load() >= int64(m) {
 			l.Park.refused.Add(1)
@@ -42,7 +42,7 @@ func (l *LineListener) Accept() (net.Conn, error) {
 			continue
 		}
 		l.live.Add(1)
-		return &lineConn{Conn: c, parking: l.Park, live: &l.live}, nil
+		return &lineConn{Conn: c, sock: newSockIO(c), parking: l.Park, live: &l.live}, nil
 	}
 }
 
@@ -79,6 +79,7 @@ func (c *tlsLineConn) ConnectionState() tls.ConnectionState { return c.tc.Connec
 // Under Parking (parking set) it parks while it waits for a next request: see Parking.
 type lineConn struct {
 	net.Conn
+	sock    *sockIO // raw reads and writes of a TCP socket; nil for others
 	sinceLF int
 	w       idleWrites
 
@@ -133,7 +134,18 @@ func (c *lineConn) SetDeadline(t time.Time) error {
 
 func (c *lineConn) Write(p []byte) (int, error) {
 	c.w.move(c.Conn)
+	if c.sock != nil {
+		return c.sock.Write(p)
+	}
 	return c.Conn.Write(p)
+}
+
+// read reads from the socket.
+func (c *lineConn) read(p []byte) (int, error) {
+	if c.sock != nil {
+		return c.sock.Read(p)
+	}
+	return c.Conn.Read(p)
 }
 
 // copyBufs are the buffers of lineConn.ReadFrom.
@@ -209,7 +221,7 @@ func (c *lineConn) Read(p []byte) (int, error) {
 	case c.idle:
 		n, err = c.idleRead(p)
 	default:
-		n, err = c.Conn.Read(p)
+		n, err = c.read(p)
 	}
 	if n > 0 {
 		b := p[:n]

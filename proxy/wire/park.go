@@ -118,7 +118,7 @@ func (c *lineConn) idleRead(p []byte) (int, error) {
 	}
 	// Past the idle deadline itself the read fails as it would have.
 	short := c.idleDeadline.IsZero() || d.Before(c.idleDeadline)
-	n, err := c.Conn.Read(p)
+	n, err := c.read(p)
 	if n == 0 && short && isTimeout(err) && c.park.CompareAndSwap(serving, parking) {
 		return 0, errParked
 	}

@@ -37,6 +37,7 @@ type upstreamConn struct {
 	net.Conn
 	w     idleWrites
 	raw   syscall.RawConn
+	sock  *sockIO // raw reads and writes (rawio.go); nil when not TCP
 	peekf func(fd uintptr)
 	n     int
 	errno error
@@ -60,7 +61,7 @@ func WatchUpstream(c net.Conn, err error) (net.Conn, error) {
 	if rerr != nil {
 		return c, nil
 	}
-	u := &upstreamConn{Conn: c, raw: raw}
+	u := &upstreamConn{Conn: c, raw: raw, sock: newSockIO(c)}
 	u.peekf = u.peek
 	return u, nil
 }
@@ -76,7 +77,17 @@ func (u *upstreamConn) SetDeadline(t time.Time) error {
 
 func (u *upstreamConn) Write(p []byte) (int, error) {
 	u.w.move(u.Conn)
+	if u.sock != nil {
+		return u.sock.Write(p)
+	}
 	return u.Conn.Write(p)
+}
+
+func (u *upstreamConn) Read(p []byte) (int, error) {
+	if u.sock != nil {
+		return u.sock.Read(p)
+	}
+	return u.Conn.Read(p)
 }
 
 func (u *upstreamConn) peek(fd uintptr) {

@@ -1,0 +1,203 @@
+package wire
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+// sockIO reads and writes a nonblocking TCP socket with raw system calls, still
+// waiting in Go's poller (so deadlines and Close work as for net.Conn) when the
+// socket is not ready.
+//
+// Why: net.Conn's Read and Write enter the kernel through syscall.Syscall, which
+// marks the goroutine's P as in a system call. A read or write of a nonblocking
+// socket never blocks, but on loopback a write runs the receiver's TCP input in the
+// writer's context and often outlasts two ticks (20 µs) of the runtime's monitor
+// thread; the monitor then takes the P away and hands it to another thread, the
+// writer has to get a P back when the call returns, and the monitor, having found
+// work, keeps waking every 20 µs instead of backing off to 10 ms. On one core that
+// churn of thread switches and monitor wake-ups cost more than the proxy's own work
+// per request. RawSyscall skips the bookkeeping: the P stays with the goroutine,
+// whose kernel time is work done for it anyway, and the monitor backs off.
+//
+// The costs: a stop-the-world waits for a call in flight (microseconds); the race
+// detector does not see these reads and writes as synchronising (nothing here
+// relies on a socket for memory ordering between goroutines of this process).
+//
+// net.Conn allows concurrent calls; the raw path holds its arguments in the struct
+// so that the callbacks, bound once, allocate nothing. A second concurrent reader
+// or writer (which shiftgate does not have, but a net.Conn must allow) takes the
+// plain path, which waits for the raw one on the socket's own lock.
+type sockIO struct {
+	rc            syscall.RawConn
+	conn          net.Conn
+	readf, writef func(fd uintptr) bool
+
+	reading atomic.Bool
+	rp      []byte
+	rn      int
+	rerr    syscall.Errno
+
+	writing atomic.Bool
+	wp      []byte
+	wn      int
+	werr    syscall.Errno
+}
+
+// newSockIO returns a sockIO for c when it is a TCP socket, else nil.
+func newSockIO(c net.Conn) *sockIO {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return nil
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	s := &sockIO{rc: rc, conn: c}
+	s.readf, s.writef = s.doRead, s.doWrite
+	return s
+}
+
+func (s *sockIO) doRead(fd uintptr) bool {
+	for {
+		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(unsafe.SliceData(s.rp))), uintptr(len(s.rp)))
+		switch e {
+		case 0:
+			s.rn = int(n)
+			return true
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false // wait in the poller, then again
+		}
+		s.rerr = e
+		return true
+	}
+}
+
+func (s *sockIO) doWrite(fd uintptr) bool {
+	for len(s.wp) > 0 {
+		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(s.wp))), uintptr(len(s.wp)))
+		switch e {
+		case 0:
+			s.wn += int(n)
+			s.wp = s.wp[n:]
+			continue
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false // the rest once the socket is writable
+		}
+		s.werr = e
+		return true
+	}
+	return true
+}
+
+// Read reads like net.Conn.Read: io.EOF at the peer's end, a *net.OpError on failure.
+func (s *sockIO) Read(p []byte) (int, error) {
+	if len(p) == 0 || !s.reading.CompareAndSwap(false, true) {
+		return s.conn.Read(p)
+	}
+	s.rp, s.rn, s.rerr = p, 0, 0
+	err := s.rc.Read(s.readf)
+	n, errno := s.rn, s.rerr
+	s.rp = nil
+	s.reading.Store(false)
+	switch {
+	case err != nil:
+		return 0, asOp("read", err)
+	case errno != 0:
+		return 0, s.opError("read", errno)
+	case n == 0:
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+// Write writes all of p like net.Conn.Write.
+func (s *sockIO) Write(p []byte) (int, error) {
+	if !s.writing.CompareAndSwap(false, true) {
+		return s.conn.Write(p)
+	}
+	s.wp, s.wn, s.werr = p, 0, 0
+	err := s.rc.Write(s.writef)
+	n, errno := s.wn, s.werr
+	s.wp = nil
+	s.writing.Store(false)
+	switch {
+	case err != nil:
+		return n, asOp("write", err)
+	case errno != 0:
+		return n, s.opError("write", errno)
+	}
+	return n, nil
+}
+
+func (s *sockIO) opError(op string, errno syscall.Errno) error {
+	return &net.OpError{Op: op, Net: "tcp", Source: s.conn.LocalAddr(), Addr: s.conn.RemoteAddr(), Err: os.NewSyscallError(op, errno)}
+}
+
+// asOp names a poller error (deadline, closed), which net reports as "raw-read" or
+// "raw-write", by the operation, as net.Conn's Read and Write do.
+func asOp(op string, err error) error {
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		oe.Op = op
+	}
+	return err
+}
+
+// RawListener hands out its TCP connections with raw reads and writes (see sockIO):
+// for the TLS listener, whose connections a LineListener cannot reach under the
+// encryption.
+type RawListener struct{ net.Listener }
+
+// Accept implements net.Listener.
+func (l RawListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	if s := newSockIO(c); s != nil {
+		return &rawConn{Conn: c, sock: s}, nil
+	}
+	return c, nil
+}
+
+// RawUpstream wraps a freshly dialed TCP connection so that its reads and writes are
+// raw (pipelined upstreams); anything else is returned as it is.
+func RawUpstream(c net.Conn, err error) (net.Conn, error) {
+	if err != nil {
+		return nil, err
+	}
+	if s := newSockIO(c); s != nil {
+		return &rawConn{Conn: c, sock: s}, nil
+	}
+	return c, nil
+}
+
+// rawConn is a TCP connection whose reads and writes are raw.
+type rawConn struct {
+	net.Conn
+	sock *sockIO
+}
+
+func (c *rawConn) Read(p []byte) (int, error)  { return c.sock.Read(p) }
+func (c *rawConn) Write(p []byte) (int, error) { return c.sock.Write(p) }
+
+// CloseWrite half-closes the connection (tunnels).
+func (c *rawConn) CloseWrite() error { return c.Conn.(*net.TCPConn).CloseWrite() }
+
+// SetKeepAlive and SetKeepAlivePeriod pass TCP keep-alive settings on.
+func (c *rawConn) SetKeepAlive(on bool) error { return c.Conn.(*net.TCPConn).SetKeepAlive(on) }
+func (c *rawConn) SetKeepAlivePeriod(d time.Duration) error {
+	return c.Conn.(*net.TCPConn).SetKeepAlivePeriod(d)
+}

@@ -1,0 +1,309 @@
+package wire
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// tcpPair returns both ends of a loopback TCP connection.
+func tcpPair(tb testing.TB) (client, server net.Conn) {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer ln.Close()
+	done := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		done <- c
+	}()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	server = <-done
+	if server == nil {
+		tb.Fatal("accept failed")
+	}
+	tb.Cleanup(func() { client.Close(); server.Close() })
+	return client, server
+}
+
+// rawPair is a loopback connection whose server end reads and writes raw.
+func rawPair(tb testing.TB) (peer net.Conn, raw *sockIO) {
+	tb.Helper()
+	peer, server := tcpPair(tb)
+	raw = newSockIO(server)
+	if raw == nil {
+		tb.Fatal("newSockIO: nil for a TCP connection")
+	}
+	return peer, raw
+}
+
+func TestSockIOOnlyTCP(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	if newSockIO(a) != nil {
+		t.Fatal("newSockIO took an in-memory pipe")
+	}
+}
+
+// A large write to a reader that takes its time fills the socket buffer: the raw
+// write must wait in the poller and go on where it stopped, and every byte arrives
+// once and in order.
+func TestSockIOWriteWaitsAndResumes(t *testing.T) {
+	peer, raw := rawPair(t)
+	want := make([]byte, 8<<20)
+	for i := range want {
+		want[i] = byte(i * 7)
+	}
+	got := make(chan []byte, 1)
+	go func() {
+		time.Sleep(50 * time.Millisecond) // let the buffers fill first
+		b, _ := io.ReadAll(peer)
+		got <- b
+	}()
+	n, err := raw.Write(want)
+	if err != nil || n != len(want) {
+		t.Fatalf("Write = %d, %v; want %d, nil", n, err, len(want))
+	}
+	raw.conn.(*net.TCPConn).CloseWrite()
+	if b := <-got; !bytes.Equal(b, want) {
+		t.Fatalf("peer read %d bytes, not what was written (%d)", len(b), len(want))
+	}
+}
+
+func TestSockIOReadCases(t *testing.T) {
+	cases := []struct {
+		name    string
+		prepare func(peer net.Conn, raw *sockIO)
+		want    string // "" for data
+		check   func(error) bool
+	}{
+		{
+			name: "data waits for the peer",
+			prepare: func(peer net.Conn, _ *sockIO) {
+				go func() { time.Sleep(20 * time.Millisecond); peer.Write([]byte("hello")) }()
+			},
+		},
+		{
+			name:    "peer's close is end of stream",
+			prepare: func(peer net.Conn, _ *sockIO) { peer.Close() },
+			want:    "EOF",
+			check:   func(err error) bool { return err == io.EOF },
+		},
+		{
+			name:    "deadline in the past",
+			prepare: func(_ net.Conn, raw *sockIO) { raw.conn.SetReadDeadline(time.Now().Add(-time.Second)) },
+			want:    "read: i/o timeout",
+			check:   func(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) && opIs(err, "read") },
+		},
+		{
+			name: "deadline while waiting",
+			prepare: func(_ net.Conn, raw *sockIO) {
+				raw.conn.SetReadDeadline(time.Now().Add(30 * time.Millisecond))
+			},
+			want:  "read: i/o timeout",
+			check: func(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) },
+		},
+		{
+			name: "closed while waiting",
+			prepare: func(_ net.Conn, raw *sockIO) {
+				go func() { time.Sleep(30 * time.Millisecond); raw.conn.Close() }()
+			},
+			want:  "use of closed network connection",
+			check: func(err error) bool { return errors.Is(err, net.ErrClosed) && opIs(err, "read") },
+		},
+		{
+			name: "reset by the peer",
+			prepare: func(peer net.Conn, _ *sockIO) {
+				peer.(*net.TCPConn).SetLinger(0)
+				peer.Close()
+			},
+			want:  "connection reset",
+			check: func(err error) bool { return errors.Is(err, syscall.ECONNRESET) && opIs(err, "read") },
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			peer, raw := rawPair(t)
+			tc.prepare(peer, raw)
+			buf := make([]byte, 64)
+			n, err := raw.Read(buf)
+			if tc.want == "" {
+				if err != nil || string(buf[:n]) != "hello" {
+					t.Fatalf("Read = %q, %v; want hello", buf[:n], err)
+				}
+				return
+			}
+			if n != 0 || err == nil || !tc.check(err) {
+				t.Fatalf("Read = %d, %v; want an error like %q", n, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestSockIOWriteToResetPeer(t *testing.T) {
+	peer, raw := rawPair(t)
+	peer.(*net.TCPConn).SetLinger(0)
+	peer.Close()
+	var err error
+	for i := 0; i < 100 && err == nil; i++ { // the reset arrives after a write or two
+		_, err = raw.Write(make([]byte, 1024))
+		time.Sleep(time.Millisecond)
+	}
+	if !errors.Is(err, syscall.ECONNRESET) && !errors.Is(err, syscall.EPIPE) || !opIs(err, "write") {
+		t.Fatalf("Write to a reset peer: %v; want a write error with ECONNRESET or EPIPE", err)
+	}
+}
+
+// Two writers at once: one takes the raw path, the other net.Conn's, which waits on
+// the socket's lock; no write is lost or torn.
+func TestSockIOConcurrentWriters(t *testing.T) {
+	peer, raw := rawPair(t)
+	const writers, each, size = 4, 200, 1000
+	var wg sync.WaitGroup
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			chunk := bytes.Repeat([]byte{byte('a' + w)}, size)
+			for i := 0; i < each; i++ {
+				if _, err := raw.Write(chunk); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}(w)
+	}
+	go func() { wg.Wait(); raw.conn.(*net.TCPConn).CloseWrite() }()
+	b, err := io.ReadAll(peer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) != writers*each*size {
+		t.Fatalf("read %d bytes, want %d", len(b), writers*each*size)
+	}
+	for i := 0; i < len(b); i += size {
+		if c := bytes.Count(b[i:i+size], b[i:i+1]); c != size {
+			t.Fatalf("chunk at %d is torn: %d of %d bytes alike", i, c, size)
+		}
+	}
+}
+
+func TestSockIOAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	peer, raw := rawPair(t)
+	msg := []byte("ping")
+	buf := make([]byte, 16)
+	pong := func() {
+		if _, err := raw.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(peer, buf[:4]); err != nil {
+			t.Fatal(err)
+		}
+		peer.Write(msg)
+		if n, err := raw.Read(buf); err != nil || n != 4 {
+			t.Fatalf("Read = %d, %v", n, err)
+		}
+	}
+	pong()
+	// The peer's own reads and writes go through net.Conn, which allocates nothing
+	// either in the steady state.
+	if n := testing.AllocsPerRun(200, pong); n != 0 {
+		t.Fatalf("%.1f allocations per raw write and read, want 0", n)
+	}
+}
+
+// The TLS listener's connections read and write raw; a TLS client still talks to it.
+func TestRawListenerTCPOnly(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	rl := RawListener{ln}
+	go func() {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err == nil {
+			c.Write([]byte("x"))
+			c.Close()
+		}
+	}()
+	c, err := rl.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	rc, ok := c.(*rawConn)
+	if !ok {
+		t.Fatalf("Accept gave %T, want *rawConn", c)
+	}
+	b, err := io.ReadAll(rc)
+	if err != nil || string(b) != "x" {
+		t.Fatalf("read %q, %v", b, err)
+	}
+	if err := rc.SetKeepAlive(true); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func opIs(err error, op string) bool {
+	var oe *net.OpError
+	return errors.As(err, &oe) && oe.Op == op
+}
+
+// BenchmarkLoopbackRoundTrip is one request-sized write and one read per op on a
+// loopback connection, echoed by a peer goroutine: raw (sockIO) against net.Conn.
+// Run with -cpu 1 to see the monitor's hand-offs that raw calls avoid.
+func BenchmarkLoopbackRoundTrip(b *testing.B) {
+	msg := bytes.Repeat([]byte("x"), 200)
+	for _, mode := range []string{"net", "raw"} {
+		b.Run(mode, func(b *testing.B) {
+			peer, server := tcpPair(b)
+			go func() {
+				buf := make([]byte, 4096)
+				for {
+					n, err := peer.Read(buf)
+					if err != nil {
+						return
+					}
+					if _, err := peer.Write(buf[:n]); err != nil {
+						return
+					}
+				}
+			}()
+			var rw io.ReadWriter = server
+			if mode == "raw" {
+				rw = newSockIO(server)
+			}
+			buf := make([]byte, 4096)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := rw.Write(msg); err != nil {
+					b.Fatal(err)
+				}
+				for got := 0; got < len(msg); {
+					n, err := rw.Read(buf)
+					if err != nil {
+						b.Fatal(err)
+					}
+					got += n
+				}
+			}
+		})
+	}
+}
