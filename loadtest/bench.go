@@ -58,6 +58,11 @@ type benchOptions struct {
 	// cores each proxy may use (1: pinned); driver is the load generator.
 	cores  int
 	driver string
+	// rate, when > 0, offers every run this many requests per second in total (open
+	// loop) instead of as many as the target answers: at a fixed load,
+	// req/proxy-cpu-s is the CPU each proxy spends for the same work, the way a
+	// gateway below its peak runs.
+	rate int
 }
 
 // parseBenchFlags returns the options, or an exit status >= 0 when the bench must not run.
@@ -90,6 +95,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchOptions, int) {
 	fs.BoolVar(&o.asJSON, "json", false, "print every sample, the summary and the ratios as one JSON object")
 	fs.IntVar(&o.cores, "cores", 1, "cores each proxy may use: 1 pins the proxy to -proxy-cpu and the load to -load-cpu; 2 runs every proxy with 2 workers (GOMAXPROCS=2, 2 nginx workers, 2 HAProxy threads) and pins nothing, the load generator sharing the same cores")
 	fs.StringVar(&o.driver, "driver", "own", "load generator: own (shiftgate loadtest) or wrk (Debian's wrk, one thread; with -users 0 it sends no user header and runs no Lua per request)")
+	fs.IntVar(&o.rate, "rate", 0, "offer this many req/s in total, open loop, at every target (default 0: closed loop, as fast as each answers); a fixed load compares the CPU each proxy spends below its peak")
 	fs.BoolVar(&quick, "quick", false, "smoke mode: 1 round, 2s runs, 0.5s warm-up (explicit flags win)")
 	fs.BoolVar(&o.tls, "tls", false, "every proxy serves TLS: one self-signed ECDSA P-256 certificate, TLS 1.3 TLS_AES_128_GCM_SHA256 with X25519 (default targets: nginx,haproxy,shiftgate)")
 	fs.BoolVar(&o.newConns, "new-conns", false, "every request on a new connection: new connections (with -tls, full handshakes) per second")
@@ -147,6 +153,9 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchOptions, int) {
 	case o.driver != "own" && o.driver != "wrk":
 		fmt.Fprintln(stderr, "loadtest bench: -driver: want own or wrk")
 		return o, 2
+	case o.rate < 0 || o.rate > 0 && (o.driver == "wrk" || o.newConns):
+		fmt.Fprintln(stderr, "loadtest bench: -rate: want >= 0, with the own driver and keep-alive connections")
+		return o, 2
 	case o.tls && hasFloor(o.targets):
 		fmt.Fprintln(stderr, "loadtest bench: the floor targets serve plain HTTP only; leave them out with -tls")
 		return o, 2
@@ -196,6 +205,9 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		return status
+	}
+	if o.rate > 0 {
+		fmt.Fprintf(stdout, "offered load: %d req/s in total at every target, open loop (latency from the intended send times)\n", o.rate)
 	}
 	if err := writeBenchText(stdout, rep); err != nil {
 		fmt.Fprintln(stderr, err)
@@ -552,6 +564,9 @@ func (b *bench) load(ctx context.Context, url string, conns int, d time.Duration
 	}
 	if b.o.newConns {
 		args = append(args, "-new-conns")
+	}
+	if b.o.rate > 0 {
+		args = append(args, "-rate", strconv.Itoa(b.o.rate))
 	}
 	argv := pinned(b.o.loadCPU, append([]string{b.self}, append(args, url)...)...)
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)

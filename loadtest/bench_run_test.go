@@ -89,6 +89,30 @@ func TestBenchRun(t *testing.T) {
 	}
 }
 
+// TestBenchRate: with -rate the generator offers that load and no more (closed loop
+// on loopback would send thousands of requests in the same time).
+func TestBenchRate(t *testing.T) {
+	t.Setenv(selfEnv, "1")
+	t.Setenv("GORACE", strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
+	const rate, d = 200, 500 * time.Millisecond
+	o, code := parseBenchFlags([]string{
+		"-targets", targetDirect, "-conns", "4", "-rounds", "1", "-rate", "200",
+		"-duration", d.String(), "-warmup", "0", "-proxy-cpu", "-1", "-load-cpu", "-1", "-users", "10",
+	}, os.Stderr)
+	if code >= 0 {
+		t.Fatalf("flags: exit %d", code)
+	}
+	var log strings.Builder
+	samples, err := (&bench{o: o, log: &log}).run(t.Context())
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, log.String())
+	}
+	offered := int64(rate * d.Seconds())
+	if len(samples) != 1 || samples[0].Requests == 0 || samples[0].Requests > offered+offered/20 || samples[0].Errors != 0 {
+		t.Fatalf("samples %+v: want at most %d requests (the offered load), no errors", samples, offered)
+	}
+}
+
 func TestBenchFlags(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
@@ -102,6 +126,9 @@ func TestBenchFlags(t *testing.T) {
 		{[]string{"-rounds", "0"}, 2, "-rounds"},
 		{[]string{"-tls", "-targets", "nginx,floor-epoll"}, 2, "plain HTTP only"},
 		{[]string{"extra"}, 2, "unexpected argument"},
+		{[]string{"-rate", "-5"}, 2, "-rate"},
+		{[]string{"-rate", "1000", "-driver", "wrk"}, 2, "-rate"},
+		{[]string{"-rate", "1000", "-new-conns"}, 2, "-rate"},
 		{[]string{"-h"}, 0, "usage: shiftgate loadtest bench"},
 	} {
 		var errOut strings.Builder
