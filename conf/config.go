@@ -295,6 +295,10 @@ type Timeouts struct {
 	Body           Duration `yaml:"body"`            // 60s: between body reads/writes
 	Shutdown       Duration `yaml:"shutdown"`        // 15s: drain on SIGTERM
 	TunnelGrace    Duration `yaml:"tunnel_grace"`    // 30s: before a moved tunnel is closed
+	// ParkIdle is how long an idle keep-alive client connection keeps its server
+	// goroutine and buffers before it parks (1s); "off": it keeps them until it
+	// closes. Read at start.
+	ParkIdle OffDuration `yaml:"park_idle"`
 }
 
 // Limits bound what a client may send, and the request rate the site takes.

@@ -13,6 +13,7 @@ const (
 	DefaultBodyTimeout           = 60 * time.Second
 	DefaultShutdownTimeout       = 15 * time.Second
 	DefaultTunnelGrace           = 30 * time.Second
+	DefaultParkIdle              = time.Second
 	DefaultResolveEvery          = 30 * time.Second
 	DefaultEtcdDialTimeout       = 2 * time.Second
 	DefaultLuaTimeout            = 50 * time.Millisecond
@@ -51,6 +52,7 @@ func applyDefaults(c *Config) {
 		{&t.Idle, DefaultIdleTimeout}, {&t.RequestHead, DefaultRequestHeadTimeout},
 		{&t.UpstreamIdle, DefaultUpstreamIdleTimeout}, {&t.Body, DefaultBodyTimeout},
 		{&t.Shutdown, DefaultShutdownTimeout}, {&t.TunnelGrace, DefaultTunnelGrace},
+		{&t.ParkIdle.Duration, DefaultParkIdle},
 	} {
 		if d.v.D == 0 {
 			d.v.D = d.def

@@ -313,7 +313,7 @@ func (p *parser) checkTimeouts(c *Config) {
 	}{
 		{"connect", &t.Connect}, {"response_header", &t.ResponseHeader}, {"idle", &t.Idle},
 		{"request_head", &t.RequestHead}, {"upstream_idle", &t.UpstreamIdle}, {"body", &t.Body},
-		{"shutdown", &t.Shutdown}, {"tunnel_grace", &t.TunnelGrace},
+		{"shutdown", &t.Shutdown}, {"tunnel_grace", &t.TunnelGrace}, {"park_idle", &t.ParkIdle.Duration},
 	} {
 		p.unit("timeouts."+u.name, u.d.err)
 	}

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 const examplePath = "../../shared/examples/cutover.yaml"
@@ -143,6 +144,28 @@ func TestParseErrors(t *testing.T) {
 	f("named upstream", strings.Replace(base, "127.0.0.1:9002", "cloud.internal:9002", 1), "")
 	f("fallback methods", base+"    fallback: {static: {body: x}, methods: [GET, HEAD, POST]}\n", "")
 	f("fallback method lower case", base+"    fallback: {static: {body: x}, methods: [post]}\n", "c.yaml:9: routes[0].fallback.methods[0]: want an HTTP method in capitals")
+	f("park idle bad", "timeouts:\n  park_idle: never\n"+base, "c.yaml:2: timeouts.park_idle: want a duration")
+	f("park idle negative", "timeouts:\n  park_idle: -1s\n"+base, "c.yaml:2: timeouts.park_idle: want a duration >= 0")
+}
+
+func TestParkIdle(t *testing.T) {
+	for _, tc := range []struct {
+		yaml string
+		off  bool
+		d    time.Duration
+	}{
+		{"", false, DefaultParkIdle},
+		{"timeouts: {park_idle: 250ms}\n", false, 250 * time.Millisecond},
+		{"timeouts: {park_idle: off}\n", true, 0},
+	} {
+		c, err := Parse("c.yaml", []byte(tc.yaml+base))
+		if err != nil {
+			t.Fatalf("%q: %v", tc.yaml, err)
+		}
+		if p := c.Timeouts.ParkIdle; p.Off != tc.off || !tc.off && p.D != tc.d {
+			t.Errorf("%q: park_idle %+v, want off=%v %v", tc.yaml, p, tc.off, tc.d)
+		}
+	}
 }
 
 // TestParseErrorsOnce: one mistake is reported once, however many routes inherit the

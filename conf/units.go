@@ -31,6 +31,22 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
+// OffDuration is a Duration that may also be written "off", for a mechanism an
+// operator may switch off.
+type OffDuration struct {
+	Duration
+	Off bool
+}
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (d *OffDuration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode && n.Value == "off" {
+		d.Off = true
+		return nil
+	}
+	return d.Duration.UnmarshalYAML(n)
+}
+
 // Or returns d, or def when d is zero.
 func (d Duration) Or(def time.Duration) time.Duration {
 	if d.D == 0 {

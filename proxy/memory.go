@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/shiftgate/shiftgate/conf"
 	"github.com/shiftgate/shiftgate/proxy/wire"
 )
 
@@ -16,28 +17,26 @@ import (
 // gateway does not trigger: after a burst of 10,000 keep-alive clients the process
 // stayed at its peak long after they left. releaseLoop gives it back once the served
 // connections have fallen to half of a large peak: because they closed, or because
-// they parked (an idle keep-alive connection that is parked, see parkAfter, leaves
+// they parked (an idle keep-alive connection that is parked, see newParking, leaves
 // its goroutine, buffers and context behind as a closed one does).
 //
 // The peak is recorded at accept (peakListener), not only when the loop looks: a
 // burst that opens and closes between two looks grows the heap as much as one that
 // stays, and the loop would otherwise never see it.
 
-// parkAfter is how long an idle keep-alive client connection keeps its fasthttp
-// goroutine (8 KiB of stack), read buffer and request context before it is parked
-// (wire.Parking): 17 KiB of RSS per idle client before, 4.5 KiB after (a bare Go
-// server: 3.6 KiB).
-const parkAfter = time.Second
-
-// newParking sets up the parking of idle client connections: after wait (parkAfter
-// when 0), capped with the served ones at maxConns. It needs a read deadline on
-// request heads (head > 0); without one it is off (nil).
-func (s *Server) newParking(head, wait time.Duration, maxConns int) *wire.Parking {
-	if head <= 0 {
+// newParking sets up the parking of idle client connections: after
+// timeouts.park_idle (or wait, when tests set it), an idle keep-alive client
+// connection gives back its fasthttp goroutine (8 KiB of stack), read buffer and
+// request context (wire.Parking): 17 KiB of RSS per idle client before, 4.5 KiB
+// after (a bare Go server: 3.6 KiB). Served and parked connections are capped
+// together at maxConns. Parking needs a read deadline on request heads; without one,
+// or with park_idle off, it is off (nil).
+func (s *Server) newParking(c *conf.Config, wait time.Duration, maxConns int) *wire.Parking {
+	if c.Timeouts.RequestHead.D <= 0 || c.Timeouts.ParkIdle.Off && wait == 0 {
 		return nil
 	}
 	if wait == 0 {
-		wait = parkAfter
+		wait = c.Timeouts.ParkIdle.D
 	}
 	return &wire.Parking{
 		After:    wait,

@@ -210,3 +210,36 @@ func TestParkedConnCap(t *testing.T) {
 		return err == nil && r.StatusCode == 200
 	})
 }
+
+// TestParkIdleKey: timeouts.park_idle sets when idle connections park, and "off"
+// keeps every idle connection in its fasthttp goroutine.
+func TestParkIdleKey(t *testing.T) {
+	b := startBackend(t, replyOK)
+	vars := map[string]string{"IDC": b.addr, "CLOUD": b.addr}
+	withKey := func(v string) string {
+		return strings.Replace(stallConf, "idle: 60s }", "idle: 60s, park_idle: "+v+" }", 1)
+	}
+	on := startGatewayOpt(t, withKey("20ms"), vars, Options{})
+	c := dialRaw(t, on.addr)
+	if r, _ := c.roundTrip("GET", get("/first")); r.StatusCode != 200 {
+		t.Fatalf("first request: %d", r.StatusCode)
+	}
+	waitParked(t, on.srv, 1)
+
+	off := startGatewayOpt(t, withKey("off"), vars, Options{})
+	if off.srv.parking != nil {
+		t.Fatal("park_idle: off still set up parking")
+	}
+	c = dialRaw(t, off.addr)
+	if r, _ := c.roundTrip("GET", get("/first")); r.StatusCode != 200 {
+		t.Fatalf("first request: %d", r.StatusCode)
+	}
+	// Fifteen times the wait that parked the connection above: still served.
+	time.Sleep(300 * time.Millisecond)
+	if n := off.srv.http.GetOpenConnectionsCount(); n != 1 {
+		t.Fatalf("park_idle off: %d connections in fasthttp's hands, want the idle one", n)
+	}
+	if r, _ := c.roundTrip("GET", get("/again")); r.StatusCode != 200 {
+		t.Fatalf("second request: %d", r.StatusCode)
+	}
+}

@@ -41,7 +41,7 @@ type Options struct {
 	releaseTick    <-chan time.Time
 	releaseMinPeak int
 	releaseChecked func(open, peak int, released bool)
-	// parkAfter replaces parkAfter (memory.go), for tests.
+	// parkAfter replaces timeouts.park_idle, for tests.
 	parkAfter time.Duration
 }
 
@@ -191,7 +191,7 @@ func (s *Server) newHTTPServer(c *conf.Config, park time.Duration) *fasthttp.Ser
 	}
 	head := c.Timeouts.RequestHead.D
 	body := c.Timeouts.Body.D
-	s.parking = s.newParking(head, park, maxConns)
+	s.parking = s.newParking(c, park, maxConns)
 	return &fasthttp.Server{
 		// Connections under parking learn from it when they wait for a next request.
 		ConnState:    wire.ConnState,
