@@ -35,19 +35,20 @@ import (
 // or writer (which shiftgate does not have, but a net.Conn must allow) takes the
 // plain path, which waits for the raw one on the socket's own lock.
 type sockIO struct {
-	rc            syscall.RawConn
-	conn          net.Conn
-	readf, writef func(fd uintptr) bool
+	rc   syscall.RawConn
+	conn net.Conn
+	r, w sockDir
+}
 
-	reading atomic.Bool
-	rp      []byte
-	rn      int
-	rerr    syscall.Errno
-
-	writing atomic.Bool
-	wp      []byte
-	wn      int
-	werr    syscall.Errno
+// sockDir is one direction of a sockIO: the call in flight and its outcome.
+type sockDir struct {
+	busy  atomic.Bool // a raw call is in flight
+	op    string      // "read" or "write"
+	call  uintptr     // syscall.SYS_READ or SYS_WRITE
+	f     func(fd uintptr) bool
+	p     []byte
+	n     int
+	errno syscall.Errno
 }
 
 // newSockIO returns a sockIO for c when it is a TCP socket, else nil.
@@ -61,61 +62,81 @@ func newSockIO(c net.Conn) *sockIO {
 		return nil
 	}
 	s := &sockIO{rc: rc, conn: c}
-	s.readf, s.writef = s.doRead, s.doWrite
+	s.r.op, s.r.call = "read", syscall.SYS_READ
+	s.w.op, s.w.call = "write", syscall.SYS_WRITE
+	s.r.f, s.w.f = s.r.once, s.w.all
 	return s
 }
 
-func (s *sockIO) doRead(fd uintptr) bool {
+// once makes one read: done unless the socket has nothing yet.
+func (d *sockDir) once(fd uintptr) bool {
 	for {
-		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(unsafe.SliceData(s.rp))), uintptr(len(s.rp)))
+		n, _, e := syscall.RawSyscall(d.call, fd, uintptr(unsafe.Pointer(unsafe.SliceData(d.p))), uintptr(len(d.p)))
 		switch e {
 		case 0:
-			s.rn = int(n)
+			d.n = int(n)
 			return true
 		case syscall.EINTR:
 			continue
 		case syscall.EAGAIN:
 			return false // wait in the poller, then again
 		}
-		s.rerr = e
+		d.errno = e
 		return true
 	}
 }
 
-func (s *sockIO) doWrite(fd uintptr) bool {
-	for len(s.wp) > 0 {
-		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(s.wp))), uintptr(len(s.wp)))
+// all writes until p is gone: done unless the socket's buffer is full.
+func (d *sockDir) all(fd uintptr) bool {
+	for len(d.p) > 0 {
+		n, _, e := syscall.RawSyscall(d.call, fd, uintptr(unsafe.Pointer(unsafe.SliceData(d.p))), uintptr(len(d.p)))
 		switch e {
 		case 0:
-			s.wn += int(n)
-			s.wp = s.wp[n:]
+			d.n += int(n)
+			d.p = d.p[n:]
 			continue
 		case syscall.EINTR:
 			continue
 		case syscall.EAGAIN:
 			return false // the rest once the socket is writable
 		}
-		s.werr = e
+		d.errno = e
 		return true
 	}
 	return true
 }
 
-// Read reads like net.Conn.Read: io.EOF at the peer's end, a *net.OpError on failure.
-func (s *sockIO) Read(p []byte) (int, error) {
-	if len(p) == 0 || !s.reading.CompareAndSwap(false, true) {
-		return s.conn.Read(p)
+// run makes d's call on p through the poller (wait: the RawConn's Read or Write);
+// ok is false, and nothing was done, when another goroutine's call is in flight.
+func (s *sockIO) run(d *sockDir, p []byte, wait func(func(uintptr) bool) error) (n int, ok bool, err error) {
+	if !d.busy.CompareAndSwap(false, true) {
+		return 0, false, nil
 	}
-	s.rp, s.rn, s.rerr = p, 0, 0
-	err := s.rc.Read(s.readf)
-	n, errno := s.rn, s.rerr
-	s.rp = nil
-	s.reading.Store(false)
+	d.p, d.n, d.errno = p, 0, 0
+	err = wait(d.f)
+	n, errno := d.n, d.errno
+	d.p = nil
+	d.busy.Store(false)
 	switch {
 	case err != nil:
-		return 0, asOp("read", err)
+		err = asOp(d.op, err)
 	case errno != 0:
-		return 0, s.opError("read", errno)
+		err = s.opError(d.op, errno)
+	}
+	return n, true, err
+}
+
+// Read reads like net.Conn.Read: io.EOF at the peer's end, a *net.OpError on failure.
+func (s *sockIO) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return s.conn.Read(p)
+	}
+	n, ok, err := s.run(&s.r, p, s.rc.Read)
+	switch {
+	case !ok:
+		return s.conn.Read(p)
+	case err != nil:
+		return 0, err
 	case n == 0:
 		return 0, io.EOF
 	}
@@ -124,21 +145,11 @@ func (s *sockIO) Read(p []byte) (int, error) {
 
 // Write writes all of p like net.Conn.Write.
 func (s *sockIO) Write(p []byte) (int, error) {
-	if !s.writing.CompareAndSwap(false, true) {
+	n, ok, err := s.run(&s.w, p, s.rc.Write)
+	if !ok {
 		return s.conn.Write(p)
 	}
-	s.wp, s.wn, s.werr = p, 0, 0
-	err := s.rc.Write(s.writef)
-	n, errno := s.wn, s.werr
-	s.wp = nil
-	s.writing.Store(false)
-	switch {
-	case err != nil:
-		return n, asOp("write", err)
-	case errno != 0:
-		return n, s.opError("write", errno)
-	}
-	return n, nil
+	return n, err
 }
 
 func (s *sockIO) opError(op string, errno syscall.Errno) error {
