@@ -307,3 +307,58 @@ func BenchmarkLoopbackRoundTrip(b *testing.B) {
 		})
 	}
 }
+
+// TestRawWiring: the connections the proxy serves and dials read and write raw: plain
+// client connections (LineListener, with and without parking), pooled upstream
+// connections (WatchUpstream) and pipelined ones (RawUpstream).
+func TestRawWiring(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	dial := func() net.Conn {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	if c, _ := WatchUpstream(dial(), nil); c.(*upstreamConn).sock == nil {
+		t.Error("WatchUpstream: pooled upstream connection without raw reads and writes")
+	}
+	if c, _ := RawUpstream(dial(), nil); func() bool { _, ok := c.(*rawConn); return !ok }() {
+		t.Errorf("RawUpstream gave %T, want *rawConn", c)
+	}
+	for _, park := range []*Parking{nil, {After: time.Hour}} {
+		cln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			if c, err := net.Dial("tcp", cln.Addr().String()); err == nil {
+				defer c.Close()
+				time.Sleep(100 * time.Millisecond)
+			}
+		}()
+		c, err := (&LineListener{Listener: cln, Park: park}).Accept()
+		cln.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if lc, ok := c.(*lineConn); !ok || lc.sock == nil {
+			t.Errorf("LineListener (parking %v) gave %T without raw reads and writes", park != nil, c)
+		}
+		c.Close()
+	}
+}
