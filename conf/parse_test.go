@@ -144,7 +144,7 @@ func TestParseErrors(t *testing.T) {
 	f("named upstream", strings.Replace(base, "127.0.0.1:9002", "cloud.internal:9002", 1), "")
 	f("fallback methods", base+"    fallback: {static: {body: x}, methods: [GET, HEAD, POST]}\n", "")
 	f("fallback method lower case", base+"    fallback: {static: {body: x}, methods: [post]}\n", "c.yaml:9: routes[0].fallback.methods[0]: want an HTTP method in capitals")
-	f("park idle bad", "timeouts:\n  park_idle: never\n"+base, "c.yaml:2: timeouts.park_idle: want a duration")
+	f("park idle bad", "timeouts:\n  park_idle: never\n"+base, "c.yaml:2: timeouts.park_idle: want a duration such as 250ms or 10s, or off, got \"never\"")
 	f("park idle negative", "timeouts:\n  park_idle: -1s\n"+base, "c.yaml:2: timeouts.park_idle: want a duration >= 0")
 }
 

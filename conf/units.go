@@ -44,7 +44,13 @@ func (d *OffDuration) UnmarshalYAML(n *yaml.Node) error {
 		d.Off = true
 		return nil
 	}
-	return d.Duration.UnmarshalYAML(n)
+	if err := d.Duration.UnmarshalYAML(n); err != nil {
+		return err
+	}
+	if strings.HasPrefix(d.err, "want a duration such as") { // not a duration: say off is one too
+		d.err = fmt.Sprintf("want a duration such as 250ms or 10s, or off, got %q", n.Value)
+	}
+	return nil
 }
 
 // Or returns d, or def when d is zero.
