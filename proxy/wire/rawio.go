@@ -35,7 +35,6 @@ import (
 // or writer (which shiftgate does not have, but a net.Conn must allow) takes the
 // plain path, which waits for the raw one on the socket's own lock.
 type sockIO struct {
-	rc   syscall.RawConn
 	conn net.Conn
 	r, w sockDir
 }
@@ -43,9 +42,9 @@ type sockIO struct {
 // sockDir is one direction of a sockIO: the call in flight and its outcome.
 type sockDir struct {
 	busy  atomic.Bool // a raw call is in flight
-	op    string      // "read" or "write"
-	call  uintptr     // syscall.SYS_READ or SYS_WRITE
+	op    string      // "read" or "write", for errors
 	f     func(fd uintptr) bool
+	wait  func(func(fd uintptr) bool) error // the RawConn's Read or Write: f through the poller
 	p     []byte
 	n     int
 	errno syscall.Errno
@@ -61,9 +60,9 @@ func newSockIO(c net.Conn) *sockIO {
 	if err != nil {
 		return nil
 	}
-	s := &sockIO{rc: rc, conn: c}
-	s.r.op, s.r.call = "read", syscall.SYS_READ
-	s.w.op, s.w.call = "write", syscall.SYS_WRITE
+	s := &sockIO{conn: c}
+	s.r = sockDir{op: "read", wait: rc.Read}
+	s.w = sockDir{op: "write", wait: rc.Write}
 	s.r.f, s.w.f = s.r.once, s.w.all
 	return s
 }
@@ -71,7 +70,7 @@ func newSockIO(c net.Conn) *sockIO {
 // once makes one read: done unless the socket has nothing yet.
 func (d *sockDir) once(fd uintptr) bool {
 	for {
-		n, _, e := syscall.RawSyscall(d.call, fd, uintptr(unsafe.Pointer(unsafe.SliceData(d.p))), uintptr(len(d.p)))
+		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(unsafe.SliceData(d.p))), uintptr(len(d.p)))
 		switch e {
 		case 0:
 			d.n = int(n)
@@ -89,7 +88,7 @@ func (d *sockDir) once(fd uintptr) bool {
 // all writes until p is gone: done unless the socket's buffer is full.
 func (d *sockDir) all(fd uintptr) bool {
 	for len(d.p) > 0 {
-		n, _, e := syscall.RawSyscall(d.call, fd, uintptr(unsafe.Pointer(unsafe.SliceData(d.p))), uintptr(len(d.p)))
+		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(d.p))), uintptr(len(d.p)))
 		switch e {
 		case 0:
 			d.n += int(n)
@@ -106,14 +105,14 @@ func (d *sockDir) all(fd uintptr) bool {
 	return true
 }
 
-// run makes d's call on p through the poller (wait: the RawConn's Read or Write);
-// ok is false, and nothing was done, when another goroutine's call is in flight.
-func (s *sockIO) run(d *sockDir, p []byte, wait func(func(uintptr) bool) error) (n int, ok bool, err error) {
+// run makes d's call on p through the poller; ok is false, and nothing was done,
+// when another goroutine's call is in flight.
+func (s *sockIO) run(d *sockDir, p []byte) (n int, ok bool, err error) {
 	if !d.busy.CompareAndSwap(false, true) {
 		return 0, false, nil
 	}
 	d.p, d.n, d.errno = p, 0, 0
-	err = wait(d.f)
+	err = d.wait(d.f)
 	n, errno := d.n, d.errno
 	d.p = nil
 	d.busy.Store(false)
@@ -131,7 +130,7 @@ func (s *sockIO) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return s.conn.Read(p)
 	}
-	n, ok, err := s.run(&s.r, p, s.rc.Read)
+	n, ok, err := s.run(&s.r, p)
 	switch {
 	case !ok:
 		return s.conn.Read(p)
@@ -145,7 +144,7 @@ func (s *sockIO) Read(p []byte) (int, error) {
 
 // Write writes all of p like net.Conn.Write.
 func (s *sockIO) Write(p []byte) (int, error) {
-	n, ok, err := s.run(&s.w, p, s.rc.Write)
+	n, ok, err := s.run(&s.w, p)
 	if !ok {
 		return s.conn.Write(p)
 	}
@@ -177,10 +176,7 @@ func (l RawListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	if s := newSockIO(c); s != nil {
-		return &rawConn{Conn: c, sock: s}, nil
-	}
-	return c, nil
+	return asRaw(c), nil
 }
 
 // RawUpstream wraps a freshly dialed TCP connection so that its reads and writes are
@@ -189,10 +185,16 @@ func RawUpstream(c net.Conn, err error) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	return asRaw(c), nil
+}
+
+// asRaw wraps c in a rawConn when it is a TCP socket; anything else (in-memory pipes
+// in tests) is returned as it is.
+func asRaw(c net.Conn) net.Conn {
 	if s := newSockIO(c); s != nil {
-		return &rawConn{Conn: c, sock: s}, nil
+		return &rawConn{Conn: c, sock: s}
 	}
-	return c, nil
+	return c
 }
 
 // rawConn is a TCP connection whose reads and writes are raw.

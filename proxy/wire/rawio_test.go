@@ -227,26 +227,32 @@ func TestSockIOAllocs(t *testing.T) {
 	}
 }
 
-// The TLS listener's connections read and write raw; a TLS client still talks to it.
-func TestRawListenerTCPOnly(t *testing.T) {
+// acceptThrough accepts one loopback connection through the listener wrap makes; the
+// client end sends "x" and closes.
+func acceptThrough(t *testing.T, wrap func(net.Listener) net.Listener) net.Conn {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	rl := RawListener{ln}
 	go func() {
-		c, err := net.Dial("tcp", ln.Addr().String())
-		if err == nil {
+		if c, err := net.Dial("tcp", ln.Addr().String()); err == nil {
 			c.Write([]byte("x"))
 			c.Close()
 		}
 	}()
-	c, err := rl.Accept()
+	c, err := wrap(ln).Accept()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// The TLS listener's connections read and write raw.
+func TestRawListenerTCPOnly(t *testing.T) {
+	c := acceptThrough(t, func(ln net.Listener) net.Listener { return RawListener{ln} })
 	rc, ok := c.(*rawConn)
 	if !ok {
 		t.Fatalf("Accept gave %T, want *rawConn", c)
@@ -312,53 +318,23 @@ func BenchmarkLoopbackRoundTrip(b *testing.B) {
 // client connections (LineListener, with and without parking), pooled upstream
 // connections (WatchUpstream) and pipelined ones (RawUpstream).
 func TestRawWiring(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-		}
-	}()
-	dial := func() net.Conn {
-		c, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		return c
-	}
-	if c, _ := WatchUpstream(dial(), nil); c.(*upstreamConn).sock == nil {
+	up, _ := tcpPair(t)
+	if c, _ := WatchUpstream(up, nil); c.(*upstreamConn).sock == nil {
 		t.Error("WatchUpstream: pooled upstream connection without raw reads and writes")
 	}
-	if c, _ := RawUpstream(dial(), nil); func() bool { _, ok := c.(*rawConn); return !ok }() {
+	up, _ = tcpPair(t)
+	if c, _ := RawUpstream(up, nil); !isRawConn(c) {
 		t.Errorf("RawUpstream gave %T, want *rawConn", c)
 	}
 	for _, park := range []*Parking{nil, {After: time.Hour}} {
-		cln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		go func() {
-			if c, err := net.Dial("tcp", cln.Addr().String()); err == nil {
-				defer c.Close()
-				time.Sleep(100 * time.Millisecond)
-			}
-		}()
-		c, err := (&LineListener{Listener: cln, Park: park}).Accept()
-		cln.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := acceptThrough(t, func(ln net.Listener) net.Listener { return &LineListener{Listener: ln, Park: park} })
 		if lc, ok := c.(*lineConn); !ok || lc.sock == nil {
 			t.Errorf("LineListener (parking %v) gave %T without raw reads and writes", park != nil, c)
 		}
-		c.Close()
 	}
+}
+
+func isRawConn(c net.Conn) bool {
+	_, ok := c.(*rawConn)
+	return ok
 }
