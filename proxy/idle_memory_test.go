@@ -32,7 +32,7 @@ func TestIdleConnMemory(t *testing.T) {
 	b := startBackend(t, replyOK)
 	// stallConf's idle timeout (60 s) keeps the connections open while measured; they
 	// do not park (TestParkedIdleMemory measures parked ones).
-	gw := startGatewayOpt(t, stallConf, map[string]string{"IDC": b.addr, "CLOUD": b.addr}, Options{parkAfter: time.Hour})
+	gw := parkGateway(t, b, stallConf, time.Hour)
 
 	req := []byte(get("/idle"))
 	buf := make([]byte, 4096)

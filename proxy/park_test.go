@@ -48,6 +48,24 @@ func startGatewayOpt(t *testing.T, yamlText string, vars map[string]string, opt 
 	return &gateway{srv: srv, addr: ln.Addr().String(), dir: dir}
 }
 
+// parkGateway starts a gateway on yamlText with both regions on b whose idle
+// connections park after after (0: the config's timeouts.park_idle).
+func parkGateway(t *testing.T, b *recBackend, yamlText string, after time.Duration) *gateway {
+	t.Helper()
+	return startGatewayOpt(t, yamlText, map[string]string{"IDC": b.addr, "CLOUD": b.addr}, Options{parkAfter: after})
+}
+
+// servedConn dials addr and has one GET for path answered on the connection, which
+// then waits for its next request.
+func servedConn(t *testing.T, addr, path string) *rawConn {
+	t.Helper()
+	c := dialRaw(t, addr)
+	if r, _ := c.roundTrip("GET", get(path)); r.StatusCode != 200 {
+		t.Fatalf("GET %s: %d", path, r.StatusCode)
+	}
+	return c
+}
+
 // waitParked waits (bounded) until n client connections are parked and none is
 // served.
 func waitParked(t *testing.T, srv *Server, n int) {
@@ -63,14 +81,11 @@ func waitParked(t *testing.T, srv *Server, n int) {
 // then park again.
 func TestParkedConnsServe(t *testing.T) {
 	b := startBackend(t, replyOK)
-	gw := startGatewayOpt(t, stallConf, map[string]string{"IDC": b.addr, "CLOUD": b.addr}, Options{parkAfter: 20 * time.Millisecond})
+	gw := parkGateway(t, b, stallConf, 20*time.Millisecond)
 	const n = 8
 	conns := make([]*rawConn, n)
 	for i := range conns {
-		conns[i] = dialRaw(t, gw.addr)
-		if r, _ := conns[i].roundTrip("GET", get("/first")); r.StatusCode != 200 {
-			t.Fatalf("first request on connection %d: %d", i, r.StatusCode)
-		}
+		conns[i] = servedConn(t, gw.addr, "/first")
 	}
 	waitParked(t, gw.srv, n)
 
@@ -112,7 +127,7 @@ func TestParkedIdleMemory(t *testing.T) {
 	const n = 500
 	requireFreeFDs(t, 2*n+64)
 	b := startBackend(t, replyOK)
-	gw := startGatewayOpt(t, stallConf, map[string]string{"IDC": b.addr, "CLOUD": b.addr}, Options{parkAfter: 20 * time.Millisecond})
+	gw := parkGateway(t, b, stallConf, 20*time.Millisecond)
 	heap := func() uint64 {
 		runtime.GC()
 		runtime.GC()
@@ -120,18 +135,14 @@ func TestParkedIdleMemory(t *testing.T) {
 		runtime.ReadMemStats(&ms)
 		return ms.HeapAlloc
 	}
-	warm := dialRaw(t, gw.addr)
-	warm.roundTrip("GET", get("/warm"))
+	warm := servedConn(t, gw.addr, "/warm")
 	waitParked(t, gw.srv, 1)
 	warm.c.Close()
 	waitParked(t, gw.srv, 0)
 	before := heap()
 	conns := make([]*rawConn, n)
 	for i := range conns {
-		conns[i] = dialRaw(t, gw.addr)
-		if r, _ := conns[i].roundTrip("GET", get("/idle")); r.StatusCode != 200 {
-			t.Fatalf("connection %d: %d", i, r.StatusCode)
-		}
+		conns[i] = servedConn(t, gw.addr, "/idle")
 	}
 	waitParked(t, gw.srv, n)
 	per := float64(int64(heap())-int64(before)) / n
@@ -146,11 +157,8 @@ func TestParkedIdleMemory(t *testing.T) {
 func TestParkedIdleTimeout(t *testing.T) {
 	b := startBackend(t, replyOK)
 	conf := strings.Replace(stallConf, "idle: 60s", "idle: 300ms", 1)
-	gw := startGatewayOpt(t, conf, map[string]string{"IDC": b.addr, "CLOUD": b.addr}, Options{parkAfter: 10 * time.Millisecond})
-	c := dialRaw(t, gw.addr)
-	if r, _ := c.roundTrip("GET", get("/x")); r.StatusCode != 200 {
-		t.Fatal(r.StatusCode)
-	}
+	gw := parkGateway(t, b, conf, 10*time.Millisecond)
+	c := servedConn(t, gw.addr, "/x")
 	if ok, why := c.closed(ioWait); !ok {
 		t.Fatalf("parked connection not closed at the idle timeout: %s", why)
 	}
@@ -160,11 +168,8 @@ func TestParkedIdleTimeout(t *testing.T) {
 // TestParkedShutdown: Shutdown closes parked connections.
 func TestParkedShutdown(t *testing.T) {
 	b := startBackend(t, replyOK)
-	gw := startGatewayOpt(t, stallConf, map[string]string{"IDC": b.addr, "CLOUD": b.addr}, Options{parkAfter: 10 * time.Millisecond})
-	c := dialRaw(t, gw.addr)
-	if r, _ := c.roundTrip("GET", get("/x")); r.StatusCode != 200 {
-		t.Fatal(r.StatusCode)
-	}
+	gw := parkGateway(t, b, stallConf, 10*time.Millisecond)
+	c := servedConn(t, gw.addr, "/x")
 	waitParked(t, gw.srv, 1)
 	if err := gw.srv.Shutdown(5 * time.Second); err != nil {
 		t.Fatal(err)
@@ -180,13 +185,10 @@ func TestParkedConnCap(t *testing.T) {
 	const limit = 5
 	b := startBackend(t, replyOK)
 	conf := strings.Replace(stallConf, "routes:", fmt.Sprintf("limits: { max_conns: %d }\nroutes:", limit), 1)
-	gw := startGatewayOpt(t, conf, map[string]string{"IDC": b.addr, "CLOUD": b.addr}, Options{parkAfter: 10 * time.Millisecond})
+	gw := parkGateway(t, b, conf, 10*time.Millisecond)
 	held := make([]*rawConn, limit)
 	for i := range held {
-		held[i] = dialRaw(t, gw.addr)
-		if r, _ := held[i].roundTrip("GET", get("/held")); r.StatusCode != 200 {
-			t.Fatalf("connection %d under the cap: %d", i, r.StatusCode)
-		}
+		held[i] = servedConn(t, gw.addr, "/held")
 	}
 	waitParked(t, gw.srv, limit)
 	over := dialRaw(t, gw.addr)
@@ -215,25 +217,18 @@ func TestParkedConnCap(t *testing.T) {
 // keeps every idle connection in its fasthttp goroutine.
 func TestParkIdleKey(t *testing.T) {
 	b := startBackend(t, replyOK)
-	vars := map[string]string{"IDC": b.addr, "CLOUD": b.addr}
 	withKey := func(v string) string {
 		return strings.Replace(stallConf, "idle: 60s }", "idle: 60s, park_idle: "+v+" }", 1)
 	}
-	on := startGatewayOpt(t, withKey("20ms"), vars, Options{})
-	c := dialRaw(t, on.addr)
-	if r, _ := c.roundTrip("GET", get("/first")); r.StatusCode != 200 {
-		t.Fatalf("first request: %d", r.StatusCode)
-	}
+	on := parkGateway(t, b, withKey("20ms"), 0)
+	servedConn(t, on.addr, "/first")
 	waitParked(t, on.srv, 1)
 
-	off := startGatewayOpt(t, withKey("off"), vars, Options{})
+	off := parkGateway(t, b, withKey("off"), 0)
 	if off.srv.parking != nil {
 		t.Fatal("park_idle: off still set up parking")
 	}
-	c = dialRaw(t, off.addr)
-	if r, _ := c.roundTrip("GET", get("/first")); r.StatusCode != 200 {
-		t.Fatalf("first request: %d", r.StatusCode)
-	}
+	c := servedConn(t, off.addr, "/first")
 	// Fifteen times the wait that parked the connection above: still served.
 	time.Sleep(300 * time.Millisecond)
 	if n := off.srv.http.GetOpenConnectionsCount(); n != 1 {
