@@ -73,17 +73,7 @@ func TestFloorsProxy(t *testing.T) {
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
 			be, upstreams := backend(t)
-			s, err := start(m.mode, "127.0.0.1:0", be, m.raw)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.close()
-			c, err := net.Dial("tcp", s.addr())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(10 * time.Second)) // hang guard
+			c := dialFloor(t, m.mode, be, m.raw)
 			br := bufio.NewReader(c)
 			exchange := func(req string, method string, want []byte) {
 				t.Helper()
@@ -115,6 +105,24 @@ func TestFloorsProxy(t *testing.T) {
 	}
 }
 
+// dialFloor starts a floor of mode in front of backend and returns a client
+// connection to it with a hang guard; both end with the test.
+func dialFloor(t *testing.T, mode, backend string, raw bool) net.Conn {
+	t.Helper()
+	s, err := start(mode, "127.0.0.1:0", backend, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.close)
+	c, err := net.Dial("tcp", s.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(10 * time.Second)) // hang guard
+	return c
+}
+
 func check(t *testing.T, br *bufio.Reader, method string, want []byte) {
 	t.Helper()
 	resp, err := http.ReadResponse(br, &http.Request{Method: method})
@@ -143,17 +151,7 @@ func TestFloorsRefuseChunked(t *testing.T) {
 		}
 		t.Run(m.name, func(t *testing.T) {
 			be, _ := backend(t)
-			s, err := start(m.mode, "127.0.0.1:0", be, m.raw)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.close()
-			c, err := net.Dial("tcp", s.addr())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(10 * time.Second))
+			c := dialFloor(t, m.mode, be, m.raw)
 			io.WriteString(c, "POST / HTTP/1.1\r\nHost: b\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
 			out, _ := io.ReadAll(c) // until the floor closes
 			if !strings.HasPrefix(string(out), "HTTP/1.1 501 ") {
