@@ -85,11 +85,8 @@ func (b *CABundle) Current() *CAs { return b.lb.cur.Load() }
 // liveBundle is one bundle in service; cur is read by dialers without a lock, the
 // rest only under Live.mu.
 type liveBundle struct {
-	cur      atomic.Pointer[CAs]
-	err      error
-	errAt    time.Time
-	badHash  uint64
-	reloaded time.Time
+	cur atomic.Pointer[CAs]
+	reloads
 }
 
 // AddCAs puts the CA bundles in files in service (those already in service are read
@@ -115,7 +112,7 @@ func (l *Live) AddCAs(files []string) ([]*CABundle, error) {
 		fresh[f] = c
 	}
 	for f, c := range fresh {
-		lb := &liveBundle{reloaded: l.now()}
+		lb := &liveBundle{reloads: reloads{reloaded: l.now()}}
 		lb.cur.Store(c)
 		l.bundles[f] = lb
 	}
@@ -155,7 +152,7 @@ func (l *Live) reloadBundleLocked(f string, lb *liveBundle) bool {
 	}
 	h := xxhash.Sum64(b)
 	if h == old.hash {
-		lb.err, lb.badHash = nil, 0
+		lb.unchanged()
 		return false
 	}
 	c, err := parseCAs(f, b)
@@ -166,7 +163,7 @@ func (l *Live) reloadBundleLocked(f string, lb *liveBundle) bool {
 		return l.refuseBundleLocked(f, lb, h, err)
 	}
 	lb.cur.Store(c)
-	lb.err, lb.badHash, lb.reloaded = nil, 0, l.now()
+	lb.loaded(l.now())
 	if l.OnEvent != nil {
 		l.OnEvent(Event{Bundle: f, CAs: c, OldCAs: old})
 	}
@@ -175,11 +172,7 @@ func (l *Live) reloadBundleLocked(f string, lb *liveBundle) bool {
 
 // refuseBundleLocked records a refused bundle, reported once per content (h).
 func (l *Live) refuseBundleLocked(f string, lb *liveBundle, h uint64, err error) bool {
-	if lb.badHash == h && lb.err != nil {
-		return false
-	}
-	lb.err, lb.errAt, lb.badHash = err, l.now(), h
-	if l.OnEvent != nil {
+	if lb.refused(h, err, l.now()) && l.OnEvent != nil {
 		l.OnEvent(Event{Bundle: f, OldCAs: lb.cur.Load(), Err: err})
 	}
 	return false

@@ -40,13 +40,35 @@ type Live struct {
 // livePair is one pair in service; cur is read by handshakes without a lock, the
 // rest only under Live.mu.
 type livePair struct {
-	cur      atomic.Pointer[Cert]
-	server   bool
-	client   bool
+	cur    atomic.Pointer[Cert]
+	server bool
+	client bool
+	reloads
+}
+
+// reloads is what a watched file keeps besides its load in service: when that went
+// in service and the last refusal, reported once per content. Used under Live.mu.
+type reloads struct {
 	err      error     // the last refusal, nil once a load succeeds
 	errAt    time.Time // when it was refused
 	badHash  uint64    // the content refused, reported once
-	reloaded time.Time // when cur was put in service
+	reloaded time.Time // when the load in service was put there
+}
+
+// unchanged notes a reread that found the content in service.
+func (r *reloads) unchanged() { r.err, r.badHash = nil, 0 }
+
+// loaded notes a new load put in service at now.
+func (r *reloads) loaded(now time.Time) { r.err, r.badHash, r.reloaded = nil, 0, now }
+
+// refused notes a refused load of content h; false when the same content was
+// refused last time (nothing new to report).
+func (r *reloads) refused(h uint64, err error, now time.Time) bool {
+	if r.badHash == h && r.err != nil {
+		return false
+	}
+	r.err, r.errAt, r.badHash = err, now, h
+	return true
 }
 
 // Event is a reload outcome for one pair: a new certificate in service (Cert set) or
@@ -112,7 +134,7 @@ func (l *Live) SetServer(pairs []Pair) error {
 		fresh[p] = c
 	}
 	for p, c := range fresh {
-		lp := &livePair{reloaded: l.now()}
+		lp := &livePair{reloads: reloads{reloaded: l.now()}}
 		lp.cur.Store(c)
 		l.pairs[p] = lp
 	}
@@ -161,7 +183,7 @@ func (l *Live) AddClients(pairs []Pair) ([]*ClientCert, error) {
 		fresh[p] = c
 	}
 	for p, c := range fresh {
-		lp := &livePair{reloaded: l.now()}
+		lp := &livePair{reloads: reloads{reloaded: l.now()}}
 		lp.cur.Store(c)
 		l.pairs[p] = lp
 	}
@@ -240,7 +262,7 @@ func (l *Live) reloadLocked(p Pair, lp *livePair) bool {
 	}
 	h := xxhash.Sum64(certPEM) ^ xxhash.Sum64(keyPEM)*31
 	if h == old.hash {
-		lp.err, lp.badHash = nil, 0
+		lp.unchanged()
 		return false
 	}
 	c, err := parse(p, certPEM, keyPEM)
@@ -251,7 +273,7 @@ func (l *Live) reloadLocked(p Pair, lp *livePair) bool {
 		return l.refuseLocked(p, lp, h, err)
 	}
 	lp.cur.Store(c)
-	lp.err, lp.badHash, lp.reloaded = nil, 0, l.now()
+	lp.loaded(l.now())
 	if l.OnEvent != nil {
 		l.OnEvent(Event{Pair: p, Cert: c, Old: old})
 	}
@@ -262,11 +284,7 @@ func (l *Live) reloadLocked(p Pair, lp *livePair) bool {
 // a file that stays broken is not reported on every look. It returns false: nothing
 // changed in service.
 func (l *Live) refuseLocked(p Pair, lp *livePair, h uint64, err error) bool {
-	if lp.badHash == h && lp.err != nil {
-		return false
-	}
-	lp.err, lp.errAt, lp.badHash = err, l.now(), h
-	if l.OnEvent != nil {
+	if lp.refused(h, err, l.now()) && l.OnEvent != nil {
 		l.OnEvent(Event{Pair: p, Old: lp.cur.Load(), Err: err})
 	}
 	return false
