@@ -31,7 +31,7 @@ func (l *LineListener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		if tc, ok := c.(tlsConn); ok {
-			return &tlsLineConn{lineConn: lineConn{Conn: c}, tc: tc}, nil
+			return &tlsLineConn{lineConn: lineConn{Conn: c, idleBelow: overRaw(c)}, tc: tc}, nil
 		}
 		if l.Park == nil {
 			return &lineConn{Conn: c, sock: newSockIO(c)}, nil
@@ -50,6 +50,16 @@ func (l *LineListener) Accept() (net.Conn, error) {
 type tlsConn interface {
 	Handshake() error
 	ConnectionState() tls.ConnectionState
+}
+
+// overRaw reports whether TLS connection c runs over a rawConn (RawListener).
+func overRaw(c net.Conn) bool {
+	nc, ok := c.(interface{ NetConn() net.Conn })
+	if !ok {
+		return false
+	}
+	_, raw := nc.NetConn().(*rawConn)
+	return raw
 }
 
 // tlsLineConn is a lineConn over a TLS connection.
@@ -74,7 +84,9 @@ func (c *tlsLineConn) ConnectionState() tls.ConnectionState { return c.tc.Connec
 //
 // It also turns fasthttp's write deadline, which bounds the whole response, into an idle
 // timeout that moves with each write: a 50 MB download to a slow but steady client is
-// not cut for taking longer than the body timeout, a client that stops reading is.
+// not cut for taking longer than the body timeout, a client that stops reading is. A
+// TCP socket's deadlines go through its sockIO, which arms them only when they matter
+// (deadline.go); other connections' through idleWrites.
 //
 // Under Parking (parking set) it parks while it waits for a next request: see Parking.
 type lineConn struct {
@@ -82,6 +94,9 @@ type lineConn struct {
 	sock    *sockIO // raw reads and writes of a TCP socket; nil for others
 	sinceLF int
 	w       idleWrites
+	// idleBelow is set when the connection below already makes its write deadline
+	// an idle timeout, armed only when a write waits: TLS over a rawConn.
+	idleBelow bool
 
 	parking *Parking
 	live    *atomic.Int64 // the listener's count of open connections, under parking
@@ -103,6 +118,14 @@ func (c *lineConn) SetReadDeadline(t time.Time) error {
 		c.idleDeadline = t
 		return nil
 	}
+	return c.setReadDeadline(t)
+}
+
+// setReadDeadline sets the socket's read deadline, through sock when it has one.
+func (c *lineConn) setReadDeadline(t time.Time) error {
+	if c.sock != nil {
+		return c.sock.SetReadDeadline(t)
+	}
 	return c.Conn.SetReadDeadline(t)
 }
 
@@ -123,19 +146,30 @@ func (c *lineConn) closeNow() error {
 	return c.Conn.Close()
 }
 
-func (c *lineConn) SetWriteDeadline(t time.Time) error { return c.w.setDeadline(c.Conn, t) }
+// SetWriteDeadline sets an idle timeout for writes: sock's (deadline.go) or idleWrites.
+func (c *lineConn) SetWriteDeadline(t time.Time) error {
+	switch {
+	case c.sock != nil:
+		return c.sock.SetWriteDeadline(t)
+	case c.idleBelow:
+		return c.Conn.SetWriteDeadline(t)
+	}
+	return c.w.setDeadline(c.Conn, t)
+}
 
 func (c *lineConn) SetDeadline(t time.Time) error {
-	if err := c.w.setDeadline(c.Conn, t); err != nil {
+	if err := c.SetWriteDeadline(t); err != nil {
 		return err
 	}
-	return c.Conn.SetReadDeadline(t)
+	return c.setReadDeadline(t)
 }
 
 func (c *lineConn) Write(p []byte) (int, error) {
-	c.w.move(c.Conn)
 	if c.sock != nil {
 		return c.sock.Write(p)
+	}
+	if !c.idleBelow {
+		c.w.move(c.Conn)
 	}
 	return c.Conn.Write(p)
 }

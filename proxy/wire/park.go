@@ -113,7 +113,7 @@ func (c *lineConn) idleRead(p []byte) (int, error) {
 	if !c.idleDeadline.IsZero() && c.idleDeadline.Before(d) {
 		d = c.idleDeadline
 	}
-	if err := c.Conn.SetReadDeadline(d); err != nil {
+	if err := c.setReadDeadline(d); err != nil {
 		return 0, err
 	}
 	// Past the idle deadline itself the read fails as it would have.
@@ -148,9 +148,9 @@ func (p *Parking) hold(c *lineConn) bool {
 
 // wait waits for the next request on a parked connection and serves it.
 func (p *Parking) wait(c *lineConn) {
-	c.Conn.SetReadDeadline(c.idleDeadline) //nolint:errcheck // a dead conn fails the read
+	c.setReadDeadline(c.idleDeadline) //nolint:errcheck // a dead conn fails the read
 	var b [1]byte
-	n, _ := c.Conn.Read(b[:])
+	n, _ := c.read(b[:])
 	p.mu.Lock()
 	delete(p.conns, c)
 	p.n.Store(int64(len(p.conns)))
@@ -162,6 +162,6 @@ func (p *Parking) wait(c *lineConn) {
 	}
 	c.first, c.hasFirst = b[0], true
 	c.idle, c.idleDeadline = false, time.Time{}
-	c.Conn.SetReadDeadline(time.Time{}) //nolint:errcheck // fasthttp sets its own
-	p.Serve(c)                          //nolint:errcheck // fasthttp logs what matters
+	c.setReadDeadline(time.Time{}) //nolint:errcheck // fasthttp sets its own
+	p.Serve(c)                     //nolint:errcheck // fasthttp logs what matters
 }

@@ -37,17 +37,20 @@ import (
 type sockIO struct {
 	conn net.Conn
 	r, w sockDir
+	rd   readDeadline  // see deadline.go
+	wd   writeDeadline // see deadline.go
 }
 
 // sockDir is one direction of a sockIO: the call in flight and its outcome.
 type sockDir struct {
-	busy  atomic.Bool // a raw call is in flight
-	op    string      // "read" or "write", for errors
-	f     func(fd uintptr) bool
-	wait  func(func(fd uintptr) bool) error // the RawConn's Read or Write: f through the poller
-	p     []byte
-	n     int
-	errno syscall.Errno
+	busy   atomic.Bool // a raw call is in flight
+	op     string      // "read" or "write", for errors
+	f      func(fd uintptr) bool
+	wait   func(func(fd uintptr) bool) error // the RawConn's Read or Write: f through the poller
+	onWait func()                            // called before f waits for the socket; nil: nothing
+	p      []byte
+	n      int
+	errno  syscall.Errno
 }
 
 // newSockIO returns a sockIO for c when it is a TCP socket, else nil.
@@ -62,8 +65,11 @@ func newSockIO(c net.Conn) *sockIO {
 	}
 	s := &sockIO{conn: c}
 	s.r = sockDir{op: "read", wait: rc.Read}
-	s.w = sockDir{op: "write", wait: rc.Write}
+	s.w = sockDir{op: "write", wait: rc.Write, onWait: s.wd.waiting}
 	s.r.f, s.w.f = s.r.once, s.w.all
+	s.rd.set, s.wd.set = c.SetReadDeadline, c.SetWriteDeadline
+	s.rd.armed.Store(noDeadline)
+	s.wd.armed.Store(noDeadline)
 	return s
 }
 
@@ -97,6 +103,9 @@ func (d *sockDir) all(fd uintptr) bool {
 		case syscall.EINTR:
 			continue
 		case syscall.EAGAIN:
+			if d.onWait != nil {
+				d.onWait()
+			}
 			return false // the rest once the socket is writable
 		}
 		d.errno = e
@@ -112,7 +121,15 @@ func (s *sockIO) run(d *sockDir, p []byte) (n int, ok bool, err error) {
 		return 0, false, nil
 	}
 	d.p, d.n, d.errno = p, 0, 0
-	err = d.wait(d.f)
+	if d == &s.w {
+		s.wd.waited = false
+	}
+	for {
+		err = d.wait(d.f)
+		if err == nil || d.errno != 0 || !s.retry(d, err) {
+			break
+		}
+	}
 	n, errno := d.n, d.errno
 	d.p = nil
 	d.busy.Store(false)
@@ -128,11 +145,13 @@ func (s *sockIO) run(d *sockDir, p []byte) (n int, ok bool, err error) {
 // Read reads like net.Conn.Read: io.EOF at the peer's end, a *net.OpError on failure.
 func (s *sockIO) Read(p []byte) (int, error) {
 	if len(p) == 0 {
+		s.exact(&s.r)
 		return s.conn.Read(p)
 	}
 	n, ok, err := s.run(&s.r, p)
 	switch {
 	case !ok:
+		s.exact(&s.r)
 		return s.conn.Read(p)
 	case err != nil:
 		return 0, err
@@ -146,6 +165,7 @@ func (s *sockIO) Read(p []byte) (int, error) {
 func (s *sockIO) Write(p []byte) (int, error) {
 	n, ok, err := s.run(&s.w, p)
 	if !ok {
+		s.exact(&s.w)
 		return s.conn.Write(p)
 	}
 	return n, err
@@ -205,6 +225,11 @@ type rawConn struct {
 
 func (c *rawConn) Read(p []byte) (int, error)  { return c.sock.Read(p) }
 func (c *rawConn) Write(p []byte) (int, error) { return c.sock.Write(p) }
+
+// Deadlines are the sockIO's (deadline.go): the socket's own are armed through it.
+func (c *rawConn) SetDeadline(t time.Time) error      { return c.sock.SetDeadline(t) }
+func (c *rawConn) SetReadDeadline(t time.Time) error  { return c.sock.SetReadDeadline(t) }
+func (c *rawConn) SetWriteDeadline(t time.Time) error { return c.sock.SetWriteDeadline(t) }
 
 // CloseWrite half-closes the connection (tunnels).
 func (c *rawConn) CloseWrite() error { return c.Conn.(*net.TCPConn).CloseWrite() }

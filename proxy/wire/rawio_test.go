@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -10,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/shiftgate/shiftgate/proxy/tlsconf/tlstest"
 )
 
 // tcpPair returns both ends of a loopback TCP connection.
@@ -103,14 +106,14 @@ func TestSockIOReadCases(t *testing.T) {
 		},
 		{
 			name:    "deadline in the past",
-			prepare: func(_ net.Conn, raw *sockIO) { raw.conn.SetReadDeadline(time.Now().Add(-time.Second)) },
+			prepare: func(_ net.Conn, raw *sockIO) { raw.SetReadDeadline(time.Now().Add(-time.Second)) },
 			want:    "read: i/o timeout",
 			check:   func(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) && opIs(err, "read") },
 		},
 		{
 			name: "deadline while waiting",
 			prepare: func(_ net.Conn, raw *sockIO) {
-				raw.conn.SetReadDeadline(time.Now().Add(30 * time.Millisecond))
+				raw.SetReadDeadline(time.Now().Add(30 * time.Millisecond))
 			},
 			want:  "read: i/o timeout",
 			check: func(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) },
@@ -330,6 +333,28 @@ func TestRawWiring(t *testing.T) {
 		c := acceptThrough(t, func(ln net.Listener) net.Listener { return &LineListener{Listener: ln, Park: park} })
 		if lc, ok := c.(*lineConn); !ok || lc.sock == nil {
 			t.Errorf("LineListener (parking %v) gave %T without raw reads and writes", park != nil, c)
+		}
+	}
+}
+
+// A TLS client connection over a rawConn leaves its write deadline to the rawConn's
+// sockIO (armed only when a write waits) instead of moving it itself on each write.
+func TestTLSLineConnIdleBelow(t *testing.T) {
+	ca := tlstest.NewCA(t, "wiring")
+	cfg := &tls.Config{Certificates: []tls.Certificate{ca.TLSCert(t, tlstest.Leaf{Names: []string{"127.0.0.1"}})}}
+	for _, raw := range []bool{true, false} {
+		c := acceptThrough(t, func(ln net.Listener) net.Listener {
+			if raw {
+				ln = RawListener{ln}
+			}
+			return &LineListener{Listener: tls.NewListener(ln, cfg)}
+		})
+		tc, ok := c.(*tlsLineConn)
+		if !ok {
+			t.Fatalf("LineListener over TLS gave %T", c)
+		}
+		if tc.idleBelow != raw {
+			t.Errorf("TLS over rawConn %v: idleBelow %v", raw, tc.idleBelow)
 		}
 	}
 }

@@ -66,20 +66,34 @@ func WatchUpstream(c net.Conn, err error) (net.Conn, error) {
 	return u, nil
 }
 
-func (u *upstreamConn) SetWriteDeadline(t time.Time) error { return u.w.setDeadline(u.Conn, t) }
+// Deadlines go through sock, which arms them only when they matter (deadline.go);
+// without one, the write deadline is an idleWrites timeout.
+func (u *upstreamConn) SetWriteDeadline(t time.Time) error {
+	if u.sock != nil {
+		return u.sock.SetWriteDeadline(t)
+	}
+	return u.w.setDeadline(u.Conn, t)
+}
 
-func (u *upstreamConn) SetDeadline(t time.Time) error {
-	if err := u.w.setDeadline(u.Conn, t); err != nil {
-		return err
+func (u *upstreamConn) SetReadDeadline(t time.Time) error {
+	if u.sock != nil {
+		return u.sock.SetReadDeadline(t)
 	}
 	return u.Conn.SetReadDeadline(t)
 }
 
+func (u *upstreamConn) SetDeadline(t time.Time) error {
+	if err := u.SetWriteDeadline(t); err != nil {
+		return err
+	}
+	return u.SetReadDeadline(t)
+}
+
 func (u *upstreamConn) Write(p []byte) (int, error) {
-	u.w.move(u.Conn)
 	if u.sock != nil {
 		return u.sock.Write(p)
 	}
+	u.w.move(u.Conn)
 	return u.Conn.Write(p)
 }
 
