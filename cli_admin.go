@@ -315,6 +315,13 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "NOT PERSISTED (in force in memory only, a restart loses them): %s\n  %s\n",
 			strings.Join(st.Unpersisted, ", "), st.UnpersistedError)
 	}
+	if len(st.RestartPending) > 0 {
+		keys := make([]string, len(st.RestartPending))
+		for i, k := range st.RestartPending {
+			keys[i] = k.String()
+		}
+		fmt.Fprintf(stdout, "RESTART PENDING (read at start; the file's values apply after a restart): %s\n", strings.Join(keys, "; "))
+	}
 	if len(st.PendingLocal) > 0 {
 		fmt.Fprintf(stdout, "LOCAL CHANGE PENDING (not in the fleet store yet): %s\n", strings.Join(st.PendingLocal, ", "))
 	}

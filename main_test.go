@@ -369,3 +369,22 @@ func TestShutdownDrains(t *testing.T) {
 		t.Fatalf("in-flight request during shutdown: %v %d %q", r.err, r.status, r.body)
 	}
 }
+
+// TestStatusRestartPending: an edit to a key the gateway reads only at start is
+// reloaded with everything else and shown by `shiftgate status` as pending a restart.
+func TestStatusRestartPending(t *testing.T) {
+	s := startServe(t)
+	good, _ := os.ReadFile(s.path)
+	os.WriteFile(s.path, append(good, "timeouts: { idle: 5s }\n"...), 0o644)
+	deadline := time.Now().Add(10 * time.Second)
+	for len(s.srv.RestartPending()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the edit was not reloaded within 10s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	code, out, errs := runCLI("status", "-admin", "http://"+s.admin)
+	if code != 0 || !strings.Contains(out, "RESTART PENDING") || !strings.Contains(out, "timeouts.idle (running 1m0s, file 5s)") {
+		t.Fatalf("status: %d\n%s%s", code, out, errs)
+	}
+}

@@ -101,6 +101,10 @@ type Status struct {
 	// config this instance publishes.
 	Cutoff              CutoffState `json:"cutoff"`
 	ClientConfigVersion string      `json:"client_config_version"`
+	// RestartPending lists the keys the config file sets differently from what the
+	// running process uses, which only a restart applies (listeners, client timeouts
+	// and limits; see conf.ReadAtStart).
+	RestartPending []conf.KeyChange `json:"restart_pending,omitempty"`
 }
 
 // RollbackState is the rollback switch as status shows it.
@@ -165,9 +169,10 @@ func (s *Server) Status() Status {
 		Revision:   st.ov.Revision,
 		Rollback: RollbackState{On: st.ov.Rollback.On, Ramping: st.ov.Ramping(s.now()),
 			Who: st.ov.Rollback.Who, At: st.ov.Rollback.At},
-		Tunnels:     s.tunnels.Len(),
-		StaleRoutes: st.ov.Stale(c),
-		TLS:         s.tlsStatus(c),
+		Tunnels:        s.tunnels.Len(),
+		StaleRoutes:    st.ov.Stale(c),
+		TLS:            s.tlsStatus(c),
+		RestartPending: s.RestartPending(),
 	}
 	if out.Rollback.Ramping {
 		out.Rollback.RampUntil = st.ov.Rollback.RampFrom.Add(st.ov.Rollback.RampFor)
@@ -425,6 +430,7 @@ func (s *Server) registerGauges() {
 	})
 	set.NewGauge("shiftgate_client_connections_parked", func() float64 { return float64(s.parked()) })
 	set.NewGauge("shiftgate_config_version", func() float64 { return float64(s.state.Load().version) })
+	set.NewGauge("shiftgate_config_restart_pending", func() float64 { return float64(len(s.RestartPending())) })
 	set.NewGauge("shiftgate_override_store_up", func() float64 {
 		if h, ok := s.storeHealth(); (ok && !h.Up) || (!ok && s.storeWritable() != nil) {
 			return 0

@@ -70,6 +70,15 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		s.done(ctx, st, routing.Decision{Route: -1}, id, &ex)
 		return
 	}
+	if limit := st.cfg.Limits.MaxBodyBytes.N; limit > 0 && int64(h.ContentLength()) > limit {
+		// Refused before a byte of it is read (a chunked body is cut at the limit
+		// as it streams: clientBody). The connection goes: the body is not read.
+		s.stats.badRequests.Inc()
+		errorResponse(ctx, fasthttp.StatusRequestEntityTooLarge, "request body too large (limits.max_body_bytes)")
+		ctx.SetConnectionClose()
+		s.done(ctx, st, routing.Decision{Route: -1}, id, &ex)
+		return
+	}
 	path := ctx.Path()
 	if isClientConfigPath(path) {
 		s.serveClientConfig(ctx, st)
@@ -133,7 +142,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		ctx.Response.Header.SetBytesKV(strRequestID, id) // on a refusal; a 101 has its own
 		return
 	}
-	body := wire.WatchClientBody(ctx, st.cfg.Timeouts.Body.D)
+	body := wire.WatchClientBody(ctx, st.cfg.Timeouts.Body.D, st.cfg.Limits.MaxBodyBytes.N)
 	if rt.mirrored {
 		s.forwardMirrored(ctx, st, rt, d, &ex)
 	} else {
@@ -216,7 +225,7 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d 
 		// breaker opens while it waits (breaker.slow_call.abandon_reads).
 		abandonable := attempt == 0 && rt.abandonReads && canFailover(ctx, rt, d, failAbandoned)
 		reason := s.roundTrip(ctx, st, rt, region, ex, abandonable)
-		if cross && reason != failOpen && reason != failConnect && reason != failClient {
+		if cross && reason != failOpen && reason != failConnect && !reason.clients() {
 			st.gate.Bytes(int(st.cfg.SelfRegionID), int(region), crossBytes(ctx, reason == failNone || reason == failStatus), s.reqTime(ctx))
 		}
 		if reason == failNone {
@@ -231,10 +240,14 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d 
 		rt.metrics.failovers.Inc()
 		region = d.Other
 	}
-	if failReason == failClient {
-		// The client's body broke: nothing to fall back for, and its connection
-		// is at an unknown offset.
-		errorResponse(ctx, fasthttp.StatusBadRequest, "malformed or incomplete request body")
+	if failReason.clients() {
+		// The client's body broke or went past the limit: nothing to fall back
+		// for, and its connection is at an unknown offset.
+		if failReason == failBodyTooLarge {
+			errorResponse(ctx, fasthttp.StatusRequestEntityTooLarge, "request body too large (limits.max_body_bytes)")
+		} else {
+			errorResponse(ctx, fasthttp.StatusBadRequest, "malformed or incomplete request body")
+		}
 		ctx.SetConnectionClose()
 		return
 	}
@@ -247,23 +260,27 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d 
 type failure uint8
 
 const (
-	failNone      failure = iota
-	failOpen              // breaker open: nothing was sent
-	failConnect           // could not connect: nothing was sent
-	failTimeout           // no answer in time
-	failUpstream          // broken or refused answer
-	failStatus            // the upstream answered with a failure status (a fallback may replace it)
-	failClient            // the client went away
-	failPipelined         // a pipelined connection failed: the request may have been processed
-	failTLS               // the TLS handshake with the upstream failed (verification, or refused)
-	failAbandoned         // the region's breaker gave up on the answer (abandon_reads): as a timeout
+	failNone         failure = iota
+	failOpen                 // breaker open: nothing was sent
+	failConnect              // could not connect: nothing was sent
+	failTimeout              // no answer in time
+	failUpstream             // broken or refused answer
+	failStatus               // the upstream answered with a failure status (a fallback may replace it)
+	failClient               // the client went away
+	failPipelined            // a pipelined connection failed: the request may have been processed
+	failTLS                  // the TLS handshake with the upstream failed (verification, or refused)
+	failAbandoned            // the region's breaker gave up on the answer (abandon_reads): as a timeout
+	failBodyTooLarge         // the client's chunked body went past limits.max_body_bytes
 )
+
+// clients reports whether the failure was the client's (its body), not the region's.
+func (f failure) clients() bool { return f == failClient || f == failBodyTooLarge }
 
 // canFailover reports whether a failed request may be sent to the other region: the
 // route opts in, the method is safe, no body could have reached a backend, and there
 // is another region.
 func canFailover(ctx *fasthttp.RequestCtx, rt *routeState, d routing.Decision, why failure) bool {
-	if !rt.cfg.FailoverIdempotent || d.Other == conf.NoRegion || why == failClient || why == failPipelined {
+	if !rt.cfg.FailoverIdempotent || d.Other == conf.NoRegion || why.clients() || why == failPipelined {
 		return false
 	}
 	if d.Reason == routing.ReasonRollback {
@@ -337,7 +354,7 @@ func (s *Server) roundTrip(ctx *fasthttp.RequestCtx, st *state, rt *routeState, 
 					why = failPipelined
 				}
 			}
-			if why == failClient {
+			if why.clients() {
 				return breaker.Excluded
 			}
 			return breaker.Failure
@@ -396,6 +413,8 @@ func classifyError(err error) failure {
 	switch {
 	case errors.Is(err, wire.ErrAbandoned):
 		return failAbandoned
+	case errors.As(err, &cb) && cb.TooLarge():
+		return failBodyTooLarge
 	case errors.As(err, &cb):
 		return failClient
 	case isTLSFailure(err):

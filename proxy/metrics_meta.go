@@ -71,6 +71,7 @@ var metricHelp = map[string]metricMeta{
 	"shiftgate_config_version":             {"gauge", "Config version in service: it moves when a config file is put into service, not on split or rollback changes."},
 	"shiftgate_rollback_on":                {"gauge", "1 while the rollback switch sends everything to each route's from region."},
 	"shiftgate_tunnels_open":               {"gauge", "Upgraded (WebSocket) connections open."},
+	"shiftgate_config_restart_pending":     {"gauge", "Config keys the file sets differently from the running process that only a restart applies (listeners, client timeouts and limits); status lists them."},
 	"shiftgate_client_connections_parked":  {"gauge", "Idle keep-alive client connections parked: waiting for their next request without a goroutine or buffers of their own."},
 	"shiftgate_bad_requests_total":         {"counter", "Client requests refused as malformed or unsafe to forward (400, 414, 431 and the like)."},
 	"shiftgate_connections_refused_total":  {"counter", "Client connections refused with 503 because limits.max_conns were open."},

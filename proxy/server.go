@@ -97,6 +97,11 @@ type Server struct {
 	// parking holds idle keep-alive client connections without their fasthttp
 	// goroutine and buffers (memory.go); nil when off.
 	parking *wire.Parking
+	// started is the config the server was built with: its listeners and HTTP
+	// server keep some of its keys until a restart (conf.ReadAtStart). restartPending
+	// lists those the serving config's file sets differently.
+	started        *conf.Config
+	restartPending atomic.Pointer[[]conf.KeyChange]
 }
 
 type serverStats struct {
@@ -120,6 +125,7 @@ func New(cfg *conf.Config, opt Options) (*Server, error) {
 		mirrors:   newMirrorRegistry(),
 		tunnels:   newTunnelSet(),
 		closed:    make(chan struct{}),
+		started:   cfg,
 	}
 	s.release.tick, s.release.minPeak, s.release.checked = opt.releaseTick, opt.releaseMinPeak, opt.releaseChecked
 	if s.log == nil {
@@ -185,13 +191,12 @@ func New(cfg *conf.Config, opt Options) (*Server, error) {
 func (s *Server) newHTTPServer(c *conf.Config, park time.Duration) *fasthttp.Server {
 	maxHeader := int(c.Limits.MaxHeaderBytes.N)
 	maxConns := c.Limits.MaxConns
-	maxBody := int(c.Limits.MaxBodyBytes.N)
-	if maxBody == 0 {
-		maxBody = 1 << 62
-	}
 	head := c.Timeouts.RequestHead.D
 	body := c.Timeouts.Body.D
 	s.parking = s.newParking(c, park, maxConns)
+	// The body timeout follows reloads: fasthttp takes it from HeaderReceived for
+	// each request. The fields below are read at start; limits.max_body_bytes is
+	// enforced by the handler (bodies are streamed, and fasthttp checks no size then).
 	return &fasthttp.Server{
 		// Connections under parking learn from it when they wait for a next request.
 		ConnState:    wire.ConnState,
@@ -200,15 +205,13 @@ func (s *Server) newHTTPServer(c *conf.Config, park time.Duration) *fasthttp.Ser
 		Name:         "shiftgate",
 		// The request head must arrive within RequestHead; the body then gets Body.
 		// HeaderReceived moves the deadline once the head is in.
-		ReadTimeout:  head,
-		WriteTimeout: body,
-		IdleTimeout:  c.Timeouts.Idle.D,
-		HeaderReceived: func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
-			return fasthttp.RequestConfig{ReadTimeout: body}
-		},
+		ReadTimeout:                  head,
+		WriteTimeout:                 body,
+		IdleTimeout:                  c.Timeouts.Idle.D,
+		HeaderReceived:               s.requestConfig,
 		Concurrency:                  maxConns,
 		ReadBufferSize:               maxHeader,
-		MaxRequestBodySize:           maxBody,
+		MaxRequestBodySize:           maxBodySize(c),
 		StreamRequestBody:            true,
 		NoDefaultServerHeader:        true,
 		NoDefaultContentType:         true,
@@ -232,6 +235,22 @@ type slogPrinter struct{ l *slog.Logger }
 
 func (p slogPrinter) Printf(format string, args ...any) {
 	p.l.Debug(fmt.Sprintf(format, args...), "from", "fasthttp")
+}
+
+// requestConfig is fasthttp's HeaderReceived: the serving config's body timeout, for
+// the body's reads and the answer's writes.
+func (s *Server) requestConfig(*fasthttp.RequestHeader) fasthttp.RequestConfig {
+	d := s.state.Load().cfg.Timeouts.Body.D
+	return fasthttp.RequestConfig{ReadTimeout: d, WriteTimeout: d}
+}
+
+// maxBodySize is limits.max_body_bytes as fasthttp takes it: 0 (unlimited) is a size
+// no body reaches.
+func maxBodySize(c *conf.Config) int {
+	if n := int(c.Limits.MaxBodyBytes.N); n > 0 {
+		return n
+	}
+	return 1 << 62
 }
 
 // Serve accepts connections on ln until Shutdown; after Shutdown it closes ln and
@@ -365,9 +384,30 @@ func (s *Server) Reload(cfg *conf.Config) error {
 		return err
 	}
 	s.stats.reloads.Inc()
+	s.noteReadAtStart(cfg)
 	for _, name := range old.ov.Shadowed(cfg) {
 		s.log.Warn("config reloaded, but a runtime override shadows the file's split of this route: clear it with `shiftgate split -clear` for the file to apply",
 			"route", name)
+	}
+	return nil
+}
+
+// noteReadAtStart records, after cfg went into service, the keys it sets differently
+// from the config the server started with that only a restart applies, and logs them:
+// an operator who edits one of them must not believe it took effect.
+func (s *Server) noteReadAtStart(cfg *conf.Config) {
+	changes := conf.ReadAtStart(s.started, cfg)
+	s.restartPending.Store(&changes)
+	for _, k := range changes {
+		s.log.Warn("config key is read at start: the running value stays until a restart",
+			"key", k.Key, "running", k.Running, "file", k.File)
+	}
+}
+
+// RestartPending lists the keys a restart would change (see noteReadAtStart).
+func (s *Server) RestartPending() []conf.KeyChange {
+	if p := s.restartPending.Load(); p != nil {
+		return *p
 	}
 	return nil
 }

@@ -52,7 +52,6 @@ type Gateway struct {
 	Store store.Store
 
 	log    *slog.Logger
-	cfg    *conf.Config
 	cancel context.CancelFunc
 	errc   chan error
 	bg     sync.WaitGroup
@@ -130,7 +129,7 @@ func Start(ctx context.Context, opt Options) (*Gateway, error) {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	g := &Gateway{Server: srv, Addr: ln.Addr().String(), AdminAddr: aln.Addr().String(), Store: st,
-		log: log, cfg: cfg, cancel: cancel, errc: make(chan error, 3), ctx: ctx}
+		log: log, cancel: cancel, errc: make(chan error, 3), ctx: ctx}
 	srv.SetInstance(instanceName(st, g.Addr))
 	if tln != nil {
 		g.TLSAddr = tln.Addr().String()
@@ -241,7 +240,8 @@ func (g *Gateway) Wait() error {
 	}
 	g.log.Info("shutting down: draining in-flight requests")
 	g.cancel()
-	if serr := g.Server.Shutdown(g.cfg.Timeouts.Shutdown.D); serr != nil && err == nil {
+	// The serving config's drain time: a reload may have changed it.
+	if serr := g.Server.Shutdown(g.Server.Config().Timeouts.Shutdown.D); serr != nil && err == nil {
 		err = serr
 	}
 	g.bg.Wait()

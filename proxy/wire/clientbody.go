@@ -19,6 +19,10 @@ import (
 // sets one deadline for the whole body, which would cut a large upload for being large;
 // the body timeout is meant between reads.
 //
+// It enforces limits.max_body_bytes on a body whose length is not known in advance
+// (chunked): past the limit the read fails with a ClientBodyError that says so (a body
+// whose Content-Length is over the limit is refused before it is read).
+//
 // And it drops the trailer fields of a chunked body, which fasthttp would forward after
 // it: a trailer is a field too, and a backend that merges trailers into the header would
 // see whatever the client put there (X-Shift-Region, hop-by-hop fields) unchecked.
@@ -29,6 +33,7 @@ type clientBody struct {
 	idle     time.Duration
 	extended time.Time
 	n        int64 // bytes read
+	limit    int64 // most bytes the body may have; 0: no limit
 }
 
 // ClientBodyError is a read error of the client's request body.
@@ -36,6 +41,9 @@ type ClientBodyError struct{ err error }
 
 // Error implements error.
 func (e *ClientBodyError) Error() string { return "client request body: " + e.err.Error() }
+
+// TooLarge reports whether the body went past limits.max_body_bytes.
+func (e *ClientBodyError) TooLarge() bool { return e.err == fasthttp.ErrBodyTooLarge }
 
 // Unwrap is deliberately absent: fasthttp turns any error with a Timeout method into
 // its own ErrTimeout, which would make a stalled client look like a stalled upstream.
@@ -49,6 +57,12 @@ func (b *clientBody) Read(p []byte) (int, error) {
 	}
 	n, err := b.r.Read(p)
 	b.n += int64(n)
+	if b.limit > 0 && b.n > b.limit {
+		// Nothing past the limit goes on.
+		n -= int(b.n - b.limit)
+		b.n = b.limit
+		return n, &ClientBodyError{fasthttp.ErrBodyTooLarge}
+	}
 	switch {
 	case err == io.EOF:
 		// The trailer has been read into the header; nothing of it goes on.
@@ -62,15 +76,15 @@ func (b *clientBody) Read(p []byte) (int, error) {
 }
 
 // WatchClientBody puts a clientBody around the request's streamed body, if it has one,
-// and returns it (or nil); idle is the body timeout. The caller releases it once the
-// request has been forwarded.
-func WatchClientBody(ctx *fasthttp.RequestCtx, idle time.Duration) *clientBody {
+// and returns it (or nil); idle is the body timeout, limit the most bytes the body may
+// have (0: no limit). The caller releases it once the request has been forwarded.
+func WatchClientBody(ctx *fasthttp.RequestCtx, idle time.Duration, limit int64) *clientBody {
 	r := ctx.Request.BodyStream()
 	if r == nil {
 		return nil
 	}
 	b := clientBodyPool.Get().(*clientBody)
-	b.r, b.h, b.conn, b.idle, b.extended, b.n = r, &ctx.Request.Header, ctx.Conn(), idle, time.Now(), 0
+	b.r, b.h, b.conn, b.idle, b.extended, b.n, b.limit = r, &ctx.Request.Header, ctx.Conn(), idle, time.Now(), 0, limit
 	// SetBodyStream keeps the length: Content-Length, or -1 for chunked.
 	ctx.Request.SetBodyStream(b, ctx.Request.Header.ContentLength())
 	return b
