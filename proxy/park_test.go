@@ -238,3 +238,43 @@ func TestParkIdleKey(t *testing.T) {
 		t.Fatalf("second request: %d", r.StatusCode)
 	}
 }
+
+// TestParkedConnsNoGoroutine: on Linux a parked connection keeps no goroutine (one
+// epoll set and one goroutine watch them all), and each still wakes for its next
+// request.
+func TestParkedConnsNoGoroutine(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("parked connections wait in goroutines elsewhere than Linux")
+	}
+	const n = 200
+	requireFreeFDs(t, 2*n+64)
+	b := startBackend(t, replyOK)
+	gw := parkGateway(t, b, stallConf, 20*time.Millisecond)
+	warm := servedConn(t, gw.addr, "/warm") // starts the epoll goroutine
+	waitParked(t, gw.srv, 1)
+	before := runtime.NumGoroutine()
+	conns := make([]*rawConn, n)
+	for i := range conns {
+		conns[i] = servedConn(t, gw.addr, "/idle")
+	}
+	waitParked(t, gw.srv, n+1)
+	// fasthttp's worker goroutines linger up to a second after their connection
+	// parks; count once they are gone.
+	var grown int
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		grown = runtime.NumGoroutine() - before
+		if grown < n/10 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if grown >= n/10 {
+		t.Fatalf("%d parked connections added %d goroutines, want none of their own", n, grown)
+	}
+	for i, c := range append(conns, warm) {
+		if r, body := c.roundTrip("GET", get("/again", "X-Req-Id: again")); r.StatusCode != 200 || !strings.Contains(string(body), "id=again") {
+			t.Fatalf("request on parked connection %d: %d %q", i, r.StatusCode, body)
+		}
+	}
+}

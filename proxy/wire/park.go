@@ -22,10 +22,11 @@ import (
 // 17 KiB of RSS per idle client. A connection that has waited After for its next
 // request is parked instead: its read returns end-of-stream, which fasthttp takes for
 // a client that left, so it ends the connection's goroutine and gives the buffer and
-// context back; its close is then held, and a small goroutine waits in a one-byte read
-// until the next request's first byte (which is handed back to fasthttp through
-// Serve, as a new connection) or until the idle deadline fasthttp had set (the
-// connection is closed, as fasthttp would have).
+// context back; its close is then held, and it waits, without a goroutine on Linux
+// (parkpoll_linux.go), elsewhere in a small goroutine's one-byte read, until the next
+// request's first byte (which is handed back to fasthttp through Serve, as a new
+// connection) or until the idle deadline fasthttp had set (the connection is closed,
+// as fasthttp would have).
 //
 // It relies on fasthttp setting a read deadline once a request's first byte is in
 // (Server.ReadTimeout > 0) and reporting each connection's state to ConnState.
@@ -44,6 +45,7 @@ type Parking struct {
 	mu      sync.Mutex
 	conns   map[*lineConn]struct{}
 	closed  bool
+	poll    *parkPoll // the parked sockets' epoll set (parkpoll_linux.go); nil until used
 }
 
 // Parked counts the parked connections.
@@ -60,6 +62,7 @@ func (p *Parking) Close() {
 	conns := p.conns
 	p.conns = nil
 	p.n.Store(0)
+	p.unwatchAllLocked()
 	p.mu.Unlock()
 	for c := range conns {
 		if c.park.Load() == parked {
@@ -142,7 +145,9 @@ func (p *Parking) hold(c *lineConn) bool {
 	}
 	p.conns[c] = struct{}{}
 	p.n.Store(int64(len(p.conns)))
-	go p.wait(c)
+	if !p.watch(c) {
+		go p.wait(c)
+	}
 	return true
 }
 

@@ -36,6 +36,7 @@ import (
 // plain path, which waits for the raw one on the socket's own lock.
 type sockIO struct {
 	conn net.Conn
+	raw  syscall.RawConn
 	r, w sockDir
 	rd   readDeadline  // see deadline.go
 	wd   writeDeadline // see deadline.go
@@ -63,7 +64,7 @@ func newSockIO(c net.Conn) *sockIO {
 	if err != nil {
 		return nil
 	}
-	s := &sockIO{conn: c}
+	s := &sockIO{conn: c, raw: rc}
 	s.r = sockDir{op: "read", wait: rc.Read}
 	s.w = sockDir{op: "write", wait: rc.Write, onWait: s.wd.waiting}
 	s.r.f, s.w.f = s.r.once, s.w.all
