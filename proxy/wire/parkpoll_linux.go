@@ -18,12 +18,15 @@ import (
 // deadline comes first, its timer closes it.
 
 // parkPoll is a Parking's epoll instance and what it watches; all under Parking.mu.
+// Its descriptors belong to pollLoop, which closes them when it ends; once stopped is
+// set nothing else touches them (a closed descriptor's number is soon another file's).
 type parkPoll struct {
-	epfd   int
-	wake   [2]int // a pipe: Close writes to it to end the waiting goroutine
-	byFD   map[int32]parkedConn
-	seq    uint32
-	failed bool // the instance could not be made: connections wait in goroutines
+	epfd    int
+	wake    [2]int // a pipe: Close writes to it to end the waiting goroutine
+	byFD    map[int32]parkedConn
+	seq     uint32
+	failed  bool // the instance could not be made: connections wait in goroutines
+	stopped bool // Close, or the loop failed: connections wait in goroutines
 }
 
 // parkedConn is a parked socket in the epoll set. seq tells it apart from a later
@@ -67,7 +70,7 @@ func (p *Parking) watch(c *lineConn) bool {
 // nil if it cannot be made.
 func (p *Parking) pollLocked() *parkPoll {
 	if p.poll != nil {
-		if p.poll.failed {
+		if p.poll.failed || p.poll.stopped {
 			return nil
 		}
 		return p.poll
@@ -109,7 +112,14 @@ func (p *Parking) pollLoop(pp *parkPoll) {
 			continue
 		}
 		if err != nil {
-			// Not expected; parked connections still end at their idle deadline.
+			// Not expected. The parked connections wait in goroutines from now on.
+			p.mu.Lock()
+			pp.stopped = true
+			for fd, e := range pp.byFD {
+				pp.forgetLocked(fd, e)
+				go p.wait(e.c)
+			}
+			p.mu.Unlock()
 			return
 		}
 		stop := false
@@ -162,11 +172,12 @@ func (p *Parking) expire(fd int32, seq uint32) {
 // connections are closed by the caller.
 func (p *Parking) unwatchAllLocked() {
 	pp := p.poll
-	if pp == nil || pp.failed {
-		return
+	if pp == nil || pp.failed || pp.stopped {
+		return // a second Close must not write to descriptors the loop has closed
 	}
 	for fd, e := range pp.byFD {
 		pp.forgetLocked(fd, e)
 	}
+	pp.stopped = true
 	syscall.Write(pp.wake[1], []byte{1}) //nolint:errcheck // the pipe is empty and nonblocking
 }
