@@ -59,7 +59,7 @@ type readDeadline struct {
 	want  atomic.Int64 // Unix ns, or noDeadline
 	armed atomic.Int64 // Unix ns, or noDeadline; written under mu
 	mu    sync.Mutex
-	set   func(time.Time) error // the socket's own SetReadDeadline
+	c     interface{ SetReadDeadline(time.Time) error } // the socket
 }
 
 // Set records t and arms it at once when it is earlier than the armed one.
@@ -82,7 +82,7 @@ func (d *readDeadline) arm() error {
 		if w == d.armed.Load() {
 			return nil
 		}
-		err := d.set(deadlineTime(w))
+		err := d.c.SetReadDeadline(deadlineTime(w))
 		d.armed.Store(w)
 		if err != nil {
 			return err
@@ -106,7 +106,7 @@ type writeDeadline struct {
 	idle  atomic.Int64 // ns a write may wait; 0: no limit; cut: the deadline has passed
 	armed atomic.Int64 // Unix ns, or noDeadline; written under mu
 	mu    sync.Mutex
-	set   func(time.Time) error // the socket's own SetWriteDeadline
+	c     interface{ SetWriteDeadline(time.Time) error } // the socket
 	// waited is set when the current write armed its deadline before waiting: a
 	// timeout then is the write's own.
 	waited bool
@@ -143,7 +143,7 @@ func (d *writeDeadline) arm(n int64, cutting bool) error {
 		return nil
 	}
 	d.armed.Store(n)
-	return d.set(deadlineTime(n))
+	return d.c.SetWriteDeadline(deadlineTime(n))
 }
 
 // waiting is called when a write is about to wait for the socket: it arms now+idle.

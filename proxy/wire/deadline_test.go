@@ -10,13 +10,27 @@ import (
 	"time"
 )
 
+// countingConn counts the deadlines given to its connection.
+type countingConn struct {
+	net.Conn
+	reads, writes int
+}
+
+func (c *countingConn) SetReadDeadline(t time.Time) error {
+	c.reads++
+	return c.Conn.SetReadDeadline(t)
+}
+
+func (c *countingConn) SetWriteDeadline(t time.Time) error {
+	c.writes++
+	return c.Conn.SetWriteDeadline(t)
+}
+
 // countArms counts the deadlines s gives the poller.
 func countArms(s *sockIO) (reads, writes *int) {
-	reads, writes = new(int), new(int)
-	rset, wset := s.rd.set, s.wd.set
-	s.rd.set = func(t time.Time) error { *reads++; return rset(t) }
-	s.wd.set = func(t time.Time) error { *writes++; return wset(t) }
-	return reads, writes
+	c := &countingConn{Conn: s.conn}
+	s.rd.c, s.wd.c = c, c
+	return &c.reads, &c.writes
 }
 
 // The deadlines of a request on a busy connection (idle, head, body; the write

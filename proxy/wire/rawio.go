@@ -42,16 +42,23 @@ type sockIO struct {
 	wd   writeDeadline // see deadline.go
 }
 
-// sockDir is one direction of a sockIO: the call in flight and its outcome.
+// sockDir is one direction of a sockIO: the call in flight and its outcome. Every
+// parked connection keeps two, so they hold no more than they need.
 type sockDir struct {
-	busy   atomic.Bool // a raw call is in flight
-	op     string      // "read" or "write", for errors
-	f      func(fd uintptr) bool
-	wait   func(func(fd uintptr) bool) error // the RawConn's Read or Write: f through the poller
-	onWait func()                            // called before f waits for the socket; nil: nothing
-	p      []byte
-	n      int
-	errno  syscall.Errno
+	busy  atomic.Bool // a raw call is in flight
+	f     func(fd uintptr) bool
+	wd    *writeDeadline // the write direction's deadline, armed before f waits; nil for reads
+	p     []byte
+	n     int
+	errno syscall.Errno
+}
+
+// op names d's operation, for errors.
+func (d *sockDir) op() string {
+	if d.wd != nil {
+		return "write"
+	}
+	return "read"
 }
 
 // newSockIO returns a sockIO for c when it is a TCP socket, else nil.
@@ -65,10 +72,9 @@ func newSockIO(c net.Conn) *sockIO {
 		return nil
 	}
 	s := &sockIO{conn: c, raw: rc}
-	s.r = sockDir{op: "read", wait: rc.Read}
-	s.w = sockDir{op: "write", wait: rc.Write, onWait: s.wd.waiting}
+	s.w.wd = &s.wd
 	s.r.f, s.w.f = s.r.once, s.w.all
-	s.rd.set, s.wd.set = c.SetReadDeadline, c.SetWriteDeadline
+	s.rd.c, s.wd.c = c, c
 	s.rd.armed.Store(noDeadline)
 	s.wd.armed.Store(noDeadline)
 	return s
@@ -104,9 +110,7 @@ func (d *sockDir) all(fd uintptr) bool {
 		case syscall.EINTR:
 			continue
 		case syscall.EAGAIN:
-			if d.onWait != nil {
-				d.onWait()
-			}
+			d.wd.waiting()
 			return false // the rest once the socket is writable
 		}
 		d.errno = e
@@ -126,7 +130,11 @@ func (s *sockIO) run(d *sockDir, p []byte) (n int, ok bool, err error) {
 		s.wd.waited = false
 	}
 	for {
-		err = d.wait(d.f)
+		if d.wd != nil {
+			err = s.raw.Write(d.f)
+		} else {
+			err = s.raw.Read(d.f)
+		}
 		if err == nil || d.errno != 0 || !s.retry(d, err) {
 			break
 		}
@@ -136,9 +144,9 @@ func (s *sockIO) run(d *sockDir, p []byte) (n int, ok bool, err error) {
 	d.busy.Store(false)
 	switch {
 	case err != nil:
-		err = asOp(d.op, err)
+		err = asOp(d.op(), err)
 	case errno != 0:
-		err = s.opError(d.op, errno)
+		err = s.opError(d.op(), errno)
 	}
 	return n, true, err
 }
