@@ -19,16 +19,21 @@ type Duration struct {
 
 // UnmarshalYAML implements yaml.Unmarshaler.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	d.parse(n, "250ms, 10s or 10m")
+	return nil
+}
+
+// parse reads n into d; examples are what an error names as valid values.
+func (d *Duration) parse(n *yaml.Node, examples string) {
 	v, err := time.ParseDuration(n.Value)
 	switch {
 	case n.Kind != yaml.ScalarNode || err != nil:
-		d.err = fmt.Sprintf("want a duration such as 250ms, 10s or 10m, got %q", n.Value)
+		d.err = fmt.Sprintf("want a duration such as %s, got %q", examples, n.Value)
 	case v < 0:
 		d.err = fmt.Sprintf("want a duration >= 0, got %q", n.Value)
 	default:
 		d.D = v
 	}
-	return nil
 }
 
 // OffDuration is a Duration that may also be written "off", for a mechanism an
@@ -44,12 +49,7 @@ func (d *OffDuration) UnmarshalYAML(n *yaml.Node) error {
 		d.Off = true
 		return nil
 	}
-	if err := d.Duration.UnmarshalYAML(n); err != nil {
-		return err
-	}
-	if strings.HasPrefix(d.err, "want a duration such as") { // not a duration: say off is one too
-		d.err = fmt.Sprintf("want a duration such as 250ms or 10s, or off, got %q", n.Value)
-	}
+	d.parse(n, "250ms or 10s, or off")
 	return nil
 }
 

@@ -177,11 +177,11 @@ func (d *writeDeadline) stale() bool {
 // exact arms the deadline a plain net.Conn call must see (the raw path is busy with
 // another goroutine's call): the wanted read deadline, now+idle for writes.
 func (s *sockIO) exact(d *sockDir) {
-	if d == &s.r {
-		s.rd.arm() //nolint:errcheck // a dead socket fails the call
+	if d.wd != nil {
+		d.wd.armIdle()
 		return
 	}
-	s.wd.armIdle()
+	s.rd.arm() //nolint:errcheck // a dead socket fails the call
 }
 
 // SetReadDeadline sets the read deadline (see readDeadline).
@@ -204,12 +204,12 @@ func (s *sockIO) retry(d *sockDir, err error) bool {
 	if !errors.Is(err, os.ErrDeadlineExceeded) {
 		return false
 	}
-	if d == &s.r {
-		if !s.rd.early() {
-			return false
-		}
-		s.rd.arm() //nolint:errcheck // a dead socket fails the retry
-		return true
+	if d.wd != nil {
+		return d.wd.stale()
 	}
-	return s.wd.stale()
+	if !s.rd.early() {
+		return false
+	}
+	s.rd.arm() //nolint:errcheck // a dead socket fails the retry
+	return true
 }

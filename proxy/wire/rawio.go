@@ -126,8 +126,8 @@ func (s *sockIO) run(d *sockDir, p []byte) (n int, ok bool, err error) {
 		return 0, false, nil
 	}
 	d.p, d.n, d.errno = p, 0, 0
-	if d == &s.w {
-		s.wd.waited = false
+	if d.wd != nil {
+		d.wd.waited = false
 	}
 	for {
 		if d.wd != nil {

@@ -31,8 +31,8 @@ const StaleAfter = 100 * time.Millisecond
 // consuming anything, whether bytes (or the end of the stream) are waiting on it. The
 // raw connection and the peek function are made once per connection, so a check costs
 // one non-blocking recv(MSG_PEEK) and no allocation. Its write deadline is an idle
-// timeout (see idleWrites), so a large upload streams to the backend as long as it
-// moves.
+// timeout (the sockIO's, see deadline.go; idleWrites without one), so a large upload
+// streams to the backend as long as it moves.
 type upstreamConn struct {
 	net.Conn
 	w     idleWrites
@@ -57,11 +57,16 @@ func WatchUpstream(c net.Conn, err error) (net.Conn, error) {
 	if !ok {
 		return c, nil
 	}
-	raw, rerr := sc.SyscallConn()
-	if rerr != nil {
-		return c, nil
+	u := &upstreamConn{Conn: c, sock: newSockIO(c)}
+	if u.sock != nil {
+		u.raw = u.sock.raw // one RawConn for the raw I/O and the peek
+	} else {
+		raw, rerr := sc.SyscallConn()
+		if rerr != nil {
+			return c, nil
+		}
+		u.raw = raw
 	}
-	u := &upstreamConn{Conn: c, raw: raw, sock: newSockIO(c)}
 	u.peekf = u.peek
 	return u, nil
 }
