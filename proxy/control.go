@@ -429,6 +429,12 @@ func (s *Server) registerGauges() {
 		return n
 	})
 	set.NewGauge("shiftgate_client_connections_parked", func() float64 { return float64(s.parked()) })
+	set.NewGauge("shiftgate_client_connections_detached", func() float64 {
+		if s.parking == nil {
+			return 0
+		}
+		return float64(s.parking.Detached())
+	})
 	set.NewGauge("shiftgate_config_version", func() float64 { return float64(s.state.Load().version) })
 	set.NewGauge("shiftgate_config_restart_pending", func() float64 { return float64(len(s.RestartPending())) })
 	set.NewGauge("shiftgate_override_store_up", func() float64 {

@@ -39,8 +39,19 @@ type Parking struct {
 	// MaxConns caps a listener's served and parked connections together (0: no
 	// cap). A client over it gets fasthttp's 503 and a close.
 	MaxConns int
+	// Crowd and Soon: while a listener's served (not parked) connections are more
+	// than Crowd, an idle one parks after Soon instead of After (0: never). A burst of
+	// clients that each send a request and then wait would otherwise each hold a
+	// goroutine and fasthttp's buffers (about 80 KiB) for After; the Go runtime keeps
+	// a goroutine's descriptor for good, and the heap's bookkeeping for its peak.
+	Crowd int
+	Soon  time.Duration
+	// Detach is how long a connection stays parked as a net.Conn before its socket is
+	// detached from it (parkpoll_linux.go; 0: never).
+	Detach time.Duration
 
-	n       atomic.Int64 // len(conns), read without the lock
+	n       atomic.Int64 // parked connections, read without the lock
+	d       atomic.Int64 // of them detached (parkpoll_linux.go)
 	refused atomic.Int64 // connections refused at MaxConns
 	mu      sync.Mutex
 	conns   map[*lineConn]struct{}
@@ -50,6 +61,17 @@ type Parking struct {
 
 // Parked counts the parked connections.
 func (p *Parking) Parked() int { return int(p.n.Load()) }
+
+// Detached counts the parked connections whose sockets are detached from their
+// net.Conn (parkpoll_linux.go).
+func (p *Parking) Detached() int { return int(p.d.Load()) }
+
+// countLocked updates the counts read without the lock.
+func (p *Parking) countLocked() {
+	all, detached := p.watchedLocked()
+	p.n.Store(int64(len(p.conns) + all))
+	p.d.Store(int64(detached))
+}
 
 // Refused counts the connections refused at MaxConns.
 func (p *Parking) Refused() int64 { return p.refused.Load() }
@@ -61,8 +83,8 @@ func (p *Parking) Close() {
 	p.closed = true
 	conns := p.conns
 	p.conns = nil
-	p.n.Store(0)
 	p.unwatchAllLocked()
+	p.countLocked()
 	p.mu.Unlock()
 	for c := range conns {
 		if c.park.Load() == parked {
@@ -109,10 +131,19 @@ func ConnState(c net.Conn, s fasthttp.ConnState) {
 	}
 }
 
+// parkAfter is how long an idle connection of a listener with live open connections
+// waits before it parks.
+func (p *Parking) parkAfter(live *atomic.Int64) time.Duration {
+	if p.Crowd > 0 && live != nil && live.Load()-p.n.Load() > int64(p.Crowd) {
+		return p.Soon
+	}
+	return p.After
+}
+
 // idleRead is the read fasthttp makes while a connection waits for its next request:
 // it waits at most parking.After, then parks the connection.
 func (c *lineConn) idleRead(p []byte) (int, error) {
-	d := time.Now().Add(c.parking.After)
+	d := time.Now().Add(c.parking.parkAfter(c.live))
 	if !c.idleDeadline.IsZero() && c.idleDeadline.Before(d) {
 		d = c.idleDeadline
 	}
@@ -133,39 +164,51 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// hold parks c after fasthttp closed it; false when c is to be closed for good.
+// hold parks c after fasthttp closed it; false when c is to be closed for good. On
+// Linux c waits in the epoll set (parkpoll_linux.go); elsewhere, or when that fails,
+// in a goroutine.
 func (p *Parking) hold(c *lineConn) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed || !c.park.CompareAndSwap(parking, parked) {
 		return false
 	}
-	if p.conns == nil {
-		p.conns = make(map[*lineConn]struct{})
-	}
-	p.conns[c] = struct{}{}
-	p.n.Store(int64(len(p.conns)))
-	if !p.watch(c) {
+	if !p.watchLocked(c) {
+		if p.conns == nil {
+			p.conns = make(map[*lineConn]struct{})
+		}
+		p.conns[c] = struct{}{}
 		go p.wait(c)
 	}
+	p.countLocked()
 	return true
 }
 
-// wait waits for the next request on a parked connection and serves it.
+// wait waits in a goroutine for the next request on a parked connection and serves
+// it.
 func (p *Parking) wait(c *lineConn) {
 	c.setReadDeadline(c.idleDeadline) //nolint:errcheck // a dead conn fails the read
 	var b [1]byte
 	n, _ := c.read(b[:])
 	p.mu.Lock()
 	delete(p.conns, c)
-	p.n.Store(int64(len(p.conns)))
-	woken := n == 1 && !p.closed && c.park.CompareAndSwap(parked, serving)
+	p.countLocked()
+	p.mu.Unlock()
+	p.serveWoken(c, b[0], n == 1)
+}
+
+// serveWoken hands parked connection c back to fasthttp with first, the first byte
+// of its next request, or closes c when there is none (the client left, the idle
+// deadline passed) or p was closed.
+func (p *Parking) serveWoken(c *lineConn, first byte, ok bool) {
+	p.mu.Lock()
+	woken := ok && !p.closed && c.park.CompareAndSwap(parked, serving)
 	p.mu.Unlock()
 	if !woken {
 		c.closeNow()
 		return
 	}
-	c.first, c.hasFirst = b[0], true
+	c.first, c.hasFirst = first, true
 	c.idle, c.idleDeadline = false, time.Time{}
 	c.setReadDeadline(time.Time{}) //nolint:errcheck // fasthttp sets its own
 	p.Serve(c)                     //nolint:errcheck // fasthttp logs what matters

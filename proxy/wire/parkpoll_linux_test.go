@@ -1,9 +1,14 @@
 package wire
 
 import (
+	"fmt"
+	"io"
+	"net"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
 // A second Close must not write to the descriptors the epoll goroutine closed after
@@ -43,5 +48,263 @@ func TestParkingCloseTwice(t *testing.T) {
 	p.Close()
 	if n, err := syscall.Read(q[0], make([]byte, 1)); n > 0 || err != syscall.EAGAIN {
 		t.Fatalf("a second Close wrote to a descriptor it no longer owns (read %d, %v)", n, err)
+	}
+}
+
+// parkOne accepts a connection from ln and runs it the way fasthttp does up to its
+// park: idle, an idle read deadline of idle, a read that reports the client gone, a
+// Close. It returns the client's end.
+func parkOne(t *testing.T, ln *LineListener, idle time.Duration) net.Conn {
+	t.Helper()
+	client, err := parkConn(ln, idle)
+	if client != nil {
+		t.Cleanup(func() { client.Close() })
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return client
+}
+
+// parkConn is parkOne for any goroutine.
+func parkConn(ln *LineListener, idle time.Duration) (net.Conn, error) {
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		return nil, err
+	}
+	c, err := ln.Accept()
+	if err != nil {
+		return client, err
+	}
+	ConnState(c, fasthttp.StateIdle)
+	c.SetReadDeadline(time.Now().Add(idle))
+	if n, err := c.Read(make([]byte, 16)); n != 0 || err != errParked {
+		return client, fmt.Errorf("idle read: %d, %v; want it parked", n, err)
+	}
+	return client, c.Close()
+}
+
+// closedByPeer waits (bounded) for c's peer to close it.
+func closedByPeer(t *testing.T, c net.Conn, what string) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := c.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		t.Fatalf("%s: read %d, %v; want the gateway's close", what, n, err)
+	}
+}
+
+// watched counts the sockets in p's epoll set, and those of them detached, from the
+// sockets themselves.
+func watched(p *Parking) (all, detached int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.poll == nil {
+		return 0, 0
+	}
+	for _, s := range p.poll.socks {
+		if s.c == nil {
+			detached++
+		}
+	}
+	return len(p.poll.socks), detached
+}
+
+// TestParkedSockets: parked connections wait in the epoll set, first as net.Conns,
+// then (after Detach) as bare sockets out of Go's poller. In either stage a parked
+// connection is served again when its next request comes, is closed at its idle
+// deadline even when that comes before every other parked socket's deadline (the
+// epoll wait is cut short), and is closed by Close; the listener's count of open
+// connections follows.
+func TestParkedSockets(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		detach   time.Duration
+		detached int
+	}{
+		{"net.Conn", time.Hour, 0},
+		{"detached", time.Millisecond, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tl, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			served := make(chan string, 1)
+			p := &Parking{After: time.Millisecond, Detach: tc.detach, Serve: func(c net.Conn) error {
+				b := make([]byte, 3)
+				_, err := io.ReadFull(c, b)
+				served <- string(b)
+				c.Close()
+				return err
+			}}
+			ln := &LineListener{Listener: tl, Park: p}
+			defer ln.Close()
+
+			late := parkOne(t, ln, time.Hour)
+			early := parkOne(t, ln, 50*time.Millisecond)
+			next := parkOne(t, ln, time.Hour)
+			if p.Parked() != 3 || ln.live.Load() != 3 {
+				t.Fatalf("parked %d, open %d; want 3 and 3", p.Parked(), ln.live.Load())
+			}
+			waitFor(t, fmt.Sprintf("%d of 3 parked sockets detached", tc.detached), func() bool {
+				all, detached := watched(p)
+				return all == 3 && detached == tc.detached && p.Detached() == detached
+			})
+
+			// The socket parked with the earliest deadline, after one with an hour to go.
+			closedByPeer(t, early, "the earlier idle deadline")
+
+			if _, err := next.Write([]byte("GET")); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case got := <-served:
+				if got != "GET" {
+					t.Fatalf("the woken connection read %q, want the request's first bytes", got)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the parked socket was not served after its next request came")
+			}
+
+			p.Close()
+			closedByPeer(t, late, "Close")
+			waitFor(t, "no connection parked or open", func() bool { return ln.live.Load() == 0 && p.Parked() == 0 })
+		})
+	}
+}
+
+// TestParkSoonWhenCrowded: past Crowd served connections an idle one parks after Soon,
+// not After, and past Crowd connections with a net.Conn it is detached at once.
+func TestParkSoonWhenCrowded(t *testing.T) {
+	tl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Parking{After: time.Hour, Soon: time.Millisecond, Crowd: 1}
+	ln := &LineListener{Listener: tl, Park: p}
+	defer ln.Close()
+	defer p.Close()
+	other, err := net.Dial("tcp", tl.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if _, err := ln.Accept(); err != nil {
+		t.Fatal(err)
+	}
+	type parked struct {
+		client net.Conn
+		err    error
+	}
+	done := make(chan parked, 1)
+	go func() {
+		client, err := parkConn(ln, time.Hour) // two served connections: one more than Crowd
+		done <- parked{client, err}
+	}()
+	select {
+	case r := <-done:
+		if r.client != nil {
+			defer r.client.Close()
+		}
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("an idle connection among more than Crowd did not park after Soon")
+	}
+	if all, detached := watched(p); p.Parked() != 1 || all != 1 || detached != 1 {
+		t.Fatalf("parked %d, in the epoll set %d, detached %d; want 1, 1, 1", p.Parked(), all, detached)
+	}
+	if d := p.parkAfter(&ln.live); d != p.After {
+		t.Fatalf("with one connection served and one parked the wait is %v, want After", d)
+	}
+}
+
+// processCPU is the CPU time the process used so far, in ns.
+func processCPU() int64 {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return ru.Utime.Nano() + ru.Stime.Nano()
+}
+
+// waitFor polls cond until it holds, for at most 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// BenchmarkParkWake: one connection parks and is woken by its next request's first
+// byte, over and over: parked as a net.Conn, and detached (what a client idle past
+// park_idle + Detach, or one parking among a crowd, pays per request).
+func BenchmarkParkWake(b *testing.B) {
+	for _, bc := range []struct {
+		name  string
+		crowd int
+	}{
+		{"net.Conn", 0},
+		{"detached", 1},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			tl, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			served := make(chan net.Conn, 1)
+			p := &Parking{Crowd: bc.crowd, Detach: time.Hour, Serve: func(c net.Conn) error {
+				served <- c
+				return nil
+			}}
+			ln := &LineListener{Listener: tl, Park: p}
+			defer ln.Close()
+			defer p.Close()
+			// A second open connection makes the first one crowded when Crowd is 1.
+			other, err := net.Dial("tcp", tl.Addr().String())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer other.Close()
+			if _, err := ln.Accept(); err != nil {
+				b.Fatal(err)
+			}
+			client, err := net.Dial("tcp", tl.Addr().String())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer client.Close()
+			c, err := ln.Accept()
+			if err != nil {
+				b.Fatal(err)
+			}
+			buf := make([]byte, 16)
+			req := []byte("G")
+			b.ReportAllocs()
+			b.ResetTimer()
+			cpu0 := processCPU()
+			for range b.N {
+				ConnState(c, fasthttp.StateIdle)
+				c.SetReadDeadline(time.Now().Add(time.Hour))
+				if _, err := c.Read(buf); err != errParked {
+					b.Fatalf("idle read: %v, want it parked", err)
+				}
+				c.Close()
+				if _, err := client.Write(req); err != nil {
+					b.Fatal(err)
+				}
+				c = <-served
+				ConnState(c, fasthttp.StateActive)
+				if n, err := c.Read(buf); n != 1 || err != nil {
+					b.Fatalf("woken read: %d, %v", n, err)
+				}
+			}
+			// Wall time is mostly the hand-offs between goroutines and threads; CPU
+			// time (the client's write included) is what parking costs a busy gateway.
+			b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+		})
 	}
 }

@@ -6,6 +6,8 @@ package wire
 
 type parkPoll struct{}
 
-func (p *Parking) watch(*lineConn) bool { return false }
+func (p *Parking) watchLocked(*lineConn) bool { return false }
+
+func (p *Parking) watchedLocked() (all, detached int) { return 0, 0 }
 
 func (p *Parking) unwatchAllLocked() {}
