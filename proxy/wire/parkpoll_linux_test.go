@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -306,5 +308,140 @@ func BenchmarkParkWake(b *testing.B) {
 			// time (the client's write included) is what parking costs a busy gateway.
 			b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
 		})
+	}
+}
+
+// openFiles lists what the process's open descriptors refer to ("socket:[inode]",
+// "pipe:[inode]", a path), but for the directory listing them.
+func openFiles(t *testing.T) map[string]bool {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]bool{}
+	for _, e := range ents {
+		if l, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && !strings.HasPrefix(l, "/proc/") {
+			files[l] = true
+		}
+	}
+	return files
+}
+
+// newFiles lists the files open now that were not at start.
+func newFiles(t *testing.T, start map[string]bool) []string {
+	var opened []string
+	for f := range openFiles(t) {
+		if !start[f] {
+			opened = append(opened, f)
+		}
+	}
+	return opened
+}
+
+// TestParkChurn: many connections park, are detached, wake, expire and close at once,
+// in both stages; afterwards every descriptor is closed, once, and the counts are
+// back to zero. A socket whose descriptor leaked would stay open; one closed twice
+// would close another file (the listener, the epoll set) and fail the rest.
+func TestParkChurn(t *testing.T) {
+	const clients, rounds = 40, 6
+	tl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := openFiles(t) // the listener's among them
+	type served struct {
+		c   net.Conn
+		err error
+	}
+	woken := make(chan served, clients)
+	p := &Parking{After: time.Millisecond, Detach: 2 * time.Millisecond, Serve: func(c net.Conn) error {
+		b := make([]byte, 1)
+		_, err := io.ReadFull(c, b)
+		woken <- served{c, err}
+		return nil
+	}}
+	ln := &LineListener{Listener: tl, Park: p}
+
+	// A quarter of the clients idle out (at once or once detached); the others, per
+	// round, send a byte and park again once served, or wait; half of those close in
+	// the last rounds.
+	conns := make([]net.Conn, clients)
+	expiring := func(i int) bool { return i%4 == 0 }
+	mostDetached := 0
+	for i := range conns {
+		idle := time.Hour
+		if expiring(i) {
+			idle = time.Duration(10+i%3) * time.Millisecond // before or after Detach
+		}
+		conns[i] = parkOne(t, ln, idle+time.Millisecond)
+	}
+	for r := range rounds {
+		sent := 0
+		for i, c := range conns {
+			if c == nil || expiring(i) || (i+r)%3 == 0 {
+				continue
+			}
+			if _, err := c.Write([]byte("x")); err != nil {
+				t.Fatalf("round %d: client %d: %v", r, i, err)
+			}
+			sent++
+		}
+		for range sent {
+			select {
+			case s := <-woken:
+				if s.err != nil {
+					t.Fatalf("round %d: woken connection: %v", r, s.err)
+				}
+				// Back to idle and parked again, as fasthttp would leave it.
+				ConnState(s.c, fasthttp.StateIdle)
+				s.c.SetReadDeadline(time.Now().Add(time.Hour))
+				if n, err := s.c.Read(make([]byte, 1)); n != 0 || err != errParked {
+					t.Fatalf("round %d: idle read %d, %v; want it parked", r, n, err)
+				}
+				s.c.Close()
+			case <-time.After(10 * time.Second):
+				t.Fatalf("round %d: a parked connection was not woken", r)
+			}
+		}
+		if r == rounds-2 {
+			for i := 1; i < clients; i += 2 {
+				conns[i].Close()
+				conns[i] = nil
+			}
+		}
+		time.Sleep(5 * time.Millisecond) // let some detach
+		mostDetached = max(mostDetached, p.Detached())
+	}
+	if mostDetached == 0 {
+		t.Fatal("no parked connection was detached")
+	}
+	for i, c := range conns {
+		if expiring(i) {
+			closedByPeer(t, c, "the idle deadline")
+			c.Close()
+			conns[i] = nil
+		}
+	}
+	p.Close()
+	ln.Close()
+	for _, c := range conns {
+		if c != nil {
+			closedByPeer(t, c, "Close")
+			c.Close()
+		}
+	}
+	waitFor(t, "every connection closed", func() bool {
+		return ln.live.Load() == 0 && p.Parked() == 0 && p.Detached() == 0
+	})
+	// The epoll goroutine closes its own descriptors as it ends.
+	// Nothing the test opened stays open: its sockets, the epoll set and its pipe
+	// (which the epoll goroutine closes as it ends).
+	deadline := time.Now().Add(10 * time.Second)
+	for len(newFiles(t, files)) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("still open: %v", newFiles(t, files))
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
