@@ -53,21 +53,28 @@ func (s *Server) newParking(c *conf.Config, wait time.Duration, maxConns int) *w
 }
 
 // parkDetach is how long a connection stays parked as a net.Conn (about 1.2 KiB of
-// heap, woken for 1.5 µs) before its socket is detached (about 100 bytes, woken for
-// 12 µs: net.FileConn's system calls). A client idle for more than park_idle + 10 s
-// pays the 12 µs once per request, a small share of its idle time.
+// heap; a park and wake-up cost 6 µs more CPU than a read waiting in Go's poller)
+// before its socket is detached (about 100 bytes; 21 µs more, net.FileConn's system
+// calls). A client idle for more than park_idle + 10 s pays that once per request, a
+// small share of its idle time.
 const parkDetach = 10 * time.Second
 
-// parkCrowd and parkSoon: while more than parkCrowd client connections are served
-// (about 80 KiB each, with fasthttp's 64 KiB read buffer), an idle one parks after
-// parkSoon instead of park_idle. A burst of 10,000 clients that each send one request
-// and wait would otherwise hold 10,000 goroutines and 750 MB of buffers for
-// park_idle; Go keeps a goroutine's descriptor (480 bytes) for good and the heap's
-// bookkeeping for its peak, which left 1.5 KiB of RSS per idle client after the
-// burst. Below parkCrowd nothing changes; 64 or 256 busy connections never park.
+// parkCrowd and parkSoon: while more than parkCrowd client connections of a listener
+// are served (about 80 KiB each, with fasthttp's 64 KiB read buffer), an idle one
+// parks after parkSoon instead of park_idle, and while more than parkCrowd hold a
+// net.Conn (served or parked) one that parks is detached at once. Go keeps a
+// goroutine's descriptor (480 bytes) and a socket's poll descriptor (535 bytes) for
+// good once it has had that many at the same moment, and the heap's bookkeeping for
+// its peak: a burst of 10,000 clients that each send one request and wait left
+// 2.1 KiB of RSS per idle client without the first rule (every parked socket
+// detached at once), 1.17 KiB with the first alone (detached after 10 s), 0.72 KiB
+// with both (loadtest/bench/idle.sh 10000, one run each). The price, past
+// 1,000 connections only: a request that comes more than 100 ms after the previous
+// one on its connection pays a park and wake-up, 6 µs of CPU, or 21 µs detached.
+// Below parkCrowd nothing changes; the bench's 64 or 256 busy connections never park.
 const (
 	parkCrowd = 1000
-	parkSoon  = 10 * time.Millisecond
+	parkSoon  = 100 * time.Millisecond
 )
 
 // workerIdle is how long a fasthttp worker goroutine that served a connection waits

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"container/heap"
+	"errors"
 	"net"
 	"os"
 	"sync/atomic"
@@ -15,27 +16,35 @@ import (
 //
 // A parked connection goes through two stages. First it stays a net.Conn (in Go's
 // poller too, which sees the same readiness and, with no goroutine waiting, does
-// nothing with it): parking and waking cost an epoll_ctl or two, about 1.5 µs, and it
-// holds its lineConn, raw I/O state, net's netFD with two addresses and its poller
-// entry, about 1.2 KiB (a goroutine waiting in a read held 2 KiB of stack more).
-// After Parking.Detach in that stage it is detached: the descriptor is duplicated and
-// the net.Conn closed, which takes the socket out of Go's poller, so that what is left
-// is a map entry and a place in the deadline heap (about a hundred bytes; nginx holds
-// 0.7 KiB per idle client). Waking a detached socket makes a new net.Conn of it
-// (net.FileConn): about fifteen system calls, 12 µs, paid by a client that has been
-// idle for park_idle + Detach.
+// nothing with it): it holds its lineConn, raw I/O state, net's netFD with two
+// addresses and its poller entry, about 1.2 KiB (a goroutine waiting in a read held
+// 2 KiB of stack more), and a park and wake-up cost 6 µs of CPU more than a read
+// waiting in Go's poller (BenchmarkParkWake: 15–17 µs against 9.5–10.5, the client's
+// write in both). After Parking.Detach in that stage it is detached: the descriptor
+// is duplicated and the net.Conn closed, which takes the socket out of Go's poller,
+// so that what is left is a map entry and a place in the deadline heap (about a
+// hundred bytes; nginx holds 0.7 KiB per idle client). Waking a detached socket
+// makes a new net.Conn of it (net.FileConn, about fifteen system calls): 21 µs more
+// than the read in Go's poller, paid by a client that has been idle for park_idle +
+// Detach, or that parked while its listener was crowded (Parking.Crowd).
 //
 // When a parked socket turns readable (the next request, or the client's close) it
 // leaves the epoll set and a goroutine is started for it, which reads the first byte
 // and hands the connection back to fasthttp.
 
 // parkPoll is a Parking's epoll instance and what it watches; all under Parking.mu.
-// epfd and wake belong to pollLoop, which closes them when it ends; once stopped is
-// set nothing else touches them (a closed descriptor's number is soon another file's).
+//
+// The epoll instance waits in Go's own poller (an epoll set is readable while it has
+// events), so the loop goroutine waits like any network read: it holds no thread in a
+// blocking epoll_wait, which cost every wake-up a hand-off of the thread's processor
+// and back (two futex calls and the runtime monitor's wake-ups: 32 µs of CPU per park
+// and wake-up where a read waiting in Go's poller costs 11, BenchmarkParkWake). The
+// earliest deadline of the parked sockets is the file's read deadline. ep belongs to
+// the loop, which closes it when it ends; Close stops the loop through that deadline.
 // A detached socket's descriptor belongs to whoever takes it out of socks.
 type parkPoll struct {
-	epfd  int
-	wake  [2]int // a pipe: written to end the loop's wait early (Close, an earlier deadline)
+	ep    *os.File
+	epfd  int // ep's descriptor, for epoll_ctl: used under Parking.mu before stopped only
 	socks map[int32]parkedSock
 	due   dueHeap
 	// waitsFor is the deadline the loop's current wait ends at (0: none), so that a
@@ -129,13 +138,13 @@ func (pp *parkPoll) add(fd int, seq uint32) error {
 	return syscall.EpollCtl(pp.epfd, syscall.EPOLL_CTL_ADD, fd, &ev)
 }
 
-// schedule adds a deadline, and wakes the loop when it comes before the loop's wait
-// ends. Called under Parking.mu, before stopped.
+// schedule adds a deadline, and moves the loop's wait to end then when it comes
+// first. Called under Parking.mu, before stopped.
 func (pp *parkPoll) schedule(d dueSock) {
 	heap.Push(&pp.due, d)
 	if pp.waitsFor == 0 || d.at < pp.waitsFor {
-		pp.waitsFor = d.at // one nudge is enough until the loop looks again
-		pp.nudge()
+		pp.waitsFor = d.at
+		pp.ep.SetReadDeadline(time.Unix(0, d.at)) //nolint:errcheck // ep is open before stopped
 	}
 }
 
@@ -196,11 +205,6 @@ func (p *Parking) watchedLocked() (all, detached int) {
 	return len(p.poll.socks), p.poll.detached
 }
 
-// nudge ends the loop's current wait. Called under Parking.mu, before stopped.
-func (pp *parkPoll) nudge() {
-	syscall.Write(pp.wake[1], []byte{1}) //nolint:errcheck // full means a wake-up is pending anyway
-}
-
 // pollLocked returns p's epoll instance, made and its goroutine started on first use;
 // nil if it cannot be made.
 func (p *Parking) pollLocked() *parkPoll {
@@ -215,69 +219,53 @@ func (p *Parking) pollLocked() *parkPoll {
 	if err != nil {
 		return nil
 	}
-	pp := &parkPoll{epfd: epfd, socks: map[int32]parkedSock{}}
-	if err := syscall.Pipe2(pp.wake[:], syscall.O_CLOEXEC|syscall.O_NONBLOCK); err != nil {
+	// Nonblocking, so that os.NewFile puts it into Go's poller.
+	if err := syscall.SetNonblock(epfd, true); err != nil {
 		syscall.Close(epfd)
 		return nil
 	}
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(pp.wake[0])}
-	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, pp.wake[0], &ev); err != nil {
-		pp.closeFDs()
+	ep := os.NewFile(uintptr(epfd), "parked-sockets")
+	rc, err := ep.SyscallConn()
+	if err != nil {
+		ep.Close()
 		return nil
 	}
-	p.poll = pp
-	go p.pollLoop(pp)
-	return pp
-}
-
-func (pp *parkPoll) closeFDs() {
-	syscall.Close(pp.wake[0])
-	syscall.Close(pp.wake[1])
-	syscall.Close(pp.epfd)
+	p.poll = &parkPoll{ep: ep, epfd: epfd, socks: map[int32]parkedSock{}}
+	go p.pollLoop(p.poll, rc)
+	return p.poll
 }
 
 // pollLoop waits for parked sockets to turn readable, starting a goroutine for each,
-// and closes those whose idle deadline passed, until Close.
-func (p *Parking) pollLoop(pp *parkPoll) {
-	defer pp.closeFDs()
+// and closes or detaches those whose deadline passed, until Close.
+func (p *Parking) pollLoop(pp *parkPoll, rc syscall.RawConn) {
+	defer pp.ep.Close()
 	var events [128]syscall.EpollEvent
-	var drain [64]byte
 	for {
+		n := 0
+		var werr error
+		// Read tries first and waits in Go's poller only when there is nothing yet.
+		err := rc.Read(func(fd uintptr) bool {
+			n, werr = syscall.EpollWait(int(fd), events[:], 0)
+			return werr != syscall.EINTR && (n > 0 || werr != nil)
+		})
+		if err == nil {
+			err = werr
+		}
 		p.mu.Lock()
 		if pp.stopped {
 			p.mu.Unlock()
 			return
 		}
-		timeout := -1
-		pp.waitsFor = 0
-		if len(pp.due) > 0 {
-			pp.waitsFor = pp.due[0].at
-			timeout = int(max(0, (pp.waitsFor-time.Now().UnixNano()+int64(time.Millisecond)-1)/int64(time.Millisecond)))
-		}
-		p.mu.Unlock()
-		n, err := syscall.EpollWait(pp.epfd, events[:], timeout)
-		if err == syscall.EINTR {
-			continue
-		}
-		if err != nil {
+		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 			// Not expected. Close the parked sockets (their clients reconnect, as
 			// after an idle timeout) and let later ones wait in goroutines.
-			p.mu.Lock()
 			pp.stopped = true
 			p.closeWatchedLocked()
+			p.countLocked()
 			p.mu.Unlock()
 			return
 		}
-		p.mu.Lock()
 		for _, ev := range events[:n] {
-			if ev.Fd == int32(pp.wake[0]) {
-				for {
-					if m, _ := syscall.Read(pp.wake[0], drain[:]); m < len(drain) {
-						break
-					}
-				}
-				continue
-			}
 			s, ok := pp.socks[ev.Fd]
 			if !ok || s.seq != uint32(ev.Pad) {
 				continue // expired, detached or closed meanwhile
@@ -303,6 +291,15 @@ func (p *Parking) pollLoop(pp *parkPoll) {
 			}
 		}
 		p.countLocked()
+		// The next wait ends at the earliest deadline left (set under the lock, so
+		// that schedule's earlier one is not overwritten).
+		pp.waitsFor = 0
+		var until time.Time
+		if len(pp.due) > 0 {
+			pp.waitsFor = pp.due[0].at
+			until = time.Unix(0, pp.waitsFor)
+		}
+		pp.ep.SetReadDeadline(until) //nolint:errcheck // the loop's own file, open
 		p.mu.Unlock()
 	}
 }
@@ -377,9 +374,9 @@ func (p *Parking) revive(fd int, s parkedSock) {
 func (p *Parking) unwatchAllLocked() {
 	pp := p.poll
 	if pp == nil || pp.failed || pp.stopped {
-		return // a second Close must not write to descriptors the loop has closed
+		return // the loop has ended, or is ending, and closes ep
 	}
 	p.closeWatchedLocked()
 	pp.stopped = true
-	pp.nudge()
+	pp.ep.SetReadDeadline(time.Unix(1, 0)) //nolint:errcheck // ep is open until the loop sees stopped
 }
