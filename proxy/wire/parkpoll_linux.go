@@ -245,8 +245,12 @@ func (p *Parking) pollLoop(pp *parkPoll, rc syscall.RawConn) {
 		var werr error
 		// Read tries first and waits in Go's poller only when there is nothing yet.
 		err := rc.Read(func(fd uintptr) bool {
-			n, werr = syscall.EpollWait(int(fd), events[:], 0)
-			return werr != syscall.EINTR && (n > 0 || werr != nil)
+			for {
+				n, werr = syscall.EpollWait(int(fd), events[:], 0)
+				if werr != syscall.EINTR {
+					return n > 0 || werr != nil
+				}
+			}
 		})
 		if err == nil {
 			err = werr
