@@ -224,9 +224,20 @@ func newBareClient(t *testing.T, addr string) bareClient {
 			t.Fatal(err)
 		}
 	}
-	if err := syscall.Connect(fd, &syscall.SockaddrInet4{Addr: ap.Addr().As4(), Port: int(ap.Port())}); err != nil {
-		c.close()
-		t.Fatal(err)
+	// The runtime's preemption signals interrupt blocking calls (EINTR, never
+	// restarted on a socket with timeouts): an interrupted connect goes on in the
+	// kernel, and a second call reports how it stands.
+	sa := &syscall.SockaddrInet4{Addr: ap.Addr().As4(), Port: int(ap.Port())}
+	deadline := time.Now().Add(ioWait)
+	for err = syscall.Connect(fd, sa); err != nil; err = syscall.Connect(fd, sa) {
+		if err == syscall.EISCONN {
+			break
+		}
+		if (err != syscall.EINTR && err != syscall.EALREADY) || time.Now().After(deadline) {
+			c.close()
+			t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond)
 	}
 	return c
 }
@@ -237,6 +248,9 @@ func (c bareClient) get(t *testing.T, path string) string {
 	req := []byte(get(path))
 	for len(req) > 0 {
 		n, err := syscall.Write(int(c), req)
+		if err == syscall.EINTR {
+			continue // see newBareClient
+		}
 		if err != nil {
 			t.Fatalf("GET %s: %v", path, err)
 		}
@@ -255,6 +269,9 @@ func (c bareClient) get(t *testing.T, path string) string {
 			}
 		}
 		n, err := syscall.Read(int(c), buf)
+		if err == syscall.EINTR {
+			continue // see newBareClient
+		}
 		if n <= 0 {
 			t.Fatalf("GET %s: the answer ended after %q (%v)", path, got, err)
 		}
