@@ -54,7 +54,7 @@ func (s *Server) newParking(c *conf.Config, wait time.Duration, maxConns int) *w
 
 // parkDetach is how long a connection stays parked as a net.Conn (about 1.2 KiB of
 // heap; a park and wake-up cost 6 µs more CPU than a read waiting in Go's poller)
-// before its socket is detached (about 100 bytes; 21 µs more, net.FileConn's system
+// before its socket is detached (under 300 bytes; 21 µs more, net.FileConn's system
 // calls). A client idle for more than park_idle + 10 s pays that once per request, a
 // small share of its idle time.
 const parkDetach = 10 * time.Second

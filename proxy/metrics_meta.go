@@ -73,7 +73,7 @@ var metricHelp = map[string]metricMeta{
 	"shiftgate_tunnels_open":                {"gauge", "Upgraded (WebSocket) connections open."},
 	"shiftgate_config_restart_pending":      {"gauge", "Config keys the file sets differently from the running process that only a restart applies (listeners, client timeouts and limits); status lists them."},
 	"shiftgate_client_connections_parked":   {"gauge", "Idle keep-alive client connections parked: waiting for their next request without a goroutine or buffers of their own."},
-	"shiftgate_client_connections_detached": {"gauge", "Parked client connections whose sockets were detached from Go's net.Conn and poller (about 100 bytes each): parked for 10 s, or parked while more than 1,000 connections held a net.Conn."},
+	"shiftgate_client_connections_detached": {"gauge", "Parked client connections whose sockets were detached from Go's net.Conn and poller (under 300 bytes of heap each): parked for 10 s, or parked while more than 1,000 connections held a net.Conn."},
 	"shiftgate_bad_requests_total":          {"counter", "Client requests refused as malformed or unsafe to forward (400, 414, 431 and the like)."},
 	"shiftgate_connections_refused_total":   {"counter", "Client connections refused with 503 because limits.max_conns were open."},
 	"shiftgate_access_log_dropped_total":    {"counter", "Access log lines dropped because the writer fell behind."},

@@ -187,14 +187,21 @@ func (p *Parking) hold(c *lineConn) bool {
 // wait waits in a goroutine for the next request on a parked connection and serves
 // it.
 func (p *Parking) wait(c *lineConn) {
-	c.setReadDeadline(c.idleDeadline) //nolint:errcheck // a dead conn fails the read
-	var b [1]byte
-	n, _ := c.read(b[:])
+	first, ok := c.firstByte()
 	p.mu.Lock()
 	delete(p.conns, c)
 	p.countLocked()
 	p.mu.Unlock()
-	p.serveWoken(c, b[0], n == 1)
+	p.serveWoken(c, first, ok)
+}
+
+// firstByte reads the first byte of a parked connection's next request, waiting until
+// its idle deadline at most; false when the client left or the deadline passed.
+func (c *lineConn) firstByte() (byte, bool) {
+	c.setReadDeadline(c.idleDeadline) //nolint:errcheck // a dead conn fails the read
+	var b [1]byte
+	n, _ := c.read(b[:])
+	return b[0], n == 1
 }
 
 // serveWoken hands parked connection c back to fasthttp with first, the first byte
