@@ -3,6 +3,7 @@ package loadtest
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -25,7 +26,7 @@ const idleUsageText = `usage: shiftgate loadtest idle [flags] -pid PID URL
 
 Measures what an idle keep-alive client costs a server. It reads the resident set
 (VmRSS in /proc/PID/status) of process PID, opens -n connections to URL (loopback
-only), sends one GET on each and reads the answer, leaves them idle, reads the RSS
+only; https:// opens them over TLS), sends one GET on each and reads the answer, leaves them idle, reads the RSS
 again, closes them all and reads it once more after -after. It prints the three
 figures and the cost per idle connection, (peak - before) / n.
 
@@ -44,6 +45,9 @@ type IdleOptions struct {
 	After      time.Duration // wait after the clients leave before the last reading
 	MetricsURL string        // optional: Prometheus text whose go_memstats are read too
 	Timeout    time.Duration // per-connection dial, write and read timeout
+	// Insecure accepts any certificate of an https:// URL (a self-signed one on
+	// loopback); otherwise it is verified against the system roots.
+	Insecure bool
 }
 
 // IdleResult is what an idle-memory run measured. RSS figures are in bytes.
@@ -118,6 +122,7 @@ func idleFlags(args []string, stderr io.Writer) (o IdleOptions, floor, serveFloo
 	fs.DurationVar(&o.After, "after", 15*time.Second, "wait after the clients leave before the last reading (shiftgate returns memory on a 10 s tick)")
 	fs.StringVar(&o.MetricsURL, "metrics", "", "optional Prometheus `URL` whose go_memstats gauges are read at each step")
 	fs.DurationVar(&o.Timeout, "timeout", 10*time.Second, "per-connection dial, write and read timeout")
+	fs.BoolVar(&o.Insecure, "insecure", false, "accept any certificate of an https:// URL (a self-signed one on loopback)")
 	fs.BoolVar(&floor, "floor", false, "measure the built-in Go floor server instead of -pid and URL")
 	fs.BoolVar(&serveFloor, "serve-floor", false, "")
 	fs.BoolVar(&asJSON, "json", false, "print the result as one JSON object")
@@ -154,21 +159,26 @@ func idleFlags(args []string, stderr io.Writer) (o IdleOptions, floor, serveFloo
 	return o, false, false, asJSON, -1
 }
 
-// idleTarget splits an http:// URL into a loopback host:port and a request path.
+// idleTarget splits an http:// or https:// URL into a loopback host:port and a
+// request path.
 func idleTarget(raw string) (addr, path string, err error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "", "", err
 	}
-	if u.Scheme != "http" {
-		return "", "", fmt.Errorf("%q: want an http:// URL", raw)
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return "", "", fmt.Errorf("%q: want an http:// or https:// URL", raw)
 	}
 	host := u.Hostname()
 	if ip := net.ParseIP(host); (ip == nil || !ip.IsLoopback()) && host != "localhost" {
 		return "", "", fmt.Errorf("%q: the target must be a loopback address", raw)
 	}
 	port := u.Port()
-	if port == "" {
+	switch {
+	case port != "":
+	case u.Scheme == "https":
+		port = "443"
+	default:
 		port = "80"
 	}
 	path = u.RequestURI()
@@ -231,7 +241,12 @@ func RunIdle(ctx context.Context, o IdleOptions) (IdleResult, error) {
 	if err := read(o.Settle, &res.RSSBefore, &res.MetricsBefore); err != nil {
 		return res, err
 	}
-	conns, err := openIdle(ctx, addr, path, o.N, o.Timeout)
+	var tlsCfg *tls.Config
+	if strings.HasPrefix(o.URL, "https:") {
+		host, _, _ := net.SplitHostPort(addr)
+		tlsCfg = &tls.Config{ServerName: host, InsecureSkipVerify: o.Insecure, NextProtos: []string{"http/1.1"}} //nolint:gosec // opt-in, loopback
+	}
+	conns, err := openIdle(ctx, addr, path, o.N, o.Timeout, tlsCfg)
 	defer func() {
 		for _, c := range conns {
 			c.Close()
@@ -258,9 +273,10 @@ func RunIdle(ctx context.Context, o IdleOptions) (IdleResult, error) {
 // not overflow the server's accept queue.
 const idleDialers = 32
 
-// openIdle opens n connections to addr, sends one GET path on each and reads its
-// answer; it returns the connections, left open and idle.
-func openIdle(ctx context.Context, addr, path string, n int, timeout time.Duration) ([]net.Conn, error) {
+// openIdle opens n connections to addr (over TLS with tlsCfg, when set), sends one
+// GET path on each and reads its answer; it returns the connections, left open and
+// idle.
+func openIdle(ctx context.Context, addr, path string, n int, timeout time.Duration, tlsCfg *tls.Config) ([]net.Conn, error) {
 	req := []byte("GET " + path + " HTTP/1.1\r\nHost: " + addr + "\r\nUser-Agent: shiftgate-loadtest-idle\r\n\r\n")
 	conns := make([]net.Conn, n)
 	var (
@@ -273,7 +289,7 @@ func openIdle(ctx context.Context, addr, path string, n int, timeout time.Durati
 	for range min(idleDialers, n) {
 		wg.Go(func() {
 			for i := range next {
-				c, err := idleOne(ctx, &d, addr, req, timeout)
+				c, err := idleOne(ctx, &d, addr, req, timeout, tlsCfg)
 				mu.Lock()
 				if err != nil && firstErr == nil {
 					firstErr = fmt.Errorf("client %d: %w", i, err)
@@ -306,13 +322,22 @@ func openIdle(ctx context.Context, addr, path string, n int, timeout time.Durati
 	return out, firstErr
 }
 
-// idleOne opens one connection, makes one request on it and reads the whole answer.
-func idleOne(ctx context.Context, d *net.Dialer, addr string, req []byte, timeout time.Duration) (net.Conn, error) {
+// idleOne opens one connection (TLS with tlsCfg, when set), makes one request on it
+// and reads the whole answer.
+func idleOne(ctx context.Context, d *net.Dialer, addr string, req []byte, timeout time.Duration, tlsCfg *tls.Config) (net.Conn, error) {
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}
 	c.SetDeadline(time.Now().Add(timeout)) //nolint:errcheck // a dead conn fails below
+	if tlsCfg != nil {
+		tc := tls.Client(c, tlsCfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			c.Close()
+			return nil, err
+		}
+		c = tc
+	}
 	if _, err := c.Write(req); err != nil {
 		c.Close()
 		return nil, err

@@ -3,9 +3,11 @@ package loadtest
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"net"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -23,7 +25,7 @@ func TestIdleFlags(t *testing.T) {
 		{args: []string{"-pid", "42"}, code: 2, wantInErr: "exactly one URL"},
 		{args: []string{"-pid", "42", "-n", "0", "http://127.0.0.1:1/"}, code: 2, wantInErr: "-n must be positive"},
 		{args: []string{"-pid", "42", "http://10.1.2.3:80/"}, code: 2, wantInErr: "loopback"},
-		{args: []string{"-pid", "42", "https://127.0.0.1:443/"}, code: 2, wantInErr: "http://"},
+		{args: []string{"-pid", "42", "ftp://127.0.0.1:21/"}, code: 2, wantInErr: "http:// or https://"},
 		{args: []string{"-floor", "-pid", "42"}, code: 2, wantInErr: "neither -pid nor a URL"},
 		{args: []string{"-pid", "42", "-settle", "-1s", "http://127.0.0.1:1/"}, code: 2, wantInErr: "negative"},
 		{args: []string{"-pid", "42", "-hold", "-1s", "http://127.0.0.1:1/"}, code: 2, wantInErr: "negative"},
@@ -42,9 +44,57 @@ func TestIdleFlags(t *testing.T) {
 }
 
 func TestIdleTarget(t *testing.T) {
-	addr, path, err := idleTarget("http://localhost/a?b=1")
-	if err != nil || addr != "localhost:80" || path != "/a?b=1" {
-		t.Errorf("got %q %q %v", addr, path, err)
+	for _, tc := range []struct{ url, addr, path string }{
+		{"http://localhost/a?b=1", "localhost:80", "/a?b=1"},
+		{"https://localhost/a", "localhost:443", "/a"},
+		{"https://127.0.0.1:8443/", "127.0.0.1:8443", "/"},
+	} {
+		addr, path, err := idleTarget(tc.url)
+		if err != nil || addr != tc.addr || path != tc.path {
+			t.Errorf("%s: got %q %q %v, want %q %q", tc.url, addr, path, err, tc.addr, tc.path)
+		}
+	}
+}
+
+// TestIdleRunTLS: an https:// target is measured over TLS connections (the server
+// sees TLS clients: a plain one would fail its handshake), its certificate verified
+// unless Insecure.
+func TestIdleRunTLS(t *testing.T) {
+	certFile, keyFile, _, err := writeBenchCert(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	var handshakes atomic.Int64
+	ln := tls.NewListener(raw, &tls.Config{Certificates: []tls.Certificate{cert}, VerifyConnection: func(tls.ConnectionState) error {
+		handshakes.Add(1)
+		return nil
+	}})
+	go ServeFloor(ln)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	url := "https://" + raw.Addr().String() + "/"
+	if _, err := RunIdle(ctx, IdleOptions{URL: url, PID: os.Getpid(), N: 2, Timeout: 30 * time.Second}); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("a self-signed certificate without Insecure: err %v, want a verification error", err)
+	}
+	before := handshakes.Load()
+	res, err := RunIdle(ctx, IdleOptions{URL: url, PID: os.Getpid(), N: 5, Timeout: 30 * time.Second, Insecure: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Clients != 5 || res.RSSPeak <= 0 {
+		t.Errorf("result %+v", res)
+	}
+	if n := handshakes.Load() - before; n != 5 {
+		t.Errorf("%d TLS handshakes for 5 clients", n)
 	}
 }
 

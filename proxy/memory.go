@@ -28,7 +28,8 @@ import (
 // timeouts.park_idle (or wait, when tests set it), an idle keep-alive client
 // connection gives back its fasthttp goroutine (8 KiB of stack), read buffer and
 // request context (wire.Parking): 17 KiB of RSS per idle client before; after
-// parkDetach parked its socket is detached from its net.Conn too. While more than
+// parkDetach parked its socket is detached from its net.Conn too (a plain one: a TLS
+// connection keeps its net.Conn, which holds the session). While more than
 // parkCrowd connections are served, idle ones park after parkSoon. Served and parked
 // connections are capped together at maxConns. Parking needs a read deadline on
 // request heads; without one, or with park_idle off, it is off (nil).

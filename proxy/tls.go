@@ -147,8 +147,9 @@ func (s *Server) ServeTLS(ln net.Listener) error {
 		},
 	}
 	s.serving.Store(true)
-	// TLS connections do not park: fasthttp caps them alone.
-	err := s.http.Serve(&wire.LineListener{Listener: peakListener{tln, s}})
+	// Idle TLS connections park like plain ones (wire.Parking), with their TLS
+	// state: never detached from their net.Conn.
+	err := s.http.Serve(&wire.LineListener{Listener: peakListener{tln, s}, Park: s.parking})
 	if errors.Is(err, net.ErrClosed) {
 		return nil
 	}

@@ -57,6 +57,13 @@ type tlsGateway struct {
 // files the caller wrote into dir beforehand.
 func startTLSGateway(t *testing.T, dir, yamlText string, vars map[string]string) *tlsGateway {
 	t.Helper()
+	return startTLSGatewayOpt(t, dir, yamlText, vars, Options{})
+}
+
+// startTLSGatewayOpt is startTLSGateway with Options (the test hooks among them); its
+// Logger and NoFallbackStore are the test's own.
+func startTLSGatewayOpt(t *testing.T, dir, yamlText string, vars map[string]string, opt Options) *tlsGateway {
+	t.Helper()
 	text := strings.ReplaceAll(yamlText, "{{STATE}}", filepath.Join(dir, "state"))
 	text = strings.ReplaceAll(text, "{{DIR}}", dir)
 	for k, v := range vars {
@@ -75,7 +82,8 @@ func startTLSGateway(t *testing.T, dir, yamlText string, vars map[string]string)
 	if testing.Verbose() {
 		w = io.MultiWriter(lb, os.Stderr)
 	}
-	srv, err := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(w, nil)), NoFallbackStore: true})
+	opt.Logger, opt.NoFallbackStore = slog.New(slog.NewTextHandler(w, nil)), true
+	srv, err := New(cfg, opt)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

@@ -2,6 +2,7 @@
 # Memory per idle keep-alive client: shiftgate, nginx and a plain Go server.
 #
 #   loadtest/bench/idle.sh [N]        (N idle clients, default 10000)
+#   TLS=1 loadtest/bench/idle.sh [N]  (the clients connect over TLS: shiftgate and nginx)
 #
 # For each target it starts a fresh server on loopback (shiftgate and nginx proxy to
 # one `shiftgate backend`; the Go floor is `shiftgate loadtest idle -floor`), runs
@@ -78,6 +79,20 @@ stop() {
 	pids=("${keep[@]}")
 }
 
+# TLS=1: shiftgate and nginx serve one self-signed ECDSA P-256 certificate (made with
+# openssl) and the clients connect over TLS; the Go floor, plain only, is left out.
+tls=${TLS:-}
+scheme=http
+if [ -n "$tls" ]; then
+	if ! command -v openssl >/dev/null; then
+		echo "idle: TLS=1 needs openssl; install with: apt-get update && apt-get install -y openssl" >&2
+		exit 1
+	fi
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+		-subj /CN=idle.test -keyout "$tmp/idle.key" -out "$tmp/idle.crt" 2>/dev/null
+	scheme=https
+fi
+
 backend_port=$(free_port)
 "$bin" backend -listen "127.0.0.1:$backend_port" >/dev/null 2>"$tmp/backend.log" &
 pids+=($!)
@@ -97,12 +112,18 @@ record() {
 }
 
 run_shiftgate() {
-	local port admin pid out
+	local port admin pid out listen tlsblock=""
 	port=$(free_port)
 	admin=$(free_port)
+	listen=$port
+	if [ -n "$tls" ]; then
+		listen=$(free_port) # the plain listener, unused
+		tlsblock="tls: { listen: 127.0.0.1:$port, certs: [{ cert_file: $tmp/idle.crt, key_file: $tmp/idle.key }] }"
+	fi
 	mkdir -p "$tmp/sg"
 	cat >"$tmp/sg/shiftgate.yaml" <<EOF
-listen: 127.0.0.1:$port
+listen: 127.0.0.1:$listen
+$tlsblock
 admin:
   listen: 127.0.0.1:$admin
 state_dir: $tmp/sg/state
@@ -124,14 +145,17 @@ EOF
 	pids+=("$pid")
 	wait_port "$port"
 	wait_port "$admin"
-	out=$("$bin" loadtest idle -json -hold "$hold" -n "$n" -pid "$pid" -metrics "http://127.0.0.1:$admin/metrics" "http://127.0.0.1:$port/idle")
+	out=$("$bin" loadtest idle -json -insecure -hold "$hold" -n "$n" -pid "$pid" -metrics "http://127.0.0.1:$admin/metrics" "$scheme://127.0.0.1:$port/idle")
 	stop "$pid"
 	record shiftgate "$out"
 }
 
 run_nginx() {
-	local port pid out
+	local port pid out ssl=""
 	port=$(free_port)
+	if [ -n "$tls" ]; then
+		ssl="ssl; ssl_certificate $tmp/idle.crt; ssl_certificate_key $tmp/idle.key"
+	fi
 	mkdir -p "$tmp/ngx"
 	cat >"$tmp/ngx/nginx.conf" <<EOF
 daemon off;
@@ -151,7 +175,7 @@ http {
     keepalive_timeout 300s;
     upstream backend { server 127.0.0.1:$backend_port; keepalive 64; }
     server {
-        listen 127.0.0.1:$port backlog=4096;
+        listen 127.0.0.1:$port backlog=4096 $ssl;
         location / {
             proxy_pass http://backend;
             proxy_http_version 1.1;
@@ -164,7 +188,7 @@ EOF
 	pid=$!
 	pids+=("$pid")
 	wait_port "$port"
-	out=$("$bin" loadtest idle -json -hold "$hold" -n "$n" -pid "$pid" -after 2s "http://127.0.0.1:$port/idle")
+	out=$("$bin" loadtest idle -json -insecure -hold "$hold" -n "$n" -pid "$pid" -after 2s "$scheme://127.0.0.1:$port/idle")
 	stop "$pid"
 	record nginx "$out"
 }
@@ -176,8 +200,10 @@ run_floor() {
 }
 
 targets=(shiftgate floor)
+if [ -n "$tls" ]; then targets=(shiftgate); fi
 if nginx=$(find_bin nginx); then
 	targets=(shiftgate nginx floor)
+	if [ -n "$tls" ]; then targets=(shiftgate nginx); fi
 else
 	echo "idle: nginx missing; install with: apt-get update && apt-get install -y $(nginx_pkg)" >&2
 fi
@@ -185,7 +211,7 @@ for i in $(seq "$runs"); do
 	for t in "${targets[@]}"; do "run_$t"; done
 done
 
-echo "idle keep-alive clients: $n, median of $runs runs"
+echo "idle keep-alive $scheme clients: $n, median of $runs runs"
 printf '%-10s %18s %22s\n' target "KiB/idle conn" "RSS after left (MiB)"
 for t in "${targets[@]}"; do
 	printf '%-10s %18s %22s\n' "$t" "$(median <"$tmp/$t.per")" "$(median <"$tmp/$t.after")"

@@ -12,9 +12,10 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// LineListener wraps each accepted connection in a lineConn. With Park set, its plain
-// connections park while idle, and Park.MaxConns caps this listener's connections,
-// served and parked (fasthttp caps the served ones of each listener).
+// LineListener wraps each accepted connection in a lineConn. With Park set, its
+// connections park while idle (TLS ones with their session, see Parking), and
+// Park.MaxConns caps this listener's connections, served and parked (fasthttp caps
+// the served ones of each listener).
 type LineListener struct {
 	net.Listener
 	Park *Parking
@@ -30,18 +31,31 @@ func (l *LineListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		if tc, ok := c.(tlsConn); ok {
-			return &tlsLineConn{lineConn: lineConn{Conn: c, idleBelow: overRaw(c)}, tc: tc}, nil
-		}
+		tc, isTLS := c.(tlsConn)
 		if l.Park == nil {
+			if isTLS {
+				return &tlsLineConn{lineConn: lineConn{Conn: c, idleBelow: overRaw(c)}, tc: tc}, nil
+			}
 			return &lineConn{Conn: c, sock: newSockIO(c)}, nil
 		}
 		if m := l.Park.MaxConns; m > 0 && l.live.Load() >= int64(m) {
 			l.Park.refused.Add(1)
-			refuse(c)
+			if isTLS {
+				// No handshake yet: a plain-text refusal would be noise in a TLS
+				// stream, and the handshake would hold up the accept loop (fasthttp
+				// closes such a connection too).
+				c.Close()
+			} else {
+				refuse(c)
+			}
 			continue
 		}
 		l.live.Add(1)
+		if isTLS {
+			tl := &tlsLineConn{lineConn: lineConn{Conn: c, idleBelow: overRaw(c), parking: l.Park, live: &l.live, below: sockBelow(c)}, tc: tc}
+			tl.outer = tl
+			return tl, nil
+		}
 		return &lineConn{Conn: c, sock: newSockIO(c), parking: l.Park, live: &l.live}, nil
 	}
 }
@@ -53,13 +67,19 @@ type tlsConn interface {
 }
 
 // overRaw reports whether TLS connection c runs over a rawConn (RawListener).
-func overRaw(c net.Conn) bool {
+func overRaw(c net.Conn) bool { return sockBelow(c) != nil }
+
+// sockBelow returns the raw socket under TLS connection c (RawListener), nil when it
+// has none.
+func sockBelow(c net.Conn) *sockIO {
 	nc, ok := c.(interface{ NetConn() net.Conn })
 	if !ok {
-		return false
+		return nil
 	}
-	_, raw := nc.NetConn().(*rawConn)
-	return raw
+	if rc, ok := nc.NetConn().(*rawConn); ok {
+		return rc.sock
+	}
+	return nil
 }
 
 // tlsLineConn is a lineConn over a TLS connection.
@@ -100,7 +120,12 @@ type lineConn struct {
 
 	parking *Parking
 	live    *atomic.Int64 // the listener's count of open connections, under parking
-	park    atomic.Int32  // serving, parking, parked or closed
+	// Under parking, a TLS connection is served as outer (its tlsLineConn, which
+	// fasthttp recognises as TLS) and watched, while parked, on below, the socket
+	// under the encryption. Both are nil for a plain connection.
+	outer net.Conn
+	below *sockIO
+	park  atomic.Int32 // serving, parking, parked or closed
 	// idle is set while fasthttp waits for the next request (ConnState); the read
 	// deadline fasthttp sets then is kept in idleDeadline and applied by idleRead.
 	idle         bool

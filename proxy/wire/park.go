@@ -28,6 +28,12 @@ import (
 // connection) or until the idle deadline fasthttp had set (the connection is closed,
 // as fasthttp would have).
 //
+// A TLS connection parks the same way, keeping its net.Conn and session (crypto/tls
+// reads a request whose record was cut by the park deadline on as if nothing had
+// happened: a timeout does not break a TLS stream); it is watched on the socket under
+// the encryption, its first byte is read through TLS, and it is never detached
+// (parkpoll_linux.go), since the session lives in the net.Conn.
+//
 // It relies on fasthttp setting a read deadline once a request's first byte is in
 // (Server.ReadTimeout > 0) and reporting each connection's state to ConnState.
 type Parking struct {
@@ -88,7 +94,7 @@ func (p *Parking) Close() {
 	p.mu.Unlock()
 	for c := range conns {
 		if c.park.Load() == parked {
-			c.closeNow()
+			c.endParked()
 		}
 	}
 }
@@ -121,7 +127,14 @@ var errParked = io.EOF
 // ConnState is fasthttp's Server.ConnState for connections under Parking: it tells a
 // connection when it waits for its next request.
 func ConnState(c net.Conn, s fasthttp.ConnState) {
-	if lc, ok := c.(*lineConn); ok && lc.parking != nil {
+	var lc *lineConn
+	switch c := c.(type) {
+	case *lineConn:
+		lc = c
+	case *tlsLineConn:
+		lc = &c.lineConn
+	}
+	if lc != nil && lc.parking != nil {
 		switch s {
 		case fasthttp.StateIdle:
 			lc.idle = true
@@ -218,5 +231,24 @@ func (p *Parking) serveWoken(c *lineConn, first byte, ok bool) {
 	c.first, c.hasFirst = first, true
 	c.idle, c.idleDeadline = false, time.Time{}
 	c.setReadDeadline(time.Time{}) //nolint:errcheck // fasthttp sets its own
-	p.Serve(c)                     //nolint:errcheck // fasthttp logs what matters
+	p.Serve(c.served())            //nolint:errcheck // fasthttp logs what matters
+}
+
+// served is the connection fasthttp serves: c, or the TLS connection c is part of.
+func (c *lineConn) served() net.Conn {
+	if c.outer != nil {
+		return c.outer
+	}
+	return c
+}
+
+// endParked closes parked connection c for good. A TLS connection's close sends
+// a close_notify alert, which may wait seconds for a client that stopped reading: it
+// is closed in a goroutine of its own, never under the Parking's lock.
+func (c *lineConn) endParked() {
+	if c.below != nil {
+		go c.closeNow()
+		return
+	}
+	c.closeNow()
 }

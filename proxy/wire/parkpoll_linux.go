@@ -94,7 +94,13 @@ func (h *dueHeap) Pop() any {
 // watchLocked puts parked connection c into the epoll set; false when c is to wait in
 // a goroutine instead (no raw socket, or no epoll). Called under p.mu.
 func (p *Parking) watchLocked(c *lineConn) bool {
-	if c.sock == nil || c.sock.raw == nil {
+	// A TLS connection is watched on the socket under the encryption and is never
+	// detached: its session state lives in the net.Conn.
+	sock, detachable := c.sock, true
+	if sock == nil {
+		sock, detachable = c.below, false
+	}
+	if sock == nil || sock.raw == nil {
 		return false
 	}
 	pp := p.pollLocked()
@@ -108,13 +114,13 @@ func (p *Parking) watchLocked(c *lineConn) bool {
 	// Crowded (more than Crowd connections of c's listener hold a net.Conn): detach
 	// at once. Each socket that is in Go's poller at the same moment leaves the
 	// runtime half a kilobyte it never gives back (its poll descriptor).
-	if p.Crowd > 0 && c.live != nil && c.live.Load()-int64(pp.detached) > int64(p.Crowd) {
+	if detachable && p.Crowd > 0 && c.live != nil && c.live.Load()-int64(pp.detached) > int64(p.Crowd) {
 		return p.detachLocked(-1, s)
 	}
 	fd := -1
 	var err error
 	seq := pp.seq + 1
-	if cerr := c.sock.raw.Control(func(f uintptr) {
+	if cerr := sock.raw.Control(func(f uintptr) {
 		fd = int(f)
 		err = pp.add(fd, seq)
 	}); cerr != nil || err != nil {
@@ -123,7 +129,7 @@ func (p *Parking) watchLocked(c *lineConn) bool {
 	pp.seq = seq
 	s.seq = seq
 	pp.socks[int32(fd)] = s
-	if p.Detach > 0 {
+	if detachable && p.Detach > 0 {
 		if at := time.Now().Add(p.Detach).UnixNano(); s.idle == 0 || at < s.idle {
 			pp.schedule(dueSock{at: at, fd: int32(fd), seq: seq, detach: true})
 			return true
@@ -315,7 +321,7 @@ func (pp *parkPoll) forgetLocked(fd int32) {
 // closeParked closes a parked socket for good.
 func closeParked(fd int32, s parkedSock) {
 	if s.c != nil {
-		s.c.closeNow()
+		s.c.endParked()
 		return
 	}
 	syscall.Close(int(fd))
