@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -51,13 +50,6 @@ func TestIdleConnMemory(t *testing.T) {
 			got = append(got, buf[:n]...)
 		}
 	}
-	heap := func() uint64 {
-		runtime.GC()
-		runtime.GC()
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		return ms.HeapAlloc
-	}
 	// Warm the pools with one connection, then measure.
 	warm, err := net.Dial("tcp", gw.addr)
 	if err != nil {
@@ -71,7 +63,7 @@ func TestIdleConnMemory(t *testing.T) {
 			c.Close()
 		}
 	})
-	before := heap()
+	before := collectedHeap()
 	for range idleConns {
 		c, err := net.Dial("tcp", gw.addr)
 		if err != nil {
@@ -80,7 +72,7 @@ func TestIdleConnMemory(t *testing.T) {
 		conns = append(conns, c)
 		serveOne(c)
 	}
-	after := heap()
+	after := collectedHeap()
 	// The client side's connections are in the same heap: a net.Conn costs a few
 	// hundred bytes, so the figure slightly overstates the gateway's share.
 	per := float64(int64(after)-int64(before)) / idleConns

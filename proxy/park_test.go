@@ -144,23 +144,11 @@ func TestParkedIdleMemory(t *testing.T) {
 	}
 	const n = 500
 	requireFreeFDs(t, 2*n+64)
-	// A backend that keeps nothing per request (recBackend records each).
-	b := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, r.Method+" "+r.RequestURI) //nolint:errcheck
-	}))
-	t.Cleanup(b.Close)
-	addr := b.Listener.Addr().String()
+	addr := quietBackend(t)
 	gw := startGatewayOpt(t, stallConf, map[string]string{"IDC": addr, "CLOUD": addr}, Options{parkAfter: 20 * time.Millisecond})
 	limit := 512
 	if runtime.GOOS != "linux" {
 		limit = 4 << 10 // a goroutine and the net.Conn it reads
-	}
-	heap := func() uint64 {
-		runtime.GC()
-		runtime.GC()
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		return ms.HeapAlloc
 	}
 	clients := make([]bareClient, 0, n)
 	t.Cleanup(func() {
@@ -173,18 +161,9 @@ func TestParkedIdleMemory(t *testing.T) {
 	waitParked(t, gw.srv, 1)
 	warm.close()
 	waitParked(t, gw.srv, 0)
-	// Connections of earlier tests may still be ending: start from a steady heap,
-	// one that moved by less than a tenth of what the parked connections are
-	// allowed over 100 ms.
-	before := heap()
-	waitUntil(t, "a steady heap", func() bool {
-		time.Sleep(90 * time.Millisecond)
-		h := heap()
-		d := int64(h) - int64(before)
-		before = h
-		steady := int64(n * limit / 10)
-		return d > -steady && d < steady
-	})
+	// Start from a steady heap: one that moved by less than a tenth of what the
+	// parked connections are allowed.
+	before := steadyHeap(t, int64(n*limit/10))
 	for range n {
 		c := newBareClient(t, gw.addr)
 		clients = append(clients, c)
@@ -194,7 +173,7 @@ func TestParkedIdleMemory(t *testing.T) {
 	if runtime.GOOS == "linux" {
 		waitUntil(t, fmt.Sprintf("%d detached", n), func() bool { return gw.srv.parking.Detached() == n })
 	}
-	per := float64(int64(heap())-int64(before)) / n
+	per := float64(int64(collectedHeap())-int64(before)) / n
 	if m, want := metricsText(gw.srv), fmt.Sprintf("\nshiftgate_client_connections_detached %d\n", gw.srv.parking.Detached()); !strings.Contains(m, want) {
 		t.Errorf("/metrics lacks %q:\n%s", strings.TrimSpace(want), grepLines(m, "connections"))
 	}
@@ -207,6 +186,41 @@ func TestParkedIdleMemory(t *testing.T) {
 			t.Fatalf("request on parked connection %d: %q", i, body)
 		}
 	}
+}
+
+// quietBackend starts a backend that keeps nothing per request (recBackend records
+// each), for the memory tests, and returns its address.
+func quietBackend(t *testing.T) string {
+	t.Helper()
+	b := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, r.Method+" "+r.RequestURI) //nolint:errcheck
+	}))
+	t.Cleanup(b.Close)
+	return b.Listener.Addr().String()
+}
+
+// collectedHeap is the heap in use after two collections.
+func collectedHeap() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+// steadyHeap waits (bounded) until the heap in use moves by less than slack bytes
+// over 90 ms, and returns it: connections of earlier tests may still be ending.
+func steadyHeap(t *testing.T, slack int64) uint64 {
+	t.Helper()
+	h := collectedHeap()
+	waitUntil(t, "a steady heap", func() bool {
+		time.Sleep(90 * time.Millisecond)
+		prev := h
+		h = collectedHeap()
+		d := int64(h) - int64(prev)
+		return d > -slack && d < slack
+	})
+	return h
 }
 
 // bareClient is a test client made of a blocking socket and nothing else: it keeps no
@@ -288,29 +302,65 @@ func (c bareClient) get(t *testing.T, path string) string {
 
 func (c bareClient) close() { syscall.Close(int(c)) }
 
-// TestParkedIdleTimeout: a parked connection is still closed at timeouts.idle.
-func TestParkedIdleTimeout(t *testing.T) {
-	b := startBackend(t, replyOK)
-	conf := strings.Replace(stallConf, "idle: 60s", "idle: 300ms", 1)
-	gw := parkGateway(t, b, conf, 10*time.Millisecond)
-	c := servedConn(t, gw.addr, "/x")
-	if ok, why := c.closed(ioWait); !ok {
-		t.Fatalf("parked connection not closed at the idle timeout: %s", why)
-	}
-	waitParked(t, gw.srv, 0)
+// parkKind starts a gateway on yamlText, both regions on backend, whose idle
+// connections park after after, and serves its clients on the plain or the TLS
+// listener. It returns the server, its number of listeners, and a function that
+// dials a client and has one GET for path answered on it.
+type parkKind struct {
+	name  string
+	start func(t *testing.T, backend, yamlText string, after time.Duration) (*Server, int, func(path string) *rawConn)
 }
 
-// TestParkedShutdown: Shutdown closes parked connections.
+var parkKinds = []parkKind{
+	{"plain", func(t *testing.T, backend, yamlText string, after time.Duration) (*Server, int, func(string) *rawConn) {
+		gw := startGatewayOpt(t, yamlText, map[string]string{"IDC": backend, "CLOUD": backend}, Options{parkAfter: after})
+		return gw.srv, 1, func(path string) *rawConn { return servedConn(t, gw.addr, path) }
+	}},
+	{"tls", func(t *testing.T, backend, yamlText string, after time.Duration) (*Server, int, func(string) *rawConn) {
+		g, cfg := parkTLSGateway(t, backend, yamlText, after)
+		return g.srv, 2, func(path string) *rawConn { return servedTLSConn(t, g, cfg, path) }
+	}},
+}
+
+// TestParkedIdleTimeout: a parked connection, plain or TLS, is still closed at
+// timeouts.idle, and one whose client leaves while it is parked is closed and
+// uncounted.
+func TestParkedIdleTimeout(t *testing.T) {
+	b := startBackend(t, replyOK)
+	for _, k := range parkKinds {
+		t.Run(k.name, func(t *testing.T) {
+			conf := strings.Replace(stallConf, "idle: 60s", "idle: 300ms", 1)
+			srv, listeners, served := k.start(t, b.addr, conf, 10*time.Millisecond)
+			c := served("/x")
+			if ok, why := c.closed(ioWait); !ok {
+				t.Fatalf("parked connection not closed at the idle timeout: %s", why)
+			}
+			waitParkedOn(t, srv, 0, listeners)
+
+			srv, listeners, served = k.start(t, b.addr, stallConf, 10*time.Millisecond)
+			c = served("/y")
+			waitParkedOn(t, srv, 1, listeners)
+			c.c.Close()
+			waitParkedOn(t, srv, 0, listeners)
+		})
+	}
+}
+
+// TestParkedShutdown: Shutdown closes parked connections, plain and TLS.
 func TestParkedShutdown(t *testing.T) {
 	b := startBackend(t, replyOK)
-	gw := parkGateway(t, b, stallConf, 10*time.Millisecond)
-	c := servedConn(t, gw.addr, "/x")
-	waitParked(t, gw.srv, 1)
-	if err := gw.srv.Shutdown(5 * time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if ok, why := c.closed(ioWait); !ok {
-		t.Fatalf("parked connection open after Shutdown: %s", why)
+	for _, k := range parkKinds {
+		t.Run(k.name, func(t *testing.T) {
+			srv, listeners, served := k.start(t, b.addr, stallConf, 10*time.Millisecond)
+			c := served("/x")
+			waitParkedOn(t, srv, 1, listeners)
+			if err := srv.Shutdown(5 * time.Second); err != nil {
+				t.Fatal(err)
+			}
+			if ok, why := c.closed(ioWait); !ok {
+				t.Fatalf("parked connection open after Shutdown: %s", why)
+			}
+		})
 	}
 }
 

@@ -212,6 +212,20 @@ func dialRawTLS(t testing.TB, addr string, cfg *tls.Config) *rawConn {
 	return &rawConn{t: t, c: c, br: bufio.NewReader(c)}
 }
 
+// servesTLS reports whether a new TLS connection to addr has a GET answered with a
+// 200.
+func servesTLS(t *testing.T, addr string, cfg *tls.Config) bool {
+	tc, err := tls.DialWithDialer(&net.Dialer{Timeout: ioWait}, "tcp", addr, cfg)
+	if err != nil {
+		return false
+	}
+	defer tc.Close()
+	rc := &rawConn{t: t, c: tc, br: newReader(tc)}
+	rc.send(get("/after"))
+	r, _, err := rc.response("GET")
+	return err == nil && r.StatusCode == 200
+}
+
 // waitUntil polls cond until it holds or ioWait passes; it measures nothing.
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()

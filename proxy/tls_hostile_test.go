@@ -242,17 +242,7 @@ func TestHostileTLSConnCap(t *testing.T) {
 		t.Errorf("plain listener while the TLS one is full: %d", r.StatusCode)
 	}
 	held[0].c.Close()
-	waitUntil(t, "a freed slot", func() bool {
-		tc, err := tls.DialWithDialer(&net.Dialer{Timeout: ioWait}, "tcp", g.tlsAddr, cfg)
-		if err != nil {
-			return false
-		}
-		defer tc.Close()
-		rc := &rawConn{t: t, c: tc, br: newReader(tc)}
-		rc.send(get("/after"))
-		r, _, err := rc.response("GET")
-		return err == nil && r.StatusCode == 200
-	})
+	waitUntil(t, "a freed slot", func() bool { return servesTLS(t, g.tlsAddr, cfg) })
 }
 
 func newReader(c net.Conn) *bufio.Reader { return bufio.NewReader(c) }
