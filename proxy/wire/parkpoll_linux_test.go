@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shiftgate/shiftgate/proxy/tlsconf/tlstest"
 	"github.com/valyala/fasthttp"
 )
 
@@ -240,17 +242,23 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // BenchmarkParkWake: one connection waits for its next request, whose first byte
 // wakes it, over and over: not parked (a read waiting in Go's poller, the floor),
 // parked as a net.Conn, and parked detached (what a client idle past park_idle +
-// Detach, or one parking among a crowd, pays per request). The client's write, from
-// another goroutine, is in every case.
+// Detach, or one parking among a crowd, pays per request); and over TLS, unparked
+// and parked (never detached). The client's write, from another goroutine, is in
+// every case.
 func BenchmarkParkWake(b *testing.B) {
+	ca := tlstest.NewCA(b, "park")
+	cert := ca.TLSCert(b, tlstest.Leaf{Names: []string{"127.0.0.1"}})
 	for _, bc := range []struct {
 		name  string
 		after time.Duration
 		crowd int
+		tls   bool
 	}{
-		{"unparked", time.Hour, 0},
-		{"net.Conn", 0, 0},
-		{"detached", 0, 1},
+		{"unparked", time.Hour, 0, false},
+		{"net.Conn", 0, 0, false},
+		{"detached", 0, 1, false},
+		{"tls-unparked", time.Hour, 0, true},
+		{"tls-parked", 0, 0, true},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			tl, err := net.Listen("tcp", "127.0.0.1:0")
@@ -263,6 +271,9 @@ func BenchmarkParkWake(b *testing.B) {
 				return nil
 			}}
 			ln := &LineListener{Listener: tl, Park: p}
+			if bc.tls {
+				ln.Listener = tls.NewListener(RawListener{tl}, &tls.Config{Certificates: []tls.Certificate{cert}})
+			}
 			defer ln.Close()
 			defer p.Close()
 			// A second open connection makes the first one crowded when Crowd is 1.
@@ -282,6 +293,18 @@ func BenchmarkParkWake(b *testing.B) {
 			c, err := ln.Accept()
 			if err != nil {
 				b.Fatal(err)
+			}
+			if bc.tls {
+				tc := tls.Client(client, &tls.Config{ServerName: "127.0.0.1", RootCAs: ca.Pool()})
+				client = tc
+				done := make(chan error, 1)
+				go func() { done <- tc.Handshake() }()
+				if err := c.(tlsConn).Handshake(); err != nil {
+					b.Fatal(err)
+				}
+				if err := <-done; err != nil {
+					b.Fatal(err)
+				}
 			}
 			buf := make([]byte, 16)
 			write := make(chan struct{})
