@@ -40,6 +40,12 @@ type sockIO struct {
 	r, w sockDir
 	rd   readDeadline  // see deadline.go
 	wd   writeDeadline // see deadline.go
+	// held is a request the next Read writes before it waits for the answer
+	// (holdWrite); heldF is sendThenRead, bound once.
+	held     []byte
+	heldF    func(fd uintptr) bool
+	heldMore bool          // the socket took part of held: the rest goes by Write
+	heldErr  syscall.Errno // writing held failed
 }
 
 // sockDir is one direction of a sockIO: the call in flight and its outcome. Every
@@ -74,6 +80,7 @@ func newSockIO(c net.Conn) *sockIO {
 	s := &sockIO{conn: c, raw: rc}
 	s.w.wd = &s.wd
 	s.r.f, s.w.f = s.r.once, s.w.all
+	s.heldF = s.sendThenRead
 	s.rd.c, s.wd.c = c, c
 	s.rd.armed.Store(noDeadline)
 	s.wd.armed.Store(noDeadline)
@@ -119,6 +126,46 @@ func (d *sockDir) all(fd uintptr) bool {
 	return true
 }
 
+// holdWrite keeps p, a whole request, for the next Read to write before it waits
+// for the answer. The caller leaves p untouched until that Read returns, and makes
+// no other call on the socket before it.
+//
+// Why: Go's RawConn.Read clears the socket's readiness and then tries a read before
+// it waits; right after a request is written that read always finds nothing (the
+// answer cannot have come), a system call of about 1.3 µs for nothing. Written
+// inside the Read, after the readiness was cleared, the request's answer can only
+// come after it, so the first try can be skipped and the wait taken at once: any
+// byte that comes marks the socket ready again.
+func (s *sockIO) holdWrite(p []byte) {
+	s.held, s.heldMore, s.heldErr = p, false, 0
+}
+
+// sendThenRead is the read function while a request is held: it writes the request
+// and waits (false) instead of reading; later tries read.
+func (s *sockIO) sendThenRead(fd uintptr) bool {
+	for len(s.held) > 0 {
+		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(s.held))), uintptr(len(s.held)))
+		switch e {
+		case 0:
+			s.held = s.held[n:]
+			if len(s.held) == 0 {
+				s.held = nil
+				return false // the answer comes after this: wait for it
+			}
+			continue
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			s.heldMore = true
+			return true // the rest by Write, which waits for room
+		}
+		s.heldErr, s.held = e, nil
+		return true
+	}
+	s.held = nil
+	return s.r.once(fd)
+}
+
 // run makes d's call on p through the poller; ok is false, and nothing was done,
 // when another goroutine's call is in flight.
 func (s *sockIO) run(d *sockDir, p []byte) (n int, ok bool, err error) {
@@ -129,11 +176,15 @@ func (s *sockIO) run(d *sockDir, p []byte) (n int, ok bool, err error) {
 	if d.wd != nil {
 		d.wd.waited = false
 	}
+	f := d.f
+	if d.wd == nil && s.held != nil {
+		f = s.heldF
+	}
 	for {
 		if d.wd != nil {
-			err = s.raw.Write(d.f)
+			err = s.raw.Write(f)
 		} else {
-			err = s.raw.Read(d.f)
+			err = s.raw.Read(f)
 		}
 		if err == nil || d.errno != 0 || !s.retry(d, err) {
 			break
@@ -152,7 +203,12 @@ func (s *sockIO) run(d *sockDir, p []byte) (n int, ok bool, err error) {
 }
 
 // Read reads like net.Conn.Read: io.EOF at the peer's end, a *net.OpError on failure.
+// A held request (holdWrite) is written first; its failure is the Read's, as a write
+// error.
 func (s *sockIO) Read(p []byte) (int, error) {
+	if s.held != nil {
+		return s.readAfterHeld(p)
+	}
 	if len(p) == 0 {
 		s.exact(&s.r)
 		return s.conn.Read(p)
@@ -162,6 +218,43 @@ func (s *sockIO) Read(p []byte) (int, error) {
 	case !ok:
 		s.exact(&s.r)
 		return s.conn.Read(p)
+	case err != nil:
+		return 0, err
+	case n == 0:
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+// readAfterHeld writes the held request and reads its answer, waiting for it first.
+func (s *sockIO) readAfterHeld(p []byte) (int, error) {
+	if len(p) == 0 || s.r.busy.Load() {
+		// Not the transport's read: send the request as a plain write would.
+		held := s.held
+		s.held = nil
+		if _, err := s.Write(held); err != nil {
+			return 0, err
+		}
+		return s.Read(p)
+	}
+	n, ok, err := s.run(&s.r, p)
+	if !s.heldMore {
+		s.held = nil // sent, or never: the socket failed before (closed, deadline)
+	}
+	switch {
+	case s.heldErr != 0:
+		errno := s.heldErr
+		s.heldErr = 0
+		return 0, s.opError("write", errno)
+	case s.heldMore:
+		held := s.held
+		s.held, s.heldMore = nil, false
+		if _, err := s.Write(held); err != nil {
+			return 0, err
+		}
+		return s.Read(p)
+	case !ok:
+		return s.Read(p)
 	case err != nil:
 		return 0, err
 	case n == 0:

@@ -55,13 +55,15 @@ func (t *Transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, re
 		hc.CloseConn(cc)
 		return false, err
 	}
+	// The writer's buffer may hold the request's last bytes until the head read
+	// below has sent them (flushForAnswer): it goes back to the pool after that read.
 	bw := hc.AcquireWriter(conn)
 	err = req.Write(bw)
 	if err == nil {
-		err = bw.Flush()
+		err = flushForAnswer(conn, bw)
 	}
-	hc.ReleaseWriter(bw)
 	if err != nil {
+		hc.ReleaseWriter(bw)
 		hc.CloseConn(cc)
 		return false, err
 	}
@@ -74,14 +76,17 @@ func (t *Transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, re
 	}
 	if err := conn.SetReadDeadline(time.Now().Add(wait)); err != nil {
 		hc.CloseConn(cc)
+		hc.ReleaseWriter(bw)
 		return false, err
 	}
 	if hw != nil && !hw.HeadWait(conn) {
 		hc.CloseConn(cc)
+		hc.ReleaseWriter(bw)
 		return false, ErrAbandoned
 	}
 	br := hc.AcquireReader(conn)
 	err = readHead(resp, br)
+	hc.ReleaseWriter(bw)
 	if hw != nil && (hw.HeadDone() || err != nil && wait < t.Header && errors.Is(err, os.ErrDeadlineExceeded)) {
 		// Cut by the watch, or at its limit: whatever came is not used.
 		hc.ReleaseReader(br)
