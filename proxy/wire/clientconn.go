@@ -34,7 +34,7 @@ func (l *LineListener) Accept() (net.Conn, error) {
 		tc, isTLS := c.(tlsConn)
 		if l.Park == nil {
 			if isTLS {
-				return &tlsLineConn{lineConn: lineConn{Conn: c, idleBelow: overRaw(c)}, tc: tc}, nil
+				return &tlsLineConn{lineConn: lineConn{Conn: c, below: sockBelow(c)}, tc: tc}, nil
 			}
 			return &lineConn{Conn: c, sock: newSockIO(c)}, nil
 		}
@@ -52,7 +52,7 @@ func (l *LineListener) Accept() (net.Conn, error) {
 		}
 		l.live.Add(1)
 		if isTLS {
-			tl := &tlsLineConn{lineConn: lineConn{Conn: c, idleBelow: overRaw(c), parking: l.Park, live: &l.live, below: sockBelow(c)}, tc: tc}
+			tl := &tlsLineConn{lineConn: lineConn{Conn: c, below: sockBelow(c), parking: l.Park, live: &l.live}, tc: tc}
 			tl.outer = tl
 			return tl, nil
 		}
@@ -65,9 +65,6 @@ type tlsConn interface {
 	Handshake() error
 	ConnectionState() tls.ConnectionState
 }
-
-// overRaw reports whether TLS connection c runs over a rawConn (RawListener).
-func overRaw(c net.Conn) bool { return sockBelow(c) != nil }
 
 // sockBelow returns the raw socket under TLS connection c (RawListener), nil when it
 // has none.
@@ -114,17 +111,16 @@ type lineConn struct {
 	sock    *sockIO // raw reads and writes of a TCP socket; nil for others
 	sinceLF int
 	w       idleWrites
-	// idleBelow is set when the connection below already makes its write deadline
-	// an idle timeout, armed only when a write waits: TLS over a rawConn.
-	idleBelow bool
+	// below is the raw socket under a TLS connection (RawListener), nil for others.
+	// It already makes its write deadline an idle timeout, armed only when a write
+	// waits; under parking a parked TLS connection is watched on it.
+	below *sockIO
 
 	parking *Parking
 	live    *atomic.Int64 // the listener's count of open connections, under parking
-	// Under parking, a TLS connection is served as outer (its tlsLineConn, which
-	// fasthttp recognises as TLS) and watched, while parked, on below, the socket
-	// under the encryption. Both are nil for a plain connection.
+	// outer is what fasthttp serves under parking when that is not the lineConn
+	// itself: its tlsLineConn, which fasthttp recognises as TLS. nil when plain.
 	outer net.Conn
-	below *sockIO
 	park  atomic.Int32 // serving, parking, parked or closed
 	// idle is set while fasthttp waits for the next request (ConnState); the read
 	// deadline fasthttp sets then is kept in idleDeadline and applied by idleRead.
@@ -176,7 +172,7 @@ func (c *lineConn) SetWriteDeadline(t time.Time) error {
 	switch {
 	case c.sock != nil:
 		return c.sock.SetWriteDeadline(t)
-	case c.idleBelow:
+	case c.below != nil:
 		return c.Conn.SetWriteDeadline(t)
 	}
 	return c.w.setDeadline(c.Conn, t)
@@ -193,7 +189,7 @@ func (c *lineConn) Write(p []byte) (int, error) {
 	if c.sock != nil {
 		return c.sock.Write(p)
 	}
-	if !c.idleBelow {
+	if c.below == nil {
 		c.w.move(c.Conn)
 	}
 	return c.Conn.Write(p)

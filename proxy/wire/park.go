@@ -246,7 +246,7 @@ func (c *lineConn) served() net.Conn {
 // a close_notify alert, which may wait seconds for a client that stopped reading: it
 // is closed in a goroutine of its own, never under the Parking's lock.
 func (c *lineConn) endParked() {
-	if c.below != nil {
+	if c.outer != nil {
 		go c.closeNow()
 		return
 	}
