@@ -1,6 +1,7 @@
 package loadtest
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -199,6 +200,13 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bench: warning: processes outside the bench took up to %.0f%% of a bench core during a run;\n"+
 			"bench: the figures are disturbed: rerun on a quiet machine\n", worst)
 	}
+	if o.rate > 0 {
+		if s, ok := busiestLoad(rep.Summary); ok && s.LoadCPUPct >= saturatedPct {
+			fmt.Fprintf(stderr, "bench: warning: at -rate %d the load side (generator and backend) used %.0f%% of its core (%s, %d conns):\n"+
+				"bench: it queues requests itself, so latencies are partly its own; lower -rate for a fixed load with headroom\n",
+				o.rate, s.LoadCPUPct, s.Target, s.Conns)
+		}
+	}
 	if o.asJSON {
 		if err := json.NewEncoder(stdout).Encode(rep); err != nil {
 			fmt.Fprintln(stderr, err)
@@ -214,6 +222,22 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return status
+}
+
+// saturatedPct is the load side's CPU, in percent of a core, from which a fixed-load
+// run no longer has headroom: the generator falls behind its schedule and queues.
+const saturatedPct = 90
+
+// busiestLoad is the summary row whose load side was busiest.
+func busiestLoad(rows []benchSummary) (benchSummary, bool) {
+	var best benchSummary
+	found := false
+	for _, s := range rows {
+		if !found || s.LoadCPUPct > best.LoadCPUPct {
+			best, found = s, true
+		}
+	}
+	return best, found
 }
 
 // noisyPct is the share of a bench core, in percent, that processes outside the bench
@@ -457,23 +481,16 @@ func (b *bench) measureQuiet(ctx context.Context, t benchTarget, conns int) (ben
 	}
 }
 
-// measure warms the target up, then runs the load generator for the measured
-// duration and reads around it the proxy's CPU time, its RSS after it, and how much
-// of the two bench cores went to processes outside the bench.
+// measure runs the load generator at the target: a warm-up on the same connections,
+// then the measured duration, around which it reads the proxy's CPU time, its RSS,
+// the load side's CPU and how much of the two bench cores went to processes outside
+// the bench.
 func (b *bench) measure(ctx context.Context, t benchTarget, conns int) (benchSample, error) {
-	if b.o.warmup > 0 {
-		if _, _, err := b.load(ctx, t.url, conns, b.o.warmup); err != nil {
-			return benchSample{}, err
-		}
-	}
-	before, err := b.readCounters(t)
+	res, win, err := b.load(ctx, t, conns)
 	if err != nil {
 		return benchSample{}, err
 	}
-	res, loadCPU, err := b.load(ctx, t.url, conns, b.o.duration)
-	if err != nil {
-		return benchSample{}, err
-	}
+	before, after, loadCPU := win.before, win.after, win.loadCPU
 	for _, p := range []*proc{t.proc, b.backend} {
 		if p == nil {
 			continue
@@ -483,10 +500,6 @@ func (b *bench) measure(ctx context.Context, t benchTarget, conns int) (benchSam
 			return benchSample{}, fmt.Errorf("bench: %s exited during the run (%v):\n%s", p.name, p.err, p.logTail())
 		default:
 		}
-	}
-	after, err := b.readCounters(t)
-	if err != nil {
-		return benchSample{}, err
 	}
 	s := benchSample{
 		Target: t.name, Conns: conns, Requests: res.Requests, Errors: res.Errors,
@@ -551,15 +564,25 @@ func (b *bench) readCounters(t benchTarget) (counters, error) {
 	return c, nil
 }
 
-// load runs the load generator as a child on the load core and returns its result
-// and the CPU time it used.
-func (b *bench) load(ctx context.Context, url string, conns int, d time.Duration) (Result, time.Duration, error) {
+// window is what the bench reads around the measured part of a run: the /proc
+// counters at its start and end, and the load generator's CPU time between them.
+type window struct {
+	before, after counters
+	loadCPU       time.Duration
+}
+
+// load runs the load generator as a child on the load core for the warm-up and the
+// measured duration, and returns its result and the window around the measured part.
+// The bench's own generator warms up on the connections it then measures and marks
+// the measured part on stderr (-mark), where the counters are read: neither the
+// connections' setup (TLS handshakes included) nor the warm-up is in the figures.
+func (b *bench) load(ctx context.Context, t benchTarget, conns int) (Result, window, error) {
 	if b.o.driver == "wrk" {
-		return b.loadWrk(ctx, url, conns, d)
+		return b.loadWrk(ctx, t, conns)
 	}
-	args := []string{"loadtest", "-json", "-quiet",
-		"-conns", strconv.Itoa(conns), "-duration", d.String(), "-users", strconv.Itoa(b.o.users)}
-	if strings.HasPrefix(url, "https://") {
+	args := []string{"loadtest", "-json", "-quiet", "-mark", "-warmup", b.o.warmup.String(),
+		"-conns", strconv.Itoa(conns), "-duration", b.o.duration.String(), "-users", strconv.Itoa(b.o.users)}
+	if strings.HasPrefix(t.url, "https://") {
 		args = append(args, "-insecure", "-tls-curve", benchTLSCurve)
 	}
 	if b.o.newConns {
@@ -568,17 +591,74 @@ func (b *bench) load(ctx context.Context, url string, conns int, d time.Duration
 	if b.o.rate > 0 {
 		args = append(args, "-rate", strconv.Itoa(b.o.rate))
 	}
-	argv := pinned(b.o.loadCPU, append([]string{b.self}, append(args, url)...)...)
+	argv := pinned(b.o.loadCPU, append([]string{b.self}, append(args, t.url)...)...)
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	if err := cmd.Run(); err != nil {
-		return Result{}, 0, fmt.Errorf("bench: load generator: %w: %s", err, strings.TrimSpace(errOut.String()))
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return Result{}, window{}, err
+	}
+	if err := cmd.Start(); err != nil {
+		return Result{}, window{}, fmt.Errorf("bench: load generator: %w", err)
+	}
+	win, errOut, readErr := b.readMarks(stderr, t, cmd.Process.Pid)
+	if err := cmd.Wait(); err != nil {
+		return Result{}, window{}, fmt.Errorf("bench: load generator: %w: %s", err, strings.TrimSpace(errOut))
+	}
+	if readErr != nil {
+		return Result{}, window{}, readErr
 	}
 	var res Result
 	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
-		return Result{}, 0, fmt.Errorf("bench: load generator output: %w", err)
+		return Result{}, window{}, fmt.Errorf("bench: load generator output: %w", err)
 	}
-	return res, cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), nil
+	return res, win, nil
+}
+
+// readMarks reads the generator's stderr to its end, reading the counters and the
+// generator's CPU time (pid) at the marks of the measured part; the other lines are
+// returned for an error message.
+func (b *bench) readMarks(stderr io.Reader, t benchTarget, pid int) (window, string, error) {
+	var (
+		win              window
+		other            strings.Builder
+		seen             int
+		firstErr         error
+		genBegin, genEnd time.Duration
+	)
+	keep := func(err error) {
+		if firstErr == nil && err != nil {
+			firstErr = err
+		}
+	}
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		var err error
+		switch line := sc.Text(); line {
+		case markBegin:
+			seen |= 1
+			win.before, err = b.readCounters(t)
+			keep(err)
+			genBegin, err = procCPU(pid)
+			keep(err)
+		case markEnd:
+			seen |= 2
+			win.after, err = b.readCounters(t)
+			keep(err)
+			genEnd, err = procCPU(pid)
+			keep(err)
+		default:
+			other.WriteString(line)
+			other.WriteByte('\n')
+		}
+	}
+	keep(sc.Err())
+	if firstErr == nil && seen != 3 {
+		firstErr = fmt.Errorf("bench: the load generator did not mark its measured part (%q, %q): %s",
+			markBegin, markEnd, strings.TrimSpace(other.String()))
+	}
+	win.loadCPU = genEnd - genBegin
+	return win, other.String(), firstErr
 }

@@ -122,3 +122,25 @@ func TestSummarizeFloors(t *testing.T) {
 		t.Errorf("ratios missing: %v", want)
 	}
 }
+
+func TestBusiestLoad(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		rows   []benchSummary
+		want   string
+		wantOK bool
+	}{
+		{"none", nil, "", false},
+		{"one", []benchSummary{{Target: targetNginx, LoadCPUPct: 40}}, targetNginx, true},
+		{"the busiest of several", []benchSummary{
+			{Target: targetNginx, LoadCPUPct: 75}, {Target: targetShiftgate, LoadCPUPct: 97}, {Target: targetHAProxy, LoadCPUPct: 80},
+		}, targetShiftgate, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := busiestLoad(tc.rows)
+			if ok != tc.wantOK || got.Target != tc.want {
+				t.Errorf("busiestLoad = %q, %v; want %q, %v", got.Target, ok, tc.want, tc.wantOK)
+			}
+		})
+	}
+}

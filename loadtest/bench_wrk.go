@@ -34,8 +34,32 @@ end
 
 // loadWrk runs Debian's wrk as the load generator (one thread, pinned to the load
 // core like the own generator), so that the bench's figures can be checked against a
-// generator that is not shiftgate's.
-func (b *bench) loadWrk(ctx context.Context, url string, conns int, d time.Duration) (Result, time.Duration, error) {
+// generator that is not shiftgate's. wrk has no warm-up of its own: a first run is
+// the warm-up, on its own connections, and the counters are read around the second.
+func (b *bench) loadWrk(ctx context.Context, t benchTarget, conns int) (Result, window, error) {
+	if b.o.warmup > 0 {
+		if _, _, err := b.runWrk(ctx, t.url, conns, b.o.warmup); err != nil {
+			return Result{}, window{}, err
+		}
+	}
+	var win window
+	var err error
+	if win.before, err = b.readCounters(t); err != nil {
+		return Result{}, window{}, err
+	}
+	res, cpu, err := b.runWrk(ctx, t.url, conns, b.o.duration)
+	if err != nil {
+		return Result{}, window{}, err
+	}
+	if win.after, err = b.readCounters(t); err != nil {
+		return Result{}, window{}, err
+	}
+	win.loadCPU = cpu
+	return res, win, nil
+}
+
+// runWrk runs wrk once for d and returns its result and CPU time.
+func (b *bench) runWrk(ctx context.Context, url string, conns int, d time.Duration) (Result, time.Duration, error) {
 	script := filepath.Join(b.dir, "wrk.lua")
 	if _, err := os.Stat(script); err != nil {
 		if err := os.WriteFile(script, []byte(fmt.Sprintf(wrkScript, b.o.users)), 0o644); err != nil {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -47,11 +48,14 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		body    string
 		asJSON  bool
 		quiet   bool
+		mark    bool
 	)
 	fs.IntVar(&o.Conns, "conns", DefaultConns, "keep-alive `connections`, one worker each")
 	fs.Float64Var(&o.Rate, "rate", 0, "open loop: total `req/s` at fixed intended send times (latency counted from them); 0 = closed loop")
 	fs.DurationVar(&o.Duration, "duration", 0, "stop after this long (default 10s unless -n is set)")
 	fs.Int64Var(&o.N, "n", 0, "stop after this many requests (0 = no count bound)")
+	fs.DurationVar(&o.Warmup, "warmup", 0, "unmeasured load on the same connections before the measured -duration (needs -duration)")
+	fs.BoolVar(&mark, "mark", false, "print \""+markBegin+"\" and \""+markEnd+"\" on stderr when the measured part begins and ends (for a harness that reads the server's CPU around it)")
 	fs.IntVar(&o.Users, "users", 1000, "distinct user ids sent in the user-id header (0 = none)")
 	fs.StringVar(&o.UserHeader, "user-header", DefaultUserHeader, "user-id header `name`")
 	fs.StringVar(&o.UserPrefix, "user-prefix", DefaultUserPrefix, "user-id value prefix (value = prefix + number)")
@@ -103,8 +107,21 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	if o.Duration == 0 && o.N == 0 {
 		o.Duration = defaultDuration
 	}
+	if !quiet || mark {
+		// The progress line and the marks come from different goroutines.
+		stderr = &lockedWriter{w: stderr}
+	}
 	if !quiet {
 		o.Progress = stderr
+	}
+	if mark {
+		o.OnMeasure = func(begin bool) {
+			line := markEnd
+			if begin {
+				line = markBegin
+			}
+			fmt.Fprintln(stderr, line)
+		}
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -158,4 +175,22 @@ func (h *headerFlags) Set(s string) error {
 	}
 	*h = append(*h, Header{Name: name, Value: strings.TrimSpace(value)})
 	return nil
+}
+
+// The lines -mark prints on stderr; the bench reads the proxy's CPU at each.
+const (
+	markBegin = "loadtest: measuring"
+	markEnd   = "loadtest: measured"
+)
+
+// lockedWriter serializes writes from the progress loop and the measure marks.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

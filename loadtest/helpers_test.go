@@ -103,7 +103,7 @@ func warmWorker(t testing.TB, users int) (*worker, func()) {
 		t.Fatal(err)
 	}
 	hc := newClient(&o, tg)
-	w := newWorker(0, hc, &o, tg)
+	w := newWorker(0, hc, &o, tg, &runState{})
 	for range 200 {
 		w.prepare()
 		w.send(time.Now())

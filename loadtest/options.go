@@ -58,6 +58,17 @@ type Options struct {
 	// N bounds the run in requests sent (0: no count bound). A run with N > 0 sends
 	// exactly N requests unless Duration or the context ends it first.
 	N int64
+	// Warmup is unmeasured load before Duration, on the same connections and the
+	// same schedule: what the run reports starts once the connections are open (and
+	// their TLS handshakes done) and the server has warmed up. It needs a Duration.
+	Warmup time.Duration
+	// OnMeasure, when non-nil, is called with true when the measured part begins
+	// (after Warmup; at once without one) and with false when it ends (its Duration
+	// passed, or the workers are done), before Run closes the connections, so that
+	// a harness can read the server's CPU time over the measured part. Both calls
+	// come from one goroutine, in that order; neither comes when the run stops
+	// during the warm-up.
+	OnMeasure func(begin bool)
 
 	// Users is the number of distinct user ids; each request carries one drawn
 	// uniformly at random, as "UserHeader: UserPrefix<n>" with n in [0, Users).
@@ -137,6 +148,10 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("loadtest: progress interval: want > 0, got %v", o.ProgressEvery)
 	case o.Duration == 0 && o.N == 0:
 		return o, ErrUnbounded
+	case o.Warmup < 0:
+		return o, fmt.Errorf("loadtest: warmup: want >= 0, got %v", o.Warmup)
+	case o.Warmup > 0 && o.Duration == 0:
+		return o, errors.New("loadtest: warmup needs a duration: the measured part starts after it and lasts the duration")
 	}
 	for _, h := range o.Headers {
 		if o.Users > 0 && strings.EqualFold(h.Name, o.UserHeader) {

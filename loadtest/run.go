@@ -39,19 +39,33 @@ func run(ctx context.Context, o Options, lookup lookupFunc) (Result, error) {
 		hc.Dial = td.dial
 	}
 
+	r := &runState{limit: o.N, done: make(chan struct{})}
 	workers := make([]*worker, o.Conns)
 	for i := range workers {
-		workers[i] = newWorker(i, hc, &o, t)
+		workers[i] = newWorker(i, hc, &o, t, r)
 	}
-	r := &runState{limit: o.N, done: make(chan struct{})}
 	if o.Rate > 0 {
 		r.interval = float64(time.Second) / o.Rate
 	}
 
 	r.start = time.Now()
+	r.measureFrom = r.start.Add(o.Warmup)
+	// The measured part ends when its Duration has passed or when the workers are
+	// done, whichever comes first; endMeasure says so once.
+	measureEnded := make(chan struct{})
+	var endOnce sync.Once
+	endMeasure := func() { endOnce.Do(func() { close(measureEnded) }) }
+	var marks sync.WaitGroup
+	if o.OnMeasure != nil {
+		// One goroutine makes both calls, so they come in order.
+		marks.Go(func() { markMeasure(o, r, measureEnded) })
+	}
 	if o.Duration > 0 {
-		r.hasEnd, r.end = true, r.start.Add(o.Duration)
-		stopTimer := time.AfterFunc(o.Duration, r.halt)
+		r.hasEnd, r.end = true, r.measureFrom.Add(o.Duration)
+		stopTimer := time.AfterFunc(o.Warmup+o.Duration, func() {
+			endMeasure()
+			r.halt()
+		})
 		defer stopTimer.Stop()
 	}
 	finished := make(chan struct{})
@@ -76,7 +90,10 @@ func run(ctx context.Context, o Options, lookup lookupFunc) (Result, error) {
 		}
 	}
 	wg.Wait()
-	elapsed := time.Since(r.start)
+	elapsed := time.Since(r.measureFrom)
+	endMeasure()
+	// The end mark is made before Run closes the connections.
+	marks.Wait()
 	close(finished)
 	bg.Wait()
 
@@ -88,6 +105,24 @@ func run(ctx context.Context, o Options, lookup lookupFunc) (Result, error) {
 		return res, err
 	}
 	return res, nil
+}
+
+// markMeasure calls o.OnMeasure(true) when the warm-up is over and
+// o.OnMeasure(false) when ended closes; it makes neither call when the run stops
+// during the warm-up.
+func markMeasure(o Options, r *runState, ended <-chan struct{}) {
+	wait := time.NewTimer(time.Until(r.measureFrom))
+	defer wait.Stop()
+	select {
+	case <-wait.C:
+	case <-r.done:
+		return
+	case <-ended:
+		return
+	}
+	o.OnMeasure(true)
+	<-ended
+	o.OnMeasure(false)
 }
 
 // newClient builds the one HostClient every worker shares: at most Conns keep-alive
@@ -117,11 +152,12 @@ type runState struct {
 	stop   atomic.Bool
 	_      [63]byte
 
-	limit    int64     // N; 0 is no limit
-	start    time.Time // ticket 0's intended send time
-	interval float64   // open loop: nanoseconds between intended send times
-	hasEnd   bool
-	end      time.Time // the Duration bound
+	limit       int64     // N; 0 is no limit
+	start       time.Time // ticket 0's intended send time
+	measureFrom time.Time // start + Warmup: requests sent (intended) earlier are not recorded
+	interval    float64   // open loop: nanoseconds between intended send times
+	hasEnd      bool
+	end         time.Time // the Duration bound
 
 	done chan struct{} // closed by halt, wakes open-loop workers waiting for their time
 	once sync.Once

@@ -39,6 +39,7 @@ const (
 // line reads them while the run lasts, everything else is read after the run ends.
 type worker struct {
 	hc   *fasthttp.HostClient
+	run  *runState
 	req  fasthttp.Request
 	resp fasthttp.Response
 	hist *hdrhistogram.Histogram
@@ -59,9 +60,10 @@ type worker struct {
 	_      [64]byte     // keep the next worker's atomics off this cache line
 }
 
-func newWorker(id int, hc *fasthttp.HostClient, o *Options, t target) *worker {
+func newWorker(id int, hc *fasthttp.HostClient, o *Options, t target, r *runState) *worker {
 	w := &worker{
 		hc:           hc,
+		run:          r,
 		hist:         newHistogram(),
 		rng:          rand.New(rand.NewPCG(o.Seed, uint64(id))),
 		users:        o.Users,
@@ -97,9 +99,13 @@ func (w *worker) prepare() {
 }
 
 // send does one request and records it, with latency counted from since: the actual
-// send time in the closed loop, the intended one in the open loop.
+// send time in the closed loop, the intended one in the open loop. A request of the
+// warm-up (since before the measured part) is sent and not recorded.
 func (w *worker) send(since time.Time) {
 	err := w.hc.Do(&w.req, &w.resp)
+	if since.Before(w.run.measureFrom) {
+		return
+	}
 	if err != nil {
 		w.kinds[classifyErr(err)]++
 		w.failed.Add(1)
