@@ -622,43 +622,39 @@ func (b *bench) load(ctx context.Context, t benchTarget, conns int) (Result, win
 // returned for an error message.
 func (b *bench) readMarks(stderr io.Reader, t benchTarget, pid int) (window, string, error) {
 	var (
-		win              window
-		other            strings.Builder
-		seen             int
-		firstErr         error
-		genBegin, genEnd time.Duration
+		win      window
+		other    strings.Builder
+		firstErr error
+		gen      [2]time.Duration // the generator's CPU time at the two marks
+		seen     [2]bool
 	)
 	keep := func(err error) {
 		if firstErr == nil && err != nil {
 			firstErr = err
 		}
 	}
+	at := [2]*counters{&win.before, &win.after}
 	sc := bufio.NewScanner(stderr)
 	for sc.Scan() {
-		var err error
-		switch line := sc.Text(); line {
-		case markBegin:
-			seen |= 1
-			win.before, err = b.readCounters(t)
-			keep(err)
-			genBegin, err = procCPU(pid)
-			keep(err)
-		case markEnd:
-			seen |= 2
-			win.after, err = b.readCounters(t)
-			keep(err)
-			genEnd, err = procCPU(pid)
-			keep(err)
-		default:
+		line := sc.Text()
+		i := slices.Index([]string{markBegin, markEnd}, line)
+		if i < 0 {
 			other.WriteString(line)
 			other.WriteByte('\n')
+			continue
 		}
+		var err error
+		seen[i] = true
+		*at[i], err = b.readCounters(t)
+		keep(err)
+		gen[i], err = procCPU(pid)
+		keep(err)
 	}
 	keep(sc.Err())
-	if firstErr == nil && seen != 3 {
+	if firstErr == nil && !(seen[0] && seen[1]) {
 		firstErr = fmt.Errorf("bench: the load generator did not mark its measured part (%q, %q): %s",
 			markBegin, markEnd, strings.TrimSpace(other.String()))
 	}
-	win.loadCPU = genEnd - genBegin
+	win.loadCPU = gen[1] - gen[0]
 	return win, other.String(), firstErr
 }

@@ -75,9 +75,13 @@ func TestRunWarmup(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		rate float64
+		// Every worker always has a request in flight in the closed loop, so all
+		// connections open at once, in the warm-up. In the open loop the shared pool
+		// opens one when more requests overlap than ever before, which may come later.
+		connsOpenInWarmup bool
 	}{
-		{"closed loop", 0},
-		{"open loop", 400},
+		{"closed loop", 0, true},
+		{"open loop", 400, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cs := startCounting(t)
@@ -112,7 +116,7 @@ func TestRunWarmup(t *testing.T) {
 			if !slices.Equal(marks, []bool{true, false}) {
 				t.Fatalf("OnMeasure calls %v, want [true false]", marks)
 			}
-			if acceptedAtBegin == 0 || cs.accepted.Load() != acceptedAtBegin {
+			if acceptedAtBegin == 0 || (tc.connsOpenInWarmup && cs.accepted.Load() != acceptedAtBegin) {
 				t.Errorf("connections accepted: %d by the measured part's start, %d at the end; want the warm-up's connections reused",
 					acceptedAtBegin, cs.accepted.Load())
 			}
