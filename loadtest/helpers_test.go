@@ -25,11 +25,16 @@ func startStandin(t testing.TB, region string, opt standin.Options) *standin.Ser
 // serve runs h on a free loopback port until cleanup and returns the base URL.
 func serve(t testing.TB, h fasthttp.RequestHandler) string {
 	t.Helper()
+	return serveWith(t, &fasthttp.Server{Handler: h, NoDefaultServerHeader: true, NoDefaultDate: true})
+}
+
+// serveWith runs srv on a free loopback port until cleanup and returns the base URL.
+func serveWith(t testing.TB, srv *fasthttp.Server) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &fasthttp.Server{Handler: h, NoDefaultServerHeader: true, NoDefaultDate: true}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

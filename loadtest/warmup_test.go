@@ -24,42 +24,23 @@ type countingServer struct {
 	afterCut atomic.Int64
 }
 
-type countingListener struct {
-	net.Listener
-	n *atomic.Int64
-}
-
-func (l countingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err == nil {
-		l.n.Add(1)
-	}
-	return c, err
-}
-
 func startCounting(t *testing.T) *countingServer {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs := &countingServer{url: "http://" + ln.Addr().String() + "/"}
-	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
-		cs.answered.Add(1)
-		if c := cs.cut.Load(); c != nil && !time.Now().Before(*c) {
-			cs.afterCut.Add(1)
-		}
-		ctx.SetBodyString("ok")
-	}}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		srv.Serve(countingListener{ln, &cs.accepted}) //nolint:errcheck // ends with Shutdown
-	}()
-	t.Cleanup(func() {
-		srv.Shutdown() //nolint:errcheck
-		<-done
-	})
+	cs := &countingServer{}
+	cs.url = serveWith(t, &fasthttp.Server{
+		Handler: func(ctx *fasthttp.RequestCtx) {
+			cs.answered.Add(1)
+			if c := cs.cut.Load(); c != nil && !time.Now().Before(*c) {
+				cs.afterCut.Add(1)
+			}
+			ctx.SetBodyString("ok")
+		},
+		ConnState: func(_ net.Conn, st fasthttp.ConnState) {
+			if st == fasthttp.StateNew {
+				cs.accepted.Add(1)
+			}
+		},
+	}) + "/"
 	return cs
 }
 

@@ -116,11 +116,11 @@ func (u *upstreamConn) Read(p []byte) (int, error) {
 	return u.Conn.Read(p)
 }
 
-// flushForAnswer flushes bw, the rest of a request, so that the read of its answer
-// writes it and waits for the answer without trying a read first (sockIO.holdWrite).
-// bw's buffer must stay untouched until that read returns.
-func flushForAnswer(conn net.Conn, bw *bufio.Writer) error {
-	if u, ok := conn.(*upstreamConn); ok && u.sock != nil && holdRequests && bw.Buffered() > 0 {
+// flushForAnswer flushes bw, the rest of a request; with hold, so that the read of
+// its answer writes it and waits for the answer without trying a read first
+// (sockIO.holdWrite). bw's buffer must stay untouched until that read returns.
+func flushForAnswer(conn net.Conn, bw *bufio.Writer, hold bool) error {
+	if u, ok := conn.(*upstreamConn); ok && hold && u.sock != nil && bw.Buffered() > 0 {
 		u.holdNext = true
 		err := bw.Flush()
 		u.holdNext = false
@@ -128,9 +128,6 @@ func flushForAnswer(conn net.Conn, bw *bufio.Writer) error {
 	}
 	return bw.Flush()
 }
-
-// holdRequests switches flushForAnswer's holding on (benchmarks compare both).
-var holdRequests = true
 
 func (u *upstreamConn) peek(fd uintptr) {
 	u.n, _, u.errno = syscall.Recvfrom(int(fd), u.buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
