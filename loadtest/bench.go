@@ -508,12 +508,14 @@ func (b *bench) measure(ctx context.Context, t benchTarget, conns int) (benchSam
 	if len(res.ErrorKinds) > 0 {
 		s.ErrorKind = res.ErrorKinds
 	}
-	backendCPU := after.backend - before.backend
+	backendCPU := after.backend.sub(before.backend).total()
 	if res.Elapsed > 0 {
 		s.LoadCPUPct = 100 * (loadCPU + backendCPU).Seconds() / res.Elapsed.Seconds()
 	}
 	if t.proc != nil {
-		s.CPUS = (after.proxy - before.proxy).Seconds()
+		proxy := after.proxy.sub(before.proxy)
+		s.CPUS = proxy.total().Seconds()
+		s.SysCPUS = proxy.sys.Seconds()
 		s.RSSMiB = float64(after.rss) / (1 << 20)
 		if s.CPUS > 0 {
 			s.ReqPerCPU = float64(res.Successes) / s.CPUS
@@ -521,7 +523,7 @@ func (b *bench) measure(ctx context.Context, t benchTarget, conns int) (benchSam
 	}
 	if b.o.proxyCPU >= 0 && b.o.loadCPU >= 0 && b.o.proxyCPU != b.o.loadCPU {
 		window := after.at.Sub(before.at).Seconds()
-		foreignProxy := (after.proxyCore - before.proxyCore) - (after.proxy - before.proxy)
+		foreignProxy := (after.proxyCore - before.proxyCore) - after.proxy.sub(before.proxy).total()
 		foreignLoad := (after.loadCore - before.loadCore) - loadCPU - backendCPU
 		if t.proc == nil {
 			foreignProxy = 0 // direct: the proxy core takes no part in the run
@@ -534,7 +536,7 @@ func (b *bench) measure(ctx context.Context, t benchTarget, conns int) (benchSam
 // counters are the /proc readings taken around a measured run.
 type counters struct {
 	at                  time.Time
-	proxy, backend      time.Duration // CPU time of the proxy under test and the backend
+	proxy, backend      cpuTime       // CPU time of the proxy under test and the backend
 	rss                 int64         // the proxy's VmRSS, bytes
 	proxyCore, loadCore time.Duration // busy time of the two bench cores
 }
@@ -625,7 +627,7 @@ func (b *bench) readMarks(stderr io.Reader, t benchTarget, pid int) (window, str
 		win      window
 		other    strings.Builder
 		firstErr error
-		gen      [2]time.Duration // the generator's CPU time at the two marks
+		gen      [2]cpuTime // the generator's CPU time at the two marks
 		seen     [2]bool
 	)
 	keep := func(err error) {
@@ -655,6 +657,6 @@ func (b *bench) readMarks(stderr io.Reader, t benchTarget, pid int) (window, str
 		firstErr = fmt.Errorf("bench: the load generator did not mark its measured part (%q, %q): %s",
 			markBegin, markEnd, strings.TrimSpace(other.String()))
 	}
-	win.loadCPU = gen[1] - gen[0]
+	win.loadCPU = gen[1].sub(gen[0]).total()
 	return win, other.String(), firstErr
 }

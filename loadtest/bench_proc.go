@@ -118,11 +118,25 @@ func freeAddr() (string, error) { return freeport.Addr() }
 // Linux architecture Go supports (the kernel fixes it for the user ABI).
 const clockTicks = 100
 
-// procCPU returns the CPU time (user + system, all threads) that process pid has used.
-func procCPU(pid int) (time.Duration, error) {
+// cpuTime is a process's CPU time split as the kernel reports it: in user space and
+// in the kernel (system calls, and the softirq work the kernel runs on the process's
+// behalf, such as delivering a loopback write to its peer). The sum is exact; the
+// split is sampled at the scheduler tick, so it is a share, not a stopwatch.
+type cpuTime struct {
+	user, sys time.Duration
+}
+
+func (c cpuTime) total() time.Duration { return c.user + c.sys }
+
+func (c cpuTime) sub(d cpuTime) cpuTime { return cpuTime{c.user - d.user, c.sys - d.sys} }
+
+func (c cpuTime) add(d cpuTime) cpuTime { return cpuTime{c.user + d.user, c.sys + d.sys} }
+
+// procCPU returns the CPU time (all threads) that process pid has used.
+func procCPU(pid int) (cpuTime, error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return 0, err
+		return cpuTime{}, err
 	}
 	return parseStatCPU(b)
 }
@@ -130,22 +144,25 @@ func procCPU(pid int) (time.Duration, error) {
 // parseStatCPU reads utime and stime (fields 14 and 15) from a /proc/PID/stat line.
 // The command name (field 2) may hold spaces and parentheses, so fields are counted
 // from its closing parenthesis, the last one on the line.
-func parseStatCPU(b []byte) (time.Duration, error) {
+func parseStatCPU(b []byte) (cpuTime, error) {
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0, errors.New("bench: /proc stat: no command name")
+		return cpuTime{}, errors.New("bench: /proc stat: no command name")
 	}
 	f := strings.Fields(string(b[i+1:]))
 	// f[0] is field 3 (state), so field n is f[n-3].
 	if len(f) < 13 {
-		return 0, errors.New("bench: /proc stat: too few fields")
+		return cpuTime{}, errors.New("bench: /proc stat: too few fields")
 	}
 	utime, err1 := strconv.ParseInt(f[11], 10, 64)
 	stime, err2 := strconv.ParseInt(f[12], 10, 64)
 	if err := errors.Join(err1, err2); err != nil {
-		return 0, fmt.Errorf("bench: /proc stat: %w", err)
+		return cpuTime{}, fmt.Errorf("bench: /proc stat: %w", err)
 	}
-	return time.Duration(utime+stime) * time.Second / clockTicks, nil
+	return cpuTime{
+		user: time.Duration(utime) * time.Second / clockTicks,
+		sys:  time.Duration(stime) * time.Second / clockTicks,
+	}, nil
 }
 
 // procRSS returns the resident set size of process pid in bytes (VmRSS).
@@ -213,10 +230,10 @@ func parseCoreBusy(b []byte, cpu int) (time.Duration, error) {
 
 // procTreeCPU is procCPU of pid and of its children: nginx with a master process
 // serves from its workers.
-func procTreeCPU(pid int) (time.Duration, error) {
+func procTreeCPU(pid int) (cpuTime, error) {
 	total, err := procCPU(pid)
 	if err != nil {
-		return 0, err
+		return cpuTime{}, err
 	}
 	des, err := os.ReadDir("/proc")
 	if err != nil {
@@ -232,7 +249,7 @@ func procTreeCPU(pid int) (time.Duration, error) {
 			continue
 		}
 		if c, err := parseStatCPU(b); err == nil {
-			total += c
+			total = total.add(c)
 		}
 	}
 	return total, nil

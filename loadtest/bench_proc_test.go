@@ -9,16 +9,17 @@ import (
 func TestParseStatCPU(t *testing.T) {
 	for _, tc := range []struct {
 		line string
-		want time.Duration
+		want cpuTime
 		ok   bool
 	}{
-		// utime 150 and stime 75 ticks: 2.25 s.
-		{"1234 (nginx) S 1 1234 1234 0 -1 4194560 100 0 0 0 150 75 0 0 20 0 1 0 100 1000 10 18446744073709551615", 2250 * time.Millisecond, true},
+		// utime 150 and stime 75 ticks: 1.5 s in user space, 0.75 s in the kernel.
+		{"1234 (nginx) S 1 1234 1234 0 -1 4194560 100 0 0 0 150 75 0 0 20 0 1 0 100 1000 10 18446744073709551615",
+			cpuTime{user: 1500 * time.Millisecond, sys: 750 * time.Millisecond}, true},
 		// A command name with spaces and parentheses.
-		{"99 (a (b) c) R 1 99 99 0 -1 0 0 0 0 0 7 3 0 0 20 0 1 0", 100 * time.Millisecond, true},
-		{"99 (x) R 1 2 3", 0, false},
-		{"no parenthesis", 0, false},
-		{"1 (x) S 1 1 1 0 -1 0 0 0 0 0 abc 3", 0, false},
+		{"99 (a (b) c) R 1 99 99 0 -1 0 0 0 0 0 7 3 0 0 20 0 1 0", cpuTime{user: 70 * time.Millisecond, sys: 30 * time.Millisecond}, true},
+		{"99 (x) R 1 2 3", cpuTime{}, false},
+		{"no parenthesis", cpuTime{}, false},
+		{"1 (x) S 1 1 1 0 -1 0 0 0 0 0 abc 3", cpuTime{}, false},
 	} {
 		got, err := parseStatCPU([]byte(tc.line))
 		if (err == nil) != tc.ok || got != tc.want {
@@ -75,7 +76,7 @@ func TestProcReadersOnSelf(t *testing.T) {
 		_ = x * x
 	}
 	cpu, err := procCPU(pid)
-	if err != nil || cpu <= 0 {
+	if err != nil || cpu.total() <= 0 {
 		t.Errorf("procCPU(self) = %v, %v; want > 0", cpu, err)
 	}
 	rss, err := procRSS(pid)
@@ -123,5 +124,41 @@ func TestParseWrk(t *testing.T) {
 	}
 	if _, err := parseWrk([]byte("Requests/sec: 1\n")); err == nil {
 		t.Error("output without the bench line accepted")
+	}
+}
+
+// TestProcCPUSplitsUserTime checks which of the two fields is which: a loop that
+// makes no system call must show up as user time. With utime and stime swapped it
+// would read as kernel time.
+func TestProcCPUSplitsUserTime(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("no /proc")
+	}
+	pid := os.Getpid()
+	before, err := procCPU(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Compute until the kernel has charged 300 ms of CPU to this process (ticks are
+	// 10 ms); a busy machine only stretches the wall time.
+	var used cpuTime
+	x := uint64(1)
+	for wall := time.Now().Add(30 * time.Second); time.Now().Before(wall); {
+		for range 1 << 20 {
+			x = x*6364136223846793005 + 1442695040888963407
+		}
+		now, err := procCPU(pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if used = now.sub(before); used.total() >= 300*time.Millisecond {
+			break
+		}
+	}
+	if used.total() < 300*time.Millisecond {
+		t.Fatalf("only %v of CPU charged in 30 s (x %d)", used.total(), x)
+	}
+	if used.user <= used.sys {
+		t.Errorf("a computing loop read as user %v, kernel %v; want mostly user time", used.user, used.sys)
 	}
 }

@@ -39,6 +39,8 @@ type benchSample struct {
 	CPUS      float64 `json:"proxy_cpu_s"`
 	RSSMiB    float64 `json:"proxy_rss_mib"`
 	ReqPerCPU float64 `json:"req_per_proxy_cpu_s"`
+	// SysCPUS is the part of CPUS the proxy spent in the kernel.
+	SysCPUS float64 `json:"proxy_sys_cpu_s"`
 	// LoadCPUPct is how busy the load side (generator + backend) kept its core, in
 	// percent of the run: near 100, the load side and not the proxy set the pace.
 	LoadCPUPct float64 `json:"load_cpu_pct"`
@@ -51,16 +53,20 @@ type benchSample struct {
 
 // benchSummary is the median over rounds of one target at one connection count.
 type benchSummary struct {
-	Target      string  `json:"target"`
-	Conns       int     `json:"conns"`
-	Rounds      int     `json:"rounds"`
-	Errors      int64   `json:"errors"` // summed over rounds
-	RPS         float64 `json:"rps"`
-	P50MS       float64 `json:"p50_ms"`
-	P99MS       float64 `json:"p99_ms"`
-	CPUS        float64 `json:"proxy_cpu_s"`
-	RSSMiB      float64 `json:"proxy_rss_mib"`
-	ReqPerCPU   float64 `json:"req_per_proxy_cpu_s"`
+	Target    string  `json:"target"`
+	Conns     int     `json:"conns"`
+	Rounds    int     `json:"rounds"`
+	Errors    int64   `json:"errors"` // summed over rounds
+	RPS       float64 `json:"rps"`
+	P50MS     float64 `json:"p50_ms"`
+	P99MS     float64 `json:"p99_ms"`
+	CPUS      float64 `json:"proxy_cpu_s"`
+	RSSMiB    float64 `json:"proxy_rss_mib"`
+	ReqPerCPU float64 `json:"req_per_proxy_cpu_s"`
+	// KernelPct is the share of the proxy's CPU spent in the kernel, in percent: a
+	// proxy making the same system calls and wake-ups cannot spend less than that
+	// part, so 100/KernelPct bounds what any user-space saving can gain over it.
+	KernelPct   float64 `json:"proxy_kernel_pct"`
 	LoadCPUPct  float64 `json:"load_cpu_pct"`
 	OtherCPUPct float64 `json:"other_cpu_pct"` // the worst round's
 }
@@ -117,7 +123,7 @@ func summarize(samples []benchSample, targets []string, conns []int) benchReport
 	rep := benchReport{Samples: samples}
 	for _, c := range conns {
 		for _, t := range targets {
-			var rps, p50, p99, cpu, rss, eff, load []float64
+			var rps, p50, p99, cpu, rss, eff, kernel, load []float64
 			var errs int64
 			var other float64
 			for _, s := range samples {
@@ -127,6 +133,9 @@ func summarize(samples []benchSample, targets []string, conns []int) benchReport
 				rps, p50, p99 = append(rps, s.RPS), append(p50, s.P50MS), append(p99, s.P99MS)
 				cpu, rss, eff = append(cpu, s.CPUS), append(rss, s.RSSMiB), append(eff, s.ReqPerCPU)
 				load = append(load, s.LoadCPUPct)
+				if s.CPUS > 0 {
+					kernel = append(kernel, 100*s.SysCPUS/s.CPUS)
+				}
 				errs += s.Errors
 				other = max(other, s.OtherCPUPct)
 			}
@@ -136,7 +145,7 @@ func summarize(samples []benchSample, targets []string, conns []int) benchReport
 			rep.Summary = append(rep.Summary, benchSummary{
 				Target: t, Conns: c, Rounds: len(rps), Errors: errs,
 				RPS: median(rps), P50MS: median(p50), P99MS: median(p99),
-				CPUS: median(cpu), RSSMiB: median(rss), ReqPerCPU: median(eff),
+				CPUS: median(cpu), RSSMiB: median(rss), ReqPerCPU: median(eff), KernelPct: median(kernel),
 				LoadCPUPct: median(load), OtherCPUPct: other,
 			})
 		}
@@ -226,15 +235,15 @@ func writeBenchText(w io.Writer, rep benchReport) error {
 		rounds = max(rounds, s.Rounds)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "conns\ttarget\treq/s\tp50 ms\tp99 ms\tproxy cpu-s\tproxy RSS MiB\treq/proxy-cpu-s\tload core %%\tother %%\terrors\t\n")
+	fmt.Fprintf(tw, "conns\ttarget\treq/s\tp50 ms\tp99 ms\tproxy cpu-s\tkernel %%\tproxy RSS MiB\treq/proxy-cpu-s\tload core %%\tother %%\terrors\t\n")
 	for _, s := range rep.Summary {
 		if s.Target == targetDirect {
-			fmt.Fprintf(tw, "%d\t%s\t%.0f\t%.2f\t%.2f\t-\t-\t-\t%.0f\t%.0f\t%d\t\n",
+			fmt.Fprintf(tw, "%d\t%s\t%.0f\t%.2f\t%.2f\t-\t-\t-\t-\t%.0f\t%.0f\t%d\t\n",
 				s.Conns, s.Target, s.RPS, s.P50MS, s.P99MS, s.LoadCPUPct, s.OtherCPUPct, s.Errors)
 			continue
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%.0f\t%.2f\t%.2f\t%.2f\t%.1f\t%.0f\t%.0f\t%.0f\t%d\t\n",
-			s.Conns, s.Target, s.RPS, s.P50MS, s.P99MS, s.CPUS, s.RSSMiB, s.ReqPerCPU, s.LoadCPUPct, s.OtherCPUPct, s.Errors)
+		fmt.Fprintf(tw, "%d\t%s\t%.0f\t%.2f\t%.2f\t%.2f\t%.0f\t%.1f\t%.0f\t%.0f\t%.0f\t%d\t\n",
+			s.Conns, s.Target, s.RPS, s.P50MS, s.P99MS, s.CPUS, s.KernelPct, s.RSSMiB, s.ReqPerCPU, s.LoadCPUPct, s.OtherCPUPct, s.Errors)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -247,6 +256,8 @@ func writeBenchText(w io.Writer, rep benchReport) error {
 		}
 	}
 	fmt.Fprintf(w, "(median of %d round(s); direct = load generator straight at the backend, no proxy;\n"+
+		" kernel %% = the proxy's CPU spent in the kernel (system calls, loopback delivery, wake-ups):\n"+
+		" a proxy making the same calls and wake-ups gains at most 100/kernel%% over it per CPU;\n"+
 		" load core %% = CPU of load generator + backend over the run: near 100, the load side set the pace;\n"+
 		" other %% = the most either bench core spent on processes outside the bench, worst round:\n"+
 		" above a few percent, the machine was not quiet and the figures are disturbed)\n", rounds)

@@ -29,10 +29,16 @@ type Latency struct {
 // Successes are 2xx answers. A Result is a plain value: callers own its maps.
 type Result struct {
 	URL     string
-	Mode    string  // ModeClosed or ModeOpen
-	Conns   int     // connections (and workers) used
-	Rate    float64 // open loop: the target rate; 0 in the closed loop
-	Elapsed time.Duration
+	Mode    string        // ModeClosed or ModeOpen
+	Conns   int           // connections (and workers) used
+	Rate    float64       // open loop: the target rate; 0 in the closed loop
+	Elapsed time.Duration // of the measured part, the warm-up excluded
+
+	// Warmup is the unmeasured load before the measured part (Options.Warmup);
+	// WarmupRequests and WarmupErrors count its requests, which are in no other figure.
+	Warmup         time.Duration
+	WarmupRequests int64
+	WarmupErrors   int64
 
 	Requests  int64
 	Successes int64
@@ -66,6 +72,7 @@ func collect(o *Options, workers []*worker, elapsed time.Duration) Result {
 		Conns:      o.Conns,
 		Rate:       o.Rate,
 		Elapsed:    elapsed,
+		Warmup:     o.Warmup,
 		ErrorKinds: map[string]int64{},
 		Regions:    map[string]int64{},
 		Histogram:  newHistogram(),
@@ -76,6 +83,8 @@ func collect(o *Options, workers []*worker, elapsed time.Duration) Result {
 	for _, w := range workers {
 		res.Requests += w.sent.Load()
 		res.Errors += w.failed.Load()
+		res.WarmupRequests += w.warm.Load()
+		res.WarmupErrors += w.warmFailed.Load()
 		for k, n := range w.kinds {
 			if n > 0 {
 				res.ErrorKinds[kindNames[k]] += n
@@ -117,6 +126,9 @@ type jsonResult struct {
 	Conns      int              `json:"conns"`
 	Rate       float64          `json:"rate,omitempty"`
 	ElapsedS   float64          `json:"elapsed_s"`
+	WarmupS    float64          `json:"warmup_s,omitempty"`
+	WarmupReqs int64            `json:"warmup_requests,omitempty"`
+	WarmupErrs int64            `json:"warmup_errors,omitempty"`
 	Requests   int64            `json:"requests"`
 	Successes  int64            `json:"successes"`
 	Errors     int64            `json:"errors"`
@@ -152,6 +164,7 @@ func (r Result) MarshalJSON() ([]byte, error) {
 	return json.Marshal(jsonResult{
 		URL: r.URL, Mode: r.Mode, Conns: r.Conns, Rate: r.Rate,
 		ElapsedS: r.Elapsed.Seconds(),
+		WarmupS:  r.Warmup.Seconds(), WarmupReqs: r.WarmupRequests, WarmupErrs: r.WarmupErrors,
 		Requests: r.Requests, Successes: r.Successes, Errors: r.Errors,
 		ErrorKinds: nonNil(r.ErrorKinds), Regions: nonNil(r.Regions),
 		RPS: r.RPS, TLS: r.TLS, Handshakes: r.Handshakes,
@@ -171,7 +184,8 @@ func (r *Result) UnmarshalJSON(b []byte) error {
 	l := j.LatencyMS
 	*r = Result{
 		URL: j.URL, Mode: j.Mode, Conns: j.Conns, Rate: j.Rate,
-		Elapsed:  time.Duration(j.ElapsedS * float64(time.Second)),
+		Elapsed: time.Duration(j.ElapsedS * float64(time.Second)),
+		Warmup:  time.Duration(j.WarmupS * float64(time.Second)), WarmupRequests: j.WarmupReqs, WarmupErrors: j.WarmupErrs,
 		Requests: j.Requests, Successes: j.Successes, Errors: j.Errors,
 		ErrorKinds: j.ErrorKinds, Regions: j.Regions, RPS: j.RPS, TLS: j.TLS, Handshakes: j.Handshakes,
 		Latency: Latency{
@@ -190,6 +204,10 @@ func (r Result) WriteText(w io.Writer) error {
 		mode = fmt.Sprintf("open loop, %g req/s target, %d conns", r.Rate, r.Conns)
 	}
 	fmt.Fprintf(&b, "target    %s  (%s, %.2fs)\n", r.URL, mode, r.Elapsed.Seconds())
+	if r.Warmup > 0 {
+		fmt.Fprintf(&b, "warm-up   %v before the measured part, not counted below: %d requests, %d errors\n",
+			r.Warmup, r.WarmupRequests, r.WarmupErrors)
+	}
 	fmt.Fprintf(&b, "requests  %d  (%.1f req/s)  ok %d  errors %d\n", r.Requests, r.RPS, r.Successes, r.Errors)
 	if r.TLS != "" {
 		fmt.Fprintf(&b, "tls       %s, %d handshakes (%.1f/s)\n", r.TLS, r.Handshakes, float64(r.Handshakes)/max(r.Elapsed.Seconds(), 1e-9))

@@ -14,7 +14,8 @@ func sampleResult() Result {
 	}
 	return Result{
 		URL: "http://127.0.0.1:8080/api/feed", Mode: ModeOpen, Conns: 64, Rate: 5000,
-		Elapsed:  2 * time.Second,
+		Elapsed: 2 * time.Second,
+		Warmup:  time.Second, WarmupRequests: 7, WarmupErrors: 1,
 		Requests: 10, Successes: 5, Errors: 5,
 		ErrorKinds: map[string]int64{"timeout": 2, "status_5xx": 3},
 		Regions:    map[string]int64{"idc": 6, "cloud": 2},
@@ -34,7 +35,7 @@ func TestResultJSONRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, k := range []string{"url", "mode", "conns", "rate", "elapsed_s", "requests", "successes",
-		"errors", "error_kinds", "regions", "rps", "latency_ms"} {
+		"errors", "error_kinds", "regions", "rps", "latency_ms", "warmup_s", "warmup_requests", "warmup_errors"} {
 		if _, ok := raw[k]; !ok {
 			t.Errorf("JSON %s lacks key %q", b, k)
 		}
@@ -49,7 +50,8 @@ func TestResultJSONRoundTrip(t *testing.T) {
 	}
 	r.Histogram = nil
 	if back.Requests != r.Requests || back.Errors != r.Errors || back.Mode != r.Mode ||
-		back.Elapsed != r.Elapsed || back.Regions["idc"] != 6 || back.ErrorKinds["status_5xx"] != 3 {
+		back.Elapsed != r.Elapsed || back.Regions["idc"] != 6 || back.ErrorKinds["status_5xx"] != 3 ||
+		back.Warmup != r.Warmup || back.WarmupRequests != 7 || back.WarmupErrors != 1 {
 		t.Errorf("round trip: got %+v, want %+v", back, r)
 	}
 	if d := back.Latency.P99 - r.Latency.P99; d < -time.Microsecond || d > time.Microsecond {
@@ -75,6 +77,7 @@ func TestResultWriteText(t *testing.T) {
 	out := b.String()
 	for _, want := range []string{
 		"open loop, 5000 req/s target, 64 conns",
+		"warm-up   1s before the measured part, not counted below: 7 requests, 1 errors",
 		"requests  10  (5.0 req/s)  ok 5  errors 5",
 		"errors    status_5xx 3 timeout 2",
 		"regions   cloud 2 (25.0%) idc 6 (75.0%)",
@@ -89,7 +92,7 @@ func TestResultWriteText(t *testing.T) {
 	none := Result{Requests: 3, Errors: 3, ErrorKinds: map[string]int64{"connect_refused": 3}, Histogram: newHistogram()}
 	b.Reset()
 	none.WriteText(&b)
-	if !strings.Contains(b.String(), "latency   (no answers)") {
+	if !strings.Contains(b.String(), "latency   (no answers)") || strings.Contains(b.String(), "warm-up") {
 		t.Errorf("no answers: got\n%s", b.String())
 	}
 }

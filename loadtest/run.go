@@ -78,7 +78,7 @@ func run(ctx context.Context, o Options, lookup lookupFunc) (Result, error) {
 	}()
 	var bg sync.WaitGroup
 	if o.Progress != nil {
-		bg.Go(func() { progressLoop(o.Progress, o.ProgressEvery, r.start, workers, finished) })
+		bg.Go(func() { progressLoop(o.Progress, o.ProgressEvery, r.start, r.measureFrom, workers, finished) })
 	}
 
 	var wg sync.WaitGroup
@@ -190,25 +190,70 @@ func (r *runState) intended(i int64) time.Time {
 }
 
 // progressLoop writes one line per interval until finished closes.
-func progressLoop(out io.Writer, every time.Duration, start time.Time, workers []*worker, finished <-chan struct{}) {
+func progressLoop(out io.Writer, every time.Duration, start, measureFrom time.Time, workers []*worker, finished <-chan struct{}) {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
-	var last int64
-	lastAt := start
+	p := newProgress(start, measureFrom)
 	for {
 		select {
 		case <-finished:
 			return
 		case now := <-tick.C:
-			var sent, failed int64
+			var c progressCounts
 			for _, w := range workers {
-				sent += w.sent.Load()
-				failed += w.failed.Load()
+				c.sent += w.sent.Load()
+				c.failed += w.failed.Load()
+				c.warm += w.warm.Load()
+				c.warmFailed += w.warmFailed.Load()
 			}
-			rate := float64(sent-last) / now.Sub(lastAt).Seconds()
-			last, lastAt = sent, now
-			fmt.Fprintf(out, "%7.1fs  %10d requests  %9.0f req/s  %8d errors\n",
-				now.Sub(start).Seconds(), sent, rate, failed)
+			io.WriteString(out, p.line(now, c))
 		}
 	}
+}
+
+// progressCounts are the workers' counters summed at one tick.
+type progressCounts struct{ sent, failed, warm, warmFailed int64 }
+
+// progress turns the counters at each tick into a line: the warm-up's counts while
+// it lasts (marked so), then the measured part's, whose rate counts from its start.
+type progress struct {
+	start, measureFrom time.Time
+	warming            bool
+	last               int64
+	lastAt             time.Time
+}
+
+func newProgress(start, measureFrom time.Time) *progress {
+	return &progress{start: start, measureFrom: measureFrom, warming: measureFrom.After(start), lastAt: start}
+}
+
+func (p *progress) line(now time.Time, c progressCounts) string {
+	if p.warming && now.Before(p.measureFrom) {
+		return p.warmLine(now, c)
+	}
+	var first string
+	if p.warming {
+		// The first tick past the warm-up closes it with a line of its totals (the
+		// only one when the warm-up is shorter than the interval).
+		first = p.warmLine(p.measureFrom, c)
+		p.warming, p.last, p.lastAt = false, 0, p.measureFrom
+	}
+	return first + fmt.Sprintf("%7.1fs  %10d requests  %9.0f req/s  %8d errors\n",
+		now.Sub(p.start).Seconds(), c.sent, p.rate(now, c.sent), c.failed)
+}
+
+func (p *progress) warmLine(at time.Time, c progressCounts) string {
+	return fmt.Sprintf("%7.1fs  %10d requests  %9.0f req/s  %8d errors  (warm-up, not measured)\n",
+		at.Sub(p.start).Seconds(), c.warm, p.rate(at, c.warm), c.warmFailed)
+}
+
+// rate is the requests per second since the previous line; 0 at the instant the
+// measured part starts.
+func (p *progress) rate(now time.Time, n int64) float64 {
+	r := 0.0
+	if d := now.Sub(p.lastAt); d > 0 {
+		r = float64(n-p.last) / d.Seconds()
+	}
+	p.last, p.lastAt = n, now
+	return r
 }

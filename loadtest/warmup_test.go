@@ -105,6 +105,13 @@ func TestRunWarmup(t *testing.T) {
 			if before <= conns {
 				t.Fatalf("the warm-up sent %d requests; want more than %d", before, conns)
 			}
+			// Every answered request is counted once: in the warm-up's count or in the
+			// measured figures; the warm-up's count covers every answer before the cut.
+			if res.Warmup != warmup || res.WarmupErrors != 0 || res.WarmupRequests < before ||
+				res.WarmupRequests+res.Requests != cs.answered.Load() {
+				t.Errorf("warm-up %v: %d requests, %d errors, measured %d; the server answered %d, %d before the cut",
+					res.Warmup, res.WarmupRequests, res.WarmupErrors, res.Requests, cs.answered.Load(), before)
+			}
 			if res.Requests == 0 || res.Requests > cs.afterCut.Load() {
 				t.Errorf("reported %d requests; the server answered %d in all, %d of them after the warm-up: want 1..%[3]d",
 					res.Requests, cs.answered.Load(), cs.afterCut.Load())
@@ -165,7 +172,7 @@ func TestReadMarks(t *testing.T) {
 	if other != "warming\n" {
 		t.Errorf("other lines %q, want the line that was not a mark", other)
 	}
-	if win.before.at.IsZero() || win.after.at.Before(win.before.at) || win.after.proxy < win.before.proxy || win.after.rss == 0 {
+	if win.before.at.IsZero() || win.after.at.Before(win.before.at) || win.after.proxy.total() < win.before.proxy.total() || win.after.rss == 0 {
 		t.Errorf("window %+v: want both readings taken, in order", win)
 	}
 
@@ -173,5 +180,57 @@ func TestReadMarks(t *testing.T) {
 		if _, _, err := b.readMarks(strings.NewReader(in), tgt, os.Getpid()); err == nil || !strings.Contains(err.Error(), "did not mark") {
 			t.Errorf("readMarks(%q) err = %v, want it to say the marks are missing", in, err)
 		}
+	}
+}
+
+// TestProgressLine: while the warm-up lasts the progress line shows its counts, marked
+// as not measured; from the measured part's start it shows the measured counts, with
+// the first line's rate counted from that start, not from the warm-up's.
+func TestProgressLine(t *testing.T) {
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return start.Add(time.Duration(ms) * time.Millisecond) }
+	for _, tc := range []struct {
+		name        string
+		measureFrom time.Time
+		ticks       []int // ms after start
+		counts      []progressCounts
+		want        []string
+	}{
+		{
+			name: "warm-up then measured", measureFrom: at(1000),
+			ticks:  []int{500, 1000, 1500, 2000},
+			counts: []progressCounts{{warm: 400, warmFailed: 1}, {warm: 800, warmFailed: 1}, {sent: 200, failed: 2, warm: 800, warmFailed: 1}, {sent: 600, failed: 2, warm: 800, warmFailed: 1}},
+			want: []string{
+				"0.5s  400 requests  800 req/s  1 errors  (warm-up, not measured)",
+				// The tick at the measured part's start closes the warm-up and is the
+				// measured part's first line, with 0 sent.
+				"1.0s  800 requests  800 req/s  1 errors  (warm-up, not measured)\n1.0s  0 requests  0 req/s  0 errors",
+				"1.5s  200 requests  400 req/s  2 errors",
+				"2.0s  600 requests  800 req/s  2 errors",
+			},
+		},
+		{
+			// A warm-up shorter than the interval gets one line, at its end.
+			name: "short warm-up", measureFrom: at(300),
+			ticks:  []int{1000},
+			counts: []progressCounts{{sent: 700, warm: 300}},
+			want:   []string{"0.3s  300 requests  1000 req/s  0 errors  (warm-up, not measured)\n1.0s  700 requests  1000 req/s  0 errors"},
+		},
+		{
+			name: "no warm-up", measureFrom: start,
+			ticks:  []int{500, 1000},
+			counts: []progressCounts{{sent: 100}, {sent: 300, failed: 1}},
+			want:   []string{"0.5s  100 requests  200 req/s  0 errors", "1.0s  300 requests  400 req/s  1 errors"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newProgress(start, tc.measureFrom)
+			for i, ms := range tc.ticks {
+				got := strings.Join(strings.Fields(p.line(at(ms), tc.counts[i])), " ")
+				if want := strings.Join(strings.Fields(tc.want[i]), " "); got != want {
+					t.Errorf("tick %d ms: %q, want %q", ms, got, want)
+				}
+			}
+		})
 	}
 }

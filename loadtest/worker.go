@@ -35,7 +35,7 @@ const (
 )
 
 // worker is one connection's goroutine and everything it touches per request. Only
-// that goroutine writes its fields; sent and failed are atomics because the progress
+// that goroutine writes its fields; the counters are atomics because the progress
 // line reads them while the run lasts, everything else is read after the run ends.
 type worker struct {
 	hc   *fasthttp.HostClient
@@ -57,7 +57,9 @@ type worker struct {
 
 	sent   atomic.Int64 // requests finished, with or without an answer
 	failed atomic.Int64 // of which not 2xx
-	_      [64]byte     // keep the next worker's atomics off this cache line
+	// warm and warmFailed count the warm-up's requests, which are not recorded.
+	warm, warmFailed atomic.Int64
+	_                [64]byte // keep the next worker's atomics off this cache line
 }
 
 func newWorker(id int, hc *fasthttp.HostClient, o *Options, t target, r *runState) *worker {
@@ -104,6 +106,12 @@ func (w *worker) prepare() {
 func (w *worker) send(since time.Time) {
 	err := w.hc.Do(&w.req, &w.resp)
 	if since.Before(w.run.measureFrom) {
+		if err != nil {
+			w.warmFailed.Add(1)
+		} else if _, ok := classifyStatus(w.resp.StatusCode()); !ok {
+			w.warmFailed.Add(1)
+		}
+		w.warm.Add(1)
 		return
 	}
 	if err != nil {
