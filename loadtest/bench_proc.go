@@ -120,8 +120,10 @@ const clockTicks = 100
 
 // cpuTime is a process's CPU time split as the kernel reports it: in user space and
 // in the kernel (system calls, and the softirq work the kernel runs on the process's
-// behalf, such as delivering a loopback write to its peer). The sum is exact; the
-// split is sampled at the scheduler tick, so it is a share, not a stopwatch.
+// behalf, such as delivering a loopback write to its peer). The sum is the
+// scheduler's runtime accounting (what top shows; on a VM it can differ from perf's
+// task clock, see the README's Speed section); the split is sampled at the scheduler
+// tick, so it is a share, not a stopwatch.
 type cpuTime struct {
 	user, sys time.Duration
 }
