@@ -82,7 +82,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchOptions, int) {
 	fs.StringVar(&conns, "conns", "64,256", "comma-separated connection counts")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "measured time of each run")
 	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured load before each run")
-	fs.StringVar(&targets, "targets", "direct,nginx,haproxy,shiftgate,shiftgate-pipelined", "comma-separated targets: direct, nginx, haproxy, shiftgate, shiftgate-pipelined, shiftgate-levers, shiftgate-nostats, shiftgate-accesslog, shiftgate-mirror, and the floors (the least Go can do: floor-netpoll, floor-fasthttp, floor-epoll, floor-epoll-raw; they need -floor)")
+	fs.StringVar(&targets, "targets", "direct,nginx,haproxy,shiftgate,shiftgate-pipelined", "comma-separated targets: direct, nginx, haproxy, shiftgate, shiftgate-pipelined, shiftgate-levers, shiftgate-nostats, shiftgate-accesslog, shiftgate-mirror, and the floors (the least Go can do: floor-netpoll, floor-fasthttp, floor-epoll, floor-epoll-raw, floor-epoll-netpoll, floor-epoll-held; they need -floor)")
 	fs.IntVar(&o.bodySize, "body-size", 1024, "the backend's fixed response body, in bytes")
 	fs.StringVar(&o.path, "path", "/api/feed", "request path (the example config's split route)")
 	fs.IntVar(&o.users, "users", 10000, "distinct user ids in the X-User-Id header")
@@ -447,7 +447,7 @@ func (b *bench) startTarget(ctx context.Context, name, backend string) (benchTar
 		}
 		argv = []string{b.o.shiftgate, "serve", "-config", cfg}
 		env = []string{fmt.Sprintf("GOMAXPROCS=%d", b.o.cores)}
-	case targetFloorNetpoll, targetFloorFasthttp, targetFloorEpoll, targetFloorEpollRaw:
+	case targetFloorNetpoll, targetFloorFasthttp, targetFloorEpoll, targetFloorEpollRaw, targetFloorEpollNetpoll, targetFloorEpollHeld:
 		argv = append([]string{b.o.floor}, floorArgs(name, listen, backend)...)
 		env = []string{fmt.Sprintf("GOMAXPROCS=%d", b.o.cores)}
 	}

@@ -19,9 +19,16 @@ const (
 	// targetFloorEpollRaw is floor-epoll reading and writing with
 	// syscall.RawSyscall, without the runtime's system call bookkeeping.
 	targetFloorEpollRaw = "floor-epoll-raw"
+	// targetFloorEpollNetpoll is floor-epoll-raw waiting for its events in Go's
+	// netpoller, where every goroutine-per-connection server's wake-ups go.
+	targetFloorEpollNetpoll = "floor-epoll-netpoll"
+	// targetFloorEpollHeld is floor-epoll-raw blocking in epoll_wait without
+	// giving up its processor, as nginx's worker does: no runtime work per wake-up.
+	targetFloorEpollHeld = "floor-epoll-held"
 )
 
-var floorTargets = []string{targetFloorNetpoll, targetFloorFasthttp, targetFloorEpoll, targetFloorEpollRaw}
+var floorTargets = []string{targetFloorNetpoll, targetFloorFasthttp, targetFloorEpoll, targetFloorEpollRaw,
+	targetFloorEpollNetpoll, targetFloorEpollHeld}
 
 // floorArgs are the floor binary's flags for the named target.
 func floorArgs(name, listen, backend string) []string {
@@ -33,6 +40,10 @@ func floorArgs(name, listen, backend string) []string {
 		return append(args, "fasthttp")
 	case targetFloorEpollRaw:
 		return append(args, "epoll", "-raw")
+	case targetFloorEpollNetpoll:
+		return append(args, "epoll", "-raw", "-wait", "netpoll")
+	case targetFloorEpollHeld:
+		return append(args, "epoll", "-raw", "-wait", "held")
 	}
 	return append(args, "epoll")
 }

@@ -152,8 +152,14 @@ func TestBenchFlags(t *testing.T) {
 	if err := (&bench{o: o, log: io.Discard}).checkTools(); !errors.Is(err, errNoFloor) {
 		t.Errorf("floor targets without -floor: %v, want %v", err, errNoFloor)
 	}
-	if got := floorArgs(targetFloorEpollRaw, "L", "B"); strings.Join(got, " ") != "-listen L -backend B -mode epoll -raw" {
-		t.Errorf("floor-epoll-raw argv %q", got)
+	for target, want := range map[string]string{
+		targetFloorEpollRaw:     "-listen L -backend B -mode epoll -raw",
+		targetFloorEpollNetpoll: "-listen L -backend B -mode epoll -raw -wait netpoll",
+		targetFloorEpollHeld:    "-listen L -backend B -mode epoll -raw -wait held",
+	} {
+		if got := floorArgs(target, "L", "B"); strings.Join(got, " ") != want {
+			t.Errorf("%s argv %q, want %q", target, got, want)
+		}
 	}
 	o, code = parseBenchFlags([]string{"-quick", "-rounds", "2"}, &strings.Builder{})
 	if code != -1 || o.rounds != 2 || o.duration != 2*time.Second || o.warmup != 500*time.Millisecond ||

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"runtime"
 	"sync"
 	"syscall"
@@ -21,14 +22,44 @@ import (
 // socket is drained (a later arrival raises a new edge), so a request costs one read
 // and one write on each side, as in nginx. With raw, reads, writes and accepts go
 // through syscall.RawSyscall, skipping the runtime's entersyscall/exitsyscall (safe:
-// the sockets never block); epoll_wait, which does block, keeps the ordinary path.
+// the sockets never block). How a loop waits for its next events is wait's choice.
 type epollServer struct {
 	address string
 	loops   []*loop
 	wg      sync.WaitGroup
 }
 
-func startEpoll(listen, backend string, raw bool) (*epollServer, error) {
+// How an event loop waits for its next events (-wait). Measured side by side, they
+// show what the Go runtime's handling of a waiting thread costs an event loop.
+const (
+	// waitSyscall blocks in epoll_wait through the runtime's system call path: the
+	// runtime's monitor thread takes the processor away while the call blocks (it
+	// outlasts 20 µs), stays awake at 20 µs ticks while a call is in flight, and the
+	// loop's thread has to get a processor back when events come.
+	waitSyscall = "syscall"
+	// waitNetpoll waits in Go's netpoller: the loop's epoll descriptor is itself
+	// registered with the runtime (an epoll set is readable when it has events), and
+	// the loop collects its events with a nonblocking epoll_wait once woken: the path
+	// every goroutine-per-connection Go server's wake-ups take.
+	waitNetpoll = "netpoll"
+	// waitHeld blocks in epoll_wait with syscall.RawSyscall6, keeping the processor
+	// through the wait, as nginx's worker keeps its CPU: one system call per wake-up
+	// and nothing for the runtime to do. The wait is bounded (heldWaitMS) so that the
+	// rest of the process (signals, the garbage collector's stop) is not held up
+	// longer than that when no event comes; the runtime's preemption signal ends it
+	// early too (EINTR). Only for a process whose event loops are all it runs.
+	waitHeld = "held"
+)
+
+// heldWaitMS bounds one held wait.
+const heldWaitMS = 10
+
+func startEpoll(listen, backend string, raw bool, wait string) (*epollServer, error) {
+	switch wait {
+	case waitSyscall, waitNetpoll, waitHeld:
+	default:
+		return nil, fmt.Errorf("epoll: -wait is syscall, netpoll or held, got %q", wait)
+	}
 	la, err := netip.ParseAddrPort(listen)
 	if err != nil || !la.Addr().Is4() {
 		return nil, fmt.Errorf("epoll: -listen wants an IPv4 address and port, got %q", listen)
@@ -40,7 +71,7 @@ func startEpoll(listen, backend string, raw bool) (*epollServer, error) {
 	s := &epollServer{}
 	port := la.Port()
 	for range runtime.GOMAXPROCS(0) {
-		l, err := newLoop(la.Addr().As4(), port, ba, raw)
+		l, err := newLoop(la.Addr().As4(), port, ba, raw, wait)
 		if err != nil {
 			s.close()
 			return nil, err
@@ -94,12 +125,17 @@ type loop struct {
 	wake    [2]int
 	backend unix.SockaddrInet4
 	raw     bool
-	pairs   []*pair // by fd, for the client and the upstream side
-	free    []*pair
+	wait    string
+	// epf and eprc hold ep under waitNetpoll: registered with the runtime's poller,
+	// which owns ep then (closed through epf).
+	epf   *os.File
+	eprc  syscall.RawConn
+	pairs []*pair // by fd, for the client and the upstream side
+	free  []*pair
 }
 
-func newLoop(ip [4]byte, port uint16, backend netip.AddrPort, raw bool) (_ *loop, err error) {
-	l := &loop{ep: -1, lfd: -1, wake: [2]int{-1, -1}, raw: raw,
+func newLoop(ip [4]byte, port uint16, backend netip.AddrPort, raw bool, wait string) (_ *loop, err error) {
+	l := &loop{ep: -1, lfd: -1, wake: [2]int{-1, -1}, raw: raw, wait: wait,
 		backend: unix.SockaddrInet4{Port: int(backend.Port()), Addr: backend.Addr().As4()}}
 	defer func() {
 		if err != nil {
@@ -135,6 +171,16 @@ func newLoop(ip [4]byte, port uint16, backend netip.AddrPort, raw bool) (_ *loop
 			return nil, err
 		}
 	}
+	if wait == waitNetpoll {
+		// Nonblocking, os.NewFile registers it with the runtime's poller.
+		if err = unix.SetNonblock(l.ep, true); err != nil {
+			return nil, err
+		}
+		l.epf = os.NewFile(uintptr(l.ep), "epoll")
+		if l.eprc, err = l.epf.SyscallConn(); err != nil {
+			return nil, err
+		}
+	}
 	return l, nil
 }
 
@@ -143,6 +189,10 @@ func (l *loop) closeAll() {
 		if p != nil && p.cfd >= 0 {
 			l.closePair(p)
 		}
+	}
+	if l.epf != nil {
+		l.epf.Close()
+		l.ep = -1
 	}
 	for _, fd := range []int{l.lfd, l.ep, l.wake[0], l.wake[1]} {
 		if fd >= 0 {
@@ -155,7 +205,7 @@ func (l *loop) run() {
 	defer l.closeAll()
 	events := make([]unix.EpollEvent, 256)
 	for {
-		n, err := unix.EpollWait(l.ep, events, -1)
+		n, err := l.next(events)
 		if err != nil {
 			if err == unix.EINTR {
 				continue
@@ -187,6 +237,41 @@ func (l *loop) run() {
 			}
 		}
 	}
+}
+
+// next waits for events the way l.wait says and returns how many it put in events.
+func (l *loop) next(events []unix.EpollEvent) (int, error) {
+	switch l.wait {
+	case waitHeld:
+		return epollWaitRaw(l.ep, events, heldWaitMS)
+	case waitNetpoll:
+		var (
+			n   int
+			err error
+		)
+		// RawConn.Read clears the descriptor's readiness, then calls the function
+		// until it reports done, waiting in the poller between calls; an event that
+		// comes after a call found none marks the set readable again.
+		rerr := l.eprc.Read(func(fd uintptr) bool {
+			n, err = epollWaitRaw(int(fd), events, 0)
+			return n > 0 || err != nil
+		})
+		if rerr != nil {
+			return 0, rerr
+		}
+		return n, err
+	}
+	return unix.EpollWait(l.ep, events, -1)
+}
+
+// epollWaitRaw is epoll_wait through syscall.RawSyscall6: the calling goroutine keeps
+// its processor for as long as the call takes.
+func epollWaitRaw(ep int, events []unix.EpollEvent, msec int) (int, error) {
+	r, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_WAIT, uintptr(ep), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), uintptr(msec), 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), nil
 }
 
 func (l *loop) accept() {

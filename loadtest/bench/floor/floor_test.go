@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -58,11 +60,14 @@ func backend(t *testing.T) (addr string, conns *atomic.Int64) {
 var modes = []struct {
 	name, mode string
 	raw        bool
+	wait       string
 }{
-	{"netpoll", "netpoll", false},
-	{"fasthttp", "fasthttp", false},
-	{"epoll", "epoll", false},
-	{"epoll-raw", "epoll", true},
+	{"netpoll", "netpoll", false, waitSyscall},
+	{"fasthttp", "fasthttp", false, waitSyscall},
+	{"epoll", "epoll", false, waitSyscall},
+	{"epoll-raw", "epoll", true, waitSyscall},
+	{"epoll-raw-netpoll", "epoll", true, waitNetpoll},
+	{"epoll-raw-held", "epoll", true, waitHeld},
 }
 
 // TestFloorsProxy sends one keep-alive connection's worth of requests of every shape
@@ -73,7 +78,7 @@ func TestFloorsProxy(t *testing.T) {
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
 			be, upstreams := backend(t)
-			c := dialFloor(t, m.mode, be, m.raw)
+			c := dialFloor(t, m.mode, be, m.raw, m.wait)
 			br := bufio.NewReader(c)
 			exchange := func(req string, method string, want []byte) {
 				t.Helper()
@@ -107,9 +112,9 @@ func TestFloorsProxy(t *testing.T) {
 
 // dialFloor starts a floor of mode in front of backend and returns a client
 // connection to it with a hang guard; both end with the test.
-func dialFloor(t *testing.T, mode, backend string, raw bool) net.Conn {
+func dialFloor(t *testing.T, mode, backend string, raw bool, wait string) net.Conn {
 	t.Helper()
-	s, err := start(mode, "127.0.0.1:0", backend, raw)
+	s, err := start(mode, "127.0.0.1:0", backend, raw, wait)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,12 +156,96 @@ func TestFloorsRefuseChunked(t *testing.T) {
 		}
 		t.Run(m.name, func(t *testing.T) {
 			be, _ := backend(t)
-			c := dialFloor(t, m.mode, be, m.raw)
+			c := dialFloor(t, m.mode, be, m.raw, m.wait)
 			io.WriteString(c, "POST / HTTP/1.1\r\nHost: b\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
 			out, _ := io.ReadAll(c) // until the floor closes
 			if !strings.HasPrefix(string(out), "HTTP/1.1 501 ") {
 				t.Fatalf("got %q, want a 501 and a close", out)
 			}
 		})
+	}
+}
+
+// TestFloorWaits: each -wait leaves an idle event loop where it says: blocked in a
+// system call (the runtime sees "syscall"), parked in Go's netpoller ("IO wait"), or
+// keeping its processor in a raw call (the runtime sees a running goroutine, or one
+// the stack dump's own stop of the world preempted).
+func TestFloorWaits(t *testing.T) {
+	cases := []struct {
+		wait   string
+		states []string
+	}{
+		{waitSyscall, []string{"syscall"}},
+		{waitNetpoll, []string{"IO wait"}},
+		{waitHeld, []string{"running", "runnable", "preempted"}},
+	}
+	for _, c := range cases {
+		t.Run(c.wait, func(t *testing.T) {
+			be, _ := backend(t)
+			conn := dialFloor(t, "epoll", be, true, c.wait)
+			// One exchange: the loop has run and gone back to waiting.
+			io.WriteString(conn, "GET / HTTP/1.1\r\nHost: b\r\n\r\n")
+			check(t, bufio.NewReader(conn), "GET", []byte("GET / "))
+			want := func(states []string) bool {
+				return !slices.ContainsFunc(states, func(s string) bool { return !slices.Contains(c.states, s) })
+			}
+			// A loop may still be on its way back to its wait; once there, it stays:
+			// a held wait that was a timed system call after all would show as one
+			// in most of the samples that follow.
+			states := loopStates(t)
+			for i := 0; !want(states) && i < 200; i++ {
+				time.Sleep(5 * time.Millisecond)
+				states = loopStates(t)
+			}
+			for range 10 {
+				if !want(states) {
+					t.Fatalf("idle event loops under -wait %s are %q, want each one of %q", c.wait, states, c.states)
+				}
+				time.Sleep(3 * time.Millisecond)
+				states = loopStates(t)
+			}
+		})
+	}
+}
+
+// loopStates returns the state the runtime reports for each event loop's goroutine.
+func loopStates(t *testing.T) []string {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	var states []string
+	for g := range strings.SplitSeq(string(buf), "\n\n") {
+		if !strings.Contains(g, ".(*loop).run(") {
+			continue
+		}
+		head, _, _ := strings.Cut(g, "\n") // goroutine 7 [IO wait, locked to thread]:
+		_, st, ok := strings.Cut(head, "[")
+		if !ok {
+			t.Fatalf("unexpected goroutine header %q", head)
+		}
+		st, _, _ = strings.Cut(st, "]")
+		st, _, _ = strings.Cut(st, ",")
+		states = append(states, st)
+	}
+	if len(states) != runtime.GOMAXPROCS(0) {
+		t.Fatalf("%d event loop goroutines in the stack dump, want one per GOMAXPROCS (%d):\n%s", len(states), runtime.GOMAXPROCS(0), buf)
+	}
+	return states
+}
+
+// TestFloorFlags: -wait belongs to the epoll mode and takes one of its three values.
+func TestFloorFlags(t *testing.T) {
+	cases := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"-mode", "netpoll", "-wait", "held", "-backend", "127.0.0.1:1"}, 2, "usage: floor"},
+		{[]string{"-mode", "epoll", "-wait", "spin", "-listen", "127.0.0.1:0", "-backend", "127.0.0.1:1"}, 1, `-wait is syscall, netpoll or held, got "spin"`},
+	}
+	for _, c := range cases {
+		var out, errb strings.Builder
+		if code := run(c.args, &out, &errb); code != c.code || !strings.Contains(errb.String(), c.want) {
+			t.Errorf("floor %q: exit %d, stderr %q; want %d and %q", c.args, code, errb.String(), c.code, c.want)
+		}
 	}
 }
