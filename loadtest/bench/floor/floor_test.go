@@ -169,15 +169,16 @@ func TestFloorsRefuseChunked(t *testing.T) {
 // TestFloorWaits: each -wait leaves an idle event loop where it says: blocked in a
 // system call (the runtime sees "syscall"), parked in Go's netpoller ("IO wait"), or
 // keeping its processor in a raw call (the runtime sees a running goroutine, or one
-// the stack dump's own stop of the world preempted).
+// the stack dump's own stop of the world preempted); the loops that wait in a system
+// call keep their thread, the one the poller wakes does not.
 func TestFloorWaits(t *testing.T) {
 	cases := []struct {
 		wait   string
 		states []string
 	}{
-		{waitSyscall, []string{"syscall"}},
+		{waitSyscall, []string{"syscall, locked to thread"}},
 		{waitNetpoll, []string{"IO wait"}},
-		{waitHeld, []string{"running", "runnable", "preempted"}},
+		{waitHeld, []string{"running, locked to thread", "runnable, locked to thread", "preempted, locked to thread"}},
 	}
 	for _, c := range cases {
 		t.Run(c.wait, func(t *testing.T) {
@@ -208,7 +209,8 @@ func TestFloorWaits(t *testing.T) {
 	}
 }
 
-// loopStates returns the state the runtime reports for each event loop's goroutine.
+// loopStates returns the state the runtime reports for each event loop's goroutine,
+// as the stack dump's header gives it ("syscall, locked to thread").
 func loopStates(t *testing.T) []string {
 	buf := make([]byte, 1<<20)
 	buf = buf[:runtime.Stack(buf, true)]
@@ -223,7 +225,6 @@ func loopStates(t *testing.T) []string {
 			t.Fatalf("unexpected goroutine header %q", head)
 		}
 		st, _, _ = strings.Cut(st, "]")
-		st, _, _ = strings.Cut(st, ",")
 		states = append(states, st)
 	}
 	if len(states) != runtime.GOMAXPROCS(0) {
