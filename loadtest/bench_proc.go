@@ -196,38 +196,57 @@ func parseStatusRSS(b []byte) (int64, error) {
 	return 0, errors.New("bench: /proc status: no VmRSS line")
 }
 
-// coreBusy returns the time core cpu has spent running tasks (user, nice and system
-// time in /proc/stat; interrupt time is left out because it belongs to no process).
-func coreBusy(cpu int) (time.Duration, error) {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0, err
-	}
-	return parseCoreBusy(b, cpu)
+// coreTime is a core's time from /proc/stat.
+type coreTime struct {
+	// busy is time spent running tasks: user, nice and system time (interrupt time
+	// is left out because it belongs to no process).
+	busy time.Duration
+	// steal is time the hypervisor ran something else while this virtual core had
+	// work: the bench's processes were not running, and on its return their caches
+	// were cold. Zero on bare metal and on kernels that do not count it.
+	steal time.Duration
 }
 
-func parseCoreBusy(b []byte, cpu int) (time.Duration, error) {
-	prefix := "cpu" + strconv.Itoa(cpu) + " "
+// coreTimes returns every core's coreTime, by core number.
+func coreTimes() (map[int]coreTime, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return nil, err
+	}
+	return parseCoreTimes(b)
+}
+
+func parseCoreTimes(b []byte) (map[int]coreTime, error) {
+	cores := map[int]coreTime{}
 	for line := range strings.Lines(string(b)) {
-		rest, ok := strings.CutPrefix(line, prefix)
-		if !ok {
-			continue
+		rest, ok := strings.CutPrefix(line, "cpu")
+		if !ok || rest == "" || rest[0] < '0' || rest[0] > '9' {
+			continue // the "cpu " total, or not a cpu line
 		}
 		f := strings.Fields(rest)
-		if len(f) < 3 {
-			return 0, fmt.Errorf("bench: /proc/stat: short line %q", line)
+		cpu, err := strconv.Atoi(f[0])
+		if err != nil {
+			return nil, fmt.Errorf("bench: /proc/stat: %q", line)
 		}
-		var ticks int64
-		for _, s := range f[:3] {
-			n, err := strconv.ParseInt(s, 10, 64)
-			if err != nil {
-				return 0, fmt.Errorf("bench: /proc/stat: %w", err)
+		// cpuN user nice system idle iowait irq softirq steal ...
+		if len(f) < 4 {
+			return nil, fmt.Errorf("bench: /proc/stat: short line %q", line)
+		}
+		var ticks [8]int64
+		for i, v := range f[1:min(len(f), 9)] {
+			if ticks[i], err = strconv.ParseInt(v, 10, 64); err != nil {
+				return nil, fmt.Errorf("bench: /proc/stat: %w", err)
 			}
-			ticks += n
 		}
-		return time.Duration(ticks) * time.Second / clockTicks, nil
+		cores[cpu] = coreTime{
+			busy:  time.Duration(ticks[0]+ticks[1]+ticks[2]) * time.Second / clockTicks,
+			steal: time.Duration(ticks[7]) * time.Second / clockTicks,
+		}
 	}
-	return 0, fmt.Errorf("bench: /proc/stat: no line for cpu%d", cpu)
+	if len(cores) == 0 {
+		return nil, errors.New("bench: /proc/stat: no cpuN line")
+	}
+	return cores, nil
 }
 
 // procTreeCPU is procCPU of pid and of its children: nginx with a master process

@@ -1,6 +1,8 @@
 package loadtest
 
 import (
+	"maps"
+	"math"
 	"os"
 	"testing"
 	"time"
@@ -45,20 +47,72 @@ func TestParseStatusRSS(t *testing.T) {
 	}
 }
 
-func TestParseCoreBusy(t *testing.T) {
-	stat := []byte("cpu  300 0 100 900 0 0 7 0 0 0\ncpu0 100 1 50 400 0 0 3 0 0 0\ncpu1 200 0 49 500 0 0 4 0 0 0\nintr 1 2\n")
+func TestParseCoreTimes(t *testing.T) {
 	for _, tc := range []struct {
-		cpu  int
-		want time.Duration
+		name string
+		stat string
+		want map[int]coreTime
 		ok   bool
 	}{
-		{0, 1510 * time.Millisecond, true}, // user + nice + system = 151 ticks
-		{1, 2490 * time.Millisecond, true},
-		{2, 0, false},
+		{"busy is user + nice + system, steal the eighth field",
+			"cpu  300 0 100 900 0 0 7 40 0 0\ncpu0 100 1 50 400 0 0 3 25 0 0\ncpu1 200 0 49 500 0 0 4 15 0 0\nintr 1 2\n",
+			map[int]coreTime{0: {1510 * time.Millisecond, 250 * time.Millisecond}, 1: {2490 * time.Millisecond, 150 * time.Millisecond}}, true},
+		{"an old kernel without the steal field",
+			"cpu  3 0 1 9\ncpu0 3 0 1 9 0 0 0\n",
+			map[int]coreTime{0: {40 * time.Millisecond, 0}}, true},
+		{"short line", "cpu0 1 2\n", nil, false},
+		{"garbage in a field", "cpu0 1 x 3 4 0 0 0 0\n", nil, false},
+		{"no core lines", "cpu  1 2 3 4\nintr 5\n", nil, false},
 	} {
-		got, err := parseCoreBusy(stat, tc.cpu)
-		if (err == nil) != tc.ok || got != tc.want {
-			t.Errorf("parseCoreBusy(cpu%d) = %v, %v; want %v, ok %v", tc.cpu, got, err, tc.want, tc.ok)
+		got, err := parseCoreTimes([]byte(tc.stat))
+		if (err == nil) != tc.ok || !maps.Equal(got, tc.want) {
+			t.Errorf("%s: parseCoreTimes = %v, %v; want %v, ok %v", tc.name, got, err, tc.want, tc.ok)
+		}
+	}
+}
+
+func TestStealPct(t *testing.T) {
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	before := map[int]coreTime{0: {steal: ms(100)}, 1: {steal: ms(100)}, 2: {steal: ms(0)}}
+	after := map[int]coreTime{0: {steal: ms(200)}, 1: {steal: ms(150)}, 2: {steal: ms(900)}}
+	for _, tc := range []struct {
+		name   string
+		cores  []int
+		window float64
+		want   float64
+	}{
+		{"pinned cores: the worst of the two", []int{0, 1}, 2, 5}, // 100 ms of 2 s
+		{"every core when nothing is pinned", nil, 2, 45},         // core 2: 900 ms
+		{"one core", []int{1}, 0.5, 10},                           // 50 ms of 0.5 s
+		{"no window", []int{0}, 0, 0},                             // no division by zero
+		{"a core missing from the readings counts none", []int{7}, 1, 0},
+	} {
+		if got := stealPct(before, after, tc.cores, tc.window); math.Abs(got-tc.want) > 1e-9 {
+			t.Errorf("%s: stealPct = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestQuietest: a run disturbed by other processes or by the hypervisor is taken
+// again, up to the retries, and the least disturbed one is kept.
+func TestQuietest(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		runs     []benchSample // what successive measurements give
+		retries  int
+		want     int // index in runs of the sample kept
+		measured int
+	}{
+		{"quiet at once", []benchSample{{RPS: 1}}, 2, 0, 1},
+		{"other load, then quiet", []benchSample{{RPS: 1, OtherCPUPct: 30}, {RPS: 2, OtherCPUPct: 1}}, 2, 1, 2},
+		{"steal, then quiet", []benchSample{{RPS: 1, StealPct: 25}, {RPS: 2, StealPct: 3}}, 2, 1, 2},
+		{"disturbed throughout: the least", []benchSample{{RPS: 1, StealPct: 40}, {RPS: 2, OtherCPUPct: 15}, {RPS: 3, StealPct: 20}}, 2, 1, 3},
+		{"no retries", []benchSample{{RPS: 1, StealPct: 40}}, 0, 0, 1},
+	} {
+		n := 0
+		got, err := quietest(func() (benchSample, error) { n++; return tc.runs[n-1], nil }, tc.retries, func(benchSample) {})
+		if err != nil || got.RPS != tc.runs[tc.want].RPS || n != tc.measured {
+			t.Errorf("%s: kept %+v after %d runs (%v); want %+v after %d", tc.name, got, n, err, tc.runs[tc.want], tc.measured)
 		}
 	}
 }
@@ -83,8 +137,8 @@ func TestProcReadersOnSelf(t *testing.T) {
 	if err != nil || rss < 1<<20 {
 		t.Errorf("procRSS(self) = %v, %v; want at least 1 MiB", rss, err)
 	}
-	if _, err := coreBusy(0); err != nil {
-		t.Errorf("coreBusy(0): %v", err)
+	if cores, err := coreTimes(); err != nil || cores[0].busy <= 0 {
+		t.Errorf("coreTimes() = %v, %v; want core 0 with busy time", cores, err)
 	}
 }
 

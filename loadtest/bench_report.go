@@ -47,6 +47,9 @@ type benchSample struct {
 	// OtherCPUPct is the busiest bench core's time spent on processes outside the
 	// bench, in percent of the run: above a few percent, the figures are disturbed.
 	OtherCPUPct float64 `json:"other_cpu_pct"`
+	// StealPct is the most a bench core lost to the hypervisor (steal time), in
+	// percent of the run: the other % a virtual machine cannot see from inside.
+	StealPct float64 `json:"steal_pct"`
 	// TLS is what the run's first TLS connection negotiated ("" for plain).
 	TLS string `json:"tls,omitempty"`
 }
@@ -69,6 +72,7 @@ type benchSummary struct {
 	KernelPct   float64 `json:"proxy_kernel_pct"`
 	LoadCPUPct  float64 `json:"load_cpu_pct"`
 	OtherCPUPct float64 `json:"other_cpu_pct"` // the worst round's
+	StealPct    float64 `json:"steal_pct"`     // the worst round's
 }
 
 // spread is a median with the range it was taken over.
@@ -125,7 +129,7 @@ func summarize(samples []benchSample, targets []string, conns []int) benchReport
 		for _, t := range targets {
 			var rps, p50, p99, cpu, rss, eff, kernel, load []float64
 			var errs int64
-			var other float64
+			var other, steal float64
 			for _, s := range samples {
 				if s.Conns != c || s.Target != t {
 					continue
@@ -138,6 +142,7 @@ func summarize(samples []benchSample, targets []string, conns []int) benchReport
 				}
 				errs += s.Errors
 				other = max(other, s.OtherCPUPct)
+				steal = max(steal, s.StealPct)
 			}
 			if len(rps) == 0 {
 				continue
@@ -146,7 +151,7 @@ func summarize(samples []benchSample, targets []string, conns []int) benchReport
 				Target: t, Conns: c, Rounds: len(rps), Errors: errs,
 				RPS: median(rps), P50MS: median(p50), P99MS: median(p99),
 				CPUS: median(cpu), RSSMiB: median(rss), ReqPerCPU: median(eff), KernelPct: median(kernel),
-				LoadCPUPct: median(load), OtherCPUPct: other,
+				LoadCPUPct: median(load), OtherCPUPct: other, StealPct: steal,
 			})
 		}
 		for _, sg := range shiftgateVariants {
@@ -235,15 +240,15 @@ func writeBenchText(w io.Writer, rep benchReport) error {
 		rounds = max(rounds, s.Rounds)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "conns\ttarget\treq/s\tp50 ms\tp99 ms\tproxy cpu-s\tkernel %%\tproxy RSS MiB\treq/proxy-cpu-s\tload core %%\tother %%\terrors\t\n")
+	fmt.Fprintf(tw, "conns\ttarget\treq/s\tp50 ms\tp99 ms\tproxy cpu-s\tkernel %%\tproxy RSS MiB\treq/proxy-cpu-s\tload core %%\tother %%\tsteal %%\terrors\t\n")
 	for _, s := range rep.Summary {
 		if s.Target == targetDirect {
-			fmt.Fprintf(tw, "%d\t%s\t%.0f\t%.2f\t%.2f\t-\t-\t-\t-\t%.0f\t%.0f\t%d\t\n",
-				s.Conns, s.Target, s.RPS, s.P50MS, s.P99MS, s.LoadCPUPct, s.OtherCPUPct, s.Errors)
+			fmt.Fprintf(tw, "%d\t%s\t%.0f\t%.2f\t%.2f\t-\t-\t-\t-\t%.0f\t%.0f\t%.0f\t%d\t\n",
+				s.Conns, s.Target, s.RPS, s.P50MS, s.P99MS, s.LoadCPUPct, s.OtherCPUPct, s.StealPct, s.Errors)
 			continue
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%.0f\t%.2f\t%.2f\t%.2f\t%.0f\t%.1f\t%.0f\t%.0f\t%.0f\t%d\t\n",
-			s.Conns, s.Target, s.RPS, s.P50MS, s.P99MS, s.CPUS, s.KernelPct, s.RSSMiB, s.ReqPerCPU, s.LoadCPUPct, s.OtherCPUPct, s.Errors)
+		fmt.Fprintf(tw, "%d\t%s\t%.0f\t%.2f\t%.2f\t%.2f\t%.0f\t%.1f\t%.0f\t%.0f\t%.0f\t%.0f\t%d\t\n",
+			s.Conns, s.Target, s.RPS, s.P50MS, s.P99MS, s.CPUS, s.KernelPct, s.RSSMiB, s.ReqPerCPU, s.LoadCPUPct, s.OtherCPUPct, s.StealPct, s.Errors)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -260,7 +265,8 @@ func writeBenchText(w io.Writer, rep benchReport) error {
 		" a proxy making the same calls and wake-ups gains at most 100/kernel%% over it per CPU;\n"+
 		" load core %% = CPU of load generator + backend over the run: near 100, the load side set the pace;\n"+
 		" other %% = the most either bench core spent on processes outside the bench, worst round:\n"+
-		" above a few percent, the machine was not quiet and the figures are disturbed)\n", rounds)
+		" above a few percent, the machine was not quiet and the figures are disturbed;\n"+
+		" steal %% = the most a bench core lost to the hypervisor (a busy host), worst round)\n", rounds)
 	if len(rep.Ratios) == 0 {
 		return nil
 	}

@@ -32,7 +32,7 @@ func samplesFor() []benchSample {
 			benchSample{Round: round, Target: targetDirect, Conns: 64, RPS: 50000 * f, P99MS: 1},
 			benchSample{Round: round, Target: targetNginx, Conns: 64, RPS: 10000 * f, P99MS: 4, ReqPerCPU: 20000, CPUS: 1, SysCPUS: 0.85, RSSMiB: 9},
 			benchSample{Round: round, Target: targetHAProxy, Conns: 64, RPS: 8000 * f, P99MS: 5, ReqPerCPU: 16000, CPUS: 1, RSSMiB: 15},
-			benchSample{Round: round, Target: targetShiftgate, Conns: 64, RPS: 12000 * f, P99MS: 2 + float64(round-1), ReqPerCPU: 24000, CPUS: 1, SysCPUS: 0.5 + f/10, RSSMiB: 20, Errors: 1},
+			benchSample{Round: round, Target: targetShiftgate, Conns: 64, RPS: 12000 * f, P99MS: 2 + float64(round-1), ReqPerCPU: 24000, CPUS: 1, SysCPUS: 0.5 + f/10, RSSMiB: 20, Errors: 1, StealPct: 2 * f},
 		)
 	}
 	return out
@@ -50,6 +50,10 @@ func TestSummarize(t *testing.T) {
 	// Kernel share: shiftgate 60, 70, 80 % by round, nginx 85 % in each.
 	if math.Abs(sg.KernelPct-70) > 1e-9 || math.Abs(rep.Summary[1].KernelPct-85) > 1e-9 || rep.Summary[0].KernelPct != 0 {
 		t.Errorf("kernel %% shiftgate %v, nginx %v, direct %v; want 70, 85, 0", sg.KernelPct, rep.Summary[1].KernelPct, rep.Summary[0].KernelPct)
+	}
+	// Steal: 2, 4, 6 % by round; the summary keeps the worst, like other %.
+	if sg.StealPct != 6 || rep.Summary[1].StealPct != 0 {
+		t.Errorf("steal %% shiftgate %v, nginx %v; want the worst round's, 6 and 0", sg.StealPct, rep.Summary[1].StealPct)
 	}
 	if len(rep.Ratios) != 2 {
 		t.Fatalf("ratios %+v, want nginx and haproxy", rep.Ratios)
@@ -92,9 +96,9 @@ func TestWriteBenchText(t *testing.T) {
 	out := strings.Join(strings.Fields(b.String()), " ") // columns are padded: compare words
 	for _, want := range []string{
 		"req/proxy-cpu-s", "median of 3 round(s)",
-		"64 shiftgate 24000 0.00 3.00 1.00 70 20.0 24000 0 0 3",
-		"64 nginx 20000 0.00 4.00 1.00 85 9.0 20000 0 0 0",
-		"64 direct 100000 0.00 1.00 - - - - 0 0 0",
+		"steal %", "64 shiftgate 24000 0.00 3.00 1.00 70 20.0 24000 0 0 6 3",
+		"64 nginx 20000 0.00 4.00 1.00 85 9.0 20000 0 0 0 0",
+		"64 direct 100000 0.00 1.00 - - - - 0 0 0 0",
 		"64 shiftgate nginx 1.20 [1.20 .. 1.20] 0.75 [0.50 .. 1.00] 1.20 [1.20 .. 1.20]",
 	} {
 		if !strings.Contains(out, want) {
