@@ -193,19 +193,11 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 		status = 1
 	}
 	rep := summarize(samples, o.targets, o.conns)
-	var worst float64
-	for _, s := range samples {
-		worst = max(worst, s.OtherCPUPct)
-	}
-	if worst > noisyPct {
+	if worst := worstOf(samples, func(s benchSample) float64 { return s.OtherCPUPct }); worst > noisyPct {
 		fmt.Fprintf(stderr, "bench: warning: processes outside the bench took up to %.0f%% of a bench core during a run;\n"+
 			"bench: the figures are disturbed: rerun on a quiet machine\n", worst)
 	}
-	var stolen float64
-	for _, s := range samples {
-		stolen = max(stolen, s.StealPct)
-	}
-	if stolen > noisyPct {
+	if stolen := worstOf(samples, func(s benchSample) float64 { return s.StealPct }); stolen > noisyPct {
 		fmt.Fprintf(stderr, "bench: warning: the hypervisor took up to %.0f%% of a bench core during a run (steal %%);\n"+
 			"bench: the host is busy: absolute figures move with it, and rounds differ more than on a quiet host\n", stolen)
 	}
@@ -498,6 +490,15 @@ func quietest(measure func() (benchSample, error), retries int, again func(bench
 		}
 		again(s)
 	}
+}
+
+// worstOf is the largest of f over samples (0 for none).
+func worstOf(samples []benchSample, f func(benchSample) float64) float64 {
+	var worst float64
+	for _, s := range samples {
+		worst = max(worst, f(s))
+	}
+	return worst
 }
 
 // disturbance is how much of a bench core a run lost to anything but the bench:

@@ -117,6 +117,21 @@ func TestQuietest(t *testing.T) {
 	}
 }
 
+func TestWorstOf(t *testing.T) {
+	steal := func(s benchSample) float64 { return s.StealPct }
+	for _, tc := range []struct {
+		samples []benchSample
+		want    float64
+	}{
+		{nil, 0},
+		{[]benchSample{{StealPct: 3}, {StealPct: 12}, {StealPct: 7}}, 12},
+	} {
+		if got := worstOf(tc.samples, steal); got != tc.want {
+			t.Errorf("worstOf(%v) = %v, want %v", tc.samples, got, tc.want)
+		}
+	}
+}
+
 // TestProcReadersOnSelf reads this test process's own /proc files: the parsers must
 // agree with the kernel's real layout, not only with the samples above.
 func TestProcReadersOnSelf(t *testing.T) {
