@@ -301,6 +301,9 @@ func TestEtcdStoreOutageMirrorLocalAndReconcile(t *testing.T) {
 	if _, err := s.UpdateLocal(context.Background(), setSplit("feed", 1)); !errors.Is(err, ErrLocalWhileUp) {
 		t.Fatalf("local write while etcd is up: %v, want ErrLocalWhileUp", err)
 	}
+	// The write reaches this instance through its watch; on a loaded machine that can
+	// take longer than the local write above, and the outage must start after it.
+	waitFor(t, 3*testTimeout, "the watch applies the fleet write", func() bool { return s.Health().AppliedRevision == o.Revision })
 
 	srv.Stop()
 	waitFor(t, 3*testTimeout, "the probe reports the store down", func() bool { return !s.Health().Up })
