@@ -503,7 +503,7 @@ func worstOf(samples []benchSample, f func(benchSample) float64) float64 {
 
 // disturbance is how much of a bench core a run lost to anything but the bench:
 // processes outside it, or the hypervisor running another machine (steal comes in
-// bursts of seconds to a minute on a busy host, so a retry often misses it).
+// bursts on a busy host, so a retry can miss it).
 func disturbance(s benchSample) float64 { return max(s.OtherCPUPct, s.StealPct) }
 
 // measure runs the load generator at the target: a warm-up on the same connections,
@@ -610,7 +610,17 @@ func (b *bench) readCounters(t benchTarget) (counters, error) {
 	if c.cores, err = coreTimes(); err != nil {
 		return c, err
 	}
-	return c, nil
+	return c, hasCores(c.cores, b.benchCores())
+}
+
+// hasCores reports which of want, the bench cores, /proc/stat has no line for.
+func hasCores(cores map[int]coreTime, want []int) error {
+	for _, cpu := range want {
+		if _, ok := cores[cpu]; !ok {
+			return fmt.Errorf("bench: /proc/stat: no line for cpu%d, a bench core", cpu)
+		}
+	}
+	return nil
 }
 
 // window is what the bench reads around the measured part of a run: the /proc

@@ -4,6 +4,7 @@ import (
 	"maps"
 	"math"
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -114,6 +115,19 @@ func TestQuietest(t *testing.T) {
 		if err != nil || got.RPS != tc.runs[tc.want].RPS || n != tc.measured {
 			t.Errorf("%s: kept %+v after %d runs (%v); want %+v after %d", tc.name, got, n, err, tc.runs[tc.want], tc.measured)
 		}
+	}
+}
+
+func TestHasCores(t *testing.T) {
+	cores := map[int]coreTime{0: {}, 1: {}}
+	if err := hasCores(cores, []int{0, 1}); err != nil {
+		t.Errorf("cores 0 and 1 present: %v", err)
+	}
+	if err := hasCores(cores, nil); err != nil {
+		t.Errorf("nothing pinned: %v", err)
+	}
+	if err := hasCores(cores, []int{0, 5}); err == nil || !strings.Contains(err.Error(), "cpu5") {
+		t.Errorf("core 5 missing: %v, want an error naming cpu5", err)
 	}
 }
 

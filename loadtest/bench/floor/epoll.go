@@ -46,8 +46,8 @@ const (
 	// through the wait, as nginx's worker keeps its CPU: one system call per wake-up
 	// and nothing for the runtime to do. The wait is bounded (heldWaitMS) so that the
 	// rest of the process (signals, the garbage collector's stop) is not held up
-	// longer than that when no event comes; the runtime's preemption signal ends it
-	// early too (EINTR). Only for a process whose event loops are all it runs.
+	// longer than that when no event comes. Only for a process whose event loops are
+	// all it runs.
 	waitHeld = "held"
 )
 
@@ -88,7 +88,7 @@ func startEpoll(listen, backend string, raw bool, wait string) (*epollServer, er
 				// A loop that waits in a system call keeps its thread, as an nginx
 				// worker does. One woken by the poller must not: a goroutine locked
 				// to its thread is handed to that thread by whichever thread polled
-				// (about 4 futex calls and 4 context switches per request at a fixed
+				// (3-4 futex calls and 3-4 context switches per request at a fixed
 				// load, measured with perf stat).
 				runtime.LockOSThread()
 			}
