@@ -74,7 +74,7 @@ func TestIdleRunTLS(t *testing.T) {
 	}
 	defer raw.Close()
 	var handshakes atomic.Int64
-	ln := tls.NewListener(raw, &tls.Config{Certificates: []tls.Certificate{cert}, VerifyConnection: func(tls.ConnectionState) error {
+	ln := tls.NewListener(raw, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13, VerifyConnection: func(tls.ConnectionState) error {
 		handshakes.Add(1)
 		return nil
 	}})
@@ -84,6 +84,16 @@ func TestIdleRunTLS(t *testing.T) {
 	url := "https://" + raw.Addr().String() + "/"
 	if _, err := RunIdle(ctx, IdleOptions{URL: url, PID: os.Getpid(), N: 2, Timeout: 30 * time.Second}); err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Errorf("a self-signed certificate without Insecure: err %v, want a verification error", err)
+	}
+	// The server counts a handshake once it has sent its flight (TLS 1.3 calls
+	// VerifyConnection then, before it reads the client's answer), so the two refused
+	// clients above are counted too, each by a server goroutine that may run after
+	// RunIdle returned. Wait for both before counting the next run's.
+	for handshakes.Load() < 2 {
+		if ctx.Err() != nil {
+			t.Fatalf("%d server handshakes for the 2 refused clients", handshakes.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 	before := handshakes.Load()
 	res, err := RunIdle(ctx, IdleOptions{URL: url, PID: os.Getpid(), N: 5, Timeout: 30 * time.Second, Insecure: true})
