@@ -28,7 +28,7 @@ func cmdCutoff(args []string, stdout, stderr io.Writer) int {
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return parseExit(err)
 	}
 	if fs.NArg() < 1 || (fs.Arg(0) != "on" && fs.Arg(0) != "off") {
 		fs.Usage()
@@ -103,7 +103,7 @@ func cutoffDirect(es *store.Etcd, req proxy.CutoffRequest) (proxy.CutoffResult, 
 func cmdVectors(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("vectors", stderr)
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return parseExit(err)
 	}
 	if fs.NArg() != 0 {
 		fmt.Fprintln(stderr, "usage: shiftgate vectors")

@@ -66,7 +66,7 @@ func newLeverFlags(verb, usage, what string, stderr io.Writer) leverFlags {
 // status; with targets it returns -1 and the verb goes on.
 func (l leverFlags) parse(args []string, budgets bool, stdout, stderr io.Writer) (exit int) {
 	if err := l.fs.Parse(args); err != nil {
-		return 2
+		return parseExit(err)
 	}
 	if l.fs.NArg() > 0 {
 		return -1

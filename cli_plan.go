@@ -21,12 +21,17 @@ func cmdPlan(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	verb := args[0]
+	switch verb {
+	case "-h", "-help", "--help":
+		fmt.Fprintln(stderr, usage)
+		return exitOK
+	}
 	fs := newFlags("plan "+verb, stderr)
 	asJSON := fs.Bool("json", false, "print the raw JSON (status)")
 	history := fs.Bool("history", false, "print each plan's history (status)")
 	client := adminFlags(fs)
 	if err := fs.Parse(args[1:]); err != nil {
-		return 2
+		return parseExit(err)
 	}
 	c, err := client()
 	if err != nil {

@@ -82,16 +82,22 @@ func newFlags(name string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
+// parseExit is the exit status of a verb whose flags did not parse: 0 after -h (the
+// usage was asked for and printed), 2 for a mistake.
+func parseExit(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	return exitUsage
+}
+
 // parseFlags parses a verb's arguments and checks that between min and max positional
 // arguments follow (max < 0: no upper bound). When the command must stop, ok is false
 // and code is its exit status: 0 after -h, 2 for a usage mistake (the flag package or
 // this function has printed what is wrong and the usage).
 func parseFlags(fs *flag.FlagSet, args []string, min, max int) (code int, ok bool) {
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK, false
-		}
-		return exitUsage, false
+		return parseExit(err), false
 	}
 	n := fs.NArg()
 	if n < min || (max >= 0 && n > max) {
