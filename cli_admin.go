@@ -111,7 +111,10 @@ func cmdSplit(args []string, stdout, stderr io.Writer) int {
 		}
 		if err == nil {
 			defer es.Close()
-			err = splitDirect(es, fs.Arg(0), fs.Arg(1), *writes, *force, stdout)
+			var file *conf.SplitBP
+			if file, err = fileSplit(fs, fs.Arg(0)); err == nil {
+				err = splitDirect(es, file, fs.Arg(0), fs.Arg(1), *writes, *force, stdout)
+			}
 		}
 		if err != nil {
 			fmt.Fprintln(stderr, "shiftgate split:", err)

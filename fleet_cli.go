@@ -70,10 +70,11 @@ func directCtx() (context.Context, context.CancelFunc) {
 // the route exists in the config; a name it does not have is reported by status as a
 // stale override.
 //
-// Without an instance the file's split is unknown: the rules of a split change (writes
-// stay without -writes, no move back without -force) apply against the override the
-// store holds, if any.
-func splitDirect(es *store.Etcd, route, percent, writes string, force bool, stdout io.Writer) error {
+// Without an instance the rules of a split change (writes stay without -writes, no
+// move back without -force) apply against the override the store holds, else against
+// the file's split of the route (file, from -config), else, with neither, nothing is
+// known and the write split follows the read split.
+func splitDirect(es *store.Etcd, file *conf.SplitBP, route, percent, writes string, force bool, stdout io.Writer) error {
 	read, err := conf.ParsePercent(percent)
 	if err != nil {
 		return fmt.Errorf("percent: want 0..100 with at most two decimals, got %q", percent)
@@ -91,11 +92,13 @@ func splitDirect(es *store.Etcd, route, percent, writes string, force bool, stdo
 		if o.Routes == nil {
 			o.Routes = map[string]conf.RouteOverride{}
 		}
-		// With no override stored there is nothing known to compare with: the
-		// write split defaults to the read split.
+		// With no override stored and no file there is nothing known to compare
+		// with: the write split defaults to the read split.
 		before := conf.SplitBP{Read: read, Write: max(read, write)}
 		if cur, ok := o.Routes[route]; ok {
 			before = conf.SplitBP{Read: cur.PercentBP, Write: cur.WritePercentBP}
+		} else if file != nil {
+			before = *file
 		} else if writes != "" {
 			before.Write = write
 		}
@@ -115,6 +118,24 @@ func splitDirect(es *store.Etcd, route, percent, writes string, force bool, stdo
 	}
 	fmt.Fprintf(stdout, "route %s: now %s%% (writes %s%%) in %s, revision %d\n", route, conf.FormatBP(next.Read), conf.FormatBP(next.Write), es.Describe(), ov.Revision)
 	return nil
+}
+
+// fileSplit returns the split of route in the file named by fs's -config, nil when
+// there is no -config; a route the file does not have is an error.
+func fileSplit(fs *flag.FlagSet, route string) (*conf.SplitBP, error) {
+	f := fs.Lookup("config")
+	if f == nil || f.Value.String() == "" {
+		return nil, nil
+	}
+	cfg, err := conf.LoadFile(f.Value.String())
+	if err != nil {
+		return nil, err
+	}
+	r, ok := cfg.Route(route)
+	if !ok {
+		return nil, fmt.Errorf("route %q is not in %s", route, f.Value.String())
+	}
+	return &conf.SplitBP{Read: r.PercentBP, Write: r.WritePercentBP}, nil
 }
 
 // rollbackDirect turns the fleet's rollback on or off in etcd.

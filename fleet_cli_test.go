@@ -17,6 +17,9 @@ import (
 func TestDirectEtcdVerbs(t *testing.T) {
 	etcd := etcdtest.Start(t)
 	direct := []string{"-etcd", etcd.Endpoint, "-prefix", "/shiftgate/direct/"}
+	const ref = "../shared/examples/cutover.yaml"
+	fromFile := []string{"-etcd", etcd.Endpoint, "-prefix", "/shiftgate/file/", "-config", ref}
+	fromFileFresh := []string{"-etcd", etcd.Endpoint, "-prefix", "/shiftgate/fresh/", "-config", ref}
 	cases := []struct {
 		args   []string
 		code   int
@@ -28,6 +31,12 @@ func TestDirectEtcdVerbs(t *testing.T) {
 		{append([]string{"rollback"}, append(direct, "on")...), 0, "rollback ON"},
 		{[]string{"rollback", "-etcd", etcd.Endpoint, "on"}, 1, "needs -prefix"},
 		{append([]string{"status"}, direct...), 0, "no instance is registered"},
+		// With -config and no override stored, the file's split (feed: 25, writes 5)
+		// is what a change starts from: writes stay, a lower percent moves users back.
+		{append([]string{"split"}, append(fromFile, "feed", "35")...), 0, "now 35% (writes 5%)"},
+		{append([]string{"split"}, append(fromFile, "default", "0")...), 0, "now 0% (writes 0%)"},
+		{append([]string{"split"}, append(fromFileFresh, "feed", "20")...), 1, "25%/5% -> 20%/5% moves users back"},
+		{append([]string{"split"}, append(fromFileFresh, "nope", "20")...), 1, `route "nope" is not in`},
 	}
 	for _, c := range cases {
 		code, out, errs := runCLI(c.args...)
