@@ -302,8 +302,10 @@ func TestHumanWins(t *testing.T) {
 		if sp := r.split(); sp.Read != 3000 || r.progress().State != conf.PlanPaused {
 			t.Fatalf("a paused plan moved: %+v %s", sp, r.progress().State)
 		}
-		// Resumed, the plan judges the split in force (30 %, at step 25) and goes on.
-		if ps := r.act(t, "resume"); ps.State != conf.PlanRunning || ps.Step != 3 || ps.Percent != 30 {
+		// Resumed, the plan judges the split in force (30 %, writes still 5 %: at
+		// step 5, the highest step at or below it in reads and writes) without moving
+		// anyone, and goes on.
+		if ps := r.act(t, "resume"); ps.State != conf.PlanRunning || ps.Step != 2 || ps.Percent != 30 || ps.WritePercent != 5 {
 			t.Fatalf("resume: %+v", ps)
 		}
 		r.until(t, 100, "the plan reaches 50 %", func() bool { return r.progress().PercentBP == 5000 })

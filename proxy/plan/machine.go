@@ -106,12 +106,14 @@ func raise(cur, step conf.SplitBP) conf.SplitBP {
 }
 
 // Position is where a plan (re)starts from the route's split cur: the highest step
-// at or below cur, so the split in force is judged before anything moves, or the
-// first step when cur is below them all; and the split that step needs.
+// at or below cur in reads and in writes, so the split in force is judged before
+// anything moves (writes lagging reads stay until the step that raises them is
+// reached by the gates), or the first step when cur is below them all; and the
+// split that step needs.
 func Position(pl *conf.Plan, cur conf.SplitBP) (int, conf.SplitBP) {
 	i := 0
 	for j, s := range pl.Splits {
-		if s.Read <= cur.Read {
+		if s.Read <= cur.Read && s.Write <= cur.Write {
 			i = j
 		}
 	}

@@ -124,7 +124,11 @@ func TestVerbs(t *testing.T) {
 		{"start from 0 raises to the first step", "start", idle, at(0), conf.PlanRunning, 0, &conf.SplitBP{Read: 100, Write: 100}, false, ""},
 		{"start at a step judges it first", "start", idle, at(500), conf.PlanRunning, 1, nil, false, ""},
 		{"start between steps holds the split", "start", idle, at(3000), conf.PlanRunning, 2, nil, false, ""},
-		{"start with lagging writes raises them", "start", idle, conf.SplitBP{Read: 500, Write: 100}, conf.PlanRunning, 1, &conf.SplitBP{Read: 500, Write: 500}, false, ""},
+		// Writes lagging reads: the step at or below both is judged first, nothing moves.
+		{"start with lagging writes holds them", "start", idle, conf.SplitBP{Read: 500, Write: 100}, conf.PlanRunning, 0, nil, false, ""},
+		{"start with writes far behind", "start", idle, conf.SplitBP{Read: 7000, Write: 2500}, conf.PlanRunning, 2, nil, false, ""},
+		{"start with writes below the first step raises them", "start", idle, conf.SplitBP{Read: 500, Write: 0}, conf.PlanRunning, 0, &conf.SplitBP{Read: 500, Write: 100}, false, ""},
+		{"resume with lagging writes holds them", "resume", conf.PlanProgress{State: conf.PlanHalted, Step: 3}, conf.SplitBP{Read: 5000, Write: 500}, conf.PlanRunning, 1, nil, false, ""},
 		{"start at the last step is done", "start", idle, at(10000), conf.PlanDone, 4, nil, false, ""},
 		{"start again after a rollback", "start", conf.PlanProgress{State: conf.PlanRolledBack, Step: 2}, at(0), conf.PlanRunning, 0, &conf.SplitBP{Read: 100, Write: 100}, false, ""},
 		{"start a running plan", "start", running(1, t0), at(500), "", 0, nil, false, "cannot start a plan that is running"},
