@@ -58,14 +58,6 @@ type exchange struct {
 
 // handle serves one client request: decide, forward, fail over, fall back.
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
-	// The answer's body buffer stays with the request context (fasthttp clears the
-	// flag for each request). Given back after every answer, it would go to fasthttp's
-	// process-wide pool, which drops buffers above the size most answers had when it
-	// last calibrated: with mixed answer sizes the larger ones (up to the transport's
-	// 64 KiB in-memory limit) were allocated anew each time (3 allocations per request,
-	// TestHandlerAllocsMixedSizes). The context goes back to its pool while its
-	// connection is idle, so this holds at most one such buffer per request in flight.
-	ctx.Response.KeepBodyBuffer = true
 	st := s.state.Load()
 	h := &ctx.Request.Header
 	var idbuf [maxRequestID]byte
