@@ -65,6 +65,9 @@ type benchOptions struct {
 	// req/proxy-cpu-s is the CPU each proxy spends for the same work, the way a
 	// gateway below its peak runs.
 	rate int
+	// profile, when set, is where the profiles of every shiftgate run are written
+	// (bench_profile.go).
+	profile string
 }
 
 // parseBenchFlags returns the options, or an exit status >= 0 when the bench must not run.
@@ -100,6 +103,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchOptions, int) {
 	fs.IntVar(&o.rate, "rate", 0, "offer this many req/s in total, open loop, at every target (default 0: closed loop, as fast as each answers); a fixed load compares the CPU each proxy spends below its peak")
 	fs.BoolVar(&quick, "quick", false, "smoke mode: 1 round, 2s runs, 0.5s warm-up (explicit flags win)")
 	fs.BoolVar(&o.tls, "tls", false, "every proxy serves TLS: one self-signed ECDSA P-256 certificate, TLS 1.3 TLS_AES_128_GCM_SHA256 with X25519 (default targets: nginx,haproxy,shiftgate)")
+	fs.StringVar(&o.profile, "profile", "", "write a CPU, mutex and block profile and a runtime trace of every shiftgate run's measured part into this directory (profiling costs CPU: take the ratios from a run without it)")
 	fs.BoolVar(&o.newConns, "new-conns", false, "every request on a new connection: new connections (with -tls, full handshakes) per second")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -167,6 +171,12 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchOptions, int) {
 	case o.duration <= 0 || o.warmup < 0:
 		fmt.Fprintln(stderr, "loadtest bench: -duration: want > 0; -warmup: want >= 0")
 		return o, 2
+	}
+	if o.profile != "" {
+		if err := checkProfileDir(o.profile, o.duration); err != nil {
+			fmt.Fprintln(stderr, "loadtest bench:", err)
+			return o, 2
+		}
 	}
 	return o, -1
 }
@@ -254,13 +264,16 @@ type bench struct {
 	procs   []*proc
 	backend *proc
 	cert    [3]string // TLS mode: certificate, key, both in one file
+	// profileRuns counts the profiled runs, to name their files (-profile).
+	profileRuns int
 }
 
 // benchTarget is one thing the load generator is pointed at.
 type benchTarget struct {
-	name string
-	url  string
-	proc *proc // nil for direct
+	name  string
+	url   string
+	proc  *proc  // nil for direct
+	admin string // shiftgate's admin listener; "" for the others
 }
 
 // run starts everything, measures every round and stops everything, by PID, on the
@@ -460,7 +473,7 @@ func (b *bench) startTarget(ctx context.Context, name, backend string) (benchTar
 	if err := p.waitReady(ctx, url, 15*time.Second); err != nil {
 		return benchTarget{}, err
 	}
-	return benchTarget{name: name, url: url, proc: p}, nil
+	return benchTarget{name: name, url: url, proc: p, admin: f.Admin}, nil
 }
 
 // measureQuiet measures a run and, while processes outside the bench disturbed it,
@@ -512,6 +525,9 @@ func disturbance(s benchSample) float64 { return max(s.OtherCPUPct, s.StealPct) 
 // the bench.
 func (b *bench) measure(ctx context.Context, t benchTarget, conns int) (benchSample, error) {
 	res, win, err := b.load(ctx, t, conns)
+	if win.profiled != nil {
+		err = errors.Join(err, win.profiled())
+	}
 	if err != nil {
 		return benchSample{}, err
 	}
@@ -628,6 +644,8 @@ func hasCores(cores map[int]coreTime, want []int) error {
 type window struct {
 	before, after counters
 	loadCPU       time.Duration
+	// profiled waits for the profiles begun with the measured part (-profile).
+	profiled func() error
 }
 
 // load runs the load generator as a child on the load core for the warm-up and the
@@ -662,16 +680,16 @@ func (b *bench) load(ctx context.Context, t benchTarget, conns int) (Result, win
 	if err := cmd.Start(); err != nil {
 		return Result{}, window{}, fmt.Errorf("bench: load generator: %w", err)
 	}
-	win, errOut, readErr := b.readMarks(stderr, t, cmd.Process.Pid)
+	win, errOut, readErr := b.readMarks(ctx, stderr, t, conns, cmd.Process.Pid)
 	if err := cmd.Wait(); err != nil {
-		return Result{}, window{}, fmt.Errorf("bench: load generator: %w: %s", err, strings.TrimSpace(errOut))
+		return Result{}, win, fmt.Errorf("bench: load generator: %w: %s", err, strings.TrimSpace(errOut))
 	}
 	if readErr != nil {
-		return Result{}, window{}, readErr
+		return Result{}, win, readErr
 	}
 	var res Result
 	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
-		return Result{}, window{}, fmt.Errorf("bench: load generator output: %w", err)
+		return Result{}, win, fmt.Errorf("bench: load generator output: %w", err)
 	}
 	return res, win, nil
 }
@@ -679,7 +697,7 @@ func (b *bench) load(ctx context.Context, t benchTarget, conns int) (Result, win
 // readMarks reads the generator's stderr to its end, reading the counters and the
 // generator's CPU time (pid) at the marks of the measured part; the other lines are
 // returned for an error message.
-func (b *bench) readMarks(stderr io.Reader, t benchTarget, pid int) (window, string, error) {
+func (b *bench) readMarks(ctx context.Context, stderr io.Reader, t benchTarget, conns, pid int) (window, string, error) {
 	var (
 		win      window
 		other    strings.Builder
@@ -706,6 +724,9 @@ func (b *bench) readMarks(stderr io.Reader, t benchTarget, pid int) (window, str
 		seen[i] = true
 		*at[i], err = b.readCounters(t)
 		keep(err)
+		if i == 0 {
+			win.profiled = b.startProfiles(ctx, t, conns)
+		}
 		gen[i], err = procCPU(pid)
 		keep(err)
 	}

@@ -144,6 +144,27 @@ func TestBenchFlags(t *testing.T) {
 			t.Errorf("parseBenchFlags(%q) = %d, %q; want %d, %q", tc.args, code, errOut.String(), tc.code, tc.msg)
 		}
 	}
+	// -profile: profiles take whole seconds inside the measured part, into a directory.
+	dir := t.TempDir()
+	notDir := filepath.Join(dir, "file")
+	os.WriteFile(notDir, nil, 0o644)
+	for _, tc := range []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"-profile", filepath.Join(dir, "p"), "-duration", "1500ms"}, "too short"},
+		{[]string{"-profile", notDir}, "-profile"},
+	} {
+		var errOut strings.Builder
+		if _, code := parseBenchFlags(tc.args, &errOut); code != 2 || !strings.Contains(errOut.String(), tc.msg) {
+			t.Errorf("parseBenchFlags(%q) = %d, %q; want 2, %q", tc.args, code, errOut.String(), tc.msg)
+		}
+	}
+	if o, code := parseBenchFlags([]string{"-quick", "-profile", filepath.Join(dir, "q")}, &strings.Builder{}); code != -1 || o.profile == "" {
+		t.Errorf("-quick -profile: exit %d; want the 2 s runs of -quick to take 1 s profiles", code)
+	} else if _, err := os.Stat(filepath.Join(dir, "q")); err != nil {
+		t.Errorf("-profile did not make its directory: %v", err)
+	}
 	// The floors need their binary; the bench says how to build it before starting anything.
 	o, code := parseBenchFlags([]string{"-targets", "nginx,floor-netpoll,floor-epoll-raw"}, &strings.Builder{})
 	if code != -1 {

@@ -47,9 +47,10 @@ func (b *bench) loadWrk(ctx context.Context, t benchTarget, conns int) (Result, 
 	if win.before, err = b.readCounters(t); err != nil {
 		return Result{}, window{}, err
 	}
+	win.profiled = b.startProfiles(ctx, t, conns)
 	res, cpu, err := b.runWrk(ctx, t.url, conns, b.o.duration)
 	if err != nil {
-		return Result{}, window{}, err
+		return Result{}, win, err
 	}
 	if win.after, err = b.readCounters(t); err != nil {
 		return Result{}, window{}, err

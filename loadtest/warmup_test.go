@@ -1,6 +1,7 @@
 package loadtest
 
 import (
+	"context"
 	"net"
 	"os"
 	"os/exec"
@@ -165,7 +166,7 @@ func TestReadMarks(t *testing.T) {
 	b := &bench{backend: self, o: benchOptions{proxyCPU: -1, loadCPU: -1}}
 	tgt := benchTarget{name: "self", proc: self}
 
-	win, other, err := b.readMarks(strings.NewReader("warming\n"+markBegin+"\n"+markEnd+"\n"), tgt, os.Getpid())
+	win, other, err := b.readMarks(context.Background(), strings.NewReader("warming\n"+markBegin+"\n"+markEnd+"\n"), tgt, 1, os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +178,7 @@ func TestReadMarks(t *testing.T) {
 	}
 
 	for _, in := range []string{"", markBegin + "\n", "loadtest: dial refused\n"} {
-		if _, _, err := b.readMarks(strings.NewReader(in), tgt, os.Getpid()); err == nil || !strings.Contains(err.Error(), "did not mark") {
+		if _, _, err := b.readMarks(context.Background(), strings.NewReader(in), tgt, 1, os.Getpid()); err == nil || !strings.Contains(err.Error(), "did not mark") {
 			t.Errorf("readMarks(%q) err = %v, want it to say the marks are missing", in, err)
 		}
 	}

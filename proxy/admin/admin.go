@@ -63,6 +63,8 @@ func handler(srv *proxy.Server, self string) http.Handler {
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("GET /debug/pprof/mutex", contentionProfile("mutex", mutexRecorder))
+	mux.HandleFunc("GET /debug/pprof/block", contentionProfile("block", blockRecorder))
 	return a.guard(mux)
 }
 

@@ -1,0 +1,136 @@
+package admin
+
+import (
+	"bytes"
+	"compress/gzip"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shiftgate/shiftgate/conf"
+	"github.com/shiftgate/shiftgate/proxy"
+)
+
+// TestContentionProfiles: a mutex or block profile asked for with seconds records the
+// contention of those seconds (the contending function is in the profile) and leaves
+// no rate set afterwards, so the request path pays for recording only while someone
+// profiles.
+func TestContentionProfiles(t *testing.T) {
+	hs := httptest.NewServer(newTestAdmin(t))
+	defer hs.Close()
+	if runtime.SetMutexProfileFraction(-1) != 0 || rateOf(blockRecorder) {
+		t.Fatal("a contention rate is set before any profile was asked for")
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); contendForMutex(stop) }()
+	go func() { defer wg.Done(); blockOnChannel(stop) }()
+	defer func() { close(stop); wg.Wait() }()
+
+	for _, c := range []struct{ profile, fn string }{
+		{"mutex", "contendForMutex"},
+		{"block", "blockOnChannel"},
+	} {
+		t.Run(c.profile, func(t *testing.T) {
+			resp, err := http.Get(hs.URL + "/debug/pprof/" + c.profile + "?seconds=1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != 200 {
+				b, _ := io.ReadAll(resp.Body)
+				t.Fatalf("status %d: %s", resp.StatusCode, b)
+			}
+			zr, err := gzip.NewReader(resp.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, err := io.ReadAll(zr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The profile's string table names only the functions of its samples.
+			if !bytes.Contains(raw, []byte(c.fn)) {
+				t.Errorf("the %s profile of one second does not name %s", c.profile, c.fn)
+			}
+		})
+	}
+	if runtime.SetMutexProfileFraction(-1) != 0 {
+		t.Error("the mutex profile rate stays set after the profile was served")
+	}
+	if rateOf(blockRecorder) {
+		t.Error("the block profile rate stays set after the profile was served")
+	}
+}
+
+// rateOf reports whether r has its rate switched on (the runtime has no getter for
+// the block rate, so the recorder's count of users stands for it).
+func rateOf(r *recorder) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.users > 0
+}
+
+// contendForMutex makes two goroutines take turns on one mutex, each holding it a
+// little, until stop closes.
+func contendForMutex(stop chan struct{}) {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				mu.Lock()
+				time.Sleep(100 * time.Microsecond)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// blockOnChannel waits on a channel that another goroutine feeds every millisecond.
+func blockOnChannel(stop chan struct{}) {
+	ch := make(chan struct{})
+	go func() {
+		t := time.NewTicker(time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				close(ch)
+				return
+			case <-t.C:
+				ch <- struct{}{}
+			}
+		}
+	}()
+	for range ch {
+	}
+}
+
+// newTestAdmin is the admin API of a gateway that is not serving traffic.
+func newTestAdmin(t *testing.T) http.Handler {
+	t.Helper()
+	cfg, err := conf.Parse("", []byte(readyConfig+"state_dir: "+t.TempDir()+"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := proxy.New(cfg, proxy.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), NoFallbackStore: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Handler(srv)
+}
