@@ -21,7 +21,7 @@ import (
 // no rate set afterwards, so the request path pays for recording only while someone
 // profiles.
 func TestContentionProfiles(t *testing.T) {
-	hs := httptest.NewServer(newTestAdmin(t))
+	hs := httptest.NewServer(Handler(newTestGateway(t)))
 	defer hs.Close()
 	if runtime.SetMutexProfileFraction(-1) != 0 || rateOf(blockRecorder) {
 		t.Fatal("a contention rate is set before any profile was asked for")
@@ -121,8 +121,8 @@ func blockOnChannel(stop chan struct{}) {
 	}
 }
 
-// newTestAdmin is the admin API of a gateway that is not serving traffic.
-func newTestAdmin(t *testing.T) http.Handler {
+// newTestGateway is a gateway that is not serving traffic, for its admin API.
+func newTestGateway(t *testing.T) *proxy.Server {
 	t.Helper()
 	cfg, err := conf.Parse("", []byte(readyConfig+"state_dir: "+t.TempDir()+"\n"))
 	if err != nil {
@@ -132,5 +132,5 @@ func newTestAdmin(t *testing.T) http.Handler {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return Handler(srv)
+	return srv
 }

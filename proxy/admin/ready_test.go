@@ -2,16 +2,12 @@ package admin
 
 import (
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/shiftgate/shiftgate/conf"
-	"github.com/shiftgate/shiftgate/proxy"
 )
 
 const readyConfig = `regions:
@@ -25,14 +21,7 @@ routes:
 // TestReadyz: /healthz says the process is alive whatever it does; /readyz says it
 // takes traffic: not before the traffic listener serves, not while draining.
 func TestReadyz(t *testing.T) {
-	cfg, err := conf.Parse("", []byte(readyConfig+"state_dir: "+t.TempDir()+"\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := proxy.New(cfg, proxy.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), NoFallbackStore: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := newTestGateway(t)
 	hs := httptest.NewServer(Handler(srv))
 	defer hs.Close()
 	get := func(path string) (int, string) {
