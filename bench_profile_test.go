@@ -31,8 +31,8 @@ func TestBenchProfiles(t *testing.T) {
 	if err != nil {
 		t.Fatalf("bench: %v\n%s", err, out)
 	}
-	if !strings.Contains(string(out), "profiles of shiftgate at 4 conns") {
-		t.Errorf("the bench does not say where the profiles are:\n%s", out)
+	if !strings.Contains(string(out), "profiles of shiftgate at 4 conns") || !strings.Contains(string(out), "CPU samples; lock waits") {
+		t.Errorf("the bench does not say where the profiles are and what they show:\n%s", out)
 	}
 	base := filepath.Join(profiles, "shiftgate-4c-run1")
 	// A pprof profile is a gzipped protocol buffer whose string table names the

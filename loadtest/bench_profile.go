@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/google/pprof/profile"
 )
 
 // With -profile DIR the bench records, during the measured part of every shiftgate
@@ -63,12 +65,16 @@ func (b *bench) startProfiles(ctx context.Context, t benchTarget, conns int) fun
 	return func() error {
 		wg.Wait()
 		close(errs)
-		err := <-errs
-		if err == nil {
-			fmt.Fprintf(b.log, "bench: profiles of %s at %d conns: %s.{cpu,mutex,block}.pprof (%d s), %s.trace (1 s)\n",
-				t.name, conns, base, secs, base)
+		if err := <-errs; err != nil {
+			return err
 		}
-		return err
+		sum, err := summarizeProfiles(base+".cpu.pprof", base+".mutex.pprof")
+		if err != nil {
+			return fmt.Errorf("bench: -profile: %w", err)
+		}
+		fmt.Fprintf(b.log, "bench: profiles of %s at %d conns: %s.{cpu,mutex,block}.pprof (%d s), %s.trace (1 s)\n"+
+			"bench:   %s\n", t.name, conns, base, secs, base, sum)
+		return nil
 	}
 }
 
@@ -106,4 +112,110 @@ func checkProfileDir(dir string, d time.Duration) error {
 		return fmt.Errorf("-profile: %w", err)
 	}
 	return nil
+}
+
+// profileSummary is what one run's profiles say about the CPU the proxy spent
+// beyond its own work: shares of its CPU samples, in percent, and the time requests
+// waited for locks.
+type profileSummary struct {
+	Samples int64
+	// Scheduler: under runtime.schedule (finding the next goroutine, the netpoller).
+	Scheduler float64
+	// Wakeups: in runtime.futex, threads waking threads and going back to sleep
+	// (the hand-offs between processors).
+	Wakeups float64
+	// GC: the collector's workers and the assists requests pay.
+	GC float64
+	// Alloc: under runtime.mallocgc.
+	Alloc float64
+	// LockWait: the mutex profile's total delay (0 without contention).
+	LockWait time.Duration
+}
+
+// summarizeProfiles reads a run's CPU and mutex profiles.
+func summarizeProfiles(cpuFile, mutexFile string) (profileSummary, error) {
+	var s profileSummary
+	cpu, err := readProfile(cpuFile)
+	if err != nil {
+		return s, err
+	}
+	count := sampleIndex(cpu, "samples")
+	if count < 0 {
+		return s, fmt.Errorf("%s: no samples column: not a CPU profile", cpuFile)
+	}
+	var sched, wake, gc, alloc int64
+	for _, smp := range cpu.Sample {
+		n := smp.Value[count]
+		s.Samples += n
+		var inSched, inWake, inGC, inAlloc bool
+		for _, loc := range smp.Location {
+			for _, line := range loc.Line {
+				if line.Function == nil {
+					continue
+				}
+				switch line.Function.Name {
+				case "runtime.schedule":
+					inSched = true
+				case "runtime.futex":
+					inWake = true
+				case "runtime.gcBgMarkWorker", "runtime.gcAssistAlloc":
+					inGC = true
+				case "runtime.mallocgc":
+					inAlloc = true
+				}
+			}
+		}
+		for _, c := range []struct {
+			in  bool
+			sum *int64
+		}{{inSched, &sched}, {inWake, &wake}, {inGC, &gc}, {inAlloc, &alloc}} {
+			if c.in {
+				*c.sum += n
+			}
+		}
+	}
+	if s.Samples > 0 {
+		pct := func(n int64) float64 { return 100 * float64(n) / float64(s.Samples) }
+		s.Scheduler, s.Wakeups, s.GC, s.Alloc = pct(sched), pct(wake), pct(gc), pct(alloc)
+	}
+	mu, err := readProfile(mutexFile)
+	if err != nil {
+		return s, err
+	}
+	delay := sampleIndex(mu, "delay")
+	if delay < 0 {
+		return s, fmt.Errorf("%s: no delay column: not a mutex profile", mutexFile)
+	}
+	for _, smp := range mu.Sample {
+		s.LockWait += time.Duration(smp.Value[delay])
+	}
+	return s, nil
+}
+
+func readProfile(file string) (*profile.Profile, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	p, err := profile.Parse(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	return p, nil
+}
+
+// sampleIndex is the index of the sample column of that type, or -1.
+func sampleIndex(p *profile.Profile, typ string) int {
+	for i, st := range p.SampleType {
+		if st.Type == typ {
+			return i
+		}
+	}
+	return -1
+}
+
+func (s profileSummary) String() string {
+	return fmt.Sprintf("scheduler %.1f %%, thread wake-ups (futex) %.1f %%, GC %.1f %%, allocation %.1f %% of %d CPU samples; lock waits %.1f ms",
+		s.Scheduler, s.Wakeups, s.GC, s.Alloc, s.Samples, float64(s.LockWait)/1e6)
 }
