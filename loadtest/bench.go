@@ -173,6 +173,10 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchOptions, int) {
 		return o, 2
 	}
 	if o.profile != "" {
+		if !slices.ContainsFunc(o.targets, func(t string) bool { return slices.Contains(shiftgateVariants, t) }) {
+			fmt.Fprintln(stderr, "loadtest bench: -profile: no shiftgate target to profile (only shiftgate has the admin listener the profiles come from)")
+			return o, 2
+		}
 		if err := checkProfileDir(o.profile, o.duration); err != nil {
 			fmt.Fprintln(stderr, "loadtest bench:", err)
 			return o, 2

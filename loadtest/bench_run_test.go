@@ -154,6 +154,7 @@ func TestBenchFlags(t *testing.T) {
 	}{
 		{[]string{"-profile", filepath.Join(dir, "p"), "-duration", "1500ms"}, "too short"},
 		{[]string{"-profile", notDir}, "-profile"},
+		{[]string{"-profile", filepath.Join(dir, "n"), "-targets", "nginx,haproxy"}, "no shiftgate target"},
 	} {
 		var errOut strings.Builder
 		if _, code := parseBenchFlags(tc.args, &errOut); code != 2 || !strings.Contains(errOut.String(), tc.msg) {
