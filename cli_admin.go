@@ -201,6 +201,13 @@ func cmdRollback(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return exitUsage
 	}
+	if !rampOK("rollback", *ramp, stderr) {
+		return exitUsage
+	}
+	if *ramp != "" && fs.Arg(0) == "on" {
+		fmt.Fprintln(stderr, "shiftgate rollback: -ramp applies to turning rollback off (on is at once)")
+		return exitUsage
+	}
 	if store, err := direct(); err != nil || store != nil {
 		if err == nil && *local {
 			err = errors.New("-local needs an instance's admin API, not -etcd")
@@ -237,6 +244,19 @@ func cmdRollback(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, localNote)
 	}
 	return unpersistedExit(res.Unpersisted, stderr)
+}
+
+// rampOK checks a -ramp flag where it is typed, so that a typo is a command-line
+// mistake (exit 2) even when no gateway is reachable; the server checks it again.
+func rampOK(verb, ramp string, stderr io.Writer) bool {
+	if ramp == "" {
+		return true
+	}
+	if d, err := time.ParseDuration(ramp); err != nil || d < 0 || d > 24*time.Hour {
+		fmt.Fprintf(stderr, "shiftgate %s: -ramp: want a duration up to 24h such as 10m, got %q\n", verb, ramp)
+		return false
+	}
+	return true
 }
 
 // exitUnpersisted is the exit status of a change that is in force but that the

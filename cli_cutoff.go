@@ -67,7 +67,7 @@ func cmdCutoff(args []string, stdout, stderr io.Writer) int {
 	if res.Local {
 		fmt.Fprintln(stdout, localNote)
 	}
-	return 0
+	return unpersistedExit(res.Unpersisted, stderr)
 }
 
 // describeCutoff says what is cut off, for the CLI.

@@ -69,6 +69,9 @@ func (l leverFlags) parse(args []string, budgets bool, stdout, stderr io.Writer)
 		return parseExit(err)
 	}
 	if l.fs.NArg() > 0 {
+		if !rampOK(strings.TrimPrefix(l.fs.Name(), "shiftgate "), *l.ramp, stderr) {
+			return exitUsage
+		}
 		return -1
 	}
 	if *l.clear || *l.ramp != "" || *l.local {
@@ -186,7 +189,7 @@ func changeLimits(client func() (*admin.Client, error), req proxy.LimitsRequest,
 	if res.Local {
 		fmt.Fprintln(stdout, localNote)
 	}
-	return 0
+	return unpersistedExit(res.Unpersisted, stderr)
 }
 
 // showLimits prints GET /v1/limits: the caps (or, for budgets, the byte budgets).

@@ -53,7 +53,7 @@ func TestLimitVerbs(t *testing.T) {
 	fails(2, "want requests per second above 0", "limit", "-admin", admin, "site", "fast")
 	fails(2, "want requests per second above 0", "limit", "-admin", admin, "site", "0")
 	fails(1, `no route "nope"`, "limit", "-admin", admin, "nope", "5")
-	fails(1, "ramp: want a duration", "limit", "-admin", admin, "-ramp", "soon", "site", "5")
+	fails(2, "ramp: want a duration", "limit", "-admin", admin, "-ramp", "soon", "site", "5")
 	fails(2, "no unit", "budget", "-admin", admin, "idc", "cloud", "800")
 	fails(1, `no region "mars"`, "budget", "-admin", admin, "idc", "mars", "1Gbit")
 	fails(2, "usage: shiftgate limit", "limit", "-admin", admin, "site")

@@ -15,33 +15,44 @@ import (
 
 // cmdPlan runs `shiftgate plan start|pause|resume|abort ROUTE` and `plan status`.
 func cmdPlan(args []string, stdout, stderr io.Writer) int {
-	usage := "usage: shiftgate plan start|pause|resume|abort ROUTE\n       shiftgate plan status [-json] [-history]"
-	if len(args) == 0 {
-		fmt.Fprintln(stderr, usage)
-		return 2
-	}
-	verb := args[0]
-	switch verb {
-	case "-h", "-help", "--help":
-		fmt.Fprintln(stderr, usage)
-		return exitOK
-	}
-	fs := newFlags("plan "+verb, stderr)
+	usage := "usage: shiftgate plan [-admin URL] start|pause|resume|abort ROUTE\n       shiftgate plan [-admin URL] status [-json] [-history]"
+	fs := newFlags("plan", stderr)
 	asJSON := fs.Bool("json", false, "print the raw JSON (status)")
 	history := fs.Bool("history", false, "print each plan's history (status)")
 	client := adminFlags(fs)
-	if err := fs.Parse(args[1:]); err != nil {
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, usage)
+		fs.PrintDefaults()
+	}
+	// Flags may come before the sub-verb (as with every other verb) or after it.
+	if err := fs.Parse(args); err != nil {
 		return parseExit(err)
+	}
+	if fs.NArg() == 0 {
+		fmt.Fprintln(stderr, "shiftgate plan: want a sub-verb: start, pause, resume, abort or status")
+		fs.Usage()
+		return 2
+	}
+	verb := fs.Arg(0)
+	if err := fs.Parse(fs.Args()[1:]); err != nil {
+		return parseExit(err)
+	}
+	switch verb {
+	case "status", "start", "pause", "resume", "abort":
+	default:
+		fmt.Fprintf(stderr, "shiftgate plan: unknown sub-verb %q: want start, pause, resume, abort or status\n", verb)
+		fs.Usage()
+		return 2
 	}
 	c, err := client()
 	if err != nil {
 		fmt.Fprintln(stderr, "shiftgate plan:", err)
 		return 2
 	}
-	switch verb {
-	case "status":
+	if verb == "status" {
 		if fs.NArg() != 0 {
-			fmt.Fprintln(stderr, usage)
+			fmt.Fprintf(stderr, "shiftgate plan status: takes no argument, got %q\n", fs.Args())
+			fs.Usage()
 			return 2
 		}
 		var ans proxy.PlansAnswer
@@ -56,15 +67,13 @@ func cmdPlan(args []string, stdout, stderr io.Writer) int {
 		}
 		printPlans(ans, *history, time.Now(), stdout)
 		return 0
-	case "start", "pause", "resume", "abort":
-		if fs.NArg() != 1 {
-			fmt.Fprintln(stderr, usage)
-			return 2
-		}
-		return planVerb(c, verb, fs.Arg(0), stdout, stderr)
 	}
-	fmt.Fprintln(stderr, usage)
-	return 2
+	if fs.NArg() != 1 {
+		fmt.Fprintf(stderr, "shiftgate plan %s: want one ROUTE, got %d arguments\n", verb, fs.NArg())
+		fs.Usage()
+		return 2
+	}
+	return planVerb(c, verb, fs.Arg(0), stdout, stderr)
 }
 
 func planVerb(c *admin.Client, verb, route string, stdout, stderr io.Writer) int {
@@ -75,7 +84,7 @@ func planVerb(c *admin.Client, verb, route string, stdout, stderr io.Writer) int
 	}
 	fmt.Fprintf(stdout, "route %s: plan %s at step %d of %d (%g%%, writes %g%%)\n  %s\n",
 		ps.Route, ps.State, ps.Step, len(ps.Steps), ps.Percent, ps.WritePercent, ps.Reason)
-	return 0
+	return unpersistedExit(ps.Unpersisted, stderr)
 }
 
 // printPlans prints plan status for a person: one block per plan, its gates as the

@@ -48,7 +48,8 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"budget", "-h"}, 0, "-admin"},
 		{[]string{"cutoff", "-h"}, 0, "on|off"},
 		{[]string{"vectors", "-h"}, 0, "usage: shiftgate vectors"},
-		{[]string{"plan", "-h"}, 0, "usage: shiftgate plan start|pause|resume|abort ROUTE"},
+		{[]string{"plan", "-h"}, 0, "usage: shiftgate plan [-admin URL] start|pause|resume|abort ROUTE"},
+		{[]string{"plan", "-h"}, 0, "-admin"},
 		{[]string{"plan", "status", "-h"}, 0, "-history"},
 		{[]string{"plan", "start", "-h"}, 0, "-admin"},
 		{[]string{"loadtest", "-replay", "access.log", "-h"}, 0, "-target"},
@@ -92,6 +93,16 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"version", "x"}, 2, "takes no arguments"},
 		{[]string{"demo", "x"}, 2, "takes no arguments"},
 		{[]string{"loadtest", "-drill", "x"}, 2, "takes no arguments"},
+		// A -ramp typo is the command line's, whether or not a gateway answers.
+		{[]string{"rollback", "-ramp", "abc", "off"}, 2, `-ramp: want a duration up to 24h such as 10m, got "abc"`},
+		{[]string{"rollback", "-admin", dead, "-ramp", "25h", "off"}, 2, `-ramp: want a duration up to 24h`},
+		{[]string{"rollback", "-ramp", "10m", "on"}, 2, "-ramp applies to turning rollback off"},
+		{[]string{"limit", "-admin", dead, "-ramp", "abc", "site", "100"}, 2, `-ramp: want a duration up to 24h such as 10m, got "abc"`},
+		{[]string{"budget", "-admin", dead, "-ramp", "-1m", "idc", "cloud", "1Gbit"}, 2, `-ramp: want a duration up to 24h`},
+		{[]string{"plan"}, 2, "want a sub-verb"},
+		{[]string{"plan", "sideways", "feed"}, 2, `unknown sub-verb "sideways"`},
+		{[]string{"plan", "start"}, 2, "want one ROUTE"},
+		{[]string{"plan", "status", "feed"}, 2, "takes no argument"},
 
 		// Refused or failed: exit 1.
 		{[]string{"check", "-config", broken}, 1, "at least one region"},
@@ -103,6 +114,10 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"split", "-admin", dead, "-clear", "feed"}, 1, "admin API at"},
 		{[]string{"rollback", "-admin", dead, "on"}, 1, "admin API at"},
 		{[]string{"status", "-admin", dead}, 1, "admin API at"},
+		// plan's flags go before its sub-verb as every verb's do, or after it.
+		{[]string{"plan", "-admin", dead, "status"}, 1, "admin API at"},
+		{[]string{"plan", "-admin", dead, "start", "feed"}, 1, "admin API at"},
+		{[]string{"plan", "status", "-admin", dead}, 1, "admin API at"},
 		{[]string{"status", "-config", good}, 1, "admin API at"},
 		{[]string{"warm", "-config", good, urls}, 1, `route "feed" has no fallback cache`},
 	} {

@@ -29,6 +29,8 @@ type CutoffResult struct {
 	Local    bool     `json:"local,omitempty"`
 	// ClientConfigVersion is the version of the client config that publishes it.
 	ClientConfigVersion string `json:"client_config_version"`
+	// Unpersisted, as in RollbackResult.
+	Unpersisted string `json:"unpersisted,omitempty"`
 }
 
 // CutoffState is the cut-off as status shows it.
@@ -68,14 +70,18 @@ func (s *Server) SetCutoff(ctx context.Context, who string, req CutoffRequest) (
 		o.Cutoff = next
 		return nil
 	})
+	var unpersisted string
+	if isUnpersisted(err) {
+		unpersisted, err = err.Error(), nil
+	}
 	if err != nil {
 		return CutoffResult{}, err
 	}
 	s.log.Info("audit", "who", who, "what", "cutoff", "on", req.On, "routes", req.Routes,
 		"before_site", before.On, "before_routes", before.Routes, "after_site", ov.Cutoff.On, "after_routes", ov.Cutoff.Routes,
-		"revision", ov.Revision, "local", local)
+		"revision", ov.Revision, "local", local, "persisted", unpersisted == "")
 	return CutoffResult{On: ov.Cutoff.On, Routes: nonNil(ov.Cutoff.Routes), Revision: ov.Revision, Local: local,
-		ClientConfigVersion: string(s.state.Load().client.version)}, nil
+		ClientConfigVersion: string(s.state.Load().client.version), Unpersisted: unpersisted}, nil
 }
 
 func nonNil(s []string) []string {

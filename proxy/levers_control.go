@@ -226,6 +226,8 @@ type LimitsResult struct {
 	// Notes say what an operator may not expect, such as a budget that binds no
 	// instance of this one's region.
 	Notes []string `json:"notes,omitempty"`
+	// Unpersisted, as in RollbackResult.
+	Unpersisted string `json:"unpersisted,omitempty"`
 }
 
 // LeverChange describes one change: the lever ("site", "route feed", "budget
@@ -438,15 +440,20 @@ func (s *Server) ChangeLimits(ctx context.Context, who string, req LimitsRequest
 		}
 		return nil
 	})
+	// A lever must work when the disk does not: in force, said to be unpersisted.
+	var unpersisted string
+	if isUnpersisted(err) {
+		unpersisted, err = err.Error(), nil
+	}
 	if err != nil {
 		return LimitsResult{}, err
 	}
 	scope, _, _ := s.LimitsScope()
 	for _, ch := range changes {
 		s.log.Info("audit", "who", who, "what", "limit", "lever", ch.Lever, "before", ch.Before, "after", ch.After,
-			"ramp", ch.Ramp, "scope", scope, "revision", ov.Revision, "local", local)
+			"ramp", ch.Ramp, "scope", scope, "revision", ov.Revision, "local", local, "persisted", unpersisted == "")
 	}
-	return LimitsResult{Changes: changes, Revision: ov.Revision, Local: local, Scope: scope, Notes: notes}, nil
+	return LimitsResult{Changes: changes, Revision: ov.Revision, Local: local, Scope: scope, Notes: notes, Unpersisted: unpersisted}, nil
 }
 
 func leverChange(lever string, before float64, beforeOverride bool, after float64, clear bool, file float64, ramp time.Duration) LeverChange {

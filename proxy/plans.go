@@ -59,6 +59,8 @@ type PlanStatus struct {
 	// streak, and whose statistics went in.
 	Live    *PlanLive        `json:"live,omitempty"`
 	History []conf.PlanEvent `json:"history,omitempty"`
+	// Unpersisted, in the answer to a plan verb, as in RollbackResult.
+	Unpersisted string `json:"unpersisted,omitempty"`
 }
 
 // PlanLive are a driver's readings of a running step.
@@ -188,7 +190,10 @@ func (s *Server) WritePlan(ctx context.Context, who, route string, change PlanCh
 		before, from, set, prev, next = split, eff, sp, cur, n
 		return nil
 	})
-	if err != nil {
+	// In force but not persisted: audited like a stored change, and said to the
+	// caller through the error (IsUnpersisted).
+	unpersisted := isUnpersisted(err)
+	if err != nil && !unpersisted {
 		return next, err
 	}
 	if set != nil {
@@ -199,8 +204,8 @@ func (s *Server) WritePlan(ctx context.Context, who, route string, change PlanCh
 			"revision", ov.Revision, "by_plan", true)
 	}
 	s.log.Info("audit", "who", who, "what", "plan", "route", route, "before", string(stateOr(prev.State)), "after", string(next.State),
-		"step", next.Step+1, "percent", conf.FormatBP(next.PercentBP), "reason", next.Reason, "revision", ov.Revision)
-	return next, nil
+		"step", next.Step+1, "percent", conf.FormatBP(next.PercentBP), "reason", next.Reason, "revision", ov.Revision, "persisted", !unpersisted)
+	return next, err
 }
 
 func stateOr(s conf.PlanState) conf.PlanState {

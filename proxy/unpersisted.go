@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"sort"
 	"sync"
 	"time"
@@ -41,23 +42,41 @@ func (u *unpersisted) list() ([]string, string) {
 	return out, u.reason
 }
 
-// changedKeys names what differs between two overrides, as status lists it.
+// changedKeys names what differs between two overrides, as status lists it:
+// "rollback", "routes/NAME", "site_limit", "route_limits/NAME", "budgets/FROM->TO",
+// "cutoff", "plans/NAME".
 func changedKeys(a, b conf.Overrides) []string {
 	var out []string
 	if a.Rollback != b.Rollback {
 		out = append(out, "rollback")
 	}
-	for name, ro := range b.Routes {
-		if was, ok := a.Routes[name]; !ok || was != ro {
-			out = append(out, "routes/"+name)
-		}
+	if !reflect.DeepEqual(a.SiteLimit, b.SiteLimit) {
+		out = append(out, "site_limit")
 	}
-	for name := range a.Routes {
-		if _, ok := b.Routes[name]; !ok {
-			out = append(out, "routes/"+name)
-		}
+	if !reflect.DeepEqual(a.Cutoff, b.Cutoff) {
+		out = append(out, "cutoff")
 	}
+	out = appendChanged(out, "routes/", a.Routes, b.Routes)
+	out = appendChanged(out, "route_limits/", a.RouteLimits, b.RouteLimits)
+	out = appendChanged(out, "budgets/", a.Budgets, b.Budgets)
+	out = appendChanged(out, "plans/", a.Plans, b.Plans)
 	sort.Strings(out)
+	return out
+}
+
+// appendChanged adds prefix+key for each key whose value differs between a and b,
+// or that only one of them has.
+func appendChanged[V any](out []string, prefix string, a, b map[string]V) []string {
+	for k, v := range b {
+		if was, ok := a[k]; !ok || !reflect.DeepEqual(was, v) {
+			out = append(out, prefix+k)
+		}
+	}
+	for k := range a {
+		if _, ok := b[k]; !ok {
+			out = append(out, prefix+k)
+		}
+	}
 	return out
 }
 
@@ -135,6 +154,10 @@ func (s *Server) persistLoop() {
 
 // isUnpersisted reports whether err is a change in force but not persisted.
 func isUnpersisted(err error) bool { return errors.Is(err, store.ErrNotPersisted) }
+
+// IsUnpersisted reports whether err says a change is in force in memory but the
+// override store did not take it: the change worked, and is being written again.
+func IsUnpersisted(err error) bool { return isUnpersisted(err) }
 
 // storeWritable probes a store that writes files (the state_dir store), nil for others.
 func (s *Server) storeWritable() error {

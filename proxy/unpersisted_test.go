@@ -89,3 +89,68 @@ func TestRollbackWhileStateDirUnwritable(t *testing.T) {
 		t.Error("metric still says unpersisted")
 	}
 }
+
+// TestLeversWhileStateDirUnwritable: caps, byte budgets and the client cut-off are
+// emergency levers like the rollback. With the store refusing writes each must take
+// effect, answer without an error, say it is not persisted and be listed by status;
+// the retry then writes them all. Before, they took effect and answered with an error
+// (the CLI's exit 1, a 500 from the API): an operator was told a change in force had
+// failed.
+func TestLeversWhileStateDirUnwritable(t *testing.T) {
+	t.Parallel()
+	idc, cloud := startRegion(t, "idc"), startRegion(t, "cloud")
+	dir := t.TempDir()
+	fs, err := store.NewFile(filepath.Join(dir, "state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := startGatewayIn(t, dir, twoRegions, map[string]string{"IDC": idc.Addr, "CLOUD": cloud.Addr}, fs)
+	path := filepath.Join(dir, "state", store.OverridesFile)
+	os.Remove(path)
+	if err := os.Mkdir(path, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+
+	lim, err := gw.srv.ChangeLimits(ctx, "test", LimitsRequest{
+		Site:    &LimitChange{RPS: "100"},
+		Routes:  map[string]LimitChange{"feed": {RPS: "50"}},
+		Budgets: []BudgetChange{{From: "idc", To: "cloud", Rate: "1Gbit"}},
+	})
+	if err != nil || lim.Unpersisted == "" {
+		t.Fatalf("limits while the disk is broken: %+v, %v; want in force and unpersisted", lim, err)
+	}
+	cut, err := gw.srv.SetCutoff(ctx, "test", CutoffRequest{On: true})
+	if err != nil || cut.Unpersisted == "" || !cut.On {
+		t.Fatalf("cutoff while the disk is broken: %+v, %v; want on and unpersisted", cut, err)
+	}
+	l := gw.srv.Limits()
+	if l.Site.RPS != 100 || !gw.srv.Overrides().Cutoff.On {
+		t.Errorf("not in force: site cap %v, cutoff %v", l.Site.RPS, gw.srv.Overrides().Cutoff.On)
+	}
+	st := gw.srv.Status()
+	want := "budgets/idc/cloud,cutoff,route_limits/feed,site_limit"
+	if got := strings.Join(st.Unpersisted, ","); got != want {
+		t.Errorf("status unpersisted %q, want %q", got, want)
+	}
+
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(ioWait)
+	for len(gw.srv.Status().Unpersisted) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("still unpersisted after %s with the path writable", ioWait)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"site_limit"`, `"route_limits"`, `"idc/cloud"`, `"cutoff"`} {
+		if !bytes.Contains(b, []byte(want)) {
+			t.Errorf("persisted overrides lack %s: %s", want, b)
+		}
+	}
+}

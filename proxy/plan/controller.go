@@ -234,6 +234,10 @@ func (c *Controller) write(ctx context.Context, r *conf.Route, p conf.PlanProgre
 		n.Fingerprint = fp
 		return n, sp, err
 	})
+	if proxy.IsUnpersisted(err) {
+		// In force in memory; the server retries the write and says so loudly.
+		err = nil
+	}
 	switch {
 	case errors.Is(err, errMoved):
 		c.opt.Logger.Info("plan moved meanwhile; reading it again", "route", r.Name, "would", what)
@@ -309,6 +313,10 @@ func (c *Controller) Act(ctx context.Context, who, route, verb string) (proxy.Pl
 		return proxy.PlanStatus{}, proxy.Errorf(http.StatusBadRequest, "want start, pause, resume or abort, got %q", verb)
 	}
 	p, err := c.srv.WritePlan(ctx, who, route, change)
+	var unpersisted string
+	if proxy.IsUnpersisted(err) {
+		unpersisted, err = err.Error(), nil
+	}
 	if err != nil {
 		return proxy.PlanStatus{}, err
 	}
@@ -318,7 +326,9 @@ func (c *Controller) Act(ctx context.Context, who, route, verb string) (proxy.Pl
 		c.live[route] = &live{step: p, next: firstReading(p.StepAt, pl.Interval.D), breakerBase: c.srv.BreakerOpens(route, r.To)}
 	}
 	c.mu.Unlock()
-	return proxy.PlanStatusOf(r, p), nil
+	ps := proxy.PlanStatusOf(r, p)
+	ps.Unpersisted = unpersisted
+	return ps, nil
 }
 
 // Plans implements proxy.PlanDriver: every configured plan, its progress from the
