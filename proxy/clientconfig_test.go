@@ -181,6 +181,13 @@ func TestClientConfigEndpoint(t *testing.T) {
 			t.Errorf("metrics lack %q", line)
 		}
 	}
+	// Like every answer, it carries the request's id: the client's when valid.
+	if a.header["X-Request-Id"] == "" {
+		t.Errorf("the config answer has no X-Request-Id: %v", a.header)
+	}
+	if got := fetchConfig(t, gw.addr, "GET", "X-Request-Id", "cc-test-1"); got.header["X-Request-Id"] != "cc-test-1" {
+		t.Errorf("X-Request-Id %q, want the client's cc-test-1", got.header["X-Request-Id"])
+	}
 }
 
 // TestClientConfigFollowsLevers: a split, rollback and cut-off each change the

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 
@@ -82,6 +83,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	path := ctx.Path()
 	if isClientConfigPath(path) {
 		s.serveClientConfig(ctx, st)
+		s.done(ctx, st, routing.Decision{Route: -1}, id, &ex)
 		return
 	}
 	d := st.table.Decide(h.Host(), path, (*reqView)(ctx))
@@ -102,7 +104,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	if g := st.gate; g != nil {
 		// Caps come first: a refused request costs no upstream work at all.
 		if v := g.Admit(int(d.Route), s.reqTime(ctx)); !v.OK() {
-			shedResponse(ctx, v.Reason, v.RetryAfter)
+			shedResponse(ctx, v.Reason, v.RetryAfter, st.regions[d.Region])
 			s.done(ctx, st, d, id, &ex)
 			return
 		}
@@ -144,7 +146,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	}
 	body := wire.WatchClientBody(ctx, st.cfg.Timeouts.Body.D, st.cfg.Limits.MaxBodyBytes.N)
 	if rt.mirrored {
-		s.forwardMirrored(ctx, st, rt, d, &ex)
+		s.forwardMirrored(ctx, st, rt, d, &ex, body)
 	} else {
 		s.forward(ctx, st, rt, d, &ex)
 	}
@@ -174,15 +176,41 @@ func (s *Server) done(ctx *fasthttp.RequestCtx, st *state, d routing.Decision, i
 
 // forwardMirrored is forward for a route with a mirror: when the route's from region
 // answered a sampled request itself, a copy goes to the mirror, which compares the two
-// answers later. The copy is queued, never waited for.
-func (s *Server) forwardMirrored(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d routing.Decision, ex *exchange) {
+// answers later. The copy is queued, never waited for. A sampled request's body
+// (Content-Length up to the mirror's max_body) is kept as it streams upstream, so the
+// copy carries the same bytes; a body that cannot be kept whole (chunked, larger, cut
+// short) is not mirrored, and is counted as skipped.
+func (s *Server) forwardMirrored(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d routing.Decision, ex *exchange, body *wire.ClientBody) {
+	sampled := st.mirror.Sampled(int(d.Route), ctx.Method(), ctx.ID())
+	var keep *[]byte
+	if sampled && body != nil {
+		if cl := ctx.Request.Header.ContentLength(); cl > 0 && cl <= st.mirror.MaxBody(int(d.Route)) {
+			keep = mirrorBodies.Get().(*[]byte)
+			if cap(*keep) < cl {
+				*keep = make([]byte, 0, cl)
+			}
+			body.Keep(*keep)
+		}
+	}
 	start := time.Now()
 	s.forward(ctx, st, rt, d, ex)
-	if ex.answered == rt.cfg.FromID && ctx.Response.StatusCode() < 500 && st.mirror.Sampled(int(d.Route), ctx.Method(), ctx.ID()) {
+	if sampled && ex.answered == rt.cfg.FromID && ctx.Response.StatusCode() < 500 {
 		x := mirror.Capture(ctx, time.Since(start))
+		if cl := ctx.Request.Header.ContentLength(); body != nil && cl != 0 && cl != -2 { // -2: fasthttp's "no body"
+			// The body streamed upstream: only what was kept of it can be copied.
+			b, whole := body.Kept()
+			x.ReqBody, x.ReqBodyCut = b, !whole
+		}
 		st.mirror.Offer(int(d.Route), &x)
 	}
+	if keep != nil {
+		mirrorBodies.Put(keep)
+	}
 }
+
+// mirrorBodies holds the buffers that keep sampled request bodies for the mirror
+// (*[]byte), so that mirroring bodies allocates nothing once warm.
+var mirrorBodies = sync.Pool{New: func() any { return new([]byte) }}
 
 // refuseRequest returns why a request must not be proxied, or "". fasthttp has
 // already refused what it cannot parse (see handleParseError).

@@ -77,6 +77,8 @@ func TestHostileRequestHeaders(t *testing.T) {
 			map[string][]string{"X-Shift-Region": {"idc"}}},
 		{"X-Shift-Region every spelling at once", []string{"X-Shift-Region: cloud", "x_shift_region: cloud", "X_Shift-Region: cloud", "X-SHIFT-REGION: cloud"}, nil,
 			map[string][]string{"X-Shift-Region": {"idc"}}},
+		{"X-Shift-Mirror every spelling", []string{"X-Shift-Mirror: 1", "x_shift_mirror: 1", "X-SHIFT_MIRROR: 0"},
+			[]string{"X-Shift-Mirror"}, nil},
 		{"X-Forwarded-For absent", nil, nil, map[string][]string{"X-Forwarded-For": {"127.0.0.1"}}},
 		{"X-Forwarded-For appended", []string{"X-Forwarded-For: 203.0.113.7"}, nil, map[string][]string{"X-Forwarded-For": {"203.0.113.7, 127.0.0.1"}}},
 		{"X-Forwarded-For two fields", []string{"X-Forwarded-For: 203.0.113.7", "x-forwarded-for: 198.51.100.1, 10.0.0.1"}, nil,

@@ -84,12 +84,14 @@ var (
 	}
 )
 
-// shedResponse answers a refused request: 503 with Retry-After and X-Shift-Shed, on
-// a connection that stays open. It does not allocate.
-func shedResponse(ctx *fasthttp.RequestCtx, why shed.Reason, retryAfter int) {
+// shedResponse answers a refused request: 503 with Retry-After, X-Shift-Shed and
+// X-Shift-Region (the region the request was decided for, as on every answer), on a
+// connection that stays open. It does not allocate.
+func shedResponse(ctx *fasthttp.RequestCtx, why shed.Reason, retryAfter int, region []byte) {
 	r := &ctx.Response
 	r.Reset()
 	r.SetStatusCode(fasthttp.StatusServiceUnavailable)
+	r.Header.SetBytesKV(strRegionHeader, region)
 	r.Header.SetContentType("text/plain; charset=utf-8")
 	var buf [8]byte
 	r.Header.SetBytesKV(strRetryAfter, strconv.AppendInt(buf[:0], int64(retryAfter), 10))
@@ -143,7 +145,7 @@ func (s *Server) admitCross(ctx *fasthttp.RequestCtx, st *state, rt *routeState,
 		rt.metrics.budgetMisses.Inc()
 	}
 	if answer {
-		shedResponse(ctx, shed.ByBudget, v.RetryAfter)
+		shedResponse(ctx, shed.ByBudget, v.RetryAfter, st.regions[region])
 	}
 	return false
 }

@@ -145,6 +145,10 @@ func shedBy(t *testing.T, resp *http.Response) string {
 	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("refusal %q: status %d, Retry-After %q; want 503 with Retry-After", why, resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
+	// Every answer names the region the request was decided for, a refusal too.
+	if r := resp.Header.Get("X-Shift-Region"); r != "idc" && r != "cloud" {
+		t.Fatalf("refusal %q without X-Shift-Region (%q)", why, r)
+	}
 	return why
 }
 

@@ -355,6 +355,15 @@ func (m *Mirror) Counters(routeIdx int) Counters {
 	return m.routes[routeIdx].stats.counters()
 }
 
+// MaxBody is the largest request body the route's copies carry (0 for a route that
+// does not mirror, or mirrors no body).
+func (m *Mirror) MaxBody(routeIdx int) int {
+	if m == nil || uint(routeIdx) >= uint(len(m.routes)) {
+		return 0
+	}
+	return m.routes[routeIdx].maxBody
+}
+
 // Mirrored reports whether route mirrors anything.
 func (m *Mirror) Mirrored(routeIdx int) bool {
 	return m != nil && uint(routeIdx) < uint(len(m.routes)) && m.routes[routeIdx].percent > 0

@@ -9,7 +9,7 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// clientBody wraps a streamed request body so that a failure to read it (a broken
+// ClientBody wraps a streamed request body so that a failure to read it (a broken
 // chunk, a client that stops sending or goes away) is told apart from a failure of the
 // upstream the body was being written to: the first is the client's fault, must not
 // count against the region's breaker and is answered 400. Its read errors come out
@@ -26,7 +26,7 @@ import (
 // And it drops the trailer fields of a chunked body, which fasthttp would forward after
 // it: a trailer is a field too, and a backend that merges trailers into the header would
 // see whatever the client put there (X-Shift-Region, hop-by-hop fields) unchecked.
-type clientBody struct {
+type ClientBody struct {
 	r        io.Reader
 	h        *fasthttp.RequestHeader
 	conn     net.Conn
@@ -34,6 +34,12 @@ type clientBody struct {
 	extended time.Time
 	n        int64 // bytes read
 	limit    int64 // most bytes the body may have; 0: no limit
+	// keep, when not nil, collects the bytes read, up to its capacity, for a mirror's
+	// copy of the request (Keep); keepLen is the body's Content-Length then, and
+	// keepCut says the bytes did not fit.
+	keep    []byte
+	keepLen int64
+	keepCut bool
 }
 
 // ClientBodyError is a read error of the client's request body.
@@ -48,9 +54,9 @@ func (e *ClientBodyError) TooLarge() bool { return e.err == fasthttp.ErrBodyTooL
 // Unwrap is deliberately absent: fasthttp turns any error with a Timeout method into
 // its own ErrTimeout, which would make a stalled client look like a stalled upstream.
 
-var clientBodyPool = sync.Pool{New: func() any { return new(clientBody) }}
+var clientBodyPool = sync.Pool{New: func() any { return new(ClientBody) }}
 
-func (b *clientBody) Read(p []byte) (int, error) {
+func (b *ClientBody) Read(p []byte) (int, error) {
 	if now := time.Now(); now.Sub(b.extended) > b.idle/4 {
 		b.conn.SetReadDeadline(now.Add(b.idle)) //nolint:errcheck // a dead conn fails the read
 		b.extended = now
@@ -61,7 +67,15 @@ func (b *clientBody) Read(p []byte) (int, error) {
 		// Nothing past the limit goes on.
 		n -= int(b.n - b.limit)
 		b.n = b.limit
+		b.keepCut = true
 		return n, &ClientBodyError{fasthttp.ErrBodyTooLarge}
+	}
+	if b.keep != nil && !b.keepCut {
+		if len(b.keep)+n > cap(b.keep) {
+			b.keepCut = true
+		} else {
+			b.keep = append(b.keep, p[:n]...)
+		}
 	}
 	switch {
 	case err == io.EOF:
@@ -75,29 +89,54 @@ func (b *clientBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// WatchClientBody puts a clientBody around the request's streamed body, if it has one,
+// WatchClientBody puts a ClientBody around the request's streamed body, if it has one,
 // and returns it (or nil); idle is the body timeout, limit the most bytes the body may
 // have (0: no limit). The caller releases it once the request has been forwarded.
-func WatchClientBody(ctx *fasthttp.RequestCtx, idle time.Duration, limit int64) *clientBody {
+func WatchClientBody(ctx *fasthttp.RequestCtx, idle time.Duration, limit int64) *ClientBody {
 	r := ctx.Request.BodyStream()
 	if r == nil {
 		return nil
 	}
-	b := clientBodyPool.Get().(*clientBody)
+	b := clientBodyPool.Get().(*ClientBody)
 	b.r, b.h, b.conn, b.idle, b.extended, b.n, b.limit = r, &ctx.Request.Header, ctx.Conn(), idle, time.Now(), 0, limit
 	// SetBodyStream keeps the length: Content-Length, or -1 for chunked.
 	ctx.Request.SetBodyStream(b, ctx.Request.Header.ContentLength())
 	return b
 }
 
+// Keep makes b collect the body's bytes into buf (from its start, up to its
+// capacity) as they are read on their way upstream, so that a mirror can send the
+// same body without the main path buffering it. Call it before the body is read,
+// for a body whose Content-Length is known and fits buf. A nil b ignores it.
+func (b *ClientBody) Keep(buf []byte) {
+	if b == nil {
+		return
+	}
+	b.keep, b.keepLen, b.keepCut = buf[:0], int64(b.h.ContentLength()), false
+	if b.keepLen <= 0 || b.keepLen > int64(cap(buf)) {
+		b.keep, b.keepCut = nil, true
+	}
+}
+
+// Kept returns the body Keep collected and whether it is the whole body: every byte
+// of its Content-Length was read, and all of it fit. The bytes are the buffer given
+// to Keep; use them before Release.
+func (b *ClientBody) Kept() ([]byte, bool) {
+	if b == nil || b.keep == nil || b.keepCut || int64(len(b.keep)) != b.keepLen {
+		return nil, false
+	}
+	return b.keep, true
+}
+
 // Release gives b back once the request has been forwarded and returns the body
 // bytes read from the client through it (0 for a nil b).
-func (b *clientBody) Release() int64 {
+func (b *ClientBody) Release() int64 {
 	if b == nil {
 		return 0
 	}
 	n := b.n
 	b.r, b.h, b.conn = nil, nil, nil
+	b.keep, b.keepLen, b.keepCut = nil, 0, false
 	clientBodyPool.Put(b)
 	return n
 }

@@ -27,8 +27,8 @@ var strConnection = []byte("Connection")
 // mustStrip reports whether a field never crosses the proxy: hop-by-hop fields,
 // Connection itself, and X-Shift-Region, each in any case and with '_' for '-' (a
 // backend that folds names would read the '_' spelling as the real one). From a
-// client, X_Forwarded_For and X_Forwarded_Proto go too: the gateway writes
-// X-Forwarded-For and X-Forwarded-Proto itself.
+// client, X_Forwarded_For and X_Forwarded_Proto go too (the gateway writes
+// X-Forwarded-For and X-Forwarded-Proto itself), and X-Shift-Mirror in every spelling.
 func mustStrip(k []byte, fromClient bool) bool {
 	switch len(k) {
 	case 2, 5, 7, 10, 16, 18, 19:
@@ -39,7 +39,9 @@ func mustStrip(k []byte, fromClient bool) bool {
 		}
 		return FoldEqual(k, "connection")
 	case 14:
-		return isRegionHeaderName(k)
+		// X-Shift-Mirror marks the gateway's own copies (a backend suppresses side
+		// effects for them): a client must not be able to mark a real request.
+		return isRegionHeaderName(k) || (fromClient && FoldEqual(k, "x-shift-mirror"))
 	case 15:
 		return fromClient && bytes.IndexByte(k, '_') >= 0 && FoldEqual(k, "x-forwarded-for")
 	case 17:
