@@ -294,7 +294,11 @@ type Timeouts struct {
 	UpstreamIdle   Duration `yaml:"upstream_idle"`   // 30s: pooled upstream connections
 	Body           Duration `yaml:"body"`            // 60s: between body reads/writes
 	Shutdown       Duration `yaml:"shutdown"`        // 15s: drain on SIGTERM
-	TunnelGrace    Duration `yaml:"tunnel_grace"`    // 30s: before a moved tunnel is closed
+	// ShutdownDelay is how long, on SIGTERM, the gateway keeps serving with /readyz
+	// answering 503 before it stops accepting (0: it stops at once), so that a load
+	// balancer that probes /readyz stops sending first. Not part of Shutdown.
+	ShutdownDelay Duration `yaml:"shutdown_delay"`
+	TunnelGrace   Duration `yaml:"tunnel_grace"` // 30s: before a moved tunnel is closed
 	// ParkIdle is how long an idle keep-alive client connection keeps its server
 	// goroutine and buffers before it parks (1s); "off": it keeps them until it
 	// closes. Read at start.

@@ -12,11 +12,14 @@ const (
 	DefaultUpstreamIdleTimeout   = 30 * time.Second
 	DefaultBodyTimeout           = 60 * time.Second
 	DefaultShutdownTimeout       = 15 * time.Second
-	DefaultTunnelGrace           = 30 * time.Second
-	DefaultParkIdle              = time.Second
-	DefaultResolveEvery          = 30 * time.Second
-	DefaultEtcdDialTimeout       = 2 * time.Second
-	DefaultLuaTimeout            = 50 * time.Millisecond
+	// MaxShutdownDelay bounds timeouts.shutdown_delay: a load balancer's probes see a
+	// drain within seconds; a longer delay only holds a rollout up.
+	MaxShutdownDelay       = 5 * time.Minute
+	DefaultTunnelGrace     = 30 * time.Second
+	DefaultParkIdle        = time.Second
+	DefaultResolveEvery    = 30 * time.Second
+	DefaultEtcdDialTimeout = 2 * time.Second
+	DefaultLuaTimeout      = 50 * time.Millisecond
 
 	DefaultMaxHeaderBytes            = 64 << 10
 	DefaultMaxConns                  = 10000

@@ -314,8 +314,12 @@ func (p *parser) checkTimeouts(c *Config) {
 		{"connect", &t.Connect}, {"response_header", &t.ResponseHeader}, {"idle", &t.Idle},
 		{"request_head", &t.RequestHead}, {"upstream_idle", &t.UpstreamIdle}, {"body", &t.Body},
 		{"shutdown", &t.Shutdown}, {"tunnel_grace", &t.TunnelGrace}, {"park_idle", &t.ParkIdle.Duration},
+		{"shutdown_delay", &t.ShutdownDelay},
 	} {
 		p.unit("timeouts."+u.name, u.d.err)
+	}
+	if d := t.ShutdownDelay.D; d < 0 || d > MaxShutdownDelay {
+		p.errf("timeouts.shutdown_delay", "want 0..%s, got %s", MaxShutdownDelay, d)
 	}
 	l := &c.Limits
 	p.unit("limits.max_header_bytes", l.MaxHeaderBytes.err)

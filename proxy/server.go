@@ -82,6 +82,8 @@ type Server struct {
 	once    sync.Once
 	// serving is set once Serve runs and until Shutdown begins (readiness).
 	serving atomic.Bool
+	// draining is set by BeginDrain: not ready, still serving.
+	draining atomic.Bool
 	// lnMu orders Serve and Shutdown: listeners handed to Serve are closed by
 	// Shutdown even if fasthttp has not taken them yet, and a Serve after
 	// Shutdown returns at once (fasthttp's own Shutdown misses a listener it
@@ -338,6 +340,10 @@ func (s *Server) publish(st *state) {
 	s.stats.rollbackOn.Store(st.table.Rollback())
 }
 
+// BeginDrain makes Ready say "draining" while the server still serves: the time a
+// load balancer needs to see it before Shutdown stops accepting.
+func (s *Server) BeginDrain() { s.draining.Store(true) }
+
 // Ready reports whether the server takes traffic: its config is in force and it
 // serves a listener, and it is not draining. why says what is missing.
 func (s *Server) Ready() (ok bool, why string) {
@@ -345,6 +351,9 @@ func (s *Server) Ready() (ok bool, why string) {
 	case <-s.closed:
 		return false, "draining"
 	default:
+	}
+	if s.draining.Load() {
+		return false, "draining"
 	}
 	if !s.serving.Load() {
 		return false, "not listening yet"

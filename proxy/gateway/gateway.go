@@ -53,7 +53,14 @@ type Gateway struct {
 
 	log    *slog.Logger
 	cancel context.CancelFunc
-	errc   chan error
+	// stopAdmin ends the admin listener, last: /readyz and /healthz answer through
+	// the whole drain.
+	stopAdmin context.CancelFunc
+	// signals: Wait takes a second SIGINT or SIGTERM to end the shutdown delay.
+	signals bool
+	// endDelay, closed, ends the shutdown delay (tests; nil: never).
+	endDelay chan struct{}
+	errc    chan error
 	bg     sync.WaitGroup
 	// listeners counts the traffic and admin serve loops; Wait returns only once
 	// both have let go of their ports.
@@ -128,8 +135,9 @@ func Start(ctx context.Context, opt Options) (*Gateway, error) {
 		_ = stop // released by the cancel below, which ends the same context tree
 	}
 	ctx, cancel := context.WithCancel(ctx)
+	adminCtx, stopAdmin := context.WithCancel(context.WithoutCancel(ctx))
 	g := &Gateway{Server: srv, Addr: ln.Addr().String(), AdminAddr: aln.Addr().String(), Store: st,
-		log: log, cancel: cancel, errc: make(chan error, 3), ctx: ctx}
+		log: log, cancel: cancel, stopAdmin: stopAdmin, signals: opt.Signals, errc: make(chan error, 3), ctx: ctx}
 	srv.SetInstance(instanceName(st, g.Addr))
 	if tln != nil {
 		g.TLSAddr = tln.Addr().String()
@@ -211,7 +219,7 @@ func Start(ctx context.Context, opt Options) (*Gateway, error) {
 	g.startPlans(ctx, st)
 	g.listeners.Add(2)
 	go func() { defer g.listeners.Done(); g.errc <- srv.Serve(ln) }()
-	go func() { defer g.listeners.Done(); g.errc <- admin.Serve(ctx, aln, srv) }()
+	go func() { defer g.listeners.Done(); g.errc <- admin.Serve(adminCtx, aln, srv) }()
 	if tln != nil {
 		g.listeners.Add(1)
 		go func() { defer g.listeners.Done(); g.errc <- srv.ServeTLS(tln) }()
@@ -229,21 +237,31 @@ func (g *Gateway) goBG(f func()) {
 // Stop asks the gateway to stop; Wait returns once it has drained.
 func (g *Gateway) Stop() { g.cancel() }
 
-// Wait blocks until the gateway's context ends or a listener fails, then stops
-// accepting, drains in-flight requests (timeouts.shutdown), stops the background
-// work and closes the store.
+// Wait blocks until the gateway's context ends or a listener fails, then drains:
+// /readyz answers 503 at once, new requests are still served for
+// timeouts.shutdown_delay (so a load balancer that probes /readyz stops sending
+// first), then the gateway stops accepting and lets in-flight requests finish
+// (timeouts.shutdown), stops the background work, closes the admin listener last
+// and closes the store.
 func (g *Gateway) Wait() error {
 	var err error
 	select {
 	case <-g.ctx.Done():
 	case err = <-g.errc:
 	}
-	g.log.Info("shutting down: draining in-flight requests")
+	g.Server.BeginDrain()
 	g.cancel()
-	// The serving config's drain time: a reload may have changed it.
-	if serr := g.Server.Shutdown(g.Server.Config().Timeouts.Shutdown.D); serr != nil && err == nil {
+	// The serving config's times: a reload may have changed them.
+	t := g.Server.Config().Timeouts
+	if d := t.ShutdownDelay.D; d > 0 && err == nil {
+		g.log.Info("draining: /readyz answers 503; still serving until the shutdown delay ends (a second SIGTERM ends it)", "shutdown_delay", d.String())
+		g.delay(d)
+	}
+	g.log.Info("shutting down: draining in-flight requests")
+	if serr := g.Server.Shutdown(t.Shutdown.D); serr != nil && err == nil {
 		err = serr
 	}
+	g.stopAdmin()
 	g.bg.Wait()
 	g.listeners.Wait()
 	close(g.errc)
@@ -259,6 +277,24 @@ func (g *Gateway) Wait() error {
 		err = nil
 	}
 	return err
+}
+
+// delay waits d, or less when a second SIGINT or SIGTERM comes (with Signals).
+func (g *Gateway) delay(d time.Duration) {
+	var again chan os.Signal
+	if g.signals {
+		again = make(chan os.Signal, 1)
+		signal.Notify(again, syscall.SIGINT, syscall.SIGTERM)
+		defer signal.Stop(again)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-again:
+		g.log.Warn("second signal: the shutdown delay ends now")
+	case <-g.endDelay:
+	}
 }
 
 // Run is Start then Wait; ready, when not nil, is called once the gateway listens.

@@ -1,0 +1,104 @@
+package gateway
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDrainTellsTheLoadBalancerFirst: on a stop, /readyz answers 503 at once while
+// the traffic listener keeps serving for timeouts.shutdown_delay, and /healthz keeps
+// answering; only then does the gateway stop accepting. Before, the admin listener
+// and the traffic listener closed together at the signal: a probe saw a refused
+// connection, never the 503, and a load balancer kept sending to a closed port.
+// The delay here is long and ended by the test, so nothing depends on timing.
+func TestDrainTellsTheLoadBalancerFirst(t *testing.T) {
+	backend := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })}
+	bl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go backend.Serve(bl) //nolint:errcheck
+	t.Cleanup(func() { backend.Close() })
+
+	dir := t.TempDir()
+	path := filepath.Join(dir, "shiftgate.yaml")
+	os.WriteFile(path, []byte(`listen: 127.0.0.1:0
+state_dir: `+filepath.Join(dir, "state")+`
+regions:
+  idc:   { upstreams: ["`+bl.Addr().String()+`"] }
+  cloud: { upstreams: ["`+bl.Addr().String()+`"] }
+split: { from: idc, to: cloud, salt: s }
+timeouts: { shutdown_delay: 5m }
+routes:
+  - name: all
+    match: { path_prefix: / }
+    percent: 0
+`), 0o644)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	g, err := Start(ctx, Options{ConfigPath: path, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.endDelay = make(chan struct{})
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	get := func(url string) (int, error) {
+		resp, err := client.Get(url)
+		if err != nil {
+			return 0, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	admin, traffic := "http://"+g.AdminAddr, "http://"+g.Addr+"/x"
+	if code, err := get(admin + "/readyz"); code != 200 {
+		t.Fatalf("/readyz before the stop: %d %v", code, err)
+	}
+
+	cancel() // what SIGTERM does
+	waited := make(chan error, 1)
+	go func() { waited <- g.Wait() }()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		code, err := get(admin + "/readyz")
+		if err != nil {
+			t.Fatalf("/readyz during the drain: %v (want an answer, 503)", err)
+		}
+		if code == 503 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz still %d 30s after the stop", code)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Not ready, and still serving what a load balancer sends meanwhile.
+	if code, err := get(traffic); code != 200 {
+		t.Errorf("traffic during the shutdown delay: %d %v; want served", code, err)
+	}
+	if code, err := get(admin + "/healthz"); code != 200 {
+		t.Errorf("/healthz during the drain: %d %v", code, err)
+	}
+	select {
+	case err := <-waited:
+		t.Fatalf("Wait returned during the shutdown delay: %v", err)
+	default:
+	}
+
+	close(g.endDelay)
+	if err := <-waited; err != nil {
+		t.Errorf("Wait: %v", err)
+	}
+	if _, err := get(traffic); err == nil || !strings.Contains(err.Error(), "refused") {
+		t.Errorf("traffic after the drain: %v; want the connection refused", err)
+	}
+}
