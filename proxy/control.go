@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"sort"
 	"strings"
 	"time"
@@ -363,7 +364,7 @@ func DecideRequest(method, target string, headers []string, ip string) (*routing
 	if !strings.HasPrefix(target, "/") {
 		return nil, nil, nil, fmt.Errorf("path must start with /, got %q", target)
 	}
-	req := &routing.StaticRequest{MethodName: strings.ToUpper(method), Cookies: map[string]string{}, QueryArgs: map[string]string{}}
+	req := &routing.StaticRequest{MethodName: method, Cookies: map[string]string{}, QueryArgs: map[string]string{}}
 	if ip == "" {
 		ip = "127.0.0.1"
 	}
@@ -378,15 +379,18 @@ func DecideRequest(method, target string, headers []string, ip string) (*routing
 		if !ok {
 			return nil, nil, nil, fmt.Errorf("header %q: want 'Name: value'", h)
 		}
-		name, value = strings.TrimSpace(name), strings.TrimSpace(value)
+		// As the gateway reads a request: a value without the spaces and tabs around
+		// it (HTTP's optional whitespace; other characters are part of it), cookie
+		// values likewise, query values decoded.
+		name, value = strings.TrimSpace(name), strings.Trim(value, " \t")
 		req.Headers = append(req.Headers, [2]string{name, value})
 		switch strings.ToLower(name) {
 		case "host":
 			host = value
 		case "cookie":
 			for _, c := range strings.Split(value, ";") {
-				if k, v, ok := strings.Cut(strings.TrimSpace(c), "="); ok {
-					req.Cookies[k] = v
+				if k, v, ok := strings.Cut(strings.Trim(c, " \t"), "="); ok {
+					req.Cookies[strings.Trim(k, " \t")] = strings.Trim(v, " \t")
 				}
 			}
 		}
@@ -394,6 +398,12 @@ func DecideRequest(method, target string, headers []string, ip string) (*routing
 	path, query, _ := strings.Cut(target, "?")
 	for _, kv := range strings.Split(query, "&") {
 		if k, v, ok := strings.Cut(kv, "="); ok {
+			if dk, err := url.QueryUnescape(k); err == nil {
+				k = dk
+			}
+			if dv, err := url.QueryUnescape(v); err == nil {
+				v = dv
+			}
 			if _, seen := req.QueryArgs[k]; !seen {
 				req.QueryArgs[k] = v
 			}

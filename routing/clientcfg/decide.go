@@ -13,6 +13,8 @@ type Request struct {
 	// Path is the URL path without the query string; "" means "/".
 	Path string `json:"path,omitempty"`
 	// Headers are looked up by exact name first, then ASCII case-insensitively.
+	// Spaces and tabs around a header or cookie value are dropped, as the gateway
+	// drops them; a value of only those is empty. Query values are taken as they are.
 	Headers map[string]string `json:"headers,omitempty"`
 	// Cookies and Query are looked up by exact name.
 	Cookies map[string]string `json:"cookies,omitempty"`
@@ -68,7 +70,8 @@ type Decision struct {
 
 // Decide makes the gateway's decision on the client side: the route by host and
 // longest path prefix; rollback sends to From; the key is the first present,
-// non-empty source of the route's chain; no key sends to From; writes compare with
+// non-empty source of the route's chain (header and cookie values without surrounding
+// spaces and tabs); no key sends to From; writes compare with
 // write_percent; bucket < round(percent × 100) goes to To. Forced keys are not in the
 // client config, so the gateway may still send a forced key elsewhere.
 //
@@ -182,7 +185,8 @@ func findKey(r *Route, req *Request, buf *[64]byte) (int, string, []byte) {
 		case keyHeader:
 			v = header(req.Headers, name)
 		case keyCookie:
-			v = req.Cookies[name]
+			// The gateway's cookie parser trims the same SP and HTAB around a value.
+			v = trimOWS(req.Cookies[name])
 		case keyQuery:
 			v = req.Query[name]
 		case keyIP:
@@ -201,16 +205,35 @@ func findKey(r *Route, req *Request, buf *[64]byte) (int, string, []byte) {
 	return -1, "", nil
 }
 
+// header returns the named header's value without its surrounding optional
+// whitespace, "" when absent or blank: exact name first, then ASCII
+// case-insensitively.
 func header(h map[string]string, name string) string {
-	if v, ok := h[name]; ok && v != "" {
+	if v := trimOWS(h[name]); v != "" {
 		return v
 	}
 	for k, v := range h {
-		if v != "" && equalFoldASCII(k, name) {
+		if v = trimOWS(v); v != "" && equalFoldASCII(k, name) {
 			return v
 		}
 	}
 	return ""
+}
+
+// trimOWS drops leading and trailing spaces and horizontal tabs. HTTP's optional
+// whitespace around a field value is not part of the value (RFC 9110, 5.5): the
+// gateway's parser trims it, so " 1 " is the key "1", and a value of only
+// whitespace is empty, so the next key source applies. Nothing else is trimmed
+// (not CR, LF, VT, FF or U+00A0), unlike strings.TrimSpace.
+func trimOWS(s string) string {
+	i, j := 0, len(s)
+	for i < j && (s[i] == ' ' || s[i] == '\t') {
+		i++
+	}
+	for j > i && (s[j-1] == ' ' || s[j-1] == '\t') {
+		j--
+	}
+	return s[i:j]
 }
 
 // isWrite reports whether a method may change state: anything but GET, HEAD and

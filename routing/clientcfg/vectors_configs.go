@@ -48,6 +48,19 @@ func cutoverVectors() ConfigVector {
 		{Name: "header name in another case", Request: get("/api/feed", hdr("x-user-id", "u-qa-1"))},
 		{Name: "empty header falls through to the cookie", Request: Request{Method: "GET", Path: "/api/feed",
 			Headers: hdr("X-User-Id", ""), Cookies: hdr("uid", "42")}},
+		// HTTP's optional whitespace (SP, HTAB) around a header value is not part of it:
+		// the gateway's parser trims it, so these hash as u-qa-1, bucket 900.
+		{Name: "spaces around a header value are not part of the key", Request: get("/api/feed", hdr("X-User-Id", "  u-qa-1 "))},
+		{Name: "tabs around a header value are not part of the key", Request: get("/api/feed", hdr("X-User-Id", "\t u-qa-1\t"))},
+		{Name: "whitespace inside a header value is kept", Request: get("/api/feed", hdr("X-User-Id", " a b\t"))},
+		{Name: "a header value of only spaces and tabs falls through to the cookie", Request: Request{Method: "GET",
+			Path: "/api/feed", Headers: hdr("X-User-Id", " \t "), Cookies: hdr("uid", "42")}},
+		{Name: "a blank header and a blank cookie fall through to the next header", Request: Request{Method: "GET",
+			Path: "/api/feed", Headers: hdr("X-User-Id", "\t", "X-Device-Id", " d-7f3a "), Cookies: hdr("uid", "  ")}},
+		{Name: "the gateway's cookie parser trims spaces and tabs too", Request: Request{Method: "GET", Path: "/api/feed",
+			Cookies: hdr("uid", "\t42 ")}},
+		// Only SP and HTAB are optional whitespace: a no-break space is part of the key.
+		{Name: "a no-break space is not trimmed", Request: get("/api/feed", hdr("X-User-Id", "\u00a0u-qa-1"))},
 		{Name: "cookie before the device header", Request: Request{Method: "GET", Path: "/api/feed",
 			Headers: hdr("X-Device-Id", "d-7f3a"), Cookies: hdr("uid", "u-qa-1")}},
 		{Name: "device header", Request: get("/api/feed", hdr("X-Device-Id", "d-7f3a"))},
@@ -99,6 +112,11 @@ func hostVectors() ConfigVector {
 			Query: hdr("u", "u-1001"), Cookies: hdr("uid", "42"), Headers: hdr("X-User-Id", "d-7f3a")}},
 		{Name: "empty query value falls through to the cookie", Request: Request{Method: "GET", Host: "api.example.com",
 			Path: "/v1/x", Query: hdr("u", ""), Cookies: hdr("uid", "42"), Headers: hdr("X-User-Id", "d-7f3a")}},
+		// A decoded query value is hashed as it is: the gateway trims headers and cookies only.
+		{Name: "spaces around a query value are part of the key", Request: Request{Method: "GET", Host: "api.example.com",
+			Path: "/v1/x", Query: hdr("u", " u-1001 ")}},
+		{Name: "a query value of only spaces is a key", Request: Request{Method: "GET", Host: "api.example.com",
+			Path: "/v1/x", Query: hdr("u", " "), Cookies: hdr("uid", "42")}},
 		{Name: "cookie names are case-sensitive", Request: Request{Method: "GET", Host: "api.example.com",
 			Path: "/v1/x", Cookies: hdr("UID", "42"), Headers: hdr("X-User-Id", "d-7f3a")}},
 		{Name: "writes at 100 %", Request: Request{Method: "PUT", Host: "api.example.com", Path: "/v1/x", Query: hdr("u", "u-1001")}},

@@ -10,8 +10,10 @@ import { xxh64, utf8 } from './xxh64.mjs';
  * @property {string} [host] may carry a port and any case
  * @property {string} [path] the URL path without the query; missing is "/"
  * @property {object} [headers] a plain object (names matched case-insensitively) or
- *   anything with get(name), such as fetch's Headers
- * @property {object} [cookies] a plain object or anything with get(name)
+ *   anything with get(name), such as fetch's Headers; spaces and tabs around a value
+ *   are not part of it, as on the wire
+ * @property {object} [cookies] a plain object or anything with get(name); values
+ *   trimmed of spaces and tabs as headers are
  * @property {object} [query] a plain object or anything with get(name), such as
  *   URLSearchParams
  * @property {string} [ip] the client's address as the gateway sees it, if known
@@ -42,18 +44,33 @@ function first(v) {
   return typeof v === 'string' ? v : '';
 }
 
-// lookup reads one value; own properties only, so "constructor" is not a cookie.
-function lookup(m, name, foldCase) {
+// trimOWS drops the spaces and horizontal tabs around a header or cookie value.
+// HTTP's optional whitespace is not part of a field value and the gateway's parser
+// trims it, so ' 1 ' is the key '1', and a value of only whitespace is empty (the
+// next key source applies). Not String.prototype.trim: that also drops line breaks,
+// U+00A0 and other Unicode spaces, which the gateway keeps.
+function trimOWS(s) {
+  let i = 0;
+  let j = s.length;
+  while (i < j && (s[i] === ' ' || s[i] === '\t')) i++;
+  while (j > i && (s[j - 1] === ' ' || s[j - 1] === '\t')) j--;
+  return s.slice(i, j);
+}
+
+// lookup reads one value, without its optional whitespace when trim is set; own
+// properties only, so "constructor" is not a cookie.
+function lookup(m, name, foldCase, trim) {
+  const value = (v) => (trim ? trimOWS(first(v)) : first(v));
   if (m === null || typeof m !== 'object') return '';
-  if (typeof m.get === 'function') return first(m.get(name) ?? '');
+  if (typeof m.get === 'function') return value(m.get(name) ?? '');
   if (own.call(m, name)) {
-    const v = first(m[name]);
+    const v = value(m[name]);
     if (v !== '') return v;
   }
   if (foldCase) {
     const want = asciiLower(name);
     for (const k of Object.keys(m)) {
-      const v = first(m[k]);
+      const v = value(m[k]);
       if (v !== '' && asciiLower(k) === want) return v;
     }
   }
@@ -104,9 +121,10 @@ function findKey(route, req) {
     if (!parsed) continue;
     const [kind, name] = parsed;
     let v = '';
-    if (kind === 'header') v = lookup(req.headers, name, true);
-    else if (kind === 'cookie') v = lookup(req.cookies, name, false);
-    else if (kind === 'query') v = lookup(req.query, name, false);
+    // The gateway trims header and cookie values, not decoded query values.
+    if (kind === 'header') v = lookup(req.headers, name, true, true);
+    else if (kind === 'cookie') v = lookup(req.cookies, name, false, true);
+    else if (kind === 'query') v = lookup(req.query, name, false, false);
     else v = ipKey(req.ip);
     if (v !== '') return [k, v];
   }
@@ -116,7 +134,8 @@ function findKey(route, req) {
 /**
  * explain makes the gateway's decision on the client side and spells it out: the
  * route by host and longest path prefix; rollback sends to `from`; the key is the
- * first present, non-empty source; no key sends to `from`; writes compare with
+ * first present, non-empty source (header and cookie values without surrounding
+ * spaces and tabs); no key sends to `from`; writes compare with
  * write_percent; bucket < round(percent × 100) goes to `to`. It takes a config from
  * parseConfig or the gateway's JSON as parsed; it never throws for a request.
  * @param {object|null} config

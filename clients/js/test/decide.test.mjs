@@ -51,6 +51,27 @@ test('header lookup: any case, Headers objects, arrays', () => {
   assert.equal(d({ 'X-User-Id': '' }), -1);
 });
 
+test('spaces and tabs around header and cookie values are not the key, as at the gateway', () => {
+  const e = (req) => explain(config, { path: '/api/feed', ...req });
+  for (const v of [' 42', '42 ', '\t42\t', ' \t 42 \t ']) {
+    assert.equal(e({ headers: { 'X-User-Id': v } }).bucket, 2799, JSON.stringify(v));
+    assert.equal(e({ headers: { 'x-user-id': [v] } }).bucket, 2799, JSON.stringify(v));
+    assert.equal(e({ cookies: { uid: v } }).bucket, 2799, JSON.stringify(v));
+    assert.equal(e({ cookies: new Map([['uid', v]]) }).bucket, 2799, JSON.stringify(v));
+  }
+  assert.equal(e({ headers: new Headers({ 'X-User-Id': ' 42\t' }) }).bucket, 2799);
+  assert.equal(e({ headers: { 'X-User-Id': ' a b\t' } }).bucket, bucket('cutover-2026', 'a b'));
+  // A value of only whitespace is empty: the next source applies.
+  const blank = e({ headers: { 'X-User-Id': ' \t ', 'x-user-id': 'u-qa-1' } });
+  assert.deepEqual([blank.keySource, blank.bucket], ['header:X-User-Id', 900]);
+  const next = e({ headers: { 'X-User-Id': '\t' }, cookies: { uid: '  ' }, query: { u: '42' } });
+  assert.deepEqual([next.keySource, next.bucket], ['query:u', 2799]);
+  // Decoded query values are hashed as they are; only SP and HTAB are trimmed.
+  assert.equal(e({ query: new URLSearchParams('u=+42+') }).bucket, bucket('cutover-2026', ' 42 '));
+  assert.equal(e({ headers: { 'X-User-Id': '\u00a042' } }).bucket, bucket('cutover-2026', '\u00a042'));
+  assert.equal(e({ headers: { 'X-User-Id': '42\n' } }).bucket, bucket('cutover-2026', '42\n'));
+});
+
 test('query and cookies from objects with get()', () => {
   const e = explain(config, { path: '/api/feed', query: new URLSearchParams('u=u-qa-1') });
   assert.equal(e.keySource, 'query:u');

@@ -41,13 +41,16 @@ public final class Request {
         return this;
     }
 
-    /** A header; names are matched ASCII case-insensitively. */
+    /**
+     * A header; names are matched ASCII case-insensitively. Spaces and tabs around the
+     * value are not part of it, as on the wire.
+     */
     public Request header(String name, String value) {
         headers.put(name, value);
         return this;
     }
 
-    /** A cookie; names are matched exactly. */
+    /** A cookie; names are matched exactly, values trimmed of spaces and tabs as headers are. */
     public Request cookie(String name, String value) {
         cookies.put(name, value);
         return this;

@@ -49,7 +49,8 @@ public final class Shiftgate {
     /**
      * Makes the gateway's decision and spells it out: the route by host and longest
      * path prefix; rollback sends to from; the key is the first present, non-empty
-     * source; no key sends to from; writes compare with write_percent; bucket &lt;
+     * source (header and cookie values without surrounding spaces and tabs); no key
+     * sends to from; writes compare with write_percent; bucket &lt;
      * round(percent × 100) goes to to. {@code config} may be null.
      */
     public static Decision explain(ClientConfig config, Request request) {
@@ -113,24 +114,46 @@ public final class Shiftgate {
         String name = k.substring(k.indexOf(':') + 1);
         switch (keyKind(k)) {
             case 1: return header(req.headers, name);
-            case 2: return nonNull(req.cookies.get(name));
+            // The gateway trims cookie values as it does headers; decoded query values it takes as they are.
+            case 2: return trimOws(nonNull(req.cookies.get(name)));
             case 3: return nonNull(req.query.get(name));
             case 4: return IpKey.of(req.ip);
             default: return "";
         }
     }
 
+    /** The named header's value without its optional whitespace; "" when absent or blank. */
     private static String header(Map<String, String> h, String name) {
-        String v = h.get(name);
-        if (v != null && !v.isEmpty()) {
+        String v = trimOws(nonNull(h.get(name)));
+        if (!v.isEmpty()) {
             return v;
         }
         for (Map.Entry<String, String> e : h.entrySet()) {
-            if (e.getValue() != null && !e.getValue().isEmpty() && equalFoldAscii(e.getKey(), name)) {
-                return e.getValue();
+            v = trimOws(nonNull(e.getValue()));
+            if (!v.isEmpty() && equalFoldAscii(e.getKey(), name)) {
+                return v;
             }
         }
         return "";
+    }
+
+    /**
+     * Drops the spaces and horizontal tabs around a header or cookie value. HTTP's
+     * optional whitespace is not part of a field value and the gateway's parser trims
+     * it, so " 1 " is the key "1", and a value of only whitespace is empty (the next key
+     * source applies). Not {@link String#trim}: that also drops CR, LF and other control
+     * characters, nor {@code strip}, which drops Unicode spaces; the gateway keeps them.
+     */
+    static String trimOws(String s) {
+        int i = 0;
+        int j = s.length();
+        while (i < j && (s.charAt(i) == ' ' || s.charAt(i) == '\t')) {
+            i++;
+        }
+        while (j > i && (s.charAt(j - 1) == ' ' || s.charAt(j - 1) == '\t')) {
+            j--;
+        }
+        return s.substring(i, j);
     }
 
     private static String nonNull(String s) {

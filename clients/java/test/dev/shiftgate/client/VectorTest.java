@@ -172,6 +172,20 @@ public final class VectorTest {
                 new Decision("feed", "cloud", "https://cloud.example.com", 900, 901, "header:X-User-Id", "split", false, true), "write");
         eq(Shiftgate.explain(c, Request.get("/api/feed").cookie("uid", "").query("u", "d-7f3a")).keySource, "query:u", "empty cookie skipped");
         eq(Shiftgate.explain(c, Request.get("/api/feed").ip("::FFFF:203.0.113.7")).bucket, 3466, "mapped ip");
+        for (String v : new String[] {" 42", "42 ", "\t42\t", " \t 42 \t "}) {
+            eq(Shiftgate.explain(c, Request.get("/api/feed").header("X-User-Id", v)).bucket, 2799, "header OWS " + Json.quote(v));
+            eq(Shiftgate.explain(c, Request.get("/api/feed").header("x-user-id", v)).bucket, 2799, "header OWS, any case " + Json.quote(v));
+            eq(Shiftgate.explain(c, Request.get("/api/feed").cookie("uid", v)).bucket, 2799, "cookie OWS " + Json.quote(v));
+        }
+        eq(Shiftgate.explain(c, Request.get("/api/feed").header("X-User-Id", " a b\t")).bucket, Shiftgate.bucket("cutover-2026", "a b"), "inner whitespace kept");
+        Decision blank = Shiftgate.explain(c, Request.get("/api/feed").header("X-User-Id", " \t ").header("x-user-id", "u-qa-1"));
+        eq(blank.keySource + " " + blank.bucket, "header:X-User-Id 900", "a blank header is empty");
+        Decision next = Shiftgate.explain(c, Request.get("/api/feed").header("X-User-Id", "\t").cookie("uid", "  ").query("u", "42"));
+        eq(next.keySource + " " + next.bucket, "query:u 2799", "blank header and cookie fall through");
+        eq(Shiftgate.explain(c, Request.get("/api/feed").query("u", " 42 ")).bucket, Shiftgate.bucket("cutover-2026", " 42 "), "query not trimmed");
+        eq(Shiftgate.explain(c, Request.get("/api/feed").header("X-User-Id", "\u00a042")).bucket, Shiftgate.bucket("cutover-2026", "\u00a042"), "NBSP kept");
+        eq(Shiftgate.explain(c, Request.get("/api/feed").header("X-User-Id", "42\n")).bucket, Shiftgate.bucket("cutover-2026", "42\n"), "LF kept (not String.trim)");
+        eq(Shiftgate.explain(c, Request.get("/api/feed").header("X-User-Id", null).cookie("uid", "42")).keySource, "cookie:uid", "null header");
         eq(Shiftgate.explain(null, Request.get("/")).reason, "no_config", "null config");
         eq(Shiftgate.explain(c, null).reason, "no_route", "null request is GET /");
         eq(Shiftgate.clientHeader(c, Shiftgate.explain(c, Request.get("/x"))), "", "clientHeader without region");
