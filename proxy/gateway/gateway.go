@@ -60,8 +60,8 @@ type Gateway struct {
 	signals bool
 	// endDelay, closed, ends the shutdown delay (tests; nil: never).
 	endDelay chan struct{}
-	errc    chan error
-	bg     sync.WaitGroup
+	errc     chan error
+	bg       sync.WaitGroup
 	// listeners counts the traffic and admin serve loops; Wait returns only once
 	// both have let go of their ports.
 	listeners sync.WaitGroup
