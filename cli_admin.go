@@ -26,15 +26,17 @@ func adminFlags(fs *flag.FlagSet) func() (*admin.Client, error) {
 	return func() (*admin.Client, error) {
 		url, token := *base, os.Getenv("SHIFTGATE_TOKEN")
 		if *path != "" {
-			cfg, err := conf.LoadFile(*path)
+			// Only the admin block: a gateway serving its last good config must be
+			// reachable while the file (or a certificate it names) is broken.
+			a, err := conf.LoadAdmin(*path)
 			if err != nil {
 				return nil, err
 			}
 			if url == "" {
-				url = "http://" + cfg.Admin.Listen
+				url = "http://" + a.Listen
 			}
 			if token == "" {
-				token = cfg.Admin.Token
+				token = a.Token
 			}
 		}
 		if *tokenFile != "" {

@@ -21,11 +21,15 @@ func TestExitCodes(t *testing.T) {
 	good := filepath.Join(dir, "good.yaml")
 	os.WriteFile(good, []byte("state_dir: ./state\nregions:\n  idc: { upstreams: [\"127.0.0.1:1\"] }\n  cloud: { upstreams: [\"127.0.0.1:2\"] }\n"+
 		"split: { from: idc, to: cloud, salt: s }\nadmin: { listen: \""+freeAddr(t)+"\" }\nroutes:\n  - name: feed\n    match: { path_prefix: / }\n    percent: 5\n"), 0o644)
+	dead := "http://" + freeAddr(t) // nothing listens there
 	broken := filepath.Join(dir, "broken.yaml")
-	os.WriteFile(broken, []byte("regions: {}\nroutes: []\n"), 0o644)
+	os.WriteFile(broken, []byte("admin: { listen: \""+strings.TrimPrefix(dead, "http://")+"\" }\nregions: {}\nroutes: []\n"), 0o644)
 	urls := filepath.Join(dir, "urls.txt")
 	os.WriteFile(urls, []byte("/a\n"), 0o644)
-	dead := "http://" + freeAddr(t) // nothing listens there
+	// A file the gateway would refuse (a certificate that is not there): admin verbs
+	// still take the admin address from it and go to the running gateway.
+	refused := filepath.Join(dir, "refused.yaml")
+	os.WriteFile(refused, []byte("admin: { listen: \""+strings.TrimPrefix(dead, "http://")+"\" }\nregions:\n  idc: { upstreams: [\"127.0.0.1:1\"], tls: { cert_file: gone.crt, key_file: gone.key } }\n"), 0o644)
 
 	for _, tc := range []struct {
 		args []string
@@ -108,7 +112,7 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"check", "-config", broken}, 1, "at least one region"},
 		{[]string{"check", "-config", filepath.Join(dir, "missing.yaml")}, 1, "no such file"},
 		{[]string{"route", "-config", broken, "GET", "/"}, 1, "at least one region"},
-		{[]string{"split", "-config", broken, "feed", "5"}, 1, "at least one region"},
+		{[]string{"split", "-config", broken, "feed", "5"}, 1, "admin API at " + dead}, // the gateway, not the file, decides
 		{[]string{"split", "-admin", dead, "feed", "5"}, 1, "admin API at"},
 		{[]string{"split", "-admin", dead, "feed", "50%"}, 1, "admin API at"}, // a percent sign is fine
 		{[]string{"split", "-admin", dead, "-clear", "feed"}, 1, "admin API at"},
@@ -119,6 +123,8 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"plan", "-admin", dead, "start", "feed"}, 1, "admin API at"},
 		{[]string{"plan", "status", "-admin", dead}, 1, "admin API at"},
 		{[]string{"status", "-config", good}, 1, "admin API at"},
+		{[]string{"status", "-config", refused}, 1, "admin API at " + dead},
+		{[]string{"rollback", "-config", refused, "on"}, 1, "admin API at " + dead},
 		{[]string{"warm", "-config", good, urls}, 1, `route "feed" has no fallback cache`},
 	} {
 		code, out, errs := runCLI(tc.args...)

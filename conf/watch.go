@@ -31,7 +31,11 @@ type Watcher struct {
 	Ready chan struct{}
 
 	last uint64
-	kick chan struct{}
+	// refused says the bytes of last were refused: Trigger (SIGHUP) tries them
+	// again, since what made them fail may lie outside the file (a certificate or
+	// key it names, fixed since); a file event with the same bytes does not.
+	refused bool
+	kick    chan struct{}
 }
 
 // NewWatcher returns a watcher for path; lastHash is the hash of the config already
@@ -40,7 +44,8 @@ func NewWatcher(path string, lastHash uint64) *Watcher {
 	return &Watcher{Path: path, Debounce: DefaultDebounce, last: lastHash, kick: make(chan struct{}, 1)}
 }
 
-// Trigger asks for a reload now (SIGHUP), skipped if the bytes are unchanged.
+// Trigger asks for a reload now (SIGHUP), skipped if the bytes are unchanged and
+// serving; bytes that were refused are tried again.
 func (w *Watcher) Trigger() {
 	select {
 	case w.kick <- struct{}{}:
@@ -87,9 +92,9 @@ func (w *Watcher) Run(ctx context.Context) error {
 			}
 			w.report(err)
 		case <-w.kick:
-			w.reload()
+			w.reload(true)
 		case <-timer.C:
-			w.reload()
+			w.reload(false)
 		}
 	}
 }
@@ -107,27 +112,28 @@ func (w *Watcher) report(err error) {
 	}
 }
 
-// reload reads the file and hands a changed, valid config on.
-func (w *Watcher) reload() {
+// reload reads the file and hands a changed, valid config on; retry also tries
+// bytes that were refused.
+func (w *Watcher) reload(retry bool) {
 	data, err := ReadFile(w.Path)
 	if err != nil {
 		w.report(err)
 		return
 	}
 	h := xxhash.Sum64(data)
-	if h == w.last {
+	if h == w.last && !(w.refused && retry) {
 		return
 	}
 	c, err := Parse(w.Path, data)
 	if err != nil {
-		// Remember the hash so the same broken bytes are reported once, not on every
-		// event; a fix changes the bytes.
-		w.last = h
+		// Remember the hash: the same broken bytes are reported once, and again only
+		// when an operator asks (Trigger).
+		w.last, w.refused = h, true
 		w.report(err)
 		return
 	}
 	// A config refused downstream is OnConfig's to report: OnError is for files
 	// that did not load, so each failure is counted and logged once.
-	w.OnConfig(c) //nolint:errcheck // reported by OnConfig's owner
-	w.last = h
+	err = w.OnConfig(c)
+	w.last, w.refused = h, err != nil
 }

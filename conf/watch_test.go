@@ -209,3 +209,47 @@ func TestWatcherSkipsUnchangedBytes(t *testing.T) {
 	os.WriteFile(h.path, []byte(base), 0o644) // same bytes: no reload
 	h.quiet(t, 0)
 }
+
+// TestWatcherTriggerRetriesRefused: bytes refused downstream (a certificate the file
+// names did not load) are tried again on Trigger (SIGHUP) once what was wrong outside
+// the file is fixed; unchanged bytes that serve are not handed on again. Before, the
+// refused bytes were remembered and SIGHUP did nothing until the file itself changed.
+func TestWatcherTriggerRetriesRefused(t *testing.T) {
+	h := newWatchHarness(t, base)
+	c, err := LoadFile(h.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := NewWatcher(h.path, c.Hash)
+	var mu sync.Mutex
+	refuse, offered := true, 0
+	w.OnConfig = func(*Config) error {
+		mu.Lock()
+		defer mu.Unlock()
+		offered++
+		h.events <- struct{}{}
+		if refuse {
+			return os.ErrInvalid
+		}
+		return nil
+	}
+	w.OnError = func(err error) { t.Errorf("OnError: %v", err) }
+	os.WriteFile(h.path, []byte(withPercent("35")), 0o644)
+	count := func() int { mu.Lock(); defer mu.Unlock(); return offered }
+	w.reload(false) // the edit's event: offered, refused
+	w.reload(false) // another event, same bytes: not offered again
+	if n := count(); n != 1 {
+		t.Fatalf("offered %d times, want 1", n)
+	}
+	mu.Lock()
+	refuse = false // the certificate is fixed
+	mu.Unlock()
+	w.reload(true) // SIGHUP
+	if n := count(); n != 2 {
+		t.Fatalf("offered %d times after SIGHUP, want 2", n)
+	}
+	w.reload(true) // SIGHUP again: the bytes serve now
+	if n := count(); n != 2 {
+		t.Fatalf("offered %d times, want 2: serving bytes are not handed on again", n)
+	}
+}
