@@ -153,7 +153,8 @@ func cmdSplit(args []string, stdout, stderr io.Writer) int {
 	}
 	for _, r := range res.Results {
 		fmt.Fprintf(stdout, "route %s: %g%% (writes %g%%) %s %g%% (writes %g%%)\n", r.Route, r.Before, r.BeforeWrite, verb, r.After, r.AfterWrite)
-		fmt.Fprintf(stdout, "  users moving forward: %.2f%%, moving back: %.2f%%\n", r.MoveForward*100, r.MoveBack*100)
+		fmt.Fprintf(stdout, "  users moving forward: %.2f%%, moving back: %.2f%% (their writes: %.2f%%, %.2f%%)\n",
+			r.MoveForward*100, r.MoveBack*100, r.MoveForwardWrites*100, r.MoveBackWrites*100)
 		if len(r.SampleKeys) > 0 {
 			fmt.Fprintf(stdout, "  sample keys that move: %s\n", strings.Join(r.SampleKeys, ", "))
 		}

@@ -237,16 +237,20 @@ type SplitRequest struct {
 
 // SplitResult answers a split change or dry run.
 type SplitResult struct {
-	Route       string   `json:"route"`
-	Before      float64  `json:"before_percent"`
-	BeforeWrite float64  `json:"before_write_percent"`
-	After       float64  `json:"percent"`
-	AfterWrite  float64  `json:"write_percent"`
-	MoveForward float64  `json:"share_moving_forward"`
-	MoveBack    float64  `json:"share_moving_back"`
-	SampleKeys  []string `json:"sample_moving_keys,omitempty"`
-	DryRun      bool     `json:"dry_run"`
-	Revision    int64    `json:"override_revision,omitempty"`
+	Route       string  `json:"route"`
+	Before      float64 `json:"before_percent"`
+	BeforeWrite float64 `json:"before_write_percent"`
+	After       float64 `json:"percent"`
+	AfterWrite  float64 `json:"write_percent"`
+	MoveForward float64 `json:"share_moving_forward"`
+	MoveBack    float64 `json:"share_moving_back"`
+	// MoveForwardWrites and MoveBackWrites are the same for the users' writes (the
+	// write split); MoveForward and MoveBack are their reads.
+	MoveForwardWrites float64  `json:"share_moving_forward_writes"`
+	MoveBackWrites    float64  `json:"share_moving_back_writes"`
+	SampleKeys        []string `json:"sample_moving_keys,omitempty"`
+	DryRun            bool     `json:"dry_run"`
+	Revision          int64    `json:"override_revision,omitempty"`
 	// Unpersisted, as in RollbackResult.
 	Unpersisted string `json:"unpersisted,omitempty"`
 	// Local is true for a change made on this instance only (see SplitRequest).
@@ -287,12 +291,14 @@ func planSplit(st *state, name string, req SplitRequest) (res SplitResult, befor
 		After: pct(read), AfterWrite: pct(write), DryRun: req.DryRun, Forced: req.Force}
 	res.MoveForward, res.MoveBack, res.SampleKeys = routing.Moves(routing.Side{Salt: route.SaltValue, BP: before.Read, From: route.From, To: route.To},
 		routing.Side{Salt: route.SaltValue, BP: read, From: route.From, To: route.To}, 0)
-	if writeBack := before.Write - write; next.MovesBack(before) && !req.Force {
+	res.MoveForwardWrites, res.MoveBackWrites, _ = routing.Moves(routing.Side{Salt: route.SaltValue, BP: before.Write, From: route.From, To: route.To},
+		routing.Side{Salt: route.SaltValue, BP: write, From: route.From, To: route.To}, -1)
+	if next.MovesBack(before) && !req.Force {
 		return res, before, after, &Error{Status: http.StatusConflict, Err: fmt.Errorf(
 			"route %s: %s%%/%s%% -> %s%%/%s%% moves %.2f%% of users' reads and %.2f%% of their writes back to %s; "+
 				"use rollback (with -ramp) to go back, or force the change", name,
 			conf.FormatBP(before.Read), conf.FormatBP(before.Write), conf.FormatBP(read), conf.FormatBP(write),
-			100*res.MoveBack, 100*float64(max(writeBack, 0))/routing.Buckets, route.From), Refused: &res}
+			100*res.MoveBack, 100*res.MoveBackWrites, route.From), Refused: &res}
 	}
 	return res, before, next, nil
 }
@@ -499,7 +505,7 @@ func (s *Server) ChangeSplits(ctx context.Context, who string, req BulkSplitRequ
 				s.log.Warn("audit", "who", who, "what", "split refused", "route", name,
 					"before", conf.FormatBP(before.Read)+"/"+conf.FormatBP(before.Write),
 					"asked", fmt.Sprintf("%g/%g", e.Refused.After, e.Refused.AfterWrite),
-					"share_moving_back", e.Refused.MoveBack)
+					"share_moving_back", e.Refused.MoveBack, "share_moving_back_writes", e.Refused.MoveBackWrites)
 			}
 			return out, err
 		}
@@ -650,6 +656,10 @@ func (s *Server) Explain(method, target string, headers []string, ip string) (ro
 	_, ex := s.state.Load().table.Explain(host, path, req)
 	return ex, nil
 }
+
+// InFleet reports whether the override store is a fleet's (etcd), whose instances
+// register themselves.
+func (s *Server) InFleet() bool { return s.fleet() != nil }
 
 // FleetInstances lists the instances registered in the fleet store.
 func (s *Server) FleetInstances(ctx context.Context) (store.FleetStatus, error) {

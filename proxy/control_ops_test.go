@@ -196,8 +196,17 @@ func TestSplitMovesBackRefused(t *testing.T) {
 	if r := routeStatus(t, srv, "feed"); r.Percent != 60 || r.WritePercent != 25 {
 		t.Fatalf("a refused split changed the route: %+v", r)
 	}
-	if _, err := split("60", str("20"), false); !errors.As(err, &e) || e.Status != 409 {
-		t.Fatalf("write 25 -> 20: %v", err)
+	// Split 60 -> 10 also moves writes 25 -> 10: 15 % of the users' writes.
+	if e.Refused.MoveBackWrites != 0.15 {
+		t.Errorf("share of writes moving back %v, want 0.15", e.Refused.MoveBackWrites)
+	}
+	// Lowering writes alone moves no read back, and says how many writes.
+	if _, err := split("60", str("20"), false); !errors.As(err, &e) || e.Status != 409 || e.Refused.MoveBack != 0 ||
+		e.Refused.MoveBackWrites != 0.05 || !strings.Contains(err.Error(), "and 5.00% of their writes back") {
+		t.Fatalf("write 25 -> 20: %v (%+v)", err, e.Refused)
+	}
+	if l := logs.lines(map[string]any{"msg": "audit", "what": "split refused", "share_moving_back_writes": 0.05}); len(l) != 1 {
+		t.Errorf("the writes' refusal audited as %v", l)
 	}
 	if l := logs.lines(map[string]any{"msg": "audit", "what": "split refused", "who": "10.9.9.9:1234"}); len(l) != 2 {
 		t.Errorf("%d refusals audited, want 2", len(l))

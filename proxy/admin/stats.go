@@ -102,6 +102,12 @@ func (a *api) stats(w http.ResponseWriter, r *http.Request) {
 
 // fleetStats merges local with the stats of every other registered instance.
 func (a *api) fleetStats(ctx context.Context, local stats.Snapshot, rawQuery string) (stats.Snapshot, error) {
+	if !a.srv.InFleet() {
+		// One instance without a fleet store is a fleet of one: its own statistics,
+		// with instances[] naming it, as a dashboard or a script asking fleet-wide
+		// expects, not an error.
+		return stats.Merge(local), nil
+	}
 	lctx, cancel := context.WithTimeout(ctx, fleetStatsTimeout)
 	defer cancel()
 	fl, err := a.srv.FleetInstances(lctx)

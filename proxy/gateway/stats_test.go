@@ -65,6 +65,13 @@ func TestStatsCohorts(t *testing.T) {
 	if !found {
 		t.Errorf("top sources lack the stayed users' source: %+v", r.TopSources)
 	}
+	// Without a fleet store, fleet=1 is this instance alone, named in instances[].
+	code, body = g.call(t, "GET", "/v1/stats?route=feed&fleet=1", "")
+	var fleet stats.Snapshot
+	if code != 200 || json.Unmarshal([]byte(body), &fleet) != nil || len(fleet.Instances) != 1 || len(fleet.Missing) != 0 ||
+		len(fleet.Routes) != 1 || fleet.Routes[0].Requests != users {
+		t.Errorf("fleet=1 without a fleet: %d %s", code, body)
+	}
 	if code, body := g.call(t, "GET", "/v1/stats?route=nope", ""); code != 404 || !strings.Contains(body, "no route") {
 		t.Errorf("unknown route: %d %s", code, body)
 	}
