@@ -185,6 +185,9 @@ type Route struct {
 
 	// Index is the route's position in Config.Routes.
 	Index int `yaml:"-"`
+	// Line is the line of the route's entry in the file (0 when unknown), for errors
+	// found after parsing, such as a reload the reshuffle guard refuses.
+	Line int `yaml:"-"`
 	// FromID and ToID are the route's regions.
 	FromID, ToID RegionID `yaml:"-"`
 	// SaltValue is the effective salt (the route's, else the split default's).

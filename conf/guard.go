@@ -15,7 +15,7 @@ func CheckReshuffle(old, cur *Config, ov Overrides) error {
 	if old == nil || cur.ForceReshuffle {
 		return nil
 	}
-	var problems []string
+	var problems Errors
 	for i := range cur.Routes {
 		r := &cur.Routes[i]
 		prev, ok := old.Route(r.Name)
@@ -40,12 +40,13 @@ func CheckReshuffle(old, cur *Config, ov Overrides) error {
 			what = append(what, "from/to")
 		}
 		if len(what) > 0 {
-			problems = append(problems, fmt.Sprintf("route %s is mid-cutover at %s%%: changing its %s would reshuffle users (set force_reshuffle: true to do it anyway)",
-				r.Name, FormatBP(bp), strings.Join(what, ", ")))
+			problems = append(problems, &Error{File: cur.File, Line: r.Line, Path: fmt.Sprintf("routes[%d]", r.Index),
+				Msg: fmt.Sprintf("route %s is mid-cutover at %s%%: changing its %s would reshuffle users (set force_reshuffle: true to do it anyway)",
+					r.Name, FormatBP(bp), strings.Join(what, ", "))})
 		}
 	}
 	if len(problems) > 0 {
-		return fmt.Errorf("%s", strings.Join(problems, "; "))
+		return problems
 	}
 	return nil
 }

@@ -29,7 +29,7 @@ func TestCheckReshuffle(t *testing.T) {
 	}
 	f("raise percent", withPercent("50"), Overrides{}, "")
 	f("lower percent (partial rollback)", withPercent("5"), Overrides{}, "")
-	f("new salt", strings.Replace(base, "salt: s", "salt: t", 1), Overrides{}, "changing its salt would reshuffle")
+	f("new salt", strings.Replace(base, "salt: s", "salt: t", 1), Overrides{}, "c.yaml:6: routes[0]: route feed is mid-cutover at 25%: changing its salt would reshuffle")
 	f("swapped from/to", strings.Replace(base, "from: idc, to: cloud", "from: cloud, to: idc", 1), Overrides{}, "from/to")
 	f("changed key order", base+"    keys: [\"ip\", \"header:X-User-Id\"]\n", Overrides{}, "keys")
 	f("forced in file", "force_reshuffle: true\n"+strings.Replace(base, "salt: s", "salt: t", 1), Overrides{}, "")

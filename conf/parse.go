@@ -375,6 +375,7 @@ func (p *parser) checkRoutes(c *Config) {
 		r := &c.Routes[i]
 		path := fmt.Sprintf("routes[%d]", i)
 		r.Index = i
+		r.Line = p.ix.line(path)
 		switch {
 		case r.Name == "":
 			p.errf(path+".name", "every route needs a name")

@@ -367,7 +367,7 @@ func (s *Server) roundTrip(ctx *fasthttp.RequestCtx, st *state, rt *routeState, 
 		if err != nil {
 			why = classifyError(err)
 			if why == failTLS {
-				s.upstreamTLSFailed(p, err)
+				s.upstreamTLSFailed(p, ex.upstream, err)
 			}
 			if pipelined {
 				switch {

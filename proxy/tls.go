@@ -260,8 +260,9 @@ type tlsLimiter struct {
 
 const tlsLogEvery = 5 * time.Second
 
-// upstreamTLSFailed counts and (rate-limited) logs a TLS failure to region.
-func (s *Server) upstreamTLSFailed(p *pool, err error) {
+// upstreamTLSFailed counts and (rate-limited) logs a TLS failure to region; addr is
+// the upstream's address when known.
+func (s *Server) upstreamTLSFailed(p *pool, addr string, err error) {
 	p.tlsErrors.Inc()
 	now := time.Now().UnixNano()
 	last := p.tlsLog.last.Load()
@@ -269,7 +270,21 @@ func (s *Server) upstreamTLSFailed(p *pool, err error) {
 		p.tlsLog.suppressed.Add(1)
 		return
 	}
-	s.log.Error("TLS to upstream failed", "region", p.region, "err", err.Error(),
+	msg := err.Error()
+	var he *tlsconf.HandshakeError
+	if !errors.As(err, &he) {
+		// An alert after the handshake (TLS 1.3 refuses a client certificate on the
+		// first read) carries neither address nor name: say them as a handshake does.
+		name := ""
+		if r, ok := s.state.Load().cfg.Region(p.region); ok && r.TLS != nil {
+			name = r.TLS.ServerName
+		}
+		if host, _, herr := net.SplitHostPort(addr); name == "" && herr == nil {
+			name = host
+		}
+		msg = fmt.Sprintf("TLS to upstream %s (server name %q): %s", addr, name, msg)
+	}
+	s.log.Error("TLS to upstream failed", "region", p.region, "err", msg,
 		"more_since_last_line", p.tlsLog.suppressed.Swap(0))
 }
 

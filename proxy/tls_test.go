@@ -299,6 +299,29 @@ func TestUpstreamTLSRefused(t *testing.T) {
 			}
 		})
 	}
+	t.Run("client certificate refused", func(t *testing.T) {
+		// In TLS 1.3 the upstream refuses the gateway's certificate after the
+		// handshake, with an alert on the first read that names no address: the log
+		// line says the address and server name all the same.
+		clientCA := tlstest.NewCA(t, "client CA")
+		strict := startTLSBackend(t, "cloud", &tls.Config{
+			Certificates: []tls.Certificate{upCA.TLSCert(t, tlstest.Leaf{Names: []string{"api.internal"}})},
+			ClientAuth:   tls.RequireAndVerifyClientCert, ClientCAs: clientCA.Pool()})
+		sub := t.TempDir()
+		tlstest.WriteFile(t, sub+"/right-ca.pem", upCA.PEM)
+		other.WritePair(t, sub, "gateway", tlstest.Leaf{Names: []string{"gateway.internal"}, Client: true})
+		g := startTLSGateway(t, sub, upstreamTLS, map[string]string{"IDC": idc.Addr, "CLOUD": strict.addr,
+			"TLS": "{ server_name: api.internal, ca_file: right-ca.pem, cert_file: gateway.crt, key_file: gateway.key }", "PIPELINE": "false"})
+		c := dialRaw(t, g.addr)
+		if r, body := c.roundTrip("GET", get("/other")); r.StatusCode != 502 || !strings.Contains(string(body), "TLS to region cloud failed") {
+			t.Fatalf("%d %q, want a 502 that names TLS and the region", r.StatusCode, body)
+		}
+		logged := g.log.String()
+		if !strings.Contains(logged, "TLS to upstream failed") || !strings.Contains(logged, strict.addr) ||
+			!strings.Contains(logged, `api.internal`) || !strings.Contains(logged, "certificate") {
+			t.Errorf("log does not say where and why:\n%s", logged)
+		}
+	})
 	t.Run("verification off", func(t *testing.T) {
 		g := startTLSGateway(t, t.TempDir(), upstreamTLS, map[string]string{"IDC": idc.Addr, "CLOUD": cloud.addr,
 			"TLS": "{ insecure_skip_verify_dangerous: true }", "PIPELINE": "false"})

@@ -47,7 +47,7 @@ func (s *Server) tunnel(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d r
 	dial := func() breaker.Outcome {
 		if up, dialErr = st.pools[region].dialTunnel(st.cfg.Timeouts.Connect.D); dialErr != nil {
 			if isTLSFailure(dialErr) {
-				s.upstreamTLSFailed(st.pools[region], dialErr)
+				s.upstreamTLSFailed(st.pools[region], "", dialErr)
 			}
 			return breaker.Failure
 		}

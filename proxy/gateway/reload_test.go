@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +19,12 @@ func (l *lockedBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func (l *lockedBuffer) count(s string) int {
@@ -54,6 +61,10 @@ func TestReloadErrorsCounted(t *testing.T) {
 	}
 	if n := logs.count("routes[0].percent: want 0..100"); n != 1 {
 		t.Errorf("the parse error was logged %d times, want once", n)
+	}
+	// The guard's refusal names the file and the route's line, as a parse error does.
+	if n := logs.count(filepath.Base(g.path) + ":"); n < 2 || logs.count("routes[0]: route feed is mid-cutover") != 1 {
+		t.Errorf("the guard's refusal without file:line and key path:\n%s", logs.String())
 	}
 	if st := g.srv.Status(); st.Routes[0].Salt != "cutover-2026" || st.Routes[0].FilePercent != 25 {
 		t.Errorf("a refused file went into service: %+v", st.Routes[0])
