@@ -341,6 +341,10 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "NOT PERSISTED (in force in memory only, a restart loses them): %s\n  %s\n",
 			strings.Join(st.Unpersisted, ", "), st.UnpersistedError)
 	}
+	if len(st.StaleRoutes) > 0 {
+		fmt.Fprintf(stdout, "STALE OVERRIDES (for routes this config does not have; a typo? `split -clear NAME` drops one): %s\n",
+			strings.Join(st.StaleRoutes, ", "))
+	}
 	if len(st.RestartPending) > 0 {
 		keys := make([]string, len(st.RestartPending))
 		for i, k := range st.RestartPending {

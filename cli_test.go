@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/shiftgate/shiftgate/conf"
 	"github.com/shiftgate/shiftgate/proxy"
 )
 
@@ -296,4 +297,27 @@ func shellWords(s string) []string {
 		out = append(out, cur.String())
 	}
 	return out
+}
+
+// TestStatusShowsStaleOverrides: an override for a route the config does not have (a
+// typo written straight to etcd, a route since removed) is listed by `status`, with
+// the way to drop it.
+func TestStatusShowsStaleOverrides(t *testing.T) {
+	s := startServe(t)
+	ov := s.srv.Overrides()
+	ov.Routes = map[string]conf.RouteOverride{"fead": {PercentBP: 7000, WritePercentBP: 7000}}
+	ov.Revision++
+	if err := s.srv.ApplyOverrides(ov); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runCLI("status", "-admin", "http://"+s.admin)
+	if code != 0 || !strings.Contains(out, "STALE OVERRIDES") || !strings.Contains(out, "fead") {
+		t.Errorf("status: exit %d\n%s%s", code, out, errs)
+	}
+	if code, out, errs := runCLI("split", "-admin", "http://"+s.admin, "-clear", "fead"); code != 0 {
+		t.Fatalf("split -clear fead: %d %s%s", code, out, errs)
+	}
+	if _, out, _ := runCLI("status", "-admin", "http://"+s.admin); strings.Contains(out, "STALE") {
+		t.Errorf("still stale after -clear:\n%s", out)
+	}
 }

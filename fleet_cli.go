@@ -117,6 +117,9 @@ func splitDirect(es *store.Etcd, file *conf.SplitBP, route, percent, writes stri
 		return err
 	}
 	fmt.Fprintf(stdout, "route %s: now %s%% (writes %s%%) in %s, revision %d\n", route, conf.FormatBP(next.Read), conf.FormatBP(next.Write), es.Describe(), ov.Revision)
+	if file == nil {
+		fmt.Fprintf(stdout, "note: without -config nothing checked that route %s exists; `shiftgate status` lists a name the gateways do not have under STALE OVERRIDES\n", route)
+	}
 	return nil
 }
 

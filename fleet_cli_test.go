@@ -26,6 +26,8 @@ func TestDirectEtcdVerbs(t *testing.T) {
 		output string
 	}{
 		{append([]string{"split", "-writes", "10"}, append(direct, "feed", "30")...), 0, "now 30% (writes 10%)"},
+		// Without -config no route list is known: the change is made, and says so.
+		{append([]string{"split", "-writes", "10"}, append(direct, "feed", "30")...), 0, "nothing checked that route feed exists"},
 		{append([]string{"split"}, append(direct, "feed", "130")...), 2, "want 0..100"},
 		{append([]string{"split", "-local"}, append(direct, "feed", "5")...), 1, "need an instance's admin API"},
 		{append([]string{"rollback"}, append(direct, "on")...), 0, "rollback ON"},
@@ -37,6 +39,8 @@ func TestDirectEtcdVerbs(t *testing.T) {
 		{append([]string{"split"}, append(fromFile, "default", "0")...), 0, "now 0% (writes 0%)"},
 		{append([]string{"split"}, append(fromFileFresh, "feed", "20")...), 1, "25%/5% -> 20%/5% moves users back"},
 		{append([]string{"split"}, append(fromFileFresh, "nope", "20")...), 1, `route "nope" is not in`},
+		// etcd not answering: a direct write has no instance to fall back on.
+		{[]string{"split", "-etcd", "127.0.0.1:1", "-prefix", "/shiftgate/x/", "feed", "5"}, 1, "a direct write needs etcd to answer"},
 	}
 	for _, c := range cases {
 		code, out, errs := runCLI(c.args...)

@@ -263,13 +263,27 @@ func (s *Etcd) markDown(err error) {
 }
 
 // downError wraps err as the refusal of a fleet write. A caller that gave up (its
-// request ended) says nothing about etcd's health.
+// request ended) says nothing about etcd's health. An instance's store (one with a
+// state_dir) can take the change for itself with -local; a command line writing to
+// etcd directly has no instance to change.
 func (s *Etcd) downError(err error) error {
 	if !errors.Is(err, context.Canceled) {
 		s.markDown(err)
 	}
+	if s.mirror == nil {
+		return fmt.Errorf("%w (etcd %s: %v): nothing was changed; a direct write needs etcd to answer (an instance's admin API takes -local for itself)",
+			ErrDown, s.endpoints, err)
+	}
 	return fmt.Errorf("%w (etcd %s: %v): nothing was changed; to change this instance only until etcd returns, write with -local",
 		ErrDown, s.endpoints, err)
+}
+
+// readDownError wraps err as a failed read of the fleet: nothing was to change.
+func (s *Etcd) readDownError(err error) error {
+	if !errors.Is(err, context.Canceled) {
+		s.markDown(err)
+	}
+	return fmt.Errorf("%w (etcd %s: %v): the fleet's instances cannot be read", ErrDown, s.endpoints, err)
 }
 
 func (s *Etcd) ctx(parent context.Context) (context.Context, context.CancelFunc) {

@@ -132,7 +132,7 @@ func (s *Etcd) Instances(ctx context.Context) (FleetStatus, error) {
 	out := FleetStatus{Store: s.Describe()}
 	cli, err := s.client()
 	if err != nil {
-		return out, s.downError(err)
+		return out, s.readDownError(err)
 	}
 	rctx, cancel := s.ctx(ctx)
 	defer cancel()
@@ -141,7 +141,7 @@ func (s *Etcd) Instances(ctx context.Context) (FleetStatus, error) {
 		clientv3.OpGet(s.cfg.Prefix+keyOverrides, clientv3.WithPrefix(), clientv3.WithKeysOnly()),
 	).Commit()
 	if err != nil {
-		return out, s.downError(err)
+		return out, s.readDownError(err)
 	}
 	for _, kv := range resp.Responses[0].GetResponseRange().Kvs {
 		var i Instance
