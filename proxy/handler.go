@@ -119,6 +119,9 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		upgradeProto = append(upgradeProto, h.Peek(fasthttp.HeaderUpgrade)...)
 	}
 	wire.StripRequestHeadersNamed(h, st.stripFor(ctx))
+	// fasthttp would add Content-Type: application/octet-stream to a body sent
+	// without one; a proxy makes up no media type.
+	h.SetNoDefaultContentType(true)
 	h.ResetConnectionClose()
 	if ctx.IsTLS() {
 		// fasthttp reads the request of a TLS client as https; upstream clients

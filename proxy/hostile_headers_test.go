@@ -122,6 +122,27 @@ func TestHostileConnectionNamesFraming(t *testing.T) {
 	b.mustBeClean(t)
 }
 
+// TestBodyWithoutContentType: a body sent without Content-Type reaches the backend
+// without one. Before, fasthttp added Content-Type: application/octet-stream to
+// every forwarded request with a body and none: a proxy that makes up a media type
+// changes what some backends do with the body.
+func TestBodyWithoutContentType(t *testing.T) {
+	t.Parallel()
+	gw, b := startHostile(t, replyOK, "")
+	for _, raw := range []string{
+		post + "Content-Length: 5\r\n\r\nhello",
+		post + "Content-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello",
+	} {
+		r := lastRequest(t, gw, b, raw)
+		sent := strings.Contains(raw, "Content-Type")
+		got := fieldsNamed(headFields(r.Head), "Content-Type")
+		if string(r.Body) != "hello" || (sent && strings.Join(got, "") != "text/plain") || (!sent && len(got) != 0) {
+			t.Errorf("sent Content-Type %v: backend got %q, body %q\n%s", sent, got, r.Body, r.Head)
+		}
+	}
+	b.mustBeClean(t)
+}
+
 // TestHostileResponseHeaders checks what the client gets of a backend's hop-by-hop and
 // internal headers.
 func TestHostileResponseHeaders(t *testing.T) {
