@@ -188,6 +188,11 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		if strings.Contains(err.Error(), "invalid number literal") {
+			// encoding/json does not name the field here; the endpoint says which
+			// numbers its body has.
+			if strings.HasSuffix(r.URL.Path, "/limits") {
+				return proxy.Errorf(http.StatusBadRequest, "body: rps: want requests per second above 0 as a JSON number such as 20000")
+			}
 			return proxy.Errorf(http.StatusBadRequest, "body: percent: want 0..100 as a JSON number such as 25 or 0.5")
 		}
 		var num *json.UnmarshalTypeError

@@ -259,6 +259,7 @@ func TestAdminAPIErrors(t *testing.T) {
 		{"GET", "/v1/decide?method=GET&path=/api/feed&header=X-User-Id:42", "", 200, `"bucket": 2799`},
 		{"GET", "/v1/decide?path=/api/feed&ip=203.0.113.7", "", 200, `"bucket": 3466`},
 		{"GET", "/metrics", "", 200, "shiftgate_requests_total"},
+		{"PUT", "/v1/limits", `{"site":{"rps":"x"}}`, 400, "body: rps: want requests per second above 0"},
 	} {
 		st, body := g.call(t, tc.method, tc.path, tc.body)
 		if st != tc.status || !strings.Contains(body, tc.want) {
