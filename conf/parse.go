@@ -111,6 +111,11 @@ func (p *parser) yamlError(err error, ix *nodeIndex) *Error {
 		if ix != nil {
 			e.Path = ix.pathAt(e.Line)
 		}
+		if strings.HasPrefix(e.Msg, "did not find expected") {
+			// The YAML parser names the line where the enclosing block or bracket
+			// begins, not where the mistake is (an unclosed [ or { a few lines down).
+			e.Msg += " (in the block or brackets that begin on this line: the mistake is here or below)"
+		}
 	}
 	return e
 }

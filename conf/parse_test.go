@@ -93,6 +93,9 @@ func TestParseErrors(t *testing.T) {
 		}
 	}
 	f("valid", base, "")
+	// An unclosed bracket: YAML names the line its block begins on, and the message
+	// says the mistake may be below it.
+	f("unclosed bracket", base+"    keys: [\"ip\"\n  - name: other\n", "the mistake is here or below")
 	f("write above read", base+"    write_percent: 40\n", "c.yaml:9: routes[0].write_percent: 40 is above percent 25")
 	f("percent over 100", strings.Replace(base, "percent: 25", "percent: 120", 1), "c.yaml:8: routes[0].percent: want 0..100")
 	f("three decimals", strings.Replace(base, "percent: 25", "percent: 1.005", 1), "routes[0].percent: want 0..100 with at most two decimals")
