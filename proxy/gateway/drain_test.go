@@ -60,8 +60,15 @@ routes:
 		return resp.StatusCode, nil
 	}
 	admin, traffic := "http://"+g.AdminAddr, "http://"+g.Addr+"/x"
-	if code, err := get(admin + "/readyz"); code != 200 {
-		t.Fatalf("/readyz before the stop: %d %v", code, err)
+	// Ready once the listener serves (Start returns as its loop begins).
+	for start := time.Now(); ; time.Sleep(10 * time.Millisecond) {
+		code, err := get(admin + "/readyz")
+		if code == 200 {
+			break
+		}
+		if time.Since(start) > 30*time.Second {
+			t.Fatalf("/readyz before the stop: %d %v", code, err)
+		}
 	}
 
 	cancel() // what SIGTERM does
