@@ -34,7 +34,8 @@ type smuggleCase struct {
 	want smuggleWant
 	body string // the body the backend must receive when normalised
 	// status is the refusal's status when it is not 400: a head that never ends in
-	// CRLF CRLF is refused by the head timeout, with 408.
+	// CRLF CRLF is refused by the head timeout, with 408 (fasthttp waits for the
+	// CRLF CRLF that ends a head; see README, Safe at the edge).
 	status int
 }
 
@@ -94,6 +95,7 @@ var smuggleCases = []smuggleCase{
 	{"chunk size overflow to small", post + "Transfer-Encoding: chunked\r\n\r\n10000000000000005\r\nhello\r\n0\r\n\r\n", cut, "", 0},
 	{"chunk size leading space", post + "Transfer-Encoding: chunked\r\n\r\n 5\r\nhello\r\n0\r\n\r\n", cut, "", 0},
 	{"chunk data longer than size", post + "Transfer-Encoding: chunked\r\n\r\n3\r\nhello\r\n0\r\n\r\n" + hidden, cut, "", 0},
+	{"chunk data longer than size, hex after", post + "Transfer-Encoding: chunked\r\n\r\n2\r\nabcdef\r\n0\r\n\r\n", cut, "", 0},
 	{"chunk data shorter than size", post + "Transfer-Encoding: chunked\r\n\r\n8\r\nhello\r\n0\r\n\r\n" + hidden, cut, "", 0},
 	{"chunk size line bare LF", post + "Transfer-Encoding: chunked\r\n\r\n5\nhello\r\n0\r\n\r\n", cut, "", 0},
 	{"chunk extension with bare LF", post + "Transfer-Encoding: chunked\r\n\r\n5;a\nb\r\nhello\r\n0\r\n\r\n", cut, "", 0},
@@ -103,6 +105,9 @@ var smuggleCases = []smuggleCase{
 
 	// Line endings.
 	{"bare LF everywhere", "POST /p HTTP/1.1\nHost: gw.test\nContent-Length: 5\n\nhello", refused, "", 408},
+	{"bare LF everywhere, no body", "GET /p HTTP/1.1\nHost: gw.test\n\n", refused, "", 408},
+	{"bare LF blank line", "GET /p HTTP/1.1\r\nHost: gw.test\r\n\n", refused, "", 408},
+	{"bare LF before the blank line", "GET /p HTTP/1.1\r\nHost: gw.test\n\r\n", refused, "", 408},
 	{"bare LF ending the request line", "GET /p HTTP/1.1\nHost: gw.test\r\n\r\n", normalised, "", 0},
 	{"bare LF between fields", post + "X-A: 1\nContent-Length: 5\r\n\r\nhello", refused, "", 0},
 	{"bare LF ending the head", post + "Content-Length: " + strconv.Itoa(len(hidden)) + "\r\n\n" + hidden, refused, "", 0},
@@ -154,6 +159,37 @@ func TestHostileSmuggling(t *testing.T) {
 	t.Parallel()
 	gw, b := startHostile(t, replyOK, "")
 	for _, tc := range smuggleCases {
+		t.Run(tc.name, func(t *testing.T) {
+			checkSmuggle(t, func() *rawConn { return dialRaw(t, gw.addr) }, b, tc)
+		})
+	}
+	for _, r := range b.requests() {
+		if r.Req.URL.Path == "/hidden" {
+			t.Errorf("the hidden request reached the backend on connection %d", r.Conn)
+		}
+	}
+	b.mustBeClean(t)
+}
+
+// promptConf is hostileConf with head and body timeouts longer than a test waits for
+// an answer (ioWait).
+var promptConf = strings.Replace(hostileConf, "body: 2s, request_head: 1s, idle: 2s", "body: 1m, request_head: 1m, idle: 1m", 1)
+
+// TestHostileSmugglingPrompt runs the smuggling table again with promptConf: every
+// refusal and every cut must come from reading the request, not from a timeout that
+// frees the client's connection and an upstream one long after. The heads that never
+// end in CRLF CRLF (status 408) are the head timeout's by design, and left out.
+func TestHostileSmugglingPrompt(t *testing.T) {
+	t.Parallel()
+	if promptConf == hostileConf {
+		t.Fatal("promptConf did not replace hostileConf's timeouts")
+	}
+	b := startBackend(t, replyOK)
+	gw := startGateway(t, promptConf, map[string]string{"IDC": b.addr, "CLOUD": b.addr, "LIMITS": ""})
+	for _, tc := range smuggleCases {
+		if tc.status == 408 {
+			continue
+		}
 		t.Run(tc.name, func(t *testing.T) {
 			checkSmuggle(t, func() *rawConn { return dialRaw(t, gw.addr) }, b, tc)
 		})

@@ -40,6 +40,7 @@ type ClientBody struct {
 	keep    []byte
 	keepLen int64
 	keepCut bool
+	err     error // the first read error (io.EOF aside): every later Read returns it
 }
 
 // ClientBodyError is a read error of the client's request body.
@@ -57,6 +58,15 @@ func (e *ClientBodyError) TooLarge() bool { return e.err == fasthttp.ErrBodyTooL
 var clientBodyPool = sync.Pool{New: func() any { return new(ClientBody) }}
 
 func (b *ClientBody) Read(p []byte) (int, error) {
+	if b.err != nil {
+		// A broken body stays broken. fasthttp's chunked writer (writeBodyChunked)
+		// writes the data that comes with an error, drops the error and reads again:
+		// its request stream would then take the bytes after a chunk that ran over its
+		// size for the next chunk size ("2\r\nabcdef": "def") and wait for that much
+		// data, and a body past the limit would wait for the rest of its chunk, holding
+		// the client and an upstream connection until the body timeout.
+		return 0, b.err
+	}
 	if now := time.Now(); now.Sub(b.extended) > b.idle/4 {
 		b.conn.SetReadDeadline(now.Add(b.idle)) //nolint:errcheck // a dead conn fails the read
 		b.extended = now
@@ -68,7 +78,8 @@ func (b *ClientBody) Read(p []byte) (int, error) {
 		n -= int(b.n - b.limit)
 		b.n = b.limit
 		b.keepCut = true
-		return n, &ClientBodyError{fasthttp.ErrBodyTooLarge}
+		b.err = &ClientBodyError{fasthttp.ErrBodyTooLarge}
+		return n, b.err
 	}
 	if b.keep != nil && !b.keepCut {
 		if len(b.keep)+n > cap(b.keep) {
@@ -85,6 +96,7 @@ func (b *ClientBody) Read(p []byte) (int, error) {
 		}
 	case err != nil:
 		err = &ClientBodyError{err}
+		b.err = err
 	}
 	return n, err
 }
@@ -98,7 +110,7 @@ func WatchClientBody(ctx *fasthttp.RequestCtx, idle time.Duration, limit int64) 
 		return nil
 	}
 	b := clientBodyPool.Get().(*ClientBody)
-	b.r, b.h, b.conn, b.idle, b.extended, b.n, b.limit = r, &ctx.Request.Header, ctx.Conn(), idle, time.Now(), 0, limit
+	b.r, b.h, b.conn, b.idle, b.extended, b.n, b.limit, b.err = r, &ctx.Request.Header, ctx.Conn(), idle, time.Now(), 0, limit, nil
 	// SetBodyStream keeps the length: Content-Length, or -1 for chunked.
 	ctx.Request.SetBodyStream(b, ctx.Request.Header.ContentLength())
 	return b
@@ -135,7 +147,7 @@ func (b *ClientBody) Release() int64 {
 		return 0
 	}
 	n := b.n
-	b.r, b.h, b.conn = nil, nil, nil
+	b.r, b.h, b.conn, b.err = nil, nil, nil, nil
 	b.keep, b.keepLen, b.keepCut = nil, 0, false
 	clientBodyPool.Put(b)
 	return n
