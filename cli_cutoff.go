@@ -87,6 +87,9 @@ func cutoffDirect(es *store.Etcd, req proxy.CutoffRequest) (proxy.CutoffResult, 
 	ctx, cancel := directCtx()
 	defer cancel()
 	ov, err := es.Update(ctx, func(o *conf.Overrides) error {
+		if err := o.Cutoff.CheckSet(req.On, req.Routes); err != nil {
+			return err
+		}
 		// Like rollback, the record of who ended a cut-off stays.
 		next := o.Cutoff.Set(req.On, req.Routes)
 		next.Who, next.At = cliWho(), time.Now().UTC()

@@ -66,8 +66,12 @@ func TestCutoffVerb(t *testing.T) {
 	}{
 		{[]string{"on", "feed"}, 0, "cutoff: ON for routes feed", false, []string{"feed"}},
 		{[]string{"on"}, 0, "cutoff: ON for the whole site", true, []string{"feed"}},
-		{[]string{"off", "feed"}, 0, "cutoff: ON for the whole site", true, nil},
-		{[]string{"on", "nope"}, 1, `no route "nope"`, true, nil},
+		// One route cannot leave a site-wide cut-off: refused, and nothing changes.
+		{[]string{"off", "feed"}, 1, "the site-wide cut-off is on and covers every route", true, []string{"feed"}},
+		{[]string{"off"}, 0, "cutoff: off", false, nil},
+		{[]string{"on", "feed"}, 0, "cutoff: ON for routes feed", false, []string{"feed"}},
+		{[]string{"on"}, 0, "cutoff: ON for the whole site", true, []string{"feed"}},
+		{[]string{"on", "nope"}, 1, `no route "nope"`, true, []string{"feed"}},
 		{[]string{"off"}, 0, "cutoff: off", false, nil},
 		{[]string{"maybe"}, 2, "usage: shiftgate cutoff", false, nil},
 		{nil, 2, "usage: shiftgate cutoff", false, nil},

@@ -1,6 +1,7 @@
 package conf
 
 import (
+	"errors"
 	"slices"
 	"time"
 )
@@ -34,6 +35,20 @@ func (c Cutoff) Route(route string) bool {
 	}
 	_, found := slices.BinarySearch(c.Routes, route)
 	return found
+}
+
+// ErrSiteCutoffCoversRoutes refuses ending the cut-off of some routes while the
+// site-wide one is on: it covers every route, so nothing would change, and an
+// operator told "done" would believe the routes are back.
+var ErrSiteCutoffCoversRoutes = errors.New("the site-wide cut-off is on and covers every route: `shiftgate cutoff off` ends it, then `shiftgate cutoff on ROUTE...` cuts off the routes that must stay off")
+
+// CheckSet refuses a Set that would change nothing an operator meant to change
+// (ErrSiteCutoffCoversRoutes).
+func (c Cutoff) CheckSet(on bool, routes []string) error {
+	if !on && len(routes) > 0 && c.On {
+		return ErrSiteCutoffCoversRoutes
+	}
+	return nil
 }
 
 // Set returns c changed as `shiftgate cutoff on|off [ROUTE...]` asks: on with no routes

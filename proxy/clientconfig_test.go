@@ -244,6 +244,11 @@ func TestClientConfigFollowsLevers(t *testing.T) {
 	step("route cut-off", func(c *clientcfg.Config) bool { return !c.Cutoff && c.Routes[0].Cutoff && !c.Routes[1].Cutoff })
 	must(gw.srv.SetCutoff(ctx, "test", CutoffRequest{On: true}))
 	step("site cut-off", func(c *clientcfg.Config) bool { return c.Cutoff && c.Routes[0].Cutoff && c.Routes[1].Cutoff })
+	// One route cannot be let out of a site-wide cut-off: refused, not "done".
+	if _, err := gw.srv.SetCutoff(ctx, "test", CutoffRequest{On: false, Routes: []string{"feed"}}); StatusOf(err) != 409 ||
+		!strings.Contains(err.Error(), "site-wide cut-off is on") {
+		t.Fatalf("cut-off off for one route under a site-wide one: %v (status %d), want 409", err, StatusOf(err))
+	}
 	res := must(gw.srv.SetCutoff(ctx, "test", CutoffRequest{On: false}))
 	if res.On || len(res.Routes) != 0 || res.ClientConfigVersion != split {
 		t.Fatalf("cut-off off: %+v, want nothing cut off and the split's version %s", res, split)

@@ -62,8 +62,15 @@ func (s *Server) SetCutoff(ctx context.Context, who string, req CutoffRequest) (
 		}
 	}
 	before := st.ov.Cutoff
+	if err := before.CheckSet(req.On, req.Routes); err != nil {
+		return CutoffResult{}, &Error{Status: http.StatusConflict, Err: err}
+	}
 	local := req.Local && s.fleet() != nil
 	ov, err := s.changeOverrides(ctx, local, func(o *conf.Overrides) error {
+		// Checked again on what the store holds (a fleet may have moved meanwhile).
+		if err := o.Cutoff.CheckSet(req.On, req.Routes); err != nil {
+			return &Error{Status: http.StatusConflict, Err: err}
+		}
 		// Like rollback, the record of who ended a cut-off stays.
 		next := o.Cutoff.Set(req.On, req.Routes)
 		next.Who, next.At = who, s.now().UTC()
