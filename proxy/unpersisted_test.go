@@ -21,18 +21,7 @@ import (
 // changed: the emergency switch was gone when the disk was.
 func TestRollbackWhileStateDirUnwritable(t *testing.T) {
 	t.Parallel()
-	idc, cloud := startRegion(t, "idc"), startRegion(t, "cloud")
-	dir := t.TempDir()
-	fs, err := store.NewFile(filepath.Join(dir, "state"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	gw := startGatewayIn(t, dir, twoRegions, map[string]string{"IDC": idc.Addr, "CLOUD": cloud.Addr}, fs)
-	path := filepath.Join(dir, "state", store.OverridesFile)
-	os.Remove(path)
-	if err := os.Mkdir(path, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	gw, path := startUnwritable(t)
 	if st := gw.srv.Status(); st.StoreUp {
 		t.Errorf("status shows the store up while %s is a directory", path)
 	}
@@ -63,13 +52,7 @@ func TestRollbackWhileStateDirUnwritable(t *testing.T) {
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(ioWait)
-	for len(gw.srv.Status().Unpersisted) > 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("still unpersisted after %s with the path writable", ioWait)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitPersisted(t, gw)
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -98,18 +81,7 @@ func TestRollbackWhileStateDirUnwritable(t *testing.T) {
 // failed.
 func TestLeversWhileStateDirUnwritable(t *testing.T) {
 	t.Parallel()
-	idc, cloud := startRegion(t, "idc"), startRegion(t, "cloud")
-	dir := t.TempDir()
-	fs, err := store.NewFile(filepath.Join(dir, "state"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	gw := startGatewayIn(t, dir, twoRegions, map[string]string{"IDC": idc.Addr, "CLOUD": cloud.Addr}, fs)
-	path := filepath.Join(dir, "state", store.OverridesFile)
-	os.Remove(path)
-	if err := os.Mkdir(path, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	gw, path := startUnwritable(t)
 	ctx := context.Background()
 
 	lim, err := gw.srv.ChangeLimits(ctx, "test", LimitsRequest{
@@ -137,13 +109,7 @@ func TestLeversWhileStateDirUnwritable(t *testing.T) {
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(ioWait)
-	for len(gw.srv.Status().Unpersisted) > 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("still unpersisted after %s with the path writable", ioWait)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitPersisted(t, gw)
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -152,5 +118,37 @@ func TestLeversWhileStateDirUnwritable(t *testing.T) {
 		if !bytes.Contains(b, []byte(want)) {
 			t.Errorf("persisted overrides lack %s: %s", want, b)
 		}
+	}
+}
+
+// startUnwritable starts a gateway on a state_dir store whose overrides file is
+// replaced by a directory: a path that cannot be written even as root. It returns the
+// path; removing it makes the store writable again.
+func startUnwritable(t *testing.T) (*gateway, string) {
+	t.Helper()
+	idc, cloud := startRegion(t, "idc"), startRegion(t, "cloud")
+	dir := t.TempDir()
+	fs, err := store.NewFile(filepath.Join(dir, "state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := startGatewayIn(t, dir, twoRegions, map[string]string{"IDC": idc.Addr, "CLOUD": cloud.Addr}, fs)
+	path := filepath.Join(dir, "state", store.OverridesFile)
+	os.Remove(path)
+	if err := os.Mkdir(path, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return gw, path
+}
+
+// waitPersisted waits until status lists nothing unpersisted.
+func waitPersisted(t *testing.T, gw *gateway) {
+	t.Helper()
+	deadline := time.Now().Add(ioWait)
+	for len(gw.srv.Status().Unpersisted) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("still unpersisted after %s with the path writable", ioWait)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
