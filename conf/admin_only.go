@@ -1,6 +1,7 @@
 package conf
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,6 +20,14 @@ func LoadAdmin(path string) (Admin, error) {
 	data, err := ReadFile(path)
 	if err != nil {
 		return Admin{}, err
+	}
+	return parseAdmin(path, data)
+}
+
+// parseAdmin is LoadAdmin on a file's bytes; path locates the token file.
+func parseAdmin(path string, data []byte) (Admin, error) {
+	if len(data) > MaxFileBytes {
+		return Admin{}, Errors{{File: path, Msg: fmt.Sprintf("%d bytes: larger than %d bytes (1 MiB)", len(data), MaxFileBytes)}}
 	}
 	p := &parser{file: path}
 	var root yaml.Node

@@ -49,3 +49,26 @@ routes:
 		t.Fatal("the last file was meant not to load as a whole")
 	}
 }
+
+// FuzzParseAdmin: the admin block read alone never panics, and for every file the
+// full parse accepts it finds the same admin address the gateway listens on.
+func FuzzParseAdmin(f *testing.F) {
+	ex, err := os.ReadFile(examplePath)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(ex)
+	f.Add([]byte(base + "admin: { listen: 127.0.0.1:9191 }\n"))
+	f.Add([]byte("admin: [\n"))
+	f.Add([]byte("admin: &a { listen: x }\nb: *a\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		a, aerr := parseAdmin("fuzz.yaml", data)
+		c, err := Parse("fuzz.yaml", data)
+		if err != nil {
+			return
+		}
+		if aerr != nil || a.Listen != c.Admin.Listen {
+			t.Fatalf("a file the gateway loads gives admin %q (%v); the gateway listens on %q", a.Listen, aerr, c.Admin.Listen)
+		}
+	})
+}
