@@ -391,6 +391,14 @@ func (s *Server) roundTrip(ctx *fasthttp.RequestCtx, st *state, rt *routeState, 
 			return breaker.Failure
 		}
 		status = ctx.Response.StatusCode()
+		if status == fasthttp.StatusSwitchingProtocols {
+			// A switch to a protocol the client did not ask for (upgrades go through
+			// tunnel, not here): a broken answer, never relayed (RFC 9110 15.2.2).
+			// The transport has closed the connection.
+			ctx.Response.Reset()
+			why = failUpstream
+			return breaker.Failure
+		}
 		if br != nil {
 			o := br.ClassifyStatus(status)
 			if o == breaker.Failure {

@@ -81,6 +81,9 @@ func TestHostileBrokenBackends(t *testing.T) {
 		{name: "bad chunk size in the body", reply: replyRaw("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n7\r\npartial\r\nzz\r\nmore\r\n0\r\n\r\n", true), body: "partial", within: slack},
 		{name: "chunk longer than its size", reply: replyRaw("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\npartial\r\n0\r\n\r\n", true), body: "par", within: slack},
 		{name: "close-delimited body", reply: replyRaw("HTTP/1.1 200 OK\r\n\r\nwhole body", false), status: 200, body: "whole body", within: slack},
+		// A switch the client never asked for (RFC 9110 section 15.2.2): a 502, and
+		// the connection, now in the backend's protocol, is dropped.
+		{name: "101 to a plain request", reply: replyRaw("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nraw bytes", true), status: 502, within: slack},
 		{name: "Connection: close honoured", reply: replyRaw("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok", true), status: 200, body: "ok", within: slack},
 	}
 	for _, tc := range cases {

@@ -23,6 +23,11 @@ import (
 // answer is relayed as an ordinary response and both connections close: a client
 // must not get a raw pipe to a backend that never agreed to switch protocols, or the
 // bytes it sends next would reach the backend without passing the gateway's checks.
+//
+// The dial, the request head and the upstream's answer go through the region's
+// breaker as one exchange, as a plain request's do: a refused dial, no answer within
+// timeouts.response_header (504), a broken answer (502) or a failure status count
+// against the region; a 101 is a success.
 func (s *Server) tunnel(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d routing.Decision, proto, id []byte) {
 	region := d.Region
 	if cl := ctx.Request.Header.ContentLength(); cl > 0 || cl == -1 {
@@ -33,68 +38,100 @@ func (s *Server) tunnel(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d r
 		return
 	}
 	m := rt.metrics
+	// What decides the user again later, before the gateway names the region in the
+	// head: the recheck must not read the gateway's own X-Shift-Region as affinity.
+	ex := explainFor(st, ctx, d)
 	h := &ctx.Request.Header
 	h.SetBytesV(routing.RegionHeader, st.regions[region])
 	h.Set(fasthttp.HeaderConnection, "Upgrade")
 	h.SetBytesV(fasthttp.HeaderUpgrade, proto)
-	// The head must be copied now: ctx is reused once the handler returns.
-	head := append([]byte(nil), h.Header()...)
-	// The connection goes through the region's breaker like any request: an open
-	// breaker refuses it, a failed dial counts against the region.
+	head := h.Header()
+	t := st.cfg.Timeouts
+	br := rt.run.breakers[region]
 	start := time.Now()
-	var up net.Conn
-	var dialErr error
-	dial := func() breaker.Outcome {
-		if up, dialErr = st.pools[region].dialTunnel(st.cfg.Timeouts.Connect.D); dialErr != nil {
+	var (
+		up      net.Conn
+		upr     *bufio.Reader
+		why     failure
+		dialErr error
+		granted bool
+	)
+	call := func() breaker.Outcome {
+		if up, dialErr = st.pools[region].dialTunnel(t.Connect.D); dialErr != nil {
+			why = failConnect
 			if isTLSFailure(dialErr) {
+				why = failTLS
 				s.upstreamTLSFailed(st.pools[region], "", dialErr)
 			}
 			return breaker.Failure
 		}
-		return breaker.Success
+		up.SetWriteDeadline(time.Now().Add(t.Body.D)) //nolint:errcheck // a dead conn fails the write
+		if _, err := up.Write(head); err != nil {
+			why = failUpstream
+			return breaker.Failure
+		}
+		upr = bufio.NewReader(up)
+		var o breaker.Outcome
+		granted, why, o = readUpgradeAnswer(ctx, up, upr, t, br)
+		return o
 	}
 	var err error
-	if br := rt.run.breakers[region]; br != nil {
-		_, err = br.Do(dial)
+	if br != nil {
+		_, err = br.Do(call)
 	} else {
-		dial()
+		call()
 	}
 	m.latency[region].observe(time.Since(start))
-	switch {
-	case errors.Is(err, breaker.ErrOpen):
+	if errors.Is(err, breaker.ErrOpen) {
 		m.requests[region][0].Inc()
 		errorResponse(ctx, fasthttp.StatusServiceUnavailable, "region "+string(st.regions[region])+" unavailable (circuit open)")
 		return
-	case up == nil:
+	}
+	if !granted {
+		if up != nil {
+			up.Close()
+		}
+		ctx.SetConnectionClose()
+		switch why {
+		case failNone, failStatus:
+			// The upstream's own answer, relayed: the client stays off a raw pipe.
+			m.requests[region][statusClass(ctx.Response.StatusCode())].Inc()
+			wire.StripResponseHeaders(&ctx.Response.Header)
+			ctx.Response.Header.SetBytesKV(strRegionHeader, st.regions[region])
+			return
+		case failTLS:
+			errorResponse(ctx, fasthttp.StatusBadGateway, "TLS to region "+string(st.regions[region])+" failed (the gateway's log says why)")
+		case failConnect:
+			errorResponse(ctx, fasthttp.StatusBadGateway, "cannot connect to region "+string(st.regions[region]))
+		case failTimeout:
+			errorResponse(ctx, fasthttp.StatusGatewayTimeout, "upstream in region "+string(st.regions[region])+" timed out")
+		default:
+			errorResponse(ctx, fasthttp.StatusBadGateway, "bad answer from region "+string(st.regions[region])+" to an upgrade")
+		}
 		m.requests[region][0].Inc()
 		m.noUpstream.Inc()
-		if isTLSFailure(dialErr) {
-			errorResponse(ctx, fasthttp.StatusBadGateway, "TLS to region "+string(st.regions[region])+" failed (the gateway's log says why)")
-			return
-		}
-		errorResponse(ctx, fasthttp.StatusBadGateway, "cannot connect to region "+string(st.regions[region]))
+		ctx.Response.Header.SetBytesKV(strRegionHeader, st.regions[region])
 		return
 	}
+	m.requests[region][statusClass(fasthttp.StatusSwitchingProtocols)].Inc()
 	key := tunnelKey{route: int(d.Route), region: region}
-	ex := explainFor(st, ctx)
 	host := append([]byte(nil), h.Host()...)
 	path := append([]byte(nil), ctx.Path()...)
 	reqID := append([]byte(nil), id...) // ctx's bytes are reused once the handler returns
+	regionName := st.regions[region]
 	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(func(c net.Conn) {
-		t := &liveTunnel{client: c, upstream: up, key: key, user: ex, host: host, path: path}
-		s.tunnels.add(t)
-		defer s.tunnels.remove(t)
-		if _, err := up.Write(head); err != nil {
-			c.Write(tunnelFailed) //nolint:errcheck // closing anyway
+		lt := &liveTunnel{client: c, upstream: up, key: key, user: ex, host: host, path: path}
+		s.tunnels.add(lt)
+		defer s.tunnels.remove(lt)
+		// The 101 head is relayed with the region added, as on every answer; the
+		// bytes after it belong to the new protocol and are piped untouched.
+		ok := relaySwitchingHead(c, upr, regionName, reqID, t.Body.D)
+		up.SetReadDeadline(time.Time{})  //nolint:errcheck
+		up.SetWriteDeadline(time.Time{}) //nolint:errcheck
+		if !ok {
 			return
 		}
-		upr := bufio.NewReader(up)
-		if !s.upgradeGranted(c, up, upr, st, region, reqID) {
-			m.requests[region][statusClass(fasthttp.StatusBadGateway)].Inc()
-			return
-		}
-		m.requests[region][statusClass(fasthttp.StatusSwitchingProtocols)].Inc()
 		var wg sync.WaitGroup
 		wg.Add(2)
 		go func() { defer wg.Done(); pipe(up, c) }()
@@ -105,37 +142,37 @@ func (s *Server) tunnel(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d r
 
 var tunnelFailed = []byte("HTTP/1.1 502 Bad Gateway\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 32\r\n\r\nshiftgate: upgrade failed (502)\n")
 
-// upgradeGranted waits (up to the response-head timeout) for the upstream's answer to
-// an upgrade request. On 101 it reports true and leaves the answer unread in upr, to be
-// piped. Otherwise it relays the answer to the client as an ordinary, closing response
-// (hop-by-hop fields stripped), or a 502 if there is no valid answer, and reports false.
-func (s *Server) upgradeGranted(c, up net.Conn, upr *bufio.Reader, st *state, region conf.RegionID, id []byte) bool {
-	t := st.cfg.Timeouts
+// readUpgradeAnswer waits (up to timeouts.response_header) for the upstream's answer
+// to an upgrade request. On 101 it reports granted and leaves the answer unread in
+// upr, to be relayed and piped. Otherwise it reads the answer (bounded, within
+// timeouts.body) into ctx.Response, to be relayed as an ordinary, closing response,
+// and judges it as the breaker judges any answer: failStatus for a failure status.
+// No answer in time is failTimeout, a broken or second 101 failUpstream.
+func readUpgradeAnswer(ctx *fasthttp.RequestCtx, up net.Conn, upr *bufio.Reader, t conf.Timeouts, br *breaker.Breaker) (granted bool, why failure, o breaker.Outcome) {
 	up.SetReadDeadline(time.Now().Add(t.ResponseHeader.D)) //nolint:errcheck
-	if line, err := upr.Peek(len("HTTP/1.1 101 ")); err == nil &&
-		bytes.HasPrefix(line, []byte("HTTP/1.")) && bytes.HasSuffix(line, []byte(" 101 ")) {
-		// The 101 head is relayed with the region added, as on every answer; the
-		// bytes after it belong to the new protocol and are piped untouched.
-		ok := relaySwitchingHead(c, upr, st.regions[region], id, t.Body.D)
-		up.SetReadDeadline(time.Time{}) //nolint:errcheck
-		return ok
+	line, err := upr.Peek(len("HTTP/1.1 101 "))
+	if err != nil {
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			return false, failTimeout, breaker.Failure
+		}
+		if len(line) == 0 {
+			return false, failUpstream, breaker.Failure // closed without an answer
+		}
 	}
-	resp := fasthttp.AcquireResponse()
-	defer fasthttp.ReleaseResponse(resp)
+	if err == nil && bytes.HasPrefix(line, []byte("HTTP/1.")) && bytes.HasSuffix(line, []byte(" 101 ")) {
+		return true, failNone, breaker.Success
+	}
 	up.SetReadDeadline(time.Now().Add(t.Body.D)) //nolint:errcheck
-	c.SetWriteDeadline(time.Now().Add(t.Body.D)) //nolint:errcheck
+	resp := &ctx.Response
+	resp.Reset()
 	if err := resp.ReadLimitBody(upr, 1<<20); err != nil || resp.StatusCode() == fasthttp.StatusSwitchingProtocols {
-		c.Write(tunnelFailed) //nolint:errcheck // closing anyway
-		return false
+		resp.Reset()
+		return false, failUpstream, breaker.Failure
 	}
-	wire.StripResponseHeaders(&resp.Header)
-	resp.Header.SetBytesKV(strRegionHeader, st.regions[region])
-	resp.SetConnectionClose()
-	w := bufio.NewWriter(c)
-	if resp.Write(w) == nil {
-		w.Flush() //nolint:errcheck // closing anyway
+	if br != nil && br.ClassifyStatus(resp.StatusCode()) == breaker.Failure {
+		return false, failStatus, breaker.Failure
 	}
-	return false
+	return false, failNone, breaker.Success
 }
 
 // maxSwitchingHead bounds the 101 answer's head.
@@ -258,11 +295,19 @@ func (ts *tunnelSet) closeAll() {
 	}
 }
 
-// explainFor captures what routing needs to decide a tunnel's user again later.
-func explainFor(st *state, ctx *fasthttp.RequestCtx) *routing.StaticRequest {
+// explainFor captures what routing needs to decide a tunnel's user again later. The
+// X-Shift-Region of the head is the gateway's, not the caller's: it is left out, and
+// a tunnel that a trusted caller pinned (affinity) keeps that region by name.
+func explainFor(st *state, ctx *fasthttp.RequestCtx, d routing.Decision) *routing.StaticRequest {
 	r := &routing.StaticRequest{MethodName: string(ctx.Method()), PeerAddr: peerAddr(ctx)}
 	for k, v := range ctx.Request.Header.All() {
+		if wire.FoldEqual(k, "x-shift-region") {
+			continue
+		}
 		r.Headers = append(r.Headers, [2]string{string(k), string(v)})
+	}
+	if d.Reason == routing.ReasonAffinity {
+		r.Headers = append(r.Headers, [2]string{routing.RegionHeader, string(st.regions[d.Region])})
 	}
 	r.Cookies = map[string]string{}
 	for k, v := range ctx.Request.Header.Cookies() {

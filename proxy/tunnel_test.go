@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -41,9 +42,15 @@ func wsBackend(t *testing.T) string {
 
 func openTunnel(t *testing.T, gw, user string) (net.Conn, *bufio.Reader) {
 	t.Helper()
+	return openTunnelWith(t, gw, user, "")
+}
+
+// openTunnelWith is openTunnel with extra header lines ("Name: v\r\n") in the upgrade.
+func openTunnelWith(t *testing.T, gw, user, extra string) (net.Conn, *bufio.Reader) {
+	t.Helper()
 	c := must(net.Dial("tcp", gw))
 	t.Cleanup(func() { c.Close() })
-	io.WriteString(c, "GET /api/feed/ws HTTP/1.1\r\nHost: x\r\nX-User-Id: "+user+"\r\nX-Request-Id: ws-"+user+"\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+	io.WriteString(c, "GET /api/feed/ws HTTP/1.1\r\nHost: x\r\nX-User-Id: "+user+"\r\nX-Request-Id: ws-"+user+"\r\n"+extra+"Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
 	br := bufio.NewReader(c)
 	c.SetReadDeadline(time.Now().Add(3 * time.Second))
 	resp, err := http.ReadResponse(br, nil)
@@ -104,5 +111,122 @@ func TestTunnelsFollowASwitch(t *testing.T) {
 	sc.SetReadDeadline(time.Now().Add(2 * time.Second))
 	if _, err := io.ReadFull(sbr, buf); err != nil || string(buf) != "pong" {
 		t.Fatalf("stayer's tunnel after the switch: %q %v", buf, err)
+	}
+}
+
+// TestTrustedCallersTunnelsFollowASwitch: a trusted caller's tunnel that named no
+// region follows its user's move like anyone's; one that named its region (affinity)
+// stays. Before, the recheck read the X-Shift-Region the gateway itself had put in
+// the upgrade's head as the caller's affinity, and no trusted caller's tunnel ever
+// moved.
+func TestTrustedCallersTunnelsFollowASwitch(t *testing.T) {
+	idc, cloud := wsBackend(t), wsBackend(t)
+	cfg := strings.Replace(twoRegions, "timeouts: {", "timeouts: { tunnel_grace: 100ms,", 1)
+	cfg = strings.Replace(cfg, "percent: 25\n    write_percent: 5\n", "percent: 0\n", 1)
+	cfg = strings.Replace(cfg, `trusted_callers: ["10.1.0.0/16"]`, `trusted_callers: ["127.0.0.0/8"]`, 1)
+	gw := startGateway(t, cfg, map[string]string{"IDC": idc, "CLOUD": cloud})
+	var mover string
+	for i := 0; mover == ""; i++ {
+		if k := "u-" + strconv.Itoa(i); routing.Bucket("cutover-2026", k) < 5000 {
+			mover = k
+		}
+	}
+	free, fbr := openTunnelWith(t, gw.addr, mover, "")
+	pinned, pbr := openTunnelWith(t, gw.addr, mover, "X-Shift-Region: idc\r\n")
+	ov := gw.srv.Overrides().Clone()
+	ov.Routes["feed"] = conf.RouteOverride{PercentBP: 5000, WritePercentBP: 5000}
+	if err := gw.srv.ApplyOverrides(ov); err != nil {
+		t.Fatal(err)
+	}
+	free.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := fbr.ReadByte(); err == nil {
+		t.Fatal("the moved user's tunnel got data, want it closed")
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("the moved user's tunnel is still open 10s after the switch")
+	}
+	// The pinned one is untouched: a round trip after the free one closed.
+	io.WriteString(pinned, "pong")
+	pinned.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(pbr, buf); err != nil || string(buf) != "pong" {
+		t.Fatalf("the pinned tunnel after the switch: %q %v", buf, err)
+	}
+}
+
+// scriptedUpgrades answers each upgrade by its path's last segment: "hang" never
+// answers, "fail" answers 500, anything else switches and echoes.
+func scriptedUpgrades(t *testing.T) string {
+	t.Helper()
+	ln := must(net.Listen("tcp", "127.0.0.1:0"))
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func(c net.Conn) {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				req, err := http.ReadRequest(br)
+				if err != nil {
+					return
+				}
+				switch {
+				case strings.HasSuffix(req.URL.Path, "/hang"):
+					io.Copy(io.Discard, br) // until the gateway gives up
+				case strings.HasSuffix(req.URL.Path, "/fail"):
+					io.WriteString(c, "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\n\r\nboom")
+				default:
+					io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+					io.Copy(c, br)
+				}
+			}(c)
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// TestUpgradeAnswersJudged: an upgrade goes through the region's breaker as one
+// exchange, dial and answer, like any request. A backend that never answers gets a
+// 504 at timeouts.response_header (not response_header plus body, as before), and
+// upgrades answered with a failure status open the breaker (before, only a failed
+// dial counted, and an upgrade answered 500 was a success).
+func TestUpgradeAnswersJudged(t *testing.T) {
+	b := scriptedUpgrades(t)
+	cfg := strings.Replace(twoRegions, "response_header: 2s, body: 5s", "response_header: 500ms, body: 30s", 1)
+	cfg = strings.Replace(cfg, "percent: 25\n    write_percent: 5\n",
+		"percent: 0\n    breaker: { min_requests: 5, failure_ratio: 0.5, window: 10s, open_for: 1m }\n", 1)
+	if !strings.Contains(cfg, "body: 30s") || !strings.Contains(cfg, "min_requests: 5") {
+		t.Fatal("the config edits did not apply")
+	}
+	gw := startGateway(t, cfg, map[string]string{"IDC": b, "CLOUD": b})
+	upgrade := func(path string) (*http.Response, time.Duration) {
+		t.Helper()
+		c := must(net.Dial("tcp", gw.addr))
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(20 * time.Second))
+		start := time.Now()
+		io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: x\r\nX-User-Id: u-1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("upgrade %s: %v", path, err)
+		}
+		resp.Body.Close()
+		return resp, time.Since(start)
+	}
+	// Failure statuses count: five 500s open the breaker (min_requests 5).
+	for i := 0; i < 5; i++ {
+		if resp, _ := upgrade("/api/feed/fail"); resp.StatusCode != 500 || resp.Header.Get("X-Shift-Region") != "idc" {
+			t.Fatalf("upgrade answered 500: relayed %d (region %q), want the 500", resp.StatusCode, resp.Header.Get("X-Shift-Region"))
+		}
+	}
+	if resp, _ := upgrade("/api/feed/ws"); resp.StatusCode != 503 {
+		t.Fatalf("after five failed upgrades: %d, want 503 (circuit open)", resp.StatusCode)
+	}
+	// No answer (on another route, whose breaker is closed): a 504 well before the
+	// 30s body timeout would have ended it.
+	if resp, took := upgrade("/other/hang"); resp.StatusCode != 504 || took > 15*time.Second {
+		t.Fatalf("upgrade to a backend that never answers: %d after %s, want 504 at the 500ms response_header", resp.StatusCode, took)
 	}
 }
