@@ -358,6 +358,10 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	if r := st.LastReconciled; r != nil {
 		fmt.Fprintf(stdout, "local change made %s reconciled into the store at %s (revision %d): %s\n",
 			r.LocalAt.Format(time.RFC3339), r.At.Format(time.RFC3339), r.Revision, strings.Join(r.Keys, ", "))
+		if len(r.NotApplied) > 0 {
+			fmt.Fprintf(stdout, "LOCAL CHANGE NOT APPLIED (another writer raised these during the outage; lowering them would move users back; split -force does it): %s\n",
+				strings.Join(r.NotApplied, ", "))
+		}
 	}
 	fmt.Fprintln(stdout)
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)

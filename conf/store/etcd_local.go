@@ -8,6 +8,7 @@ import (
 	"maps"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/shiftgate/shiftgate/conf"
@@ -149,9 +150,12 @@ func (s *Etcd) UpdateLocal(_ context.Context, change func(*conf.Overrides) error
 	return next, nil
 }
 
-// reconcile writes a pending local change to etcd, unguarded: it is the operator's
-// latest intent. It reports (logs, and keeps in Health) which keys another writer had
-// changed during the outage and were replaced.
+// reconcile writes a pending local change to etcd: it is the operator's latest
+// intent. It reports (logs, and keeps in Health) which keys another writer had changed
+// during the outage and were replaced, with one exception: a route split that
+// another writer raised meanwhile is not lowered by the local value, since that would
+// move users back, which no split change does without -force. Those keys keep the
+// store's value and are reported as not applied.
 func (s *Etcd) reconcile(ctx context.Context, cli *clientv3.Client) error {
 	s.mu.Lock()
 	p := s.pending
@@ -168,16 +172,27 @@ func (s *Etcd) reconcile(ctx context.Context, cli *clientv3.Client) error {
 		puts[k] = v
 	}
 	keys := p.keys()
-	var overwrote []string
+	var overwrote, notApplied []string
 	for _, k := range keys {
-		if kv[k].mod > p.Base {
-			overwrote = append(overwrote, k)
+		if kv[k].mod <= p.Base {
+			continue
 		}
+		if movesUsersBack(k, kv[k].val, p.Puts[k]) {
+			notApplied = append(notApplied, k)
+			delete(puts, k)
+			continue
+		}
+		overwrote = append(overwrote, k)
 	}
-	rec := lastChange{Who: p.Who, At: time.Now().UTC(), Instance: s.instanceName(), Keys: keys, Local: true, LocalAt: p.At}
-	rev, _, _, err := s.commit(ctx, cli, kv, puts, p.Dels, rec, false)
-	if err != nil {
-		return err
+	written := slices.DeleteFunc(slices.Clone(keys), func(k string) bool { return slices.Contains(notApplied, k) })
+	s.mu.Lock()
+	rev := s.rev
+	s.mu.Unlock()
+	if len(written) > 0 {
+		rec := lastChange{Who: p.Who, At: time.Now().UTC(), Instance: s.instanceName(), Keys: written, Local: true, LocalAt: p.At}
+		if rev, _, _, err = s.commit(ctx, cli, kv, puts, p.Dels, rec, false); err != nil {
+			return err
+		}
 	}
 	s.mu.Lock()
 	// Until the watch brings them, the written keys stand in the view, so that
@@ -195,9 +210,27 @@ func (s *Etcd) reconcile(ctx context.Context, cli *clientv3.Client) error {
 			s.log.Error("reconciled local change still on disk: it will be written again after a restart", "err", err.Error())
 		}
 	}
-	s.health.LastReconciled = &Reconciled{Keys: keys, Who: p.Who, LocalAt: p.At, At: rec.At, Revision: rev, Overwrote: overwrote}
+	s.health.LastReconciled = &Reconciled{Keys: written, Who: p.Who, LocalAt: p.At, At: time.Now().UTC(), Revision: rev,
+		Overwrote: overwrote, NotApplied: notApplied}
 	s.mu.Unlock()
+	if len(notApplied) > 0 {
+		s.log.Error("LOCAL override change NOT APPLIED for some routes: another writer raised them while etcd was down, and the local value would move users back; the fleet keeps the store's value (use split -force to lower it)",
+			"not_applied", notApplied, "who", p.Who, "made_at", p.At)
+	}
 	s.log.Warn("LOCAL override change RECONCILED: written to etcd for the whole fleet",
-		"keys", keys, "who", p.Who, "made_at", p.At, "revision", rev, "replaced_changes_of_others", overwrote)
+		"keys", written, "who", p.Who, "made_at", p.At, "revision", rev, "replaced_changes_of_others", overwrote)
 	return nil
+}
+
+// movesUsersBack reports whether writing next over cur, both values of key, lowers a
+// route's split (reads or writes): a move back of users.
+func movesUsersBack(key string, cur, next []byte) bool {
+	if !strings.HasPrefix(key, keyRoutes) || cur == nil || next == nil {
+		return false
+	}
+	var a, b conf.RouteOverride
+	if json.Unmarshal(cur, &a) != nil || json.Unmarshal(next, &b) != nil {
+		return false
+	}
+	return conf.SplitBP{Read: b.PercentBP, Write: b.WritePercentBP}.MovesBack(conf.SplitBP{Read: a.PercentBP, Write: a.WritePercentBP})
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -380,6 +381,57 @@ func TestEtcdStoreOutageMirrorLocalAndReconcile(t *testing.T) {
 	}
 	if _, err := again.Update(context.Background(), setSplit("feed", 100)); err != nil {
 		t.Fatalf("fleet write after the outage: %v", err)
+	}
+}
+
+// TestReconcileNeverMovesUsersBack: two instances each take a local split change
+// while etcd is down, one to 70 %, one to 60 %. Whichever etcd sees first, the
+// fleet ends at 70 %: the lower one, reconciled second, would move a tenth of the
+// users back and is reported as not applied; reconciled first, it is raised over.
+// Before, the last to reconcile won, and users moved from 70 % back to 60 % with no
+// -force and no refusal.
+func TestReconcileNeverMovesUsersBack(t *testing.T) {
+	srv := etcdtest.Start(t)
+	a, b := newStore(t, srv.Endpoint, "", "gw-a"), newStore(t, srv.Endpoint, "", "gw-b")
+	for _, s := range []*Etcd{a, b} {
+		if _, err := s.Load(); err != nil {
+			t.Fatal(err)
+		}
+		watch(t, s)
+	}
+	o, err := a.Update(context.Background(), setSplit("feed", 5000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*Etcd{a, b} {
+		waitFor(t, 3*testTimeout, "the fleet write applied", func() bool { return s.Health().AppliedRevision == o.Revision })
+	}
+	srv.Stop()
+	for _, s := range []*Etcd{a, b} {
+		waitFor(t, 3*testTimeout, "the store down", func() bool { return !s.Health().Up })
+	}
+	if _, err := a.UpdateLocal(context.Background(), setSplit("feed", 7000)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.UpdateLocal(context.Background(), setSplit("feed", 6000)); err != nil {
+		t.Fatal(err)
+	}
+	srv.Restart()
+	for _, s := range []*Etcd{a, b} {
+		waitFor(t, 5*testTimeout, "the local change reconciled", func() bool {
+			h := s.Health()
+			return h.Up && len(h.PendingLocal) == 0 && h.LastReconciled != nil
+		})
+	}
+	fresh, err := newStore(t, srv.Endpoint, "", "reader").Load()
+	if err != nil || fresh.Routes["feed"].PercentBP != 7000 {
+		t.Fatalf("etcd after both reconciled: %+v %v; want feed at 70%%", fresh.Routes["feed"], err)
+	}
+	ra, rb := a.Health().LastReconciled, b.Health().LastReconciled
+	second := slices.Equal(rb.NotApplied, []string{"routes/feed"}) && len(rb.Keys) == 0
+	first := slices.Equal(ra.Overwrote, []string{"routes/feed"}) && len(rb.NotApplied) == 0
+	if !second && !first {
+		t.Fatalf("reconciled: gw-a %+v, gw-b %+v; want the 60%% change not applied, or raised over", ra, rb)
 	}
 }
 

@@ -52,6 +52,10 @@ type Reconciled struct {
 	// Overwrote names the keys whose store value had changed since the outage began
 	// (another writer) and was replaced by the local intent.
 	Overwrote []string `json:"overwrote,omitempty"`
+	// NotApplied names the route splits of the local change that were not written:
+	// another writer had raised them during the outage, and the local value would
+	// have moved users back. The store's value stays; an operator decides.
+	NotApplied []string `json:"not_applied,omitempty"`
 }
 
 // Fleet is what a store shared by several instances can do beyond Store: report its
