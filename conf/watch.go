@@ -23,7 +23,8 @@ type Watcher struct {
 	Debounce time.Duration
 	// OnConfig receives each new config that parsed. It returns an error when the
 	// config was refused downstream, and reports that refusal itself: the watcher
-	// only remembers the bytes, so the same refused file is not handed on again.
+	// only remembers the bytes, so a file event with the same refused bytes does not
+	// hand them on again (Trigger does).
 	OnConfig func(*Config) error
 	// OnError receives parse and read errors; the serving config stays.
 	OnError func(error)
@@ -31,11 +32,7 @@ type Watcher struct {
 	Ready chan struct{}
 
 	last uint64
-	// refused says the bytes of last were refused: Trigger (SIGHUP) tries them
-	// again, since what made them fail may lie outside the file (a certificate or
-	// key it names, fixed since); a file event with the same bytes does not.
-	refused bool
-	kick    chan struct{}
+	kick chan struct{}
 }
 
 // NewWatcher returns a watcher for path; lastHash is the hash of the config already
@@ -44,8 +41,9 @@ func NewWatcher(path string, lastHash uint64) *Watcher {
 	return &Watcher{Path: path, Debounce: DefaultDebounce, last: lastHash, kick: make(chan struct{}, 1)}
 }
 
-// Trigger asks for a reload now (SIGHUP), skipped if the bytes are unchanged and
-// serving; bytes that were refused are tried again.
+// Trigger asks for a reload now (SIGHUP), even of unchanged bytes: the files the
+// config names (a Lua script, a static body, a token, a certificate that made it
+// fail) may have changed, and an operator who sends SIGHUP means it.
 func (w *Watcher) Trigger() {
 	select {
 	case w.kick <- struct{}{}:
@@ -66,7 +64,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 	}
 	// An edit made after the serving config was read but before the watch began
 	// would otherwise go unseen: look once now (unchanged bytes are skipped).
-	w.Trigger()
+	w.reload(false)
 	if w.Ready != nil {
 		close(w.Ready)
 	}
@@ -112,28 +110,28 @@ func (w *Watcher) report(err error) {
 	}
 }
 
-// reload reads the file and hands a changed, valid config on; retry also tries
-// bytes that were refused.
-func (w *Watcher) reload(retry bool) {
+// reload reads the file and hands a changed, valid config on; force hands on
+// unchanged bytes too.
+func (w *Watcher) reload(force bool) {
 	data, err := ReadFile(w.Path)
 	if err != nil {
 		w.report(err)
 		return
 	}
 	h := xxhash.Sum64(data)
-	if h == w.last && !(w.refused && retry) {
+	if h == w.last && !force {
 		return
 	}
 	c, err := Parse(w.Path, data)
 	if err != nil {
 		// Remember the hash: the same broken bytes are reported once, and again only
 		// when an operator asks (Trigger).
-		w.last, w.refused = h, true
+		w.last = h
 		w.report(err)
 		return
 	}
 	// A config refused downstream is OnConfig's to report: OnError is for files
 	// that did not load, so each failure is counted and logged once.
-	err = w.OnConfig(c)
-	w.last, w.refused = h, err != nil
+	w.OnConfig(c) //nolint:errcheck // reported by OnConfig's owner
+	w.last = h
 }

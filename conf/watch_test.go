@@ -210,11 +210,12 @@ func TestWatcherSkipsUnchangedBytes(t *testing.T) {
 	h.quiet(t, 0)
 }
 
-// TestWatcherTriggerRetriesRefused: bytes refused downstream (a certificate the file
-// names did not load) are tried again on Trigger (SIGHUP) once what was wrong outside
-// the file is fixed; unchanged bytes that serve are not handed on again. Before, the
-// refused bytes were remembered and SIGHUP did nothing until the file itself changed.
-func TestWatcherTriggerRetriesRefused(t *testing.T) {
+// TestWatcherTriggerReloads: Trigger (SIGHUP) hands the file on even when its bytes
+// are unchanged: bytes refused downstream for a file they name (a certificate, a
+// key) load once that is fixed, and serving bytes are loaded again so that a Lua
+// script or a static body edited on disk is read. File events with unchanged bytes
+// hand nothing on. Before, SIGHUP did nothing until the config file itself changed.
+func TestWatcherTriggerReloads(t *testing.T) {
 	h := newWatchHarness(t, base)
 	c, err := LoadFile(h.path)
 	if err != nil {
@@ -248,8 +249,12 @@ func TestWatcherTriggerRetriesRefused(t *testing.T) {
 	if n := count(); n != 2 {
 		t.Fatalf("offered %d times after SIGHUP, want 2", n)
 	}
-	w.reload(true) // SIGHUP again: the bytes serve now
+	w.reload(false) // a file event, same bytes: nothing
 	if n := count(); n != 2 {
-		t.Fatalf("offered %d times, want 2: serving bytes are not handed on again", n)
+		t.Fatalf("offered %d times after an event with the same bytes, want 2", n)
+	}
+	w.reload(true) // SIGHUP again: the serving bytes are read again (a script may have changed)
+	if n := count(); n != 3 {
+		t.Fatalf("offered %d times after a second SIGHUP, want 3", n)
 	}
 }
