@@ -53,8 +53,11 @@ type Config struct {
 	// TrustedProxies and TrustedCallers are the parsed CIDR lists.
 	TrustedProxies []netip.Prefix `yaml:"-"`
 	TrustedCallers []netip.Prefix `yaml:"-"`
-	// Hash is a digest of the file's bytes, used to skip reloads of unchanged files.
+	// Hash is a digest of what the config serves: the file's bytes and the contents
+	// of the files it names (contentHash); a reload with the same Hash is a no-op.
 	Hash uint64 `yaml:"-"`
+	// FileHash is a digest of the file's bytes alone, what the file watcher compares.
+	FileHash uint64 `yaml:"-"`
 	// Warnings are problems that do not stop serving (a certificate that has
 	// expired still serves rather than nothing); `check` reports them and fails.
 	Warnings Errors `yaml:"-"`

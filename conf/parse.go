@@ -84,13 +84,37 @@ func Parse(file string, data []byte) (*Config, error) {
 		c.Dir = filepath.Dir(file)
 	}
 	c.Hash = xxhash.Sum64(data)
+	c.FileHash = c.Hash
 	p.check(&c)
 	if len(p.errs) > 0 {
 		sort.SliceStable(p.errs, func(i, j int) bool { return p.errs[i].Line < p.errs[j].Line })
 		return nil, p.errs.unique()
 	}
+	c.Hash = contentHash(&c, data)
 	sort.SliceStable(c.Warnings, func(i, j int) bool { return c.Warnings[i].Line < c.Warnings[j].Line })
 	return &c, nil
+}
+
+// contentHash is the hash of what a config serves: its bytes and the contents of the
+// files it names (static body_file, Lua file, admin token_file), so that a reload
+// after one of those changed is not taken for a no-op. Without named files it is the
+// hash of the bytes.
+func contentHash(c *Config, data []byte) uint64 {
+	h := xxhash.New()
+	h.Write(data) //nolint:errcheck // a hash takes every write
+	for i := range c.Routes {
+		f := &c.Routes[i].Fallback
+		if s := f.Static; s != nil && s.BodyFile != "" {
+			h.Write(s.Bytes) //nolint:errcheck
+		}
+		if l := f.Lua; l != nil && l.File != "" {
+			h.WriteString(l.Code) //nolint:errcheck
+		}
+	}
+	if c.Admin.TokenFile != "" {
+		h.WriteString(c.Admin.Token) //nolint:errcheck
+	}
+	return h.Sum64()
 }
 
 type parser struct {

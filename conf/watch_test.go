@@ -37,7 +37,7 @@ func (h *watchHarness) start(t *testing.T, path string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := NewWatcher(path, c.Hash)
+	w := NewWatcher(path, c.FileHash)
 	// Long enough that the gap inside a two-step write stays within it on a loaded
 	// machine; the test is about how events fold, not about the debounce's length.
 	w.Debounce = harnessDebounce
@@ -221,7 +221,7 @@ func TestWatcherTriggerReloads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := NewWatcher(h.path, c.Hash)
+	w := NewWatcher(h.path, c.FileHash)
 	var mu sync.Mutex
 	refuse, offered := true, 0
 	w.OnConfig = func(*Config) error {

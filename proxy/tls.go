@@ -272,7 +272,7 @@ func (s *Server) upstreamTLSFailed(p *pool, addr string, err error) {
 	}
 	msg := err.Error()
 	var he *tlsconf.HandshakeError
-	if !errors.As(err, &he) {
+	if !errors.As(err, &he) && addr != "" {
 		// An alert after the handshake (TLS 1.3 refuses a client certificate on the
 		// first read) carries neither address nor name: say them as a handshake does.
 		name := ""

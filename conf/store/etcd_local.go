@@ -185,12 +185,13 @@ func (s *Etcd) reconcile(ctx context.Context, cli *clientv3.Client) error {
 		overwrote = append(overwrote, k)
 	}
 	written := slices.DeleteFunc(slices.Clone(keys), func(k string) bool { return slices.Contains(notApplied, k) })
+	dels := slices.DeleteFunc(slices.Clone(p.Dels), func(k string) bool { return slices.Contains(notApplied, k) })
 	s.mu.Lock()
 	rev := s.rev
 	s.mu.Unlock()
 	if len(written) > 0 {
 		rec := lastChange{Who: p.Who, At: time.Now().UTC(), Instance: s.instanceName(), Keys: written, Local: true, LocalAt: p.At}
-		if rev, _, _, err = s.commit(ctx, cli, kv, puts, p.Dels, rec, false); err != nil {
+		if rev, _, _, err = s.commit(ctx, cli, kv, puts, dels, rec, false); err != nil {
 			return err
 		}
 	}
@@ -200,7 +201,7 @@ func (s *Etcd) reconcile(ctx context.Context, cli *clientv3.Client) error {
 	for k, v := range puts {
 		s.kv[k] = kvEntry{val: v, mod: rev}
 	}
-	for _, k := range p.Dels {
+	for _, k := range dels {
 		delete(s.kv, k)
 	}
 	s.rev = max(s.rev, rev)
@@ -223,10 +224,15 @@ func (s *Etcd) reconcile(ctx context.Context, cli *clientv3.Client) error {
 }
 
 // movesUsersBack reports whether writing next over cur, both values of key, lowers a
-// route's split (reads or writes): a move back of users.
+// route's split (reads or writes): a move back of users. A clear (next nil) of a
+// route's split may too: the file's split then applies, which the store does not
+// know, so it counts as one.
 func movesUsersBack(key string, cur, next []byte) bool {
-	if !strings.HasPrefix(key, keyRoutes) || cur == nil || next == nil {
+	if !strings.HasPrefix(key, keyRoutes) || cur == nil {
 		return false
+	}
+	if next == nil {
+		return true
 	}
 	var a, b conf.RouteOverride
 	if json.Unmarshal(cur, &a) != nil || json.Unmarshal(next, &b) != nil {

@@ -433,6 +433,30 @@ func TestReconcileNeverMovesUsersBack(t *testing.T) {
 	if !second && !first {
 		t.Fatalf("reconciled: gw-a %+v, gw-b %+v; want the 60%% change not applied, or raised over", ra, rb)
 	}
+
+	// A clear is a move back too (the file's split may be lower): one instance raises
+	// feed to 80 %, the other clears it; feed ends at 80 % either way.
+	srv.Stop()
+	for _, s := range []*Etcd{a, b} {
+		waitFor(t, 3*testTimeout, "the store down again", func() bool { return !s.Health().Up })
+	}
+	if _, err := a.UpdateLocal(context.Background(), setSplit("feed", 8000)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.UpdateLocal(context.Background(), func(o *conf.Overrides) error { delete(o.Routes, "feed"); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	srv.Restart()
+	for _, s := range []*Etcd{a, b} {
+		waitFor(t, 5*testTimeout, "the second local change reconciled", func() bool {
+			h := s.Health()
+			return h.Up && len(h.PendingLocal) == 0
+		})
+	}
+	fresh, err = newStore(t, srv.Endpoint, "", "reader2").Load()
+	if err != nil || fresh.Routes["feed"].PercentBP != 8000 {
+		t.Fatalf("etcd after a raise and a clear: %+v %v; want feed at 80%%", fresh.Routes, err)
+	}
 }
 
 func TestEtcdStoreFleetRegistration(t *testing.T) {

@@ -95,6 +95,15 @@ routes:
 	if code, err := get(admin + "/healthz"); code != 200 {
 		t.Errorf("/healthz during the drain: %d %v", code, err)
 	}
+	// The gateway still follows its config (and, in a fleet, the store) while it
+	// serves through the delay: an edit now goes into service.
+	b, _ := os.ReadFile(path)
+	os.WriteFile(path, []byte(strings.Replace(string(b), "percent: 0", "percent: 40", 1)), 0o644)
+	for start := time.Now(); g.Server.Status().Routes[0].Percent != 40; time.Sleep(20 * time.Millisecond) {
+		if time.Since(start) > 30*time.Second {
+			t.Fatal("a config edit during the shutdown delay was not applied: the watcher stopped at the signal")
+		}
+	}
 	select {
 	case err := <-waited:
 		t.Fatalf("Wait returned during the shutdown delay: %v", err)

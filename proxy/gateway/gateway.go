@@ -54,14 +54,18 @@ type Gateway struct {
 	log    *slog.Logger
 	cancel context.CancelFunc
 	// stopAdmin ends the admin listener, last: /readyz and /healthz answer through
-	// the whole drain.
-	stopAdmin context.CancelFunc
+	// the whole drain. stopBG ends the background work, after the shutdown delay.
+	stopAdmin, stopBG context.CancelFunc
+	// hup receives SIGHUP (with Signals), until Wait returns.
+	hup chan os.Signal
 	// signals: Wait takes a second SIGINT or SIGTERM to end the shutdown delay.
 	signals bool
 	// endDelay, closed, ends the shutdown delay (tests; nil: never).
 	endDelay chan struct{}
-	errc     chan error
-	bg       sync.WaitGroup
+	// watcher follows the config file; SIGHUP triggers it.
+	watcher *conf.Watcher
+	errc    chan error
+	bg      sync.WaitGroup
 	// listeners counts the traffic and admin serve loops; Wait returns only once
 	// both have let go of their ports.
 	listeners sync.WaitGroup
@@ -135,19 +139,30 @@ func Start(ctx context.Context, opt Options) (*Gateway, error) {
 		_ = stop // released by the cancel below, which ends the same context tree
 	}
 	ctx, cancel := context.WithCancel(ctx)
+	// The admin listener and the background work (watchers, the store's watch, the
+	// fleet registration, plans) outlive the stop signal: through the shutdown delay
+	// the gateway still serves, so it must still follow the fleet, reload, answer
+	// probes and stay listed. Wait ends them, the admin listener last.
 	adminCtx, stopAdmin := context.WithCancel(context.WithoutCancel(ctx))
+	bgCtx, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	g := &Gateway{Server: srv, Addr: ln.Addr().String(), AdminAddr: aln.Addr().String(), Store: st,
-		log: log, cancel: cancel, stopAdmin: stopAdmin, signals: opt.Signals, errc: make(chan error, 3), ctx: ctx}
+		log: log, cancel: cancel, stopAdmin: stopAdmin, stopBG: stopBG, signals: opt.Signals, errc: make(chan error, 3), ctx: ctx}
+	ctx = bgCtx
 	srv.SetInstance(instanceName(st, g.Addr))
 	if tln != nil {
 		g.TLSAddr = tln.Addr().String()
 	}
 
-	w := conf.NewWatcher(opt.ConfigPath, cfg.Hash)
+	w := conf.NewWatcher(opt.ConfigPath, cfg.FileHash)
 	if opt.Debounce > 0 {
 		w.Debounce = opt.Debounce
 	}
 	w.OnConfig = func(c *conf.Config) error {
+		if cur := srv.Config(); c.Hash == cur.Hash && c.File == cur.File {
+			// SIGHUP with nothing changed, in the file or in what it names.
+			log.Info("config unchanged (nor the files it names): nothing to reload", "file", opt.ConfigPath)
+			return nil
+		}
 		if err := srv.Reload(c); err != nil {
 			log.Error("config refused; the last good config keeps serving", "file", opt.ConfigPath, "err", err.Error())
 			return err
@@ -165,6 +180,7 @@ func Start(ctx context.Context, opt Options) (*Gateway, error) {
 		log.Error("config refused; the last good config keeps serving", "file", opt.ConfigPath, "err", err.Error())
 	}
 	w.Ready = make(chan struct{})
+	g.watcher = w
 	g.goBG(func() {
 		if err := w.Run(ctx); err != nil {
 			log.Error("config watcher stopped", "err", err)
@@ -177,10 +193,12 @@ func Start(ctx context.Context, opt Options) (*Gateway, error) {
 		log.Error("config watcher not ready after 5s; edits may not be seen", "file", opt.ConfigPath)
 	}
 	if opt.Signals {
+		// SIGHUP stays caught until Wait returns (g.hup): its default action would
+		// end the process in the middle of a drain.
 		hup := make(chan os.Signal, 1)
 		signal.Notify(hup, syscall.SIGHUP)
+		g.hup = hup
 		g.goBG(func() {
-			defer signal.Stop(hup)
 			for {
 				select {
 				case <-ctx.Done():
@@ -238,16 +256,26 @@ func (g *Gateway) goBG(f func()) {
 func (g *Gateway) Stop() { g.cancel() }
 
 // Wait blocks until the gateway's context ends or a listener fails, then drains:
-// /readyz answers 503 at once, new requests are still served for
-// timeouts.shutdown_delay (so a load balancer that probes /readyz stops sending
-// first), then the gateway stops accepting and lets in-flight requests finish
-// (timeouts.shutdown), stops the background work, closes the admin listener last
-// and closes the store.
+// /readyz answers 503 at once, new requests are still served (and the fleet still
+// followed) for timeouts.shutdown_delay, so a load balancer that probes /readyz
+// stops sending first; then the background work stops, the gateway stops accepting
+// and lets in-flight requests finish (timeouts.shutdown), closes the admin listener
+// last and closes the store.
 func (g *Gateway) Wait() error {
 	var err error
 	select {
 	case <-g.ctx.Done():
 	case err = <-g.errc:
+	}
+	var again chan os.Signal
+	if g.signals {
+		// A second SIGINT or SIGTERM ends the shutdown delay.
+		again = make(chan os.Signal, 1)
+		signal.Notify(again, syscall.SIGINT, syscall.SIGTERM)
+		defer signal.Stop(again)
+	}
+	if g.hup != nil {
+		defer signal.Stop(g.hup)
 	}
 	g.Server.BeginDrain()
 	g.cancel()
@@ -255,14 +283,17 @@ func (g *Gateway) Wait() error {
 	t := g.Server.Config().Timeouts
 	if d := t.ShutdownDelay.D; d > 0 && err == nil {
 		g.log.Info("draining: /readyz answers 503; still serving until the shutdown delay ends (a second SIGTERM ends it)", "shutdown_delay", d.String())
-		g.delay(d)
+		g.delay(d, again)
 	}
+	// Nothing may change the server while it shuts down: watchers, the store's
+	// watch and plans end first (the fleet registration leaves the list).
+	g.stopBG()
+	g.bg.Wait()
 	g.log.Info("shutting down: draining in-flight requests")
 	if serr := g.Server.Shutdown(t.Shutdown.D); serr != nil && err == nil {
 		err = serr
 	}
 	g.stopAdmin()
-	g.bg.Wait()
 	g.listeners.Wait()
 	close(g.errc)
 	for e := range g.errc {
@@ -279,14 +310,8 @@ func (g *Gateway) Wait() error {
 	return err
 }
 
-// delay waits d, or less when a second SIGINT or SIGTERM comes (with Signals).
-func (g *Gateway) delay(d time.Duration) {
-	var again chan os.Signal
-	if g.signals {
-		again = make(chan os.Signal, 1)
-		signal.Notify(again, syscall.SIGINT, syscall.SIGTERM)
-		defer signal.Stop(again)
-	}
+// delay waits d, or less when a signal comes on again (nil: none).
+func (g *Gateway) delay(d time.Duration, again <-chan os.Signal) {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

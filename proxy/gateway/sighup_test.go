@@ -1,0 +1,80 @@
+package gateway
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// TestSIGHUPReadsNamedFiles: a static fallback body edited on disk is served after
+// SIGHUP (the watcher's Trigger), though the config file's bytes did not change; a
+// SIGHUP with nothing changed reloads nothing. Before, the reload was skipped for
+// unchanged bytes, and then taken for a no-op by the server.
+func TestSIGHUPReadsNamedFiles(t *testing.T) {
+	dir := t.TempDir()
+	body := filepath.Join(dir, "down.json")
+	os.WriteFile(body, []byte(`{"v":"old"}`), 0o644)
+	path := filepath.Join(dir, "shiftgate.yaml")
+	os.WriteFile(path, []byte(`listen: 127.0.0.1:0
+state_dir: `+filepath.Join(dir, "state")+`
+regions:
+  idc:   { upstreams: ["127.0.0.1:1"] }
+  cloud: { upstreams: ["127.0.0.1:1"] }
+split: { from: idc, to: cloud, salt: s }
+timeouts: { connect: 200ms }
+routes:
+  - name: all
+    match: { path_prefix: / }
+    percent: 0
+    breaker: { disabled: true }
+    fallback: { static: { status: 200, content_type: application/json, body_file: down.json } }
+`), 0o644)
+	logs := &lockedBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	g, err := Start(ctx, Options{ConfigPath: path, Logger: slog.New(slog.NewJSONHandler(logs, nil)),
+		Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); g.Wait() })
+	get := func() string {
+		resp, err := http.Get("http://" + g.Addr + "/x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	waitBody := func(want string) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for got := get(); got != want; got = get() {
+			if time.Now().After(deadline) {
+				t.Fatalf("fallback body %q, want %q", got, want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitBody(`{"v":"old"}`)
+	version := g.Server.Status().Version
+	g.watcher.Trigger() // SIGHUP, nothing changed: said, and nothing reloaded
+	deadline := time.Now().Add(30 * time.Second)
+	for logs.count("config unchanged") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no word of the SIGHUP with nothing changed:\n%s", logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	os.WriteFile(body, []byte(`{"v":"new"}`), 0o644)
+	g.watcher.Trigger() // SIGHUP after the edit
+	waitBody(`{"v":"new"}`)
+	if v := g.Server.Status().Version; v != version+1 {
+		t.Errorf("config version %d after two SIGHUPs, the first with nothing changed: want %d", v, version+1)
+	}
+}
