@@ -70,3 +70,27 @@ func TestDecideRequestMatchesTheWire(t *testing.T) {
 		}
 	}
 }
+
+// FuzzDecideRequest: what /v1/decide and `shiftgate route` build from outside input
+// (a method, a target, a header line, an address) is refused with an error or
+// decided; never a panic.
+func FuzzDecideRequest(f *testing.F) {
+	c, err := conf.LoadFile(copyExample(f))
+	if err != nil {
+		f.Fatal(err)
+	}
+	tbl, err := routing.Compile(c, nil, false)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add("GET", "/api/feed?u=%2042&x", "X-User-Id:  1 \t", "203.0.113.7")
+	f.Add("get", "/", "Cookie: uid= 42\t; a", "")
+	f.Add("", "/%zz?%zz=%zz", "Host: a:b", "::1")
+	f.Fuzz(func(t *testing.T, method, target, header, ip string) {
+		req, host, path, err := DecideRequest(method, target, []string{header}, ip)
+		if err != nil {
+			return
+		}
+		tbl.Explain(host, path, req)
+	})
+}

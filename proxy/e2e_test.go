@@ -24,7 +24,7 @@ const exampleDir = "../../shared/examples"
 
 // copyExample copies the reference config and its files into a temp dir, so its
 // relative state_dir lands there and not in the shared folder.
-func copyExample(t *testing.T) string {
+func copyExample(t testing.TB) string {
 	t.Helper()
 	dir := t.TempDir()
 	for _, name := range []string{"cutover.yaml", "feed-fallback.json"} {
