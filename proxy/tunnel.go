@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -119,8 +120,23 @@ func (s *Server) tunnel(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d r
 	path := append([]byte(nil), ctx.Path()...)
 	reqID := append([]byte(nil), id...) // ctx's bytes are reused once the handler returns
 	regionName := st.regions[region]
+	// fasthttp skips the hijack handler when the client's connection fails first
+	// (its deadline cannot be set): the upstream, which has switched already, would
+	// stay open until the backend closed it. Whichever comes first owns it: the
+	// handler, or this timer, which closes it.
+	var owned atomic.Bool
+	orphan := time.AfterFunc(t.Body.D, func() {
+		if owned.CompareAndSwap(false, true) {
+			up.Close()
+		}
+	})
 	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(func(c net.Conn) {
+		if !owned.CompareAndSwap(false, true) {
+			c.Write(tunnelFailed) //nolint:errcheck // too late: the upstream is closed
+			return
+		}
+		orphan.Stop()
 		lt := &liveTunnel{client: c, upstream: up, key: key, user: ex, host: host, path: path}
 		s.tunnels.add(lt)
 		defer s.tunnels.remove(lt)

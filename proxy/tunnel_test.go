@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/shiftgate/shiftgate/conf"
 	"github.com/shiftgate/shiftgate/routing"
 )
@@ -228,5 +230,47 @@ func TestUpgradeAnswersJudged(t *testing.T) {
 	// 30s body timeout would have ended it.
 	if resp, took := upgrade("/other/hang"); resp.StatusCode != 504 || took > 15*time.Second {
 		t.Fatalf("upgrade to a backend that never answers: %d after %s, want 504 at the 500ms response_header", resp.StatusCode, took)
+	}
+}
+
+// TestTunnelUpstreamClosedWhenHijackNeverRuns: when fasthttp never runs the hijack
+// handler of a granted upgrade (the client's connection failed first), the upstream
+// connection, already switched, is closed after timeouts.body rather than left open
+// until the backend closes it. The handler is called directly here, with no server
+// loop to run the hijack, which is what fasthttp does in that case.
+func TestTunnelUpstreamClosedWhenHijackNeverRuns(t *testing.T) {
+	ln := must(net.Listen("tcp", "127.0.0.1:0"))
+	t.Cleanup(func() { ln.Close() })
+	closed := make(chan struct{})
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		br := bufio.NewReader(c)
+		if _, err := http.ReadRequest(br); err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		io.Copy(io.Discard, br) // until the gateway closes its end
+		close(closed)
+	}()
+	cfg := strings.Replace(twoRegions, "body: 5s", "body: 300ms", 1)
+	gw := startGateway(t, cfg, map[string]string{"IDC": ln.Addr().String(), "CLOUD": ln.Addr().String()})
+	var req fasthttp.Request
+	if err := req.Read(bufio.NewReader(strings.NewReader("GET /api/feed/ws HTTP/1.1\r\nHost: x\r\nX-User-Id: u-1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"))); err != nil {
+		t.Fatal(err)
+	}
+	var ctx fasthttp.RequestCtx
+	ctx.Init(&req, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}, nil)
+	gw.srv.handle(&ctx)
+	if !ctx.Hijacked() {
+		t.Fatalf("the upgrade was not granted: %d %s", ctx.Response.StatusCode(), ctx.Response.Body())
+	}
+	select {
+	case <-closed:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the switched upstream connection is still open 20s after the handler returned without a hijack")
 	}
 }
