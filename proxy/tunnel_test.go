@@ -16,31 +16,9 @@ import (
 	"github.com/shiftgate/shiftgate/routing"
 )
 
-// wsBackend accepts upgrades and echoes.
-func wsBackend(t *testing.T) string {
-	t.Helper()
-	ln := must(net.Listen("tcp", "127.0.0.1:0"))
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func(c net.Conn) {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				if _, err := http.ReadRequest(br); err != nil {
-					return
-				}
-				// A backend's own request id is replaced by the gateway's.
-				io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nx-request-id: backend\r\n\r\n")
-				io.Copy(c, br)
-			}(c)
-		}
-	}()
-	return ln.Addr().String()
-}
+// wsBackend accepts upgrades and echoes (scriptedUpgrades on any other path than
+// .../hang and .../fail).
+func wsBackend(t *testing.T) string { return scriptedUpgrades(t) }
 
 func openTunnel(t *testing.T, gw, user string) (net.Conn, *bufio.Reader) {
 	t.Helper()
@@ -156,7 +134,8 @@ func TestTrustedCallersTunnelsFollowASwitch(t *testing.T) {
 }
 
 // scriptedUpgrades answers each upgrade by its path's last segment: "hang" never
-// answers, "fail" answers 500, anything else switches and echoes.
+// answers, "fail" answers 500, anything else switches (with a request id of its own)
+// and echoes.
 func scriptedUpgrades(t *testing.T) string {
 	t.Helper()
 	ln := must(net.Listen("tcp", "127.0.0.1:0"))
@@ -180,7 +159,8 @@ func scriptedUpgrades(t *testing.T) string {
 				case strings.HasSuffix(req.URL.Path, "/fail"):
 					io.WriteString(c, "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\n\r\nboom")
 				default:
-					io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+					// A backend's own request id is replaced by the gateway's.
+					io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nx-request-id: backend\r\n\r\n")
 					io.Copy(c, br)
 				}
 			}(c)
