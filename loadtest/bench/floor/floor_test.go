@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -193,42 +194,65 @@ func TestFloorWaits(t *testing.T) {
 			// A loop may still be on its way back to its wait; once there, it stays:
 			// a held wait that was a timed system call after all would show as one
 			// in most of the samples that follow.
-			states := loopStates(t)
+			ids := loopIDs(t)
+			states := loopStates(t, ids)
 			for i := 0; !want(states) && i < 200; i++ {
 				time.Sleep(5 * time.Millisecond)
-				states = loopStates(t)
+				states = loopStates(t, ids)
 			}
 			for range 10 {
 				if !want(states) {
 					t.Fatalf("idle event loops under -wait %s are %q, want each one of %q", c.wait, states, c.states)
 				}
 				time.Sleep(3 * time.Millisecond)
-				states = loopStates(t)
+				states = loopStates(t, ids)
 			}
 		})
 	}
 }
 
-// loopStates returns the state the runtime reports for each event loop's goroutine,
-// as the stack dump's header gives it ("syscall, locked to thread").
-func loopStates(t *testing.T) []string {
+// loopIDs returns the goroutine ids of the event loops, one per GOMAXPROCS. A loop
+// that is running on another thread when the stack is dumped shows no stack ("stack
+// unavailable"), so it cannot be told apart by its functions in that dump: the ids
+// are gathered over dumps until every loop has been seen with its stack.
+func loopIDs(t *testing.T) []string {
+	seen := map[string]bool{}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(seen) < runtime.GOMAXPROCS(0) {
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		for g := range strings.SplitSeq(string(buf), "\n\n") {
+			if strings.Contains(g, ".(*loop).run(") {
+				id, _, _ := strings.Cut(strings.TrimPrefix(g, "goroutine "), " ")
+				seen[id] = true
+			}
+		}
+		if len(seen) > runtime.GOMAXPROCS(0) || time.Now().After(deadline) {
+			t.Fatalf("%d event loop goroutines seen, want one per GOMAXPROCS (%d):\n%s", len(seen), runtime.GOMAXPROCS(0), buf)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return slices.Sorted(maps.Keys(seen))
+}
+
+// loopStates returns the state the runtime reports for each event loop's goroutine
+// (ids from loopIDs), as the stack dump's header gives it ("syscall, locked to
+// thread"), whether or not its stack is in the dump.
+func loopStates(t *testing.T, ids []string) []string {
 	buf := make([]byte, 1<<20)
 	buf = buf[:runtime.Stack(buf, true)]
 	var states []string
 	for g := range strings.SplitSeq(string(buf), "\n\n") {
-		if !strings.Contains(g, ".(*loop).run(") {
-			continue
-		}
 		head, _, _ := strings.Cut(g, "\n") // goroutine 7 [IO wait, locked to thread]:
-		_, st, ok := strings.Cut(head, "[")
-		if !ok {
-			t.Fatalf("unexpected goroutine header %q", head)
+		id, st, ok := strings.Cut(strings.TrimPrefix(head, "goroutine "), " [")
+		if !ok || !slices.Contains(ids, id) {
+			continue
 		}
 		st, _, _ = strings.Cut(st, "]")
 		states = append(states, st)
 	}
-	if len(states) != runtime.GOMAXPROCS(0) {
-		t.Fatalf("%d event loop goroutines in the stack dump, want one per GOMAXPROCS (%d):\n%s", len(states), runtime.GOMAXPROCS(0), buf)
+	if len(states) != len(ids) {
+		t.Fatalf("%d of the %d event loop goroutines in the stack dump:\n%s", len(states), len(ids), buf)
 	}
 	return states
 }
