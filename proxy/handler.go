@@ -199,6 +199,7 @@ func (s *Server) forwardMirrored(ctx *fasthttp.RequestCtx, st *state, rt *routeS
 	s.forward(ctx, st, rt, d, ex)
 	if sampled && ex.answered == rt.cfg.FromID && ctx.Response.StatusCode() < 500 {
 		x := mirror.Capture(ctx, time.Since(start))
+		x.Upstream = ex.upstream
 		if cl := ctx.Request.Header.ContentLength(); body != nil && cl != 0 && cl != -2 { // -2: fasthttp's "no body"
 			// The body streamed upstream: only what was kept of it can be copied.
 			b, whole := body.Kept()

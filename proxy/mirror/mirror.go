@@ -85,6 +85,9 @@ type Exchange struct {
 	RespBodyCut bool
 	// Latency is how long the upstream took to answer the client.
 	Latency time.Duration
+	// Upstream is the address of the upstream that answered the client: the noise
+	// copy goes to another one of NoiseAddrs when there is one.
+	Upstream string
 }
 
 // Capture fills an Exchange from a served request: the request head, the request
@@ -119,6 +122,7 @@ type job struct {
 	bodyCut   bool
 	latency   time.Duration
 	noBodyCmp bool
+	upstream  string // that answered the client (Exchange.Upstream)
 }
 
 var errNoRoutes = errors.New("mirror: no route mirrors anything")
@@ -281,6 +285,7 @@ func (m *Mirror) Offer(routeIdx int, x *Exchange) bool {
 	j.bodyCut = x.RespBodyCut || len(x.RespBody) > m.opts.MaxAnswer
 	j.noBodyCmp = x.RespBodyCut && n == 0
 	j.latency = x.Latency
+	j.upstream = x.Upstream
 	select {
 	case m.queue <- j:
 		return true

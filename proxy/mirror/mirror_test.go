@@ -463,3 +463,42 @@ func TestCapture(t *testing.T) {
 		t.Fatal("Capture read the answer's stream")
 	}
 }
+
+// TestNoiseGoesToAnotherUpstream: with the answering upstream among NoiseAddrs, the
+// noise copy goes to another one, every time: noise measures how two upstreams of
+// one region differ, and the same upstream asked twice measures less. Before, the
+// noise target was taken in turn and was the answering upstream for half the copies.
+func TestNoiseGoesToAnotherUpstream(t *testing.T) {
+	t.Parallel()
+	var toA, toB atomic.Int64
+	ok := func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("{}") }
+	aAddr := serve(t, func(ctx *fasthttp.RequestCtx) { toA.Add(1); ok(ctx) })
+	bAddr := serve(t, func(ctx *fasthttp.RequestCtx) { toB.Add(1); ok(ctx) })
+	toAddr := serve(t, ok)
+	m, err := New(Options{Routes: []Route{{
+		Name: "feed", Percent: 10000, Region: "new", TargetAddrs: []string{toAddr},
+		NoiseRegion: "old", NoiseAddrs: []string{aAddr, bAddr}, NoiseShare: 10000,
+	}}, Workers: 2, Queue: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	primary := &fasthttp.HostClient{Addr: aAddr}
+	const n = 20
+	for i := range n {
+		req, resp, x := fetch(t, primary, "GET", "/api/feed/1", nil)
+		x.Upstream = aAddr
+		if !m.Offer(0, &x) {
+			t.Fatalf("offer %d not queued", i)
+		}
+		release(req, resp)
+	}
+	c := waitCompleted(t, m, 0, n)
+	if c.NoiseCompared != n {
+		t.Fatalf("counters %+v", c)
+	}
+	// a answered the client n times itself (fetch); every noise copy went to b.
+	if a, b := toA.Load(), toB.Load(); a != n || b != n {
+		t.Errorf("requests at the answering upstream %d (want %d: the primaries only), at the other %d (want %d)", a, n, b, n)
+	}
+}

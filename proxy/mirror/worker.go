@@ -80,7 +80,7 @@ func (m *Mirror) handle(w *worker, j *job) {
 		return
 	}
 	setRegion(&j.req.Header, r.noiseReg)
-	got, err = m.send(w, pick(r.noise, &r.nextNoise), &j.req)
+	got, err = m.send(w, pickOther(r.noise, &r.nextNoise, j.upstream), &j.req)
 	if err != nil {
 		st.noiseErrors.Add(1)
 		return
@@ -170,6 +170,20 @@ func pick(cs []*fasthttp.HostClient, next *atomic.Uint32) *fasthttp.HostClient {
 		return cs[0]
 	}
 	return cs[next.Add(1)%uint32(len(cs))]
+}
+
+// pickOther is pick, avoiding the client for addr when there is another: a noise
+// copy measures how two upstreams of the same region differ, so it must not go back
+// to the one that answered the client.
+func pickOther(cs []*fasthttp.HostClient, next *atomic.Uint32, addr string) *fasthttp.HostClient {
+	c := pick(cs, next)
+	if len(cs) > 1 && c.Addr == addr {
+		c = pick(cs, next)
+		if c.Addr == addr { // the same address listed twice
+			c = pick(cs, next)
+		}
+	}
+	return c
 }
 
 // client returns the Mirror's client for addr, made on first use. Its own pool, its
