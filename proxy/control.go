@@ -331,30 +331,37 @@ type RollbackRequest struct {
 
 // changeOverrides stores a change through the OverrideStore, then applies the stored
 // result. With no store it applies in memory. local changes this instance only (see
-// store.Fleet).
-func (s *Server) changeOverrides(ctx context.Context, local bool, change func(*conf.Overrides) error) (conf.Overrides, error) {
+// store.Fleet). When the store cannot write it (state_dir full or read-only), the
+// change is put in force in memory all the same (applyUnpersisted) and unpersisted
+// says why it is not persisted: an emergency lever works when the disk does not, and
+// every caller reports it as in force, not as failed.
+func (s *Server) changeOverrides(ctx context.Context, local bool, change func(*conf.Overrides) error) (ov conf.Overrides, unpersisted string, err error) {
 	if s.store == nil {
 		s.mu.Lock()
 		next := s.state.Load().ov.Clone()
 		s.mu.Unlock()
 		if err := change(&next); err != nil {
-			return next, err
+			return next, "", err
 		}
 		next.Revision++
-		return next, s.ApplyOverrides(next)
+		return next, "", s.ApplyOverrides(next)
 	}
 	update := s.store.Update
 	if local {
 		update = s.changeLocal
 	}
-	ov, err := update(ctx, change)
+	ov, err = update(ctx, change)
 	if isUnpersisted(err) {
-		return s.applyUnpersisted(change, err)
+		ov, err = s.applyUnpersisted(change, err)
+		if isUnpersisted(err) {
+			return ov, err.Error(), nil
+		}
+		return ov, "", err
 	}
 	if err != nil {
-		return ov, fmt.Errorf("override store %s: %w", s.store.Describe(), err)
+		return ov, "", fmt.Errorf("override store %s: %w", s.store.Describe(), err)
 	}
-	return ov, s.applyStored(ov)
+	return ov, "", s.applyStored(ov)
 }
 
 // DecideRequest builds the request `shiftgate route` and /v1/decide explain: headers as
@@ -517,7 +524,9 @@ func (s *Server) ChangeSplits(ctx context.Context, who string, req BulkSplitRequ
 	}
 	local := req.Local && s.fleet() != nil
 	var paused []string
-	ov, err := s.changeOverrides(ctx, local, func(o *conf.Overrides) error {
+	var err error
+	var ov conf.Overrides
+	ov, out.Unpersisted, err = s.changeOverrides(ctx, local, func(o *conf.Overrides) error {
 		if o.Routes == nil {
 			o.Routes = map[string]conf.RouteOverride{}
 		}
@@ -528,9 +537,6 @@ func (s *Server) ChangeSplits(ctx context.Context, who string, req BulkSplitRequ
 		paused = pausePlans(o, names, at, who, "manual split by "+who)
 		return nil
 	})
-	if isUnpersisted(err) {
-		out.Unpersisted, err = err.Error(), nil
-	}
 	if err != nil {
 		return out, err
 	}
@@ -571,17 +577,13 @@ func (s *Server) ClearSplits(ctx context.Context, who string, names []string, lo
 	}
 	local = local && s.fleet() != nil
 	var paused []string
-	ov, err := s.changeOverrides(ctx, local, func(o *conf.Overrides) error {
+	ov, unpersisted, err := s.changeOverrides(ctx, local, func(o *conf.Overrides) error {
 		for _, name := range names {
 			delete(o.Routes, name)
 		}
 		paused = pausePlans(o, names, s.now().UTC(), who, "split override cleared by "+who)
 		return nil
 	})
-	var unpersisted string
-	if isUnpersisted(err) {
-		unpersisted, err = err.Error(), nil
-	}
 	if err != nil {
 		return ClearResult{}, err
 	}
@@ -622,7 +624,7 @@ func (s *Server) SetRollback(ctx context.Context, who string, req RollbackReques
 	before := s.Overrides().Rollback.On
 	local := req.Local && s.fleet() != nil
 	var paused []string
-	ov, err := s.changeOverrides(ctx, local, func(o *conf.Overrides) error {
+	ov, unpersisted, err := s.changeOverrides(ctx, local, func(o *conf.Overrides) error {
 		now := s.now().UTC()
 		o.Rollback = conf.Rollback{On: req.On, Who: who, At: now}
 		if !req.On && ramp > 0 {
@@ -634,10 +636,7 @@ func (s *Server) SetRollback(ctx context.Context, who string, req RollbackReques
 		}
 		return nil
 	})
-	res := RollbackResult{On: ov.Rollback.On, Ramp: ramp.String(), Revision: ov.Revision, Local: local}
-	if isUnpersisted(err) {
-		res.Unpersisted, err = err.Error(), nil
-	}
+	res := RollbackResult{On: ov.Rollback.On, Ramp: ramp.String(), Revision: ov.Revision, Local: local, Unpersisted: unpersisted}
 	if err != nil {
 		return RollbackResult{}, err
 	}

@@ -66,7 +66,7 @@ func (s *Server) SetCutoff(ctx context.Context, who string, req CutoffRequest) (
 		return CutoffResult{}, &Error{Status: http.StatusConflict, Err: err}
 	}
 	local := req.Local && s.fleet() != nil
-	ov, err := s.changeOverrides(ctx, local, func(o *conf.Overrides) error {
+	ov, unpersisted, err := s.changeOverrides(ctx, local, func(o *conf.Overrides) error {
 		// Checked again on what the store holds (a fleet may have moved meanwhile).
 		if err := o.Cutoff.CheckSet(req.On, req.Routes); err != nil {
 			return &Error{Status: http.StatusConflict, Err: err}
@@ -77,10 +77,6 @@ func (s *Server) SetCutoff(ctx context.Context, who string, req CutoffRequest) (
 		o.Cutoff = next
 		return nil
 	})
-	var unpersisted string
-	if isUnpersisted(err) {
-		unpersisted, err = err.Error(), nil
-	}
 	if err != nil {
 		return CutoffResult{}, err
 	}

@@ -408,7 +408,7 @@ func (s *Server) ChangeLimits(ctx context.Context, who string, req LimitsRequest
 	}
 
 	local := req.Local && s.fleet() != nil
-	ov, err := s.changeOverrides(ctx, local, func(o *conf.Overrides) error {
+	ov, unpersisted, err := s.changeOverrides(ctx, local, func(o *conf.Overrides) error {
 		at := s.now().UTC()
 		if o.RouteLimits == nil {
 			o.RouteLimits = map[string]conf.LimitOverride{}
@@ -440,11 +440,6 @@ func (s *Server) ChangeLimits(ctx context.Context, who string, req LimitsRequest
 		}
 		return nil
 	})
-	// A lever must work when the disk does not: in force, said to be unpersisted.
-	var unpersisted string
-	if isUnpersisted(err) {
-		unpersisted, err = err.Error(), nil
-	}
 	if err != nil {
 		return LimitsResult{}, err
 	}

@@ -139,22 +139,23 @@ type PlanChange func(cur conf.PlanProgress, split conf.SplitBP) (conf.PlanProgre
 // one store write (one etcd transaction in a fleet): a step and the split it needs
 // never disagree, so whoever drives the plan next continues from there. A split that
 // moves users back is refused unless it ramps (a rollback). Every write leaves an
-// audit line; a split change leaves the same line a manual split does.
-func (s *Server) WritePlan(ctx context.Context, who, route string, change PlanChange) (conf.PlanProgress, error) {
+// audit line; a split change leaves the same line a manual split does. unpersisted, as
+// in RollbackResult, says the change is in force but not persisted.
+func (s *Server) WritePlan(ctx context.Context, who, route string, change PlanChange) (p conf.PlanProgress, unpersisted string, err error) {
 	st := s.state.Load()
 	r, ok := st.cfg.Route(route)
 	if !ok {
-		return conf.PlanProgress{}, Errorf(http.StatusNotFound, "no route %q", route)
+		return conf.PlanProgress{}, "", Errorf(http.StatusNotFound, "no route %q", route)
 	}
 	if r.Plan == nil {
-		return conf.PlanProgress{}, Errorf(http.StatusNotFound, "route %s has no plan (routes[%d].plan in the config)", route, r.Index)
+		return conf.PlanProgress{}, "", Errorf(http.StatusNotFound, "route %s has no plan (routes[%d].plan in the config)", route, r.Index)
 	}
 	var (
 		before, from conf.SplitBP
 		set          *PlanSplit
 		prev, next   conf.PlanProgress
 	)
-	ov, err := s.changeOverrides(ctx, false, func(o *conf.Overrides) error {
+	ov, unpersisted, err := s.changeOverrides(ctx, false, func(o *conf.Overrides) error {
 		now := s.now().UTC()
 		cur := o.Plans[route]
 		split, eff := conf.SplitBP{Read: r.PercentBP, Write: r.WritePercentBP}, conf.SplitBP{Read: r.PercentBP, Write: r.WritePercentBP}
@@ -190,11 +191,8 @@ func (s *Server) WritePlan(ctx context.Context, who, route string, change PlanCh
 		before, from, set, prev, next = split, eff, sp, cur, n
 		return nil
 	})
-	// In force but not persisted: audited like a stored change, and said to the
-	// caller through the error (IsUnpersisted).
-	unpersisted := isUnpersisted(err)
-	if err != nil && !unpersisted {
-		return next, err
+	if err != nil {
+		return next, "", err
 	}
 	if set != nil {
 		s.log.Info("audit", "who", who, "what", "split", "route", route,
@@ -204,8 +202,8 @@ func (s *Server) WritePlan(ctx context.Context, who, route string, change PlanCh
 			"revision", ov.Revision, "by_plan", true)
 	}
 	s.log.Info("audit", "who", who, "what", "plan", "route", route, "before", string(stateOr(prev.State)), "after", string(next.State),
-		"step", next.Step+1, "percent", conf.FormatBP(next.PercentBP), "reason", next.Reason, "revision", ov.Revision, "persisted", !unpersisted)
-	return next, err
+		"step", next.Step+1, "percent", conf.FormatBP(next.PercentBP), "reason", next.Reason, "revision", ov.Revision, "persisted", unpersisted == "")
+	return next, unpersisted, nil
 }
 
 func stateOr(s conf.PlanState) conf.PlanState {

@@ -155,10 +155,6 @@ func (s *Server) persistLoop() {
 // isUnpersisted reports whether err is a change in force but not persisted.
 func isUnpersisted(err error) bool { return errors.Is(err, store.ErrNotPersisted) }
 
-// IsUnpersisted reports whether err says a change is in force in memory but the
-// override store did not take it: the change worked, and is being written again.
-func IsUnpersisted(err error) bool { return isUnpersisted(err) }
-
 // storeWritable probes a store that writes files (the state_dir store), nil for others.
 func (s *Server) storeWritable() error {
 	if w, ok := s.store.(interface{ Writable() error }); ok {

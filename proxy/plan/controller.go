@@ -226,7 +226,9 @@ func (c *Controller) overruled(r *conf.Route, p conf.PlanProgress, ov conf.Overr
 // p's step; the fingerprint of the route's config goes with it.
 func (c *Controller) write(ctx context.Context, r *conf.Route, p conf.PlanProgress, what string, change proxy.PlanChange) {
 	fp := r.PlanFingerprint()
-	n, err := c.srv.WritePlan(ctx, c.who(), r.Name, func(cur conf.PlanProgress, split conf.SplitBP) (conf.PlanProgress, *proxy.PlanSplit, error) {
+	// An unpersisted write is in force in memory; the server retries it and says so
+	// loudly: the plan goes on from it.
+	n, _, err := c.srv.WritePlan(ctx, c.who(), r.Name, func(cur conf.PlanProgress, split conf.SplitBP) (conf.PlanProgress, *proxy.PlanSplit, error) {
 		if !cur.SameStep(p) {
 			return cur, nil, errMoved
 		}
@@ -234,10 +236,6 @@ func (c *Controller) write(ctx context.Context, r *conf.Route, p conf.PlanProgre
 		n.Fingerprint = fp
 		return n, sp, err
 	})
-	if proxy.IsUnpersisted(err) {
-		// In force in memory; the server retries the write and says so loudly.
-		err = nil
-	}
 	switch {
 	case errors.Is(err, errMoved):
 		c.opt.Logger.Info("plan moved meanwhile; reading it again", "route", r.Name, "would", what)
@@ -312,11 +310,7 @@ func (c *Controller) Act(ctx context.Context, who, route, verb string) (proxy.Pl
 	default:
 		return proxy.PlanStatus{}, proxy.Errorf(http.StatusBadRequest, "want start, pause, resume or abort, got %q", verb)
 	}
-	p, err := c.srv.WritePlan(ctx, who, route, change)
-	var unpersisted string
-	if proxy.IsUnpersisted(err) {
-		unpersisted, err = err.Error(), nil
-	}
+	p, unpersisted, err := c.srv.WritePlan(ctx, who, route, change)
 	if err != nil {
 		return proxy.PlanStatus{}, err
 	}
