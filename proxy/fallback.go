@@ -105,11 +105,20 @@ func (s *Server) fallback(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d
 		}
 		m.fallbacks[fallbackNone].Inc()
 	}
-	switch why {
-	case failStatus:
+	if why == failStatus {
 		// The upstream's own error answer is still in ctx.Response: pass it on.
 		s.finishResponse(ctx, st, rt, region)
 		return true
+	}
+	failureResponse(ctx, st, why, region)
+	return false
+}
+
+// failureResponse answers a request that no upstream of region answered, saying why
+// (why is not failStatus: then the upstream's own answer goes out), and names the
+// region as every answer does.
+func failureResponse(ctx *fasthttp.RequestCtx, st *state, why failure, region conf.RegionID) {
+	switch why {
 	case failOpen:
 		errorResponse(ctx, fasthttp.StatusServiceUnavailable, "region "+string(st.regions[region])+" unavailable (circuit open)")
 	case failTimeout:
@@ -124,7 +133,6 @@ func (s *Server) fallback(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d
 		errorResponse(ctx, fasthttp.StatusBadGateway, "bad answer from region "+string(st.regions[region]))
 	}
 	ctx.Response.Header.SetBytesKV(strRegionHeader, st.regions[region])
-	return false
 }
 
 // tryFallback answers from the cache, the static body or the script, in that order;

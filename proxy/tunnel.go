@@ -85,7 +85,7 @@ func (s *Server) tunnel(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d r
 	m.latency[region].observe(time.Since(start))
 	if errors.Is(err, breaker.ErrOpen) {
 		m.requests[region][0].Inc()
-		errorResponse(ctx, fasthttp.StatusServiceUnavailable, "region "+string(st.regions[region])+" unavailable (circuit open)")
+		failureResponse(ctx, st, failOpen, region)
 		return
 	}
 	if !granted {
@@ -93,25 +93,16 @@ func (s *Server) tunnel(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d r
 			up.Close()
 		}
 		ctx.SetConnectionClose()
-		switch why {
-		case failNone, failStatus:
+		if why == failNone || why == failStatus {
 			// The upstream's own answer, relayed: the client stays off a raw pipe.
 			m.requests[region][statusClass(ctx.Response.StatusCode())].Inc()
 			wire.StripResponseHeaders(&ctx.Response.Header)
 			ctx.Response.Header.SetBytesKV(strRegionHeader, st.regions[region])
 			return
-		case failTLS:
-			errorResponse(ctx, fasthttp.StatusBadGateway, "TLS to region "+string(st.regions[region])+" failed (the gateway's log says why)")
-		case failConnect:
-			errorResponse(ctx, fasthttp.StatusBadGateway, "cannot connect to region "+string(st.regions[region]))
-		case failTimeout:
-			errorResponse(ctx, fasthttp.StatusGatewayTimeout, "upstream in region "+string(st.regions[region])+" timed out")
-		default:
-			errorResponse(ctx, fasthttp.StatusBadGateway, "bad answer from region "+string(st.regions[region])+" to an upgrade")
 		}
 		m.requests[region][0].Inc()
 		m.noUpstream.Inc()
-		ctx.Response.Header.SetBytesKV(strRegionHeader, st.regions[region])
+		failureResponse(ctx, st, why, region)
 		return
 	}
 	m.requests[region][statusClass(fasthttp.StatusSwitchingProtocols)].Inc()
