@@ -28,10 +28,8 @@ func TestDrainTellsTheLoadBalancerFirst(t *testing.T) {
 	go backend.Serve(bl) //nolint:errcheck
 	t.Cleanup(func() { backend.Close() })
 
-	dir := t.TempDir()
-	path := filepath.Join(dir, "shiftgate.yaml")
-	os.WriteFile(path, []byte(`listen: 127.0.0.1:0
-state_dir: `+filepath.Join(dir, "state")+`
+	path, g, cancel := startFile(t, `listen: 127.0.0.1:0
+state_dir: {{STATE}}
 regions:
   idc:   { upstreams: ["`+bl.Addr().String()+`"] }
   cloud: { upstreams: ["`+bl.Addr().String()+`"] }
@@ -41,14 +39,8 @@ routes:
   - name: all
     match: { path_prefix: / }
     percent: 0
-`), 0o644)
-	ctx, cancel := context.WithCancel(context.Background())
+`, nil)
 	defer cancel()
-	g, err := Start(ctx, Options{ConfigPath: path, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	g.endDelay = make(chan struct{})
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	get := func(url string) (int, error) {
@@ -117,4 +109,27 @@ routes:
 	if _, err := get(traffic); err == nil || !strings.Contains(err.Error(), "refused") {
 		t.Errorf("traffic after the drain: %v; want the connection refused", err)
 	}
+}
+
+// startFile writes yamlText ({{STATE}}: a fresh state dir) to a config file in a temp
+// dir and starts a gateway on it, its log to logw (nil: discarded), with the Gateway
+// itself in hand (startLive hides it): the caller ends it with cancel, then Wait.
+func startFile(t *testing.T, yamlText string, logw io.Writer) (path string, g *Gateway, cancel context.CancelFunc) {
+	t.Helper()
+	dir := t.TempDir()
+	path = filepath.Join(dir, "shiftgate.yaml")
+	if err := os.WriteFile(path, []byte(strings.ReplaceAll(yamlText, "{{STATE}}", filepath.Join(dir, "state"))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if logw == nil {
+		logw = io.Discard
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	g, err := Start(ctx, Options{ConfigPath: path, Logger: slog.New(slog.NewJSONHandler(logw, nil)),
+		Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0"})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	return path, g, cancel
 }

@@ -1,9 +1,7 @@
 package gateway
 
 import (
-	"context"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -16,12 +14,11 @@ import (
 // SIGHUP with nothing changed reloads nothing. Before, the reload was skipped for
 // unchanged bytes, and then taken for a no-op by the server.
 func TestSIGHUPReadsNamedFiles(t *testing.T) {
-	dir := t.TempDir()
-	body := filepath.Join(dir, "down.json")
+	logs := &lockedBuffer{}
+	body := filepath.Join(t.TempDir(), "down.json")
 	os.WriteFile(body, []byte(`{"v":"old"}`), 0o644)
-	path := filepath.Join(dir, "shiftgate.yaml")
-	os.WriteFile(path, []byte(`listen: 127.0.0.1:0
-state_dir: `+filepath.Join(dir, "state")+`
+	_, g, cancel := startFile(t, `listen: 127.0.0.1:0
+state_dir: {{STATE}}
 regions:
   idc:   { upstreams: ["127.0.0.1:1"] }
   cloud: { upstreams: ["127.0.0.1:1"] }
@@ -32,15 +29,8 @@ routes:
     match: { path_prefix: / }
     percent: 0
     breaker: { disabled: true }
-    fallback: { static: { status: 200, content_type: application/json, body_file: down.json } }
-`), 0o644)
-	logs := &lockedBuffer{}
-	ctx, cancel := context.WithCancel(context.Background())
-	g, err := Start(ctx, Options{ConfigPath: path, Logger: slog.New(slog.NewJSONHandler(logs, nil)),
-		Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
+    fallback: { static: { status: 200, content_type: application/json, body_file: `+body+` } }
+`, logs)
 	t.Cleanup(func() { cancel(); g.Wait() })
 	get := func() string {
 		resp, err := http.Get("http://" + g.Addr + "/x")
