@@ -163,36 +163,36 @@ func (s *Etcd) reconcile(ctx context.Context, cli *clientv3.Client) error {
 	if p == nil {
 		return nil
 	}
-	kv, _, err := s.list(ctx, cli)
-	if err != nil {
-		return err
-	}
-	puts := make(map[string][]byte, len(p.Puts))
-	for k, v := range p.Puts {
-		puts[k] = v
-	}
-	keys := p.keys()
-	var overwrote, notApplied []string
-	for _, k := range keys {
-		if kv[k].mod <= p.Base {
-			continue
+	// What is written depends on what the store holds (a raise by another writer is
+	// not undone), so the write is guarded: when another instance reconciles at the
+	// same moment, the store is read again and the decision made afresh.
+	var (
+		puts                                 map[string][]byte
+		dels, written, overwrote, notApplied []string
+		rev                                  int64
+	)
+	for attempt := 0; ; attempt++ {
+		if attempt == reconcileAttempts {
+			return fmt.Errorf("local change not reconciled: the store changed under it %d times in a row", attempt)
 		}
-		if movesUsersBack(k, kv[k].val, p.Puts[k]) {
-			notApplied = append(notApplied, k)
-			delete(puts, k)
-			continue
-		}
-		overwrote = append(overwrote, k)
-	}
-	written := slices.DeleteFunc(slices.Clone(keys), func(k string) bool { return slices.Contains(notApplied, k) })
-	dels := slices.DeleteFunc(slices.Clone(p.Dels), func(k string) bool { return slices.Contains(notApplied, k) })
-	s.mu.Lock()
-	rev := s.rev
-	s.mu.Unlock()
-	if len(written) > 0 {
-		rec := lastChange{Who: p.Who, At: time.Now().UTC(), Instance: s.instanceName(), Keys: written, Local: true, LocalAt: p.At}
-		if rev, _, _, err = s.commit(ctx, cli, kv, puts, dels, rec, false); err != nil {
+		kv, _, err := s.list(ctx, cli)
+		if err != nil {
 			return err
+		}
+		puts, dels, written, overwrote, notApplied = p.against(kv)
+		s.mu.Lock()
+		rev = s.rev
+		s.mu.Unlock()
+		if len(written) == 0 {
+			break
+		}
+		rec := lastChange{Who: p.Who, At: time.Now().UTC(), Instance: s.instanceName(), Keys: written, Local: true, LocalAt: p.At}
+		var ok bool
+		if rev, ok, _, err = s.commit(ctx, cli, kv, puts, dels, rec, true); err != nil {
+			return err
+		}
+		if ok {
+			break
 		}
 	}
 	s.mu.Lock()
@@ -221,6 +221,36 @@ func (s *Etcd) reconcile(ctx context.Context, cli *clientv3.Client) error {
 	s.log.Warn("LOCAL override change RECONCILED: written to etcd for the whole fleet",
 		"keys", written, "who", p.Who, "made_at", p.At, "revision", rev, "replaced_changes_of_others", overwrote)
 	return nil
+}
+
+// reconcileAttempts bounds the guarded writes of one reconciliation that lose a race
+// with another writer; the next probe tries again.
+const reconcileAttempts = 10
+
+// against decides, given what the store holds (kv), what of p to write: puts and
+// dels, the keys written, those that replace another writer's change made during the
+// outage (overwrote), and those left as the store has them because writing them would
+// move users back (notApplied).
+func (p *pendingLocal) against(kv map[string]kvEntry) (puts map[string][]byte, dels, written, overwrote, notApplied []string) {
+	puts = make(map[string][]byte, len(p.Puts))
+	for k, v := range p.Puts {
+		puts[k] = v
+	}
+	keys := p.keys()
+	for _, k := range keys {
+		if kv[k].mod <= p.Base {
+			continue
+		}
+		if movesUsersBack(k, kv[k].val, p.Puts[k]) {
+			notApplied = append(notApplied, k)
+			delete(puts, k)
+			continue
+		}
+		overwrote = append(overwrote, k)
+	}
+	written = slices.DeleteFunc(keys, func(k string) bool { return slices.Contains(notApplied, k) })
+	dels = slices.DeleteFunc(slices.Clone(p.Dels), func(k string) bool { return slices.Contains(notApplied, k) })
+	return puts, dels, written, overwrote, notApplied
 }
 
 // movesUsersBack reports whether writing next over cur, both values of key, lowers a
