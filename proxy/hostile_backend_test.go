@@ -28,8 +28,41 @@ func firstThen(first, rest replyFunc) replyFunc {
 const (
 	headTimeout = time.Second     // response_header
 	bodyIdle    = 2 * time.Second // body
-	slack       = 2 * time.Second
 )
+
+// How a broken reply must end, in TestHostileBrokenBackends.
+type ending int
+
+const (
+	atOnce    ending = iota // on the backend's own bytes or close, no timer
+	headTimer               // at timeouts.response_header
+	bodyTimer               // at timeouts.body
+)
+
+// neverTimer is a timeout no case of TestHostileBrokenBackends may wait for: longer
+// than ioWait, so a gateway that waited for it fails the client's read instead.
+const neverTimer = 30 * time.Second
+
+// startHostileEnding is startHostile with every timer but the one the case must end
+// at set to neverTimer, so what ends a case is told by the timer that can fire, not
+// by how long a loaded machine took.
+func startHostileEnding(t *testing.T, reply replyFunc, by ending) (*gateway, *recBackend) {
+	t.Helper()
+	head, body := neverTimer, neverTimer
+	switch by {
+	case headTimer:
+		head = headTimeout
+	case bodyTimer:
+		body = bodyIdle
+	}
+	cfg := strings.Replace(hostileConf, "response_header: 1s, body: 2s",
+		fmt.Sprintf("response_header: %s, body: %s", head, body), 1)
+	if cfg == hostileConf {
+		t.Fatal("hostileConf's timeouts changed: update startHostileEnding")
+	}
+	b := startBackend(t, reply)
+	return startGateway(t, cfg, map[string]string{"IDC": b.addr, "CLOUD": b.addr, "LIMITS": ""}), b
+}
 
 // TestHostileBrokenBackends answers the first request of each case with a broken reply
 // and checks what the client gets, how long it takes, that the broken upstream
@@ -42,54 +75,54 @@ func TestHostileBrokenBackends(t *testing.T) {
 		reply   replyFunc
 		status  int           // what the client gets, 0 when the 2xx head went out
 		body    string        // when status is 0: the client gets a prefix of these before the cut
-		within  time.Duration // the answer (or the cut) arrives within this
+		by      ending        // what ends it: the backend at once, or which timer
 		reuseOK bool          // the connection may be pooled (the reply was valid)
 	}{
-		{name: "early close", reply: replyRaw("", false), status: 502, within: slack},
-		{name: "cut status line", reply: replyRaw("HTTP/1.1 20", false), status: 502, within: slack},
-		{name: "cut head", reply: replyRaw("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n", false), status: 502, within: slack},
-		{name: "garbage", reply: replyRaw("garbage garbage\r\n\r\n", false), status: 502, within: slack},
-		{name: "TLS bytes", reply: replyRaw("\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03", false), status: 502, within: slack},
-		{name: "TLS alert kept open", reply: replyHang("\x15\x03\x01\x00\x02\x02\x46"), status: 504, within: headTimeout + slack},
-		{name: "HTTP/0.9 style body", reply: replyRaw("<html>hello</html>", false), status: 502, within: slack},
-		{name: "header without colon", reply: replyRaw("HTTP/1.1 200 OK\r\nBadHeader\r\nContent-Length: 2\r\n\r\nok", true), status: 502, within: headTimeout + slack},
-		{name: "status not a number", reply: replyRaw("HTTP/1.1 2x0 OK\r\nContent-Length: 2\r\n\r\nok", true), status: 502, within: slack},
-		{name: "NUL in a header", reply: replyRaw("HTTP/1.1 200 OK\r\nX-A: a\x00b\r\nContent-Length: 2\r\n\r\nok", true), status: 502, within: slack},
+		{name: "early close", reply: replyRaw("", false), status: 502, by: atOnce},
+		{name: "cut status line", reply: replyRaw("HTTP/1.1 20", false), status: 502, by: atOnce},
+		{name: "cut head", reply: replyRaw("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n", false), status: 502, by: atOnce},
+		{name: "garbage", reply: replyRaw("garbage garbage\r\n\r\n", false), status: 502, by: atOnce},
+		{name: "TLS bytes", reply: replyRaw("\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03", false), status: 502, by: atOnce},
+		{name: "TLS alert kept open", reply: replyHang("\x15\x03\x01\x00\x02\x02\x46"), status: 504, by: headTimer},
+		{name: "HTTP/0.9 style body", reply: replyRaw("<html>hello</html>", false), status: 502, by: atOnce},
+		{name: "header without colon", reply: replyRaw("HTTP/1.1 200 OK\r\nBadHeader\r\nContent-Length: 2\r\n\r\nok", true), status: 502, by: atOnce},
+		{name: "status not a number", reply: replyRaw("HTTP/1.1 2x0 OK\r\nContent-Length: 2\r\n\r\nok", true), status: 502, by: atOnce},
+		{name: "NUL in a header", reply: replyRaw("HTTP/1.1 200 OK\r\nX-A: a\x00b\r\nContent-Length: 2\r\n\r\nok", true), status: 502, by: atOnce},
 		// RFC 9112 section 5.2 lets a gateway replace obs-fold by spaces.
-		{name: "folded header", reply: replyRaw("HTTP/1.1 200 OK\r\nX-A: a\r\n b\r\nContent-Length: 2\r\n\r\nok", true), status: 200, body: "ok", within: slack, reuseOK: true},
-		{name: "conflicting Content-Lengths", reply: replyRaw("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok!", true), status: 502, within: slack},
-		{name: "Content-Length list", reply: replyRaw("HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\nok", true), status: 502, within: slack},
-		{name: "negative Content-Length", reply: replyRaw("HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\nok", true), status: 502, within: slack},
-		{name: "Content-Length and chunked", reply: replyRaw("HTTP/1.1 200 OK\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", true), status: 502, within: slack},
-		{name: "chunked and Content-Length", reply: replyRaw("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n2\r\nok\r\n0\r\n\r\n", true), status: 502, within: slack},
-		{name: "unknown transfer coding", reply: replyRaw("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nok", false), status: 502, within: slack},
-		{name: "hang before head", reply: replyHang(""), status: 504, within: headTimeout + slack},
-		{name: "hang in the head", reply: replyHang("HTTP/1.1 200 OK\r\nContent-"), status: 504, within: bodyIdle + slack},
-		{name: "hang in the body", reply: replyHang("HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\npartial"), body: "partial", within: bodyIdle + slack},
-		{name: "hang in a chunked body", reply: replyHang("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n7\r\npartial\r\n"), body: "partial", within: bodyIdle + slack},
-		{name: "hang in a close-delimited body", reply: replyHang("HTTP/1.1 200 OK\r\n\r\npartial"), body: "partial", within: bodyIdle + slack},
-		{name: "close in the body", reply: replyRaw("HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\npartial", false), body: "partial", within: slack},
+		{name: "folded header", reply: replyRaw("HTTP/1.1 200 OK\r\nX-A: a\r\n b\r\nContent-Length: 2\r\n\r\nok", true), status: 200, body: "ok", by: atOnce, reuseOK: true},
+		{name: "conflicting Content-Lengths", reply: replyRaw("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok!", true), status: 502, by: atOnce},
+		{name: "Content-Length list", reply: replyRaw("HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\nok", true), status: 502, by: atOnce},
+		{name: "negative Content-Length", reply: replyRaw("HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\nok", true), status: 502, by: atOnce},
+		{name: "Content-Length and chunked", reply: replyRaw("HTTP/1.1 200 OK\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", true), status: 502, by: atOnce},
+		{name: "chunked and Content-Length", reply: replyRaw("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n2\r\nok\r\n0\r\n\r\n", true), status: 502, by: atOnce},
+		{name: "unknown transfer coding", reply: replyRaw("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nok", false), status: 502, by: atOnce},
+		{name: "hang before head", reply: replyHang(""), status: 504, by: headTimer},
+		{name: "hang in the head", reply: replyHang("HTTP/1.1 200 OK\r\nContent-"), status: 504, by: headTimer},
+		{name: "hang in the body", reply: replyHang("HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\npartial"), body: "partial", by: bodyTimer},
+		{name: "hang in a chunked body", reply: replyHang("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n7\r\npartial\r\n"), body: "partial", by: bodyTimer},
+		{name: "hang in a close-delimited body", reply: replyHang("HTTP/1.1 200 OK\r\n\r\npartial"), body: "partial", by: bodyTimer},
+		{name: "close in the body", reply: replyRaw("HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\npartial", false), body: "partial", by: atOnce},
 		// Nothing of the body has come: nothing has gone to the client either, so
 		// it gets a status it can see.
-		{name: "close after the head", reply: replyRaw("HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n", false), status: 502, within: slack},
-		{name: "hang after the head", reply: replyHang("HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n"), status: 504, within: bodyIdle + slack},
-		{name: "close in a small body", reply: replyRaw("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\npart", false), status: 502, within: slack},
-		{name: "close after a chunked head", reply: replyRaw("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", false), within: slack},
-		{name: "close in a large body", reply: replyRaw("HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n"+strings.Repeat("x", 200000), false), body: strings.Repeat("x", 200000), within: slack},
-		{name: "close in a chunked body", reply: replyRaw("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n7\r\npartial\r\n", false), body: "partial", within: slack},
-		{name: "close in a chunk", reply: replyRaw("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n100\r\npartial", false), body: "partial", within: slack},
-		{name: "bad chunk size in the body", reply: replyRaw("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n7\r\npartial\r\nzz\r\nmore\r\n0\r\n\r\n", true), body: "partial", within: slack},
-		{name: "chunk longer than its size", reply: replyRaw("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\npartial\r\n0\r\n\r\n", true), body: "par", within: slack},
-		{name: "close-delimited body", reply: replyRaw("HTTP/1.1 200 OK\r\n\r\nwhole body", false), status: 200, body: "whole body", within: slack},
+		{name: "close after the head", reply: replyRaw("HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n", false), status: 502, by: atOnce},
+		{name: "hang after the head", reply: replyHang("HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n"), status: 504, by: bodyTimer},
+		{name: "close in a small body", reply: replyRaw("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\npart", false), status: 502, by: atOnce},
+		{name: "close after a chunked head", reply: replyRaw("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", false), by: atOnce},
+		{name: "close in a large body", reply: replyRaw("HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n"+strings.Repeat("x", 200000), false), body: strings.Repeat("x", 200000), by: atOnce},
+		{name: "close in a chunked body", reply: replyRaw("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n7\r\npartial\r\n", false), body: "partial", by: atOnce},
+		{name: "close in a chunk", reply: replyRaw("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n100\r\npartial", false), body: "partial", by: atOnce},
+		{name: "bad chunk size in the body", reply: replyRaw("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n7\r\npartial\r\nzz\r\nmore\r\n0\r\n\r\n", true), body: "partial", by: atOnce},
+		{name: "chunk longer than its size", reply: replyRaw("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\npartial\r\n0\r\n\r\n", true), body: "par", by: atOnce},
+		{name: "close-delimited body", reply: replyRaw("HTTP/1.1 200 OK\r\n\r\nwhole body", false), status: 200, body: "whole body", by: atOnce},
 		// A switch the client never asked for (RFC 9110 section 15.2.2): a 502, and
 		// the connection, now in the backend's protocol, is dropped.
-		{name: "101 to a plain request", reply: replyRaw("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nraw bytes", true), status: 502, within: slack},
-		{name: "Connection: close honoured", reply: replyRaw("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok", true), status: 200, body: "ok", within: slack},
+		{name: "101 to a plain request", reply: replyRaw("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nraw bytes", true), status: 502, by: atOnce},
+		{name: "Connection: close honoured", reply: replyRaw("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok", true), status: 200, body: "ok", by: atOnce},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			gw, b := startHostile(t, firstThen(tc.reply, replyOK), "")
+			gw, b := startHostileEnding(t, firstThen(tc.reply, replyOK), tc.by)
 			c := dialRaw(t, gw.addr)
 			start := time.Now()
 			c.send(get("/broken"))
@@ -122,8 +155,18 @@ func TestHostileBrokenBackends(t *testing.T) {
 				}
 				c.mustClose()
 			}
-			if took > tc.within {
-				t.Errorf("answer after %s, want within %s", took, tc.within)
+			// A case ended by its timer waited for it (timers never fire early); one
+			// ended at once came within the client's ioWait, where every timer of
+			// its gateway is neverTimer.
+			switch tc.by {
+			case headTimer:
+				if took < headTimeout {
+					t.Errorf("answer after %s, before the %s response_header timeout", took, headTimeout)
+				}
+			case bodyTimer:
+				if took < bodyIdle {
+					t.Errorf("answer after %s, before the %s body timeout", took, bodyIdle)
+				}
 			}
 			t.Logf("%s: %v after %s", tc.name, errOrStatus(resp, err), took.Round(time.Millisecond))
 			if n := len(b.requests()); n != 1 {
