@@ -73,10 +73,10 @@ func TestHostileBrokenBackends(t *testing.T) {
 	cases := []struct {
 		name    string
 		reply   replyFunc
-		status  int           // what the client gets, 0 when the 2xx head went out
-		body    string        // when status is 0: the client gets a prefix of these before the cut
-		by      ending        // what ends it: the backend at once, or which timer
-		reuseOK bool          // the connection may be pooled (the reply was valid)
+		status  int    // what the client gets, 0 when the 2xx head went out
+		body    string // when status is 0: the client gets a prefix of these before the cut
+		by      ending // what ends it: the backend at once, or which timer
+		reuseOK bool   // the connection may be pooled (the reply was valid)
 	}{
 		{name: "early close", reply: replyRaw("", false), status: 502, by: atOnce},
 		{name: "cut status line", reply: replyRaw("HTTP/1.1 20", false), status: 502, by: atOnce},
