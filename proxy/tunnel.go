@@ -115,10 +115,16 @@ func (s *Server) tunnel(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d r
 	// (its deadline cannot be set): the upstream, which has switched already, would
 	// stay open until the backend closed it. Whichever comes first owns it: the
 	// handler, or this timer, which closes it.
+	//
+	// The tunnel is in the set from here, before the handler returns, so a split
+	// change or a shutdown between now and the hijack reaches it too (the client's
+	// end is attached when the hijack runs).
+	lt := &liveTunnel{upstream: up, key: key, user: ex, host: host, path: path}
+	s.tunnels.add(lt)
 	var owned atomic.Bool
 	orphan := time.AfterFunc(t.Body.D, func() {
 		if owned.CompareAndSwap(false, true) {
-			up.Close()
+			s.tunnels.remove(lt)
 		}
 	})
 	ctx.HijackSetNoResponse(true)
@@ -128,9 +134,11 @@ func (s *Server) tunnel(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d r
 			return
 		}
 		orphan.Stop()
-		lt := &liveTunnel{client: c, upstream: up, key: key, user: ex, host: host, path: path}
-		s.tunnels.add(lt)
 		defer s.tunnels.remove(lt)
+		if !s.tunnels.attach(lt, c) {
+			c.Write(tunnelFailed) //nolint:errcheck // closed by a shutdown first
+			return
+		}
 		// The 101 head is relayed with the region added, as on every answer; the
 		// bytes after it belong to the new protocol and are piped untouched.
 		ok := relaySwitchingHead(c, upr, regionName, reqID, t.Body.D)
@@ -234,12 +242,15 @@ type tunnelKey struct {
 }
 
 // liveTunnel is one open tunnel; user holds what is needed to decide its user again.
+// client is nil until the hijack runs; client, closing and ended belong to the set's
+// lock.
 type liveTunnel struct {
 	client, upstream net.Conn
 	key              tunnelKey
 	user             *routing.StaticRequest
 	host, path       []byte
-	closing          bool
+	closing          bool // a split change moved its user: it ends after the grace
+	ended            bool // closed: a hijack that runs now must not attach
 }
 
 // tunnelSet tracks open tunnels so a split change or rollback can move their users.
@@ -256,11 +267,34 @@ func (ts *tunnelSet) add(t *liveTunnel) {
 	ts.mu.Unlock()
 }
 
+// attach gives t its client's connection when the hijack runs; false when t was
+// closed before (a shutdown), and the caller keeps c.
+func (ts *tunnelSet) attach(t *liveTunnel, c net.Conn) bool {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if t.ended {
+		return false
+	}
+	t.client = c
+	return true
+}
+
 func (ts *tunnelSet) remove(t *liveTunnel) {
 	ts.mu.Lock()
 	delete(ts.open, t)
 	ts.mu.Unlock()
-	t.client.Close()
+	ts.end(t)
+}
+
+// end closes both of t's connections (the client's once attached).
+func (ts *tunnelSet) end(t *liveTunnel) {
+	ts.mu.Lock()
+	t.ended = true
+	c := t.client
+	ts.mu.Unlock()
+	if c != nil {
+		c.Close()
+	}
 	t.upstream.Close()
 }
 
@@ -286,19 +320,19 @@ func (ts *tunnelSet) recheck(st *state, grace time.Duration) {
 		}
 		t.closing = true
 		tt := t
-		time.AfterFunc(grace, func() {
-			tt.client.Close()
-			tt.upstream.Close()
-		})
+		time.AfterFunc(grace, func() { ts.end(tt) })
 	}
 }
 
 func (ts *tunnelSet) closeAll() {
 	ts.mu.Lock()
-	defer ts.mu.Unlock()
+	open := make([]*liveTunnel, 0, len(ts.open))
 	for t := range ts.open {
-		t.client.Close()
-		t.upstream.Close()
+		open = append(open, t)
+	}
+	ts.mu.Unlock()
+	for _, t := range open {
+		ts.end(t)
 	}
 }
 

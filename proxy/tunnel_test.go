@@ -216,15 +216,15 @@ func TestUpgradeAnswersJudged(t *testing.T) {
 	}
 }
 
-// TestTunnelUpstreamClosedWhenHijackNeverRuns: when fasthttp never runs the hijack
-// handler of a granted upgrade (the client's connection failed first), the upstream
-// connection, already switched, is closed after timeouts.body rather than left open
-// until the backend closes it. The handler is called directly here, with no server
-// loop to run the hijack, which is what fasthttp does in that case.
-func TestTunnelUpstreamClosedWhenHijackNeverRuns(t *testing.T) {
+// grantUpgradeUnhijacked calls the gateway's handler directly with an upgrade its
+// backend grants, with no server loop to run the hijack: the state between the
+// handler's return and the hijack, which is all there is when fasthttp never runs the
+// hijack (the client's connection failed first). closed is closed when the backend
+// sees the gateway close the switched upstream connection.
+func grantUpgradeUnhijacked(t *testing.T, body string) (gw *gateway, closed chan struct{}) {
 	ln := must(net.Listen("tcp", "127.0.0.1:0"))
 	t.Cleanup(func() { ln.Close() })
-	closed := make(chan struct{})
+	closed = make(chan struct{})
 	go func() {
 		c, err := ln.Accept()
 		if err != nil {
@@ -239,8 +239,8 @@ func TestTunnelUpstreamClosedWhenHijackNeverRuns(t *testing.T) {
 		io.Copy(io.Discard, br) // until the gateway closes its end
 		close(closed)
 	}()
-	cfg := strings.Replace(twoRegions, "body: 5s", "body: 300ms", 1)
-	gw := startGateway(t, cfg, map[string]string{"IDC": ln.Addr().String(), "CLOUD": ln.Addr().String()})
+	cfg := strings.Replace(twoRegions, "body: 5s", "body: "+body, 1)
+	gw = startGateway(t, cfg, map[string]string{"IDC": ln.Addr().String(), "CLOUD": ln.Addr().String()})
 	var req fasthttp.Request
 	if err := req.Read(bufio.NewReader(strings.NewReader("GET /api/feed/ws HTTP/1.1\r\nHost: x\r\nX-User-Id: u-1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"))); err != nil {
 		t.Fatal(err)
@@ -251,9 +251,38 @@ func TestTunnelUpstreamClosedWhenHijackNeverRuns(t *testing.T) {
 	if !ctx.Hijacked() {
 		t.Fatalf("the upgrade was not granted: %d %s", ctx.Response.StatusCode(), ctx.Response.Body())
 	}
+	return gw, closed
+}
+
+// TestTunnelUpstreamClosedWhenHijackNeverRuns: when fasthttp never runs the hijack
+// handler of a granted upgrade, the upstream connection, already switched, is closed
+// after timeouts.body rather than left open until the backend closes it, and the
+// tunnel leaves the open set.
+func TestTunnelUpstreamClosedWhenHijackNeverRuns(t *testing.T) {
+	gw, closed := grantUpgradeUnhijacked(t, "300ms")
+	if n := gw.srv.tunnels.Len(); n != 1 {
+		t.Fatalf("%d open tunnels before the hijack, want the granted one", n)
+	}
 	select {
 	case <-closed:
 	case <-time.After(20 * time.Second):
 		t.Fatal("the switched upstream connection is still open 20s after the handler returned without a hijack")
+	}
+	waitUntil(t, "the orphaned tunnel to leave the open set", func() bool { return gw.srv.tunnels.Len() == 0 })
+}
+
+// TestTunnelShutdownBeforeHijack: a shutdown that comes between a granted upgrade's
+// handler and its hijack closes the switched upstream connection at once (the tunnel
+// is in the set Shutdown closes from the handler on). Before, it was added by the
+// hijack and only the orphan timer, at timeouts.body, closed it.
+func TestTunnelShutdownBeforeHijack(t *testing.T) {
+	gw, closed := grantUpgradeUnhijacked(t, "1h")
+	if err := gw.srv.Shutdown(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-closed:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the switched upstream connection is still open 20s after the shutdown (its orphan timer is 1h)")
 	}
 }
