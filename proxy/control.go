@@ -8,10 +8,11 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/valyala/fasthttp"
 
 	"github.com/shiftgate/shiftgate/breaker"
 	"github.com/shiftgate/shiftgate/conf"
@@ -364,6 +365,20 @@ func (s *Server) changeOverrides(ctx context.Context, local bool, change func(*c
 	return ov, "", s.applyStored(ov)
 }
 
+// firstCookies is every cookie of h by name, as Decide at the gateway reads them:
+// fasthttp's parser (spaces and tabs trimmed, one pair of enclosing quotes removed,
+// a value still holding a quote, semicolon or backslash dropped) and, of one name
+// sent twice, the first.
+func firstCookies(h *fasthttp.RequestHeader) map[string]string {
+	m := map[string]string{}
+	for k, v := range h.Cookies() {
+		if _, seen := m[string(k)]; !seen {
+			m[string(k)] = string(v)
+		}
+	}
+	return m
+}
+
 // DecideRequest builds the request `shiftgate route` and /v1/decide explain: headers as
 // "Name: value", cookies and query parsed from their headers and the path, the peer
 // from ip (default 127.0.0.1).
@@ -387,6 +402,7 @@ func DecideRequest(method, target string, headers []string, ip string) (*routing
 	}
 	req.PeerAddr = a
 	var host string
+	var cookies fasthttp.RequestHeader
 	for _, h := range headers {
 		name, value, ok := strings.Cut(h, ":")
 		if !ok {
@@ -401,28 +417,23 @@ func DecideRequest(method, target string, headers []string, ip string) (*routing
 		case "host":
 			host = value
 		case "cookie":
-			for _, c := range strings.Split(value, ";") {
-				if k, v, ok := strings.Cut(strings.Trim(c, " \t"), "="); ok {
-					req.Cookies[strings.Trim(k, " \t")] = strings.Trim(v, " \t")
-				}
-			}
+			cookies.Add("Cookie", value)
 		}
 	}
-	path, query, _ := strings.Cut(target, "?")
-	for _, kv := range strings.Split(query, "&") {
-		if k, v, ok := strings.Cut(kv, "="); ok {
-			if dk, err := url.QueryUnescape(k); err == nil {
-				k = dk
-			}
-			if dv, err := url.QueryUnescape(v); err == nil {
-				v = dv
-			}
-			if _, seen := req.QueryArgs[k]; !seen {
-				req.QueryArgs[k] = v
-			}
+	req.Cookies = firstCookies(&cookies)
+	// The path and query as the gateway reads a request line's target: fasthttp's
+	// URI, path decoded and normalised (so /api/%66eed/../feed is /api/feed), query
+	// values decoded, the first of a name.
+	var u fasthttp.URI
+	if err := u.Parse(nil, []byte(target)); err != nil {
+		return nil, nil, nil, fmt.Errorf("path: %v", err)
+	}
+	for k, v := range u.QueryArgs().All() {
+		if _, seen := req.QueryArgs[string(k)]; !seen {
+			req.QueryArgs[string(k)] = string(v)
 		}
 	}
-	return req, []byte(host), []byte(path), nil
+	return req, []byte(host), append([]byte(nil), u.Path()...), nil
 }
 
 // WriteMetrics writes every metric in the Prometheus text format.

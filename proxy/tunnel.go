@@ -350,10 +350,7 @@ func explainFor(st *state, ctx *fasthttp.RequestCtx, d routing.Decision) *routin
 	if d.Reason == routing.ReasonAffinity {
 		r.Headers = append(r.Headers, [2]string{routing.RegionHeader, string(st.regions[d.Region])})
 	}
-	r.Cookies = map[string]string{}
-	for k, v := range ctx.Request.Header.Cookies() {
-		r.Cookies[string(k)] = string(v)
-	}
+	r.Cookies = firstCookies(&ctx.Request.Header)
 	r.QueryArgs = map[string]string{}
 	for k, v := range ctx.QueryArgs().All() {
 		if _, seen := r.QueryArgs[string(k)]; !seen {

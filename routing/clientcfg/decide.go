@@ -16,7 +16,8 @@ type Request struct {
 	// Spaces and tabs around a header or cookie value are dropped, as the gateway
 	// drops them; a value of only those is empty. Query values are taken as they are.
 	Headers map[string]string `json:"headers,omitempty"`
-	// Cookies and Query are looked up by exact name.
+	// Cookies and Query are looked up by exact name. A cookie value is also taken
+	// without one pair of enclosing double quotes (CookieValue).
 	Cookies map[string]string `json:"cookies,omitempty"`
 	Query   map[string]string `json:"query,omitempty"`
 	// IP is the client's address as the gateway sees it, if the client knows it; any
@@ -185,8 +186,7 @@ func findKey(r *Route, req *Request, buf *[64]byte) (int, string, []byte) {
 		case keyHeader:
 			v = header(req.Headers, name)
 		case keyCookie:
-			// The gateway's cookie parser trims the same SP and HTAB around a value.
-			v = trimOWS(req.Cookies[name])
+			v = CookieValue(req.Cookies[name])
 		case keyQuery:
 			v = req.Query[name]
 		case keyIP:
@@ -218,6 +218,23 @@ func header(h map[string]string, name string) string {
 		}
 	}
 	return ""
+}
+
+// CookieValue is a cookie's value as the gateway's parser reads it from a Cookie
+// header: without the spaces and tabs around it, then without one pair of enclosing
+// double quotes (RFC 6265's quoted cookie-value; document.cookie and some servers'
+// parsers keep them), so "u-1" and u-1 are one key. A value that still holds a
+// double quote, a semicolon or a backslash is dropped by the gateway's parser as if
+// the cookie were absent: "" here, and the next key source applies.
+func CookieValue(v string) string {
+	v = trimOWS(v)
+	if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
+		v = v[1 : len(v)-1]
+	}
+	if strings.ContainsAny(v, "\";\\") {
+		return ""
+	}
+	return v
 }
 
 // trimOWS drops leading and trailing spaces and horizontal tabs. HTTP's optional

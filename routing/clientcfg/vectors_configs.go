@@ -59,6 +59,20 @@ func cutoverVectors() ConfigVector {
 			Path: "/api/feed", Headers: hdr("X-User-Id", "\t", "X-Device-Id", " d-7f3a "), Cookies: hdr("uid", "  ")}},
 		{Name: "the gateway's cookie parser trims spaces and tabs too", Request: Request{Method: "GET", Path: "/api/feed",
 			Cookies: hdr("uid", "\t42 ")}},
+		// RFC 6265's quoted cookie value: one pair of enclosing double quotes is not
+		// part of the key (document.cookie keeps them; the gateway's parser does not).
+		{Name: "one pair of quotes around a cookie value is not part of the key", Request: Request{Method: "GET",
+			Path: "/api/feed", Cookies: hdr("uid", `"u-qa-1"`)}},
+		{Name: "quotes inside the spaces and tabs around a cookie value", Request: Request{Method: "GET",
+			Path: "/api/feed", Cookies: hdr("uid", " \"u-qa-1\"\t")}},
+		{Name: "spaces inside the quotes are part of the key", Request: Request{Method: "GET",
+			Path: "/api/feed", Cookies: hdr("uid", `" 42 "`)}},
+		{Name: "a cookie value with a stray quote is dropped: the next key applies", Request: Request{Method: "GET",
+			Path: "/api/feed", Headers: hdr("X-Device-Id", "d-7f3a"), Cookies: hdr("uid", `"u-qa-1`)}},
+		{Name: "a cookie value with a backslash is dropped: the next key applies", Request: Request{Method: "GET",
+			Path: "/api/feed", Headers: hdr("X-Device-Id", "d-7f3a"), Cookies: hdr("uid", `u\qa`)}},
+		{Name: "empty quotes are an empty cookie: the next key applies", Request: Request{Method: "GET",
+			Path: "/api/feed", Headers: hdr("X-Device-Id", "d-7f3a"), Cookies: hdr("uid", `""`)}},
 		// Only SP and HTAB are optional whitespace: a no-break space is part of the key.
 		{Name: "a no-break space is not trimmed", Request: get("/api/feed", hdr("X-User-Id", "\u00a0u-qa-1"))},
 		{Name: "cookie before the device header", Request: Request{Method: "GET", Path: "/api/feed",

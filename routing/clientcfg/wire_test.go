@@ -82,7 +82,7 @@ func onTheWire(t *testing.T, req clientcfg.Request) wireRequest {
 
 // gatewayOf is the gateway config a client config was published from: the same
 // routes, regions, salts, key chains and splits.
-func gatewayOf(t *testing.T, c *clientcfg.Config) *conf.Config {
+func gatewayOf(t testing.TB, c *clientcfg.Config) *conf.Config {
 	t.Helper()
 	regions := map[string]any{}
 	addRegion := func(name string) {
@@ -177,4 +177,34 @@ func TestOWSAsGateway(t *testing.T) {
 			}
 		}
 	}
+}
+
+// FuzzCookieValueAsGateway: any cookie value a Cookie header can carry, sent as it
+// is, lands where the gateway's cookie parser sends it and where Decide sends it.
+func FuzzCookieValueAsGateway(f *testing.F) {
+	cfg := &clientcfg.Config{Version: "t", Algorithm: clientcfg.Algorithm, Regions: map[string]clientcfg.Region{},
+		Routes: []clientcfg.Route{{Name: "r", Match: clientcfg.Match{PathPrefix: "/"}, From: "idc", To: "cloud",
+			Salt: clientcfg.ContractSalt, Keys: []string{"cookie:uid", "header:X-Device-Id"}, Percent: 50}}}
+	tbl, err := routing.Compile(gatewayOf(f, cfg), nil, false)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, v := range []string{"42", `"42"`, ` "42" `, `" 42 "`, `"42`, `4\2`, `""`, `"`, "\t", `""42""`} {
+		f.Add(v)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		// A header value cannot carry control characters but the tab (the gateway
+		// refuses the request), and a ';' ends a cookie's value.
+		for _, c := range []byte(v) {
+			if (c < 0x20 && c != '\t') || c == 0x7f || c == ';' {
+				return
+			}
+		}
+		req := clientcfg.Request{Cookies: map[string]string{"uid": v}, Headers: map[string]string{"X-Device-Id": "d-7f3a"}}
+		_, e := tbl.Explain(nil, []byte("/"), onTheWire(t, req))
+		d := clientcfg.Decide(cfg, req)
+		if e.Region != d.Region || e.Bucket != d.Bucket || e.KeySource != d.KeySource {
+			t.Errorf("uid=%q:\ngateway %+v\nclient  %+v", v, e, d)
+		}
+	})
 }

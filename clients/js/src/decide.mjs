@@ -13,7 +13,9 @@ import { xxh64, utf8 } from './xxh64.mjs';
  *   anything with get(name), such as fetch's Headers; spaces and tabs around a value
  *   are not part of it, as on the wire
  * @property {object} [cookies] a plain object or anything with get(name); values
- *   trimmed of spaces and tabs as headers are
+ *   trimmed of spaces and tabs as headers are, and of one pair of enclosing double
+ *   quotes, as the gateway reads a Cookie header (a value still holding a quote,
+ *   semicolon or backslash counts as absent)
  * @property {object} [query] a plain object or anything with get(name), such as
  *   URLSearchParams
  * @property {string} [ip] the client's address as the gateway sees it, if known
@@ -57,10 +59,22 @@ function trimOWS(s) {
   return s.slice(i, j);
 }
 
-// lookup reads one value, without its optional whitespace when trim is set; own
-// properties only, so "constructor" is not a cookie.
-function lookup(m, name, foldCase, trim) {
-  const value = (v) => (trim ? trimOWS(first(v)) : first(v));
+// cookieValue is a cookie's value as the gateway's parser reads it from a Cookie
+// header: without the spaces and tabs around it, then without one pair of enclosing
+// double quotes (RFC 6265's quoted value; document.cookie keeps them), so '"u-1"'
+// and 'u-1' are one key. A value that still holds a double quote, a semicolon or a
+// backslash the gateway drops as if the cookie were absent: '' (the next key source
+// applies).
+function cookieValue(s) {
+  let v = trimOWS(s);
+  if (v.length > 1 && v[0] === '"' && v[v.length - 1] === '"') v = v.slice(1, -1);
+  return /[";\\]/.test(v) ? '' : v;
+}
+
+// lookup reads one value as norm reads it; own properties only, so "constructor" is
+// not a cookie.
+function lookup(m, name, foldCase, norm) {
+  const value = (v) => norm(first(v));
   if (m === null || typeof m !== 'object') return '';
   if (typeof m.get === 'function') return value(m.get(name) ?? '');
   if (own.call(m, name)) {
@@ -122,9 +136,9 @@ function findKey(route, req) {
     const [kind, name] = parsed;
     let v = '';
     // The gateway trims header and cookie values, not decoded query values.
-    if (kind === 'header') v = lookup(req.headers, name, true, true);
-    else if (kind === 'cookie') v = lookup(req.cookies, name, false, true);
-    else if (kind === 'query') v = lookup(req.query, name, false, false);
+    if (kind === 'header') v = lookup(req.headers, name, true, trimOWS);
+    else if (kind === 'cookie') v = lookup(req.cookies, name, false, cookieValue);
+    else if (kind === 'query') v = lookup(req.query, name, false, (x) => x);
     else v = ipKey(req.ip);
     if (v !== '') return [k, v];
   }
@@ -135,7 +149,7 @@ function findKey(route, req) {
  * explain makes the gateway's decision on the client side and spells it out: the
  * route by host and longest path prefix; rollback sends to `from`; the key is the
  * first present, non-empty source (header and cookie values without surrounding
- * spaces and tabs); no key sends to `from`; writes compare with
+ * spaces and tabs, cookie values without one pair of enclosing quotes); no key sends to `from`; writes compare with
  * write_percent; bucket < round(percent × 100) goes to `to`. It takes a config from
  * parseConfig or the gateway's JSON as parsed; it never throws for a request.
  * @param {object|null} config

@@ -49,7 +49,8 @@ public final class Shiftgate {
     /**
      * Makes the gateway's decision and spells it out: the route by host and longest
      * path prefix; rollback sends to from; the key is the first present, non-empty
-     * source (header and cookie values without surrounding spaces and tabs); no key
+     * source (header and cookie values without surrounding spaces and tabs, cookie
+     * values without one pair of enclosing quotes); no key
      * sends to from; writes compare with write_percent; bucket &lt;
      * round(percent × 100) goes to to. {@code config} may be null.
      */
@@ -114,8 +115,8 @@ public final class Shiftgate {
         String name = k.substring(k.indexOf(':') + 1);
         switch (keyKind(k)) {
             case 1: return header(req.headers, name);
-            // The gateway trims cookie values as it does headers; decoded query values it takes as they are.
-            case 2: return trimOws(nonNull(req.cookies.get(name)));
+            // Decoded query values the gateway takes as they are.
+            case 2: return cookieValue(nonNull(req.cookies.get(name)));
             case 3: return nonNull(req.query.get(name));
             case 4: return IpKey.of(req.ip);
             default: return "";
@@ -154,6 +155,28 @@ public final class Shiftgate {
             j--;
         }
         return s.substring(i, j);
+    }
+
+    /**
+     * A cookie's value as the gateway's parser reads it from a Cookie header: without
+     * the spaces and tabs around it, then without one pair of enclosing double quotes
+     * (RFC 6265's quoted value, which some servers' parsers keep), so {@code "u-1"} and
+     * {@code u-1} are one key. A value that still holds a double quote, a semicolon or a
+     * backslash the gateway drops as if the cookie were absent: "" (the next key source
+     * applies).
+     */
+    static String cookieValue(String s) {
+        String v = trimOws(s);
+        if (v.length() > 1 && v.charAt(0) == '"' && v.charAt(v.length() - 1) == '"') {
+            v = v.substring(1, v.length() - 1);
+        }
+        for (int i = 0; i < v.length(); i++) {
+            char c = v.charAt(i);
+            if (c == '"' || c == ';' || c == '\\') {
+                return "";
+            }
+        }
+        return v;
     }
 
     private static String nonNull(String s) {
