@@ -117,6 +117,37 @@ func contentHash(c *Config, data []byte) uint64 {
 	return h.Sum64()
 }
 
+// NamedFiles lists the files whose contents the config serves (static body_file,
+// Lua file, admin token_file), resolved against the config's directory, each once.
+// The TLS files it names are followed by the TLS layer in service.
+func (c *Config) NamedFiles() []string {
+	var out []string
+	seen := map[string]bool{}
+	add := func(f string) {
+		if f == "" {
+			return
+		}
+		if !filepath.IsAbs(f) {
+			f = filepath.Join(c.Dir, f)
+		}
+		if !seen[f] {
+			seen[f] = true
+			out = append(out, f)
+		}
+	}
+	for i := range c.Routes {
+		f := &c.Routes[i].Fallback
+		if s := f.Static; s != nil {
+			add(s.BodyFile)
+		}
+		if l := f.Lua; l != nil {
+			add(l.File)
+		}
+	}
+	add(c.Admin.TokenFile)
+	return out
+}
+
 type parser struct {
 	file string
 	ix   *nodeIndex

@@ -154,6 +154,7 @@ func Start(ctx context.Context, opt Options) (*Gateway, error) {
 	}
 
 	w := conf.NewWatcher(opt.ConfigPath, cfg.FileHash)
+	w.Follow(cfg)
 	if opt.Debounce > 0 {
 		w.Debounce = opt.Debounce
 	}
