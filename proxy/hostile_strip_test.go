@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -71,6 +72,54 @@ func TestHostileStripHeaders(t *testing.T) {
 	}
 	if got := fieldsNamed(fields, "X-Debug"); strings.Join(got, "|") != "1" {
 		t.Errorf("trusted caller's x_debug: backend got %q\n%s", got, r.Head)
+	}
+	b.mustBeClean(t)
+}
+
+// TestBackendCannotSpeakForTheGateway: a backend's answer carrying the gateway's own
+// answer fields (X-Shift-Fallback, X-Shift-Shed, X-Shift-Config-Version, X-Shift-Region,
+// in any spelling) reaches neither the client nor the access log: they say what this
+// gateway did. Before, a backend's "X-Shift-Fallback: cache" and "X-Shift-Shed: site"
+// went to the client on a 200 and into the access log as a fallback and a refusal.
+func TestBackendCannotSpeakForTheGateway(t *testing.T) {
+	t.Parallel()
+	b := startBackend(t, replyRaw("HTTP/1.1 200 OK\r\nX-Shift-Fallback: cache\r\nx_shift_shed: site\r\n"+
+		"X-SHIFT-CONFIG-VERSION: bogus\r\nX-Shift-Region: elsewhere\r\nX-Kept: 1\r\nContent-Length: 2\r\n\r\nok", true))
+	logPath := filepath.Join(t.TempDir(), "access.log")
+	cfg := strings.Replace(stripConf, "routes:", "access_log: { path: "+logPath+" }\nroutes:", 1)
+	gw := startGateway(t, cfg, map[string]string{"IDC": b.addr, "CLOUD": b.addr, "CALLERS": `"10.1.0.0/16"`})
+	for _, client := range []string{"", "X-Shift-Client: idc;v=1"} {
+		var extra []string
+		if client != "" {
+			extra = append(extra, client)
+		}
+		c := dialRaw(t, gw.addr)
+		resp, body := c.roundTrip("GET", get("/s", extra...))
+		if resp.StatusCode != 200 || string(body) != "ok" {
+			t.Fatalf("%q: %d %q", client, resp.StatusCode, body)
+		}
+		for name, v := range resp.Header {
+			if n := strings.ToLower(strings.ReplaceAll(name, "_", "-")); n == "x-shift-fallback" || n == "x-shift-shed" {
+				t.Errorf("%q: the client got the backend's %s: %q", client, name, v)
+			}
+		}
+		if got := resp.Header.Values("X-Shift-Region"); strings.Join(got, "|") != "idc" {
+			t.Errorf("%q: X-Shift-Region %q, want the gateway's idc", client, got)
+		}
+		if got := resp.Header.Values("X-Kept"); strings.Join(got, "|") != "1" {
+			t.Errorf("%q: X-Kept %q, want the backend's 1", client, got)
+		}
+		// The gateway's config version only when the client said X-Shift-Client.
+		got := resp.Header.Values("X-Shift-Config-Version")
+		if client == "" && len(got) != 0 || client != "" && (len(got) != 1 || got[0] == "bogus") {
+			t.Errorf("%q: X-Shift-Config-Version %q, want the gateway's alone, and only to a client that said X-Shift-Client", client, got)
+		}
+	}
+	waitFor(t, "two access log lines", func() bool { return len(readLogLines(t, logPath)) == 2 })
+	for _, line := range readLogLines(t, logPath) {
+		if line["fallback"] != nil || line["shed"] != nil || line["answered_by"] != "idc" && line["answered_by"] != nil {
+			t.Errorf("access log line speaks of what the gateway did not do: %v", line)
+		}
 	}
 	b.mustBeClean(t)
 }

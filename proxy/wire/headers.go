@@ -29,6 +29,10 @@ var strConnection = []byte("Connection")
 // backend that folds names would read the '_' spelling as the real one). From a
 // client, X_Forwarded_For and X_Forwarded_Proto go too (the gateway writes
 // X-Forwarded-For and X-Forwarded-Proto itself), and X-Shift-Mirror in every spelling.
+// From a backend, the gateway's own answer fields go too: X-Shift-Fallback,
+// X-Shift-Shed and X-Shift-Config-Version say what this gateway did (a fallback
+// answered, it refused, its client config), and a backend's, or an inner gateway's,
+// would tell the client and the access log what did not happen here.
 func mustStrip(k []byte, fromClient bool) bool {
 	switch len(k) {
 	case 2, 5, 7, 10, 16, 18, 19:
@@ -37,7 +41,11 @@ func mustStrip(k []byte, fromClient bool) bool {
 				return true
 			}
 		}
-		return FoldEqual(k, "connection")
+		return FoldEqual(k, "connection") || (!fromClient && FoldEqual(k, "x-shift-fallback"))
+	case 12:
+		return !fromClient && FoldEqual(k, "x-shift-shed")
+	case 22:
+		return !fromClient && FoldEqual(k, "x-shift-config-version")
 	case 14:
 		// X-Shift-Mirror marks the gateway's own copies (a backend suppresses side
 		// effects for them): a client must not be able to mark a real request.
