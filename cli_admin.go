@@ -162,7 +162,7 @@ func cmdSplit(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stdout, "  forced: users moved back (audited)")
 		}
 	}
-	if *local && !res.DryRun {
+	if !res.DryRun && len(res.Results) > 0 && res.Results[0].Local {
 		fmt.Fprintln(stdout, localNote)
 	}
 	return unpersistedExit(res.Unpersisted, stderr)
@@ -179,15 +179,28 @@ func splitClear(routes []string, local bool, client func() (*admin.Client, error
 	if local {
 		q = "?local=1"
 	}
+	// A clear that is in force but not persisted is said like any lever's (exit 3):
+	// a restart would bring the override back.
+	unpersisted, wasLocal := "", false
 	for _, r := range routes {
 		var res proxy.ClearResult
 		if err := c.Do("DELETE", "/v1/routes/"+url.PathEscape(r)+"/split"+q, nil, &res); err != nil {
 			fmt.Fprintln(stderr, "shiftgate split -clear:", err)
+			if unpersisted != "" {
+				unpersistedExit(unpersisted, stderr)
+			}
 			return 1
 		}
 		fmt.Fprintf(stdout, "route %s: override cleared (revision %d): the file's split applies\n", r, res.Revision)
+		if res.Unpersisted != "" {
+			unpersisted = res.Unpersisted
+		}
+		wasLocal = wasLocal || res.Local
 	}
-	return 0
+	if wasLocal {
+		fmt.Fprintln(stdout, localNote)
+	}
+	return unpersistedExit(unpersisted, stderr)
 }
 
 func cmdRollback(args []string, stdout, stderr io.Writer) int {
@@ -243,7 +256,7 @@ func cmdRollback(args []string, stdout, stderr io.Writer) int {
 	} else {
 		fmt.Fprintln(stdout, "rollback OFF: the split is back in effect")
 	}
-	if req.Local {
+	if res.Local {
 		fmt.Fprintln(stdout, localNote)
 	}
 	return unpersistedExit(res.Unpersisted, stderr)

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/shiftgate/shiftgate/conf"
+	"github.com/shiftgate/shiftgate/conf/store"
 	"github.com/shiftgate/shiftgate/proxy"
 )
 
@@ -319,5 +320,31 @@ func TestStatusShowsStaleOverrides(t *testing.T) {
 	}
 	if _, out, _ := runCLI("status", "-admin", "http://"+s.admin); strings.Contains(out, "STALE") {
 		t.Errorf("still stale after -clear:\n%s", out)
+	}
+}
+
+// TestSplitClearUnpersisted: a clear that is in force but that state_dir did not take
+// exits 3 with the warning every other lever gives, so a script knows a restart would
+// bring the override back. Before, it exited 0 and said nothing.
+func TestSplitClearUnpersisted(t *testing.T) {
+	s := startServe(t)
+	admin := "http://" + s.admin
+	if code, out, errs := runCLI("split", "-admin", admin, "feed", "50"); code != 0 {
+		t.Fatalf("split feed 50: %d %q %q", code, out, errs)
+	}
+	// The overrides file becomes a directory: a path no one can write, root included.
+	path := filepath.Join(filepath.Dir(s.path), "state", store.OverridesFile)
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(path, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runCLI("split", "-admin", admin, "-clear", "feed")
+	if code != 3 || !strings.Contains(out, "route feed: override cleared") || !strings.Contains(errs, "IN FORCE but NOT PERSISTED") {
+		t.Fatalf("split -clear with state_dir unwritable: exit %d %q %q; want 3 and the warning", code, out, errs)
+	}
+	if _, ok := s.srv.Overrides().Routes["feed"]; ok {
+		t.Error("the clear is not in force")
 	}
 }

@@ -134,7 +134,16 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(stderr, "loadtest: interrupted; the result covers the run so far")
 	}
-	return writeResult(stdout, stderr, asJSON, res)
+	if code := writeResult(stdout, stderr, asJSON, res); code != 0 {
+		return code
+	}
+	if n := res.unanswered(); n > 0 && n == res.Requests {
+		// A measurement of nothing: no gateway answered (an answer of any status
+		// would be a measurement). Scripts must not read it as a run that passed.
+		fmt.Fprintf(stderr, "loadtest: no answer to any of %d requests (%s): is the gateway at %s up?\n", n, res.errorSummary(), o.URL)
+		return 1
+	}
+	return 0
 }
 
 // writeResult prints a verb's result as one JSON object or as its text, and returns

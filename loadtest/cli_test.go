@@ -223,3 +223,22 @@ func TestMain_UserHeaderFromH(t *testing.T) {
 		t.Errorf("Run with both: %v", err)
 	}
 }
+
+// TestMain_NoAnswerFails: a run in which no request got an answer (nothing listens)
+// prints its result and exits 1, as the CLI's "no gateway answering" does; a run
+// answered with errors (a 503 is an answer) still exits 0. Before, the first exited 0.
+func TestMain_NoAnswerFails(t *testing.T) {
+	var out, errOut bytes.Buffer
+	code := Main([]string{"-n", "5", "-conns", "1", "-quiet", "http://127.0.0.1:1/"}, &out, &errOut) // nothing listens on port 1
+	if code != 1 || !strings.Contains(out.String(), "errors 5") || !strings.Contains(errOut.String(), "no answer to any of 5 requests") {
+		t.Errorf("run against nothing: exit %d, stdout %q, stderr %q; want 1 and the result", code, out.String(), errOut.String())
+	}
+
+	s := startStandin(t, "idc", standin.Options{FailPercent: 100})
+	out.Reset()
+	errOut.Reset()
+	code = Main([]string{"-n", "5", "-conns", "1", "-quiet", "http://" + s.Addr + "/"}, &out, &errOut)
+	if code != 0 || !strings.Contains(out.String(), "status_5xx 5") {
+		t.Errorf("run answered 503: exit %d, stdout %q, stderr %q; want 0", code, out.String(), errOut.String())
+	}
+}

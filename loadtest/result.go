@@ -196,6 +196,25 @@ func (r *Result) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// unanswered counts the requests that got no answer at all (refused, timed out,
+// reset, or another transport error), as opposed to an answer of any status.
+func (r Result) unanswered() int64 {
+	var n int64
+	for _, k := range []errKind{kindRefused, kindTimeout, kindReset, kindOther} {
+		n += r.ErrorKinds[k.String()]
+	}
+	return n
+}
+
+// errorSummary lists the error kinds and their counts, "kind n, ...".
+func (r Result) errorSummary() string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(r.ErrorKinds)) {
+		parts = append(parts, fmt.Sprintf("%s %d", k, r.ErrorKinds[k]))
+	}
+	return strings.Join(parts, ", ")
+}
+
 // WriteText writes r for people: a few aligned lines.
 func (r Result) WriteText(w io.Writer) error {
 	var b strings.Builder

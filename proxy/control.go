@@ -347,6 +347,11 @@ func (s *Server) changeOverrides(ctx context.Context, local bool, change func(*c
 		next.Revision++
 		return next, "", s.ApplyOverrides(next)
 	}
+	if !local {
+		if ov, unpersisted, ok, err := s.changeOverMemory(change); ok {
+			return ov, unpersisted, err
+		}
+	}
 	update := s.store.Update
 	if local {
 		update = s.changeLocal

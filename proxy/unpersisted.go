@@ -133,23 +133,59 @@ func (s *Server) persistLoop() {
 		if !ok {
 			continue
 		}
-		s.mu.Lock()
-		ov := s.state.Load().ov
-		err := saver.Save(ov)
-		s.mu.Unlock()
-		u := &s.unpersisted
-		u.mu.Lock()
-		if err != nil {
-			u.reason = err.Error()
-			u.mu.Unlock()
-			continue
+		if s.persistNow(saver) {
+			return
 		}
-		keys := u.keys
-		u.keys, u.reason, u.retrying = nil, "", false
-		u.mu.Unlock()
-		s.log.Warn("unpersisted override change now PERSISTED", "store", s.storeName(), "revision", ov.Revision, "keys", len(keys))
-		return
 	}
+}
+
+// persistNow writes the serving overrides with saver; on success nothing is
+// unpersisted any more (and the retry loop ends).
+func (s *Server) persistNow(saver interface{ Save(conf.Overrides) error }) bool {
+	s.mu.Lock()
+	ov := s.state.Load().ov
+	err := saver.Save(ov)
+	s.mu.Unlock()
+	u := &s.unpersisted
+	u.mu.Lock()
+	if err != nil {
+		u.reason = err.Error()
+		u.mu.Unlock()
+		return false
+	}
+	keys := u.keys
+	u.keys, u.reason, u.retrying = nil, "", false
+	u.mu.Unlock()
+	if len(keys) > 0 {
+		s.log.Warn("unpersisted override change now PERSISTED", "store", s.storeName(), "revision", ov.Revision, "keys", len(keys))
+	}
+	return true
+}
+
+// changeOverMemory makes a change to a single-writer store (state_dir) while earlier
+// changes serve in memory only: the file then holds an older state than the one in
+// force, and a change judged on it would be judged on the past (a plan the file
+// still shows rolled back could not be paused while it runs). The change is judged
+// on what serves, put in force, and everything is written at once if the store
+// takes a write again. ok is false when nothing is pending: the store's own Update
+// applies.
+func (s *Server) changeOverMemory(change func(*conf.Overrides) error) (ov conf.Overrides, unpersisted string, ok bool, err error) {
+	saver, can := s.store.(interface{ Save(conf.Overrides) error })
+	if !can || s.store.Fleet() != nil {
+		return ov, "", false, nil
+	}
+	keys, reason := s.unpersisted.list()
+	if len(keys) == 0 {
+		return ov, "", false, nil
+	}
+	ov, err = s.applyUnpersisted(change, errors.New(reason))
+	if !isUnpersisted(err) {
+		return ov, "", true, err
+	}
+	if s.persistNow(saver) {
+		return ov, "", true, nil
+	}
+	return ov, err.Error(), true, nil
 }
 
 // isUnpersisted reports whether err is a change in force but not persisted.

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shiftgate/shiftgate/conf"
 	"github.com/shiftgate/shiftgate/conf/store"
 )
 
@@ -150,5 +151,48 @@ func waitPersisted(t *testing.T, gw *gateway) {
 			t.Fatalf("still unpersisted after %s with the path writable", ioWait)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestChangeAfterUnpersistedJudgedOnWhatServes: while a change serves in memory
+// only, the state_dir file holds an older state; a later change must be made on what
+// serves, not on that file. Here the disk comes back right after a rollback was put
+// in force unpersisted, and a split change follows before the retry has written it:
+// the rollback must stay on, in force and on disk. Before, the split change read the
+// old file, wrote it back with the split and put that in service: the rollback was
+// silently undone.
+func TestChangeAfterUnpersistedJudgedOnWhatServes(t *testing.T) {
+	t.Parallel()
+	gw, path := startUnwritable(t)
+	ctx := context.Background()
+	if res, err := gw.srv.SetRollback(ctx, "test", RollbackRequest{On: true}); err != nil || res.Unpersisted == "" {
+		t.Fatalf("rollback: %+v %v; want in force, unpersisted", res, err)
+	}
+	if err := os.Remove(path); err != nil { // the disk is back; the file is the old state (none)
+		t.Fatal(err)
+	}
+	res, err := gw.srv.ChangeSplits(ctx, "test", BulkSplitRequest{Routes: map[string]SplitRequest{"feed": {Percent: "30"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !gw.srv.Overrides().Rollback.On {
+		t.Fatal("the split change undid the rollback that served in memory")
+	}
+	if got := gw.srv.Overrides().Routes["feed"].PercentBP; got != 3000 {
+		t.Errorf("feed at %d bp, want 3000", got)
+	}
+	if res.Unpersisted != "" {
+		t.Errorf("answer says unpersisted (%s) though the write went through", res.Unpersisted)
+	}
+	if st := gw.srv.Status(); len(st.Unpersisted) != 0 {
+		t.Errorf("status still lists unpersisted %q", st.Unpersisted)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var saved conf.Overrides
+	if err := json.Unmarshal(b, &saved); err != nil || !saved.Rollback.On || saved.Routes["feed"].PercentBP != 3000 {
+		t.Errorf("persisted %s (%v): want the rollback on and feed at 30", b, err)
 	}
 }

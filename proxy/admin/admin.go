@@ -4,11 +4,13 @@
 package admin
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"net"
 	"net/http"
@@ -180,10 +182,25 @@ func writeErr(w http.ResponseWriter, err error) {
 	writeJSON(w, proxy.StatusOf(err), body)
 }
 
-// decodeJSON reads a bounded JSON body into v, refusing unknown fields; numbers stay
-// json.Number so percents keep their decimals.
-func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
+// decodeJSON reads a bounded JSON body into v, refusing unknown fields and a body
+// without one of the required fields (a switch whose "on" is missing must not read
+// as off); numbers stay json.Number so percents keep their decimals.
+func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any, required ...string) error {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		return proxy.Errorf(http.StatusBadRequest, "body: %v", err)
+	}
+	if len(required) > 0 {
+		var fields map[string]json.RawMessage
+		if json.Unmarshal(body, &fields) == nil && fields != nil {
+			for _, f := range required {
+				if _, ok := fields[f]; !ok {
+					return proxy.Errorf(http.StatusBadRequest, "body: %s is required", f)
+				}
+			}
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -272,7 +289,7 @@ func (a *api) bulkSplit(w http.ResponseWriter, r *http.Request) {
 
 func (a *api) rollback(w http.ResponseWriter, r *http.Request) {
 	var req proxy.RollbackRequest
-	if err := decodeJSON(w, r, 4096, &req); err != nil {
+	if err := decodeJSON(w, r, 4096, &req, "on"); err != nil {
 		writeErr(w, err)
 		return
 	}
@@ -287,7 +304,7 @@ func (a *api) rollback(w http.ResponseWriter, r *http.Request) {
 
 func (a *api) cutoff(w http.ResponseWriter, r *http.Request) {
 	var req proxy.CutoffRequest
-	if err := decodeJSON(w, r, 64<<10, &req); err != nil {
+	if err := decodeJSON(w, r, 64<<10, &req, "on"); err != nil {
 		writeErr(w, err)
 		return
 	}

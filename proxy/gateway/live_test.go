@@ -256,6 +256,12 @@ func TestAdminAPIErrors(t *testing.T) {
 		{"DELETE", "/v1/routes/nope/split", ``, 404, `no route`},
 		{"POST", "/v1/rollback", `{"on":true,"ramp":"10m"}`, 400, "ramp applies"},
 		{"POST", "/v1/rollback", `{"on":false,"ramp":"forever"}`, 400, "ramp:"},
+		// A switch without "on" is a mistake, not "off".
+		{"POST", "/v1/rollback", `{}`, 400, "body: on is required"},
+		{"POST", "/v1/rollback", `{"ramp":"10m"}`, 400, "body: on is required"},
+		{"POST", "/v1/cutoff", `{"routes":["feed"]}`, 400, "body: on is required"},
+		{"POST", "/v1/rollback", `{"on":true,"bogus":1}`, 400, "unknown field"},
+		{"POST", "/v1/rollback", `[]`, 400, "body:"},
 		{"GET", "/v1/decide?method=GET&path=/api/feed&header=X-User-Id:42", "", 200, `"bucket": 2799`},
 		{"GET", "/v1/decide?path=/api/feed&ip=203.0.113.7", "", 200, `"bucket": 3466`},
 		{"GET", "/metrics", "", 200, "shiftgate_requests_total"},

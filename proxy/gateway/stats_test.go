@@ -72,6 +72,17 @@ func TestStatsCohorts(t *testing.T) {
 		len(fleet.Routes) != 1 || fleet.Routes[0].Requests != users {
 		t.Errorf("fleet=1 without a fleet: %d %s", code, body)
 	}
+	// The fleet view names instances[] and missing[], empty or not; one instance's
+	// view names neither.
+	var raw map[string]json.RawMessage
+	if json.Unmarshal([]byte(body), &raw) != nil || string(raw["missing"]) != "[]" || raw["instances"] == nil {
+		t.Errorf("fleet=1 answer without instances[] or an empty missing[]: %s", body)
+	}
+	_, body = g.call(t, "GET", "/v1/stats?route=feed", "")
+	raw = nil
+	if json.Unmarshal([]byte(body), &raw) != nil || raw["missing"] != nil || raw["instances"] != nil {
+		t.Errorf("one instance's answer names instances or missing: %.300s", body)
+	}
 	if code, body := g.call(t, "GET", "/v1/stats?route=nope", ""); code != 404 || !strings.Contains(body, "no route") {
 		t.Errorf("unknown route: %d %s", code, body)
 	}

@@ -1,6 +1,7 @@
 package stats
 
 import (
+	"encoding/json"
 	"time"
 )
 
@@ -122,6 +123,25 @@ type Snapshot struct {
 	At        time.Time       `json:"at"`
 	Criteria  Criteria        `json:"criteria"`
 	Routes    []RouteSnapshot `json:"routes"`
+}
+
+// MarshalJSON writes a fleet view (Instances set) with missing[] always present,
+// empty when every instance answered, as the contract names it; one instance's view
+// has neither.
+func (s Snapshot) MarshalJSON() ([]byte, error) {
+	type plain Snapshot // without this method
+	if s.Instances == nil {
+		return json.Marshal(plain(s))
+	}
+	missing := s.Missing
+	if missing == nil {
+		missing = []string{}
+	}
+	// The shallower field wins: this "missing" replaces the embedded one.
+	return json.Marshal(struct {
+		plain
+		Missing []string `json:"missing"`
+	}{plain(s), missing})
 }
 
 // View says what a Snapshot holds. Zero fields take the defaults noted.
