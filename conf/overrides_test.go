@@ -17,9 +17,10 @@ func mustParse(t *testing.T, text string) *Config {
 
 func TestCheckReshuffle(t *testing.T) {
 	old := mustParse(t, base) // feed at 25 %: mid-cutover
+	now := time.Date(2026, 12, 3, 4, 0, 0, 0, time.UTC)
 	f := func(name, edited string, ov Overrides, want string) {
 		t.Helper()
-		err := CheckReshuffle(old, mustParse(t, edited), ov)
+		err := CheckReshuffle(old, mustParse(t, edited), ov, now)
 		switch {
 		case want == "" && err != nil:
 			t.Errorf("%s: refused: %v", name, err)
@@ -39,6 +40,20 @@ func TestCheckReshuffle(t *testing.T) {
 	f("new salt at 0 % (override)", strings.Replace(base, "salt: s", "salt: t", 1), atZero, "")
 	atHalf := Overrides{Routes: map[string]RouteOverride{"feed": {PercentBP: 5000, WritePercentBP: 5000}}}
 	f("new salt at an overridden 50 %", strings.Replace(base, "salt: s", "salt: t", 1), atHalf, "at 50%")
+	// Writes mid-move are a cutover too: every read moved, half the writes.
+	writesHalf := Overrides{Routes: map[string]RouteOverride{"feed": {PercentBP: 10000, WritePercentBP: 5000}}}
+	f("new salt with reads at 100 %, writes at 50 %", strings.Replace(base, "salt: s", "salt: t", 1), writesHalf, "mid-cutover at 100%, writes at 50%: changing its salt")
+	// A ramp on its way: the override's target is 0 %, but users are still split.
+	rampingDown := Overrides{Routes: map[string]RouteOverride{"feed": {PercentBP: 0, WritePercentBP: 0,
+		Ramp: SplitRamp{FromBP: 5000, FromWriteBP: 5000, Start: now.Add(-time.Minute), For: 2 * time.Minute}}}}
+	f("new salt while a ramp to 0 % is on its way", strings.Replace(base, "salt: s", "salt: t", 1), rampingDown, "mid-cutover at 25% in force now (on its way to 0%)")
+	f("new salt once that ramp is over", strings.Replace(base, "salt: s", "salt: t", 1),
+		Overrides{Routes: map[string]RouteOverride{"feed": {PercentBP: 0, WritePercentBP: 0,
+			Ramp: SplitRamp{FromBP: 5000, FromWriteBP: 5000, Start: now.Add(-3 * time.Minute), For: 2 * time.Minute}}}}, "")
+	// The rollback's own ramp back to 100 %: on its way, users are split.
+	full := Overrides{Routes: map[string]RouteOverride{"feed": {PercentBP: 10000, WritePercentBP: 10000}},
+		Rollback: Rollback{RampFrom: now.Add(-time.Minute), RampFor: 10 * time.Minute}}
+	f("new salt while the rollback ramps a route back to 100 %", strings.Replace(base, "salt: s", "salt: t", 1), full, "in force now (on its way to 100%)")
 }
 
 func TestEffectiveRamp(t *testing.T) {

@@ -384,7 +384,7 @@ func (s *Server) Reload(cfg *conf.Config) error {
 	if cfg.Hash == old.cfg.Hash && cfg.File == old.cfg.File {
 		return nil
 	}
-	err := conf.CheckReshuffle(old.cfg, cfg, old.ov)
+	err := conf.CheckReshuffle(old.cfg, cfg, old.ov, s.now())
 	if err == nil {
 		err = s.putInService(cfg, old.ov, true)
 	}
