@@ -40,24 +40,33 @@ func (s *Server) bindStats(c *conf.Config) (*stats.Set, error) {
 // recordStats files one finished request under its cohort: moved (its user's bucket
 // sent it to the route's to, which answered), stayed (from answered), failover (the
 // other region answered after the chosen one failed) or fallback. A request no one
-// answered counts as an error of the cohort it was decided into. Nothing here
-// allocates.
+// answered counts as an error of the cohort it was decided into. A moved request
+// that to failed and from answered after a failover is a moved error, in to: the
+// moved cohort is the move's report card, and a failover that spares the user must
+// not hide the new region's failures from the comparison and a plan's gates (a plan
+// once ramped to 100 % while to failed 40 % of its requests, all failed over). The
+// failover cohort keeps the other rescues: stayed users whose from failed. Nothing
+// here allocates.
 func (s *Server) recordStats(ctx *fasthttp.RequestCtx, st *state, rt *routeState, sr *stats.Route, d routing.Decision, ex *exchange) {
 	region, answered := ex.answered, ex.answered != conf.NoRegion
 	if !answered {
 		region = d.Region
 	}
+	moved := d.Region == rt.cfg.ToID && rt.cfg.ToID != rt.cfg.FromID
 	cohort := stats.Stayed
+	failedInTo := false
 	switch {
 	case !answered && len(ctx.Response.Header.PeekBytes(strFallback)) > 0:
 		cohort = stats.Fallback
+	case answered && region != d.Region && moved:
+		cohort, region, failedInTo = stats.Moved, d.Region, true
 	case answered && region != d.Region:
 		cohort = stats.Failover
-	case d.Region == rt.cfg.ToID && rt.cfg.ToID != rt.cfg.FromID:
+	case moved:
 		cohort = stats.Moved
 	}
 	status := ctx.Response.StatusCode()
-	errored := !answered && cohort != stats.Fallback || status >= 500
+	errored := !answered && cohort != stats.Fallback || status >= 500 || failedInTo
 	in := int64(len(ctx.Request.Header.RawHeaders())) + ex.bytesIn
 	// A streamed answer of unknown length counts 0 bytes out: reading Body() here
 	// would pull the whole stream into memory.

@@ -12,6 +12,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/shiftgate/shiftgate/conf"
+	"github.com/shiftgate/shiftgate/proxy/stats"
 	"github.com/shiftgate/shiftgate/routing"
 )
 
@@ -223,5 +224,60 @@ func TestNamedUpstreams(t *testing.T) {
 		if !named && hc.MaxConnDuration != 0 {
 			t.Errorf("address upstream %s: connections recycled after %v, want never", hc.Addr, hc.MaxConnDuration)
 		}
+	}
+}
+
+// TestFailoverOfMovedIsAMovedError: a moved user's request that to failed and from
+// answered after a failover is filed as a moved error in to, so the moved-vs-stayed
+// comparison and a plan's gates see the new region's failures though the user was
+// spared; a stayed user's request that from failed and to answered stays a failover.
+// Before, both were failovers and the moved cohort looked clean while to failed every
+// request (an audit saw a plan ramp to 100 % with to failing 40 %).
+func TestFailoverOfMovedIsAMovedError(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		failing string // the region whose backend answers 503
+	}{{"to fails", "cloud"}, {"from fails", "idc"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			bad := startFailing(t, 503)
+			good := startRegion(t, "good")
+			addrs := map[string]string{"IDC": good.Addr, "CLOUD": bad.addr, "FAILOVER": "idempotent"}
+			if tc.failing == "idc" {
+				addrs["IDC"], addrs["CLOUD"] = bad.addr, good.Addr
+			}
+			cfg := strings.Replace(failoverConfig, "percent: 100", "percent: 50", 1)
+			gw := startGateway(t, cfg, addrs)
+			c := &fasthttp.HostClient{Addr: gw.addr}
+			var moved, stayed uint64
+			for u := 0; u < 200; u++ {
+				user := fmt.Sprintf("u-%d", u)
+				if routing.Bucket("cutover-2026", user) < 5000 {
+					moved++
+				} else {
+					stayed++
+				}
+				req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+				req.SetRequestURI("http://gw/api/feed")
+				req.Header.Set("X-User-Id", user)
+				if err := c.DoTimeout(req, resp, 5*time.Second); err != nil || resp.StatusCode() != 200 {
+					t.Fatalf("%s: %v %d: every request should be answered after a failover", user, err, resp.StatusCode())
+				}
+			}
+			snap, err := gw.srv.Stats("feed", stats.View{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			co := snap.Routes[0].Cohorts
+			want := map[string][2]uint64{ // requests, errors
+				"moved": {moved, moved}, "stayed": {stayed, 0}, "failover": {0, 0}}
+			if tc.failing == "idc" {
+				want = map[string][2]uint64{"moved": {moved, 0}, "stayed": {0, 0}, "failover": {stayed, 0}}
+			}
+			for name, r := range map[string]stats.Reading{"moved": co.Moved, "stayed": co.Stayed, "failover": co.Failover} {
+				if got := [2]uint64{r.Requests, r.Errors}; got != want[name] {
+					t.Errorf("%s cohort: %d requests, %d errors; want %d, %d", name, got[0], got[1], want[name][0], want[name][1])
+				}
+			}
+		})
 	}
 }
