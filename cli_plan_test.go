@@ -48,3 +48,18 @@ func TestPrintPlans(t *testing.T) {
 		}
 	}
 }
+
+// TestPrintPlansWithoutDriver: with no instance driving (the fleet store down), a
+// running plan is said not to be judged, and the levers that still work are named.
+func TestPrintPlansWithoutDriver(t *testing.T) {
+	ans := proxy.PlansAnswer{NoDriver: "etcd: context deadline exceeded", Plans: []proxy.PlanStatus{{
+		Route: "feed", State: conf.PlanRunning, Step: 2, Steps: []float64{5, 50, 100}, Percent: 50, WritePercent: 50}}}
+	var b strings.Builder
+	printPlans(ans, false, time.Now(), &b)
+	out := b.String()
+	for _, want := range []string{"NO INSTANCE DRIVES THE PLANS (etcd: context deadline exceeded)", "nobody judges its gates", "rollback -local on", "feed: RUNNING"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in:\n%s", want, out)
+		}
+	}
+}

@@ -135,6 +135,16 @@ func TestPlanFleetLeaderKilled(t *testing.T) {
 			t.Logf("+%.1fs: the plan is at step %d (%g%%), driven by %s; killing it", time.Since(started).Seconds(), p.Step, p.Percent, driver.name)
 		}
 	}
+	// Asked of another instance, the answer is the driver's readings, told by that
+	// instance: it does not say it drives (`plan status` printed "(this instance)").
+	for _, n := range names {
+		if insts[n] == driver {
+			continue
+		}
+		if ans, err := plansAt(insts[n].admin); err != nil || ans.Driving || ans.Instance != n || ans.Driver != driver.name {
+			t.Errorf("/v1/plans at %s: instance %q, driving %v, driver %q (%v); want %s, false, %s", n, ans.Instance, ans.Driving, ans.Driver, err, n, driver.name)
+		}
+	}
 	if err := driver.cmd.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}

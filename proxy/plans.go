@@ -37,6 +37,9 @@ type PlansAnswer struct {
 	Driver      string `json:"driver,omitempty"`
 	DriverAdmin string `json:"driver_admin,omitempty"`
 	Driving     bool   `json:"driving"`
+	// NoDriver says why no instance drives the plans (the fleet store down, no
+	// leader elected): a running plan then holds its step and nobody judges it.
+	NoDriver string `json:"no_driver,omitempty"`
 }
 
 // PlanStatus is one route's plan. Step counts from 1 (0 while idle); Percent and

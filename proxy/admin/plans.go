@@ -32,6 +32,9 @@ func (a *api) plans(w http.ResponseWriter, r *http.Request) {
 		c := &Client{Base: "http://" + ans.DriverAdmin, Token: a.srv.AdminToken(), HTTP: &http.Client{Timeout: 2 * time.Second}}
 		var remote proxy.PlansAnswer
 		if err := c.DoContext(ctx, "GET", "/v1/plans?local=1", nil, &remote); err == nil {
+			// The driver's answer, told by this instance: it is not the driver.
+			remote.Instance, remote.Driving = ans.Instance, false
+			remote.Driver, remote.DriverAdmin = ans.Driver, ans.DriverAdmin
 			writeJSON(w, http.StatusOK, remote)
 			return
 		}

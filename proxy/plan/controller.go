@@ -332,7 +332,11 @@ func (c *Controller) Plans(ctx context.Context) (proxy.PlansAnswer, error) {
 	out := proxy.PlansAnswer{Plans: []proxy.PlanStatus{}, Instance: c.opt.Instance, Driving: c.driving.Load()}
 	if c.opt.Driver == nil {
 		out.Driver = c.opt.Instance
-	} else if name, admin, err := c.opt.Driver(ctx); err == nil {
+	} else if name, admin, err := c.opt.Driver(ctx); err != nil {
+		out.NoDriver = err.Error()
+	} else if name == "" {
+		out.NoDriver = "no instance leads the plans' election yet"
+	} else {
 		out.Driver, out.DriverAdmin = name, admin
 	}
 	c.mu.Lock()
