@@ -194,6 +194,23 @@ func printFleet(fl store.FleetStatus, now time.Time, stdout io.Writer) {
 	default:
 		fmt.Fprintf(stdout, "\n%d of %d instances are BEHIND revision %d\n", behind, len(fl.Instances), fl.OverrideRevision)
 	}
+	if len(fl.Left) > 0 {
+		// Not stopped cleanly: cut off from etcd (still serving, deaf to changes) or
+		// killed. Only the instance itself, or its host, can tell which.
+		fmt.Fprintf(stdout, "\n%d instances LEFT THE LIST without a clean stop (lease expired: cut off from etcd, or killed);\n"+
+			"one cut off still serves what it last applied and hears no change: check it at its admin address\n", len(fl.Left))
+		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "INSTANCE\tLISTEN\tADMIN\tLAST APPLIED\tLAST REPORTED")
+		for _, i := range fl.Left {
+			behind := ""
+			if fl.Behind(i) {
+				behind = " (BEHIND)"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d%s\t%s ago\n", i.Instance, i.Listen, i.Admin, i.AppliedRevision, behind,
+				now.Sub(i.Updated).Round(time.Second))
+		}
+		tw.Flush()
+	}
 }
 
 // fleetStatus gets the fleet list from etcd directly (store not nil) or from an

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/shiftgate/shiftgate/conf"
 	"github.com/shiftgate/shiftgate/conf/store"
@@ -60,5 +61,22 @@ func TestDirectEtcdVerbs(t *testing.T) {
 	}
 	if r := o.Routes["feed"]; r.PercentBP != 3000 || r.WritePercentBP != 1000 || !strings.HasPrefix(r.Who, "cli ") || !o.Rollback.On {
 		t.Fatalf("etcd holds %+v", o)
+	}
+}
+
+// TestPrintFleetLeft: instances that left the list without a clean stop are printed
+// apart, with what they last applied, after the summary of the registered ones.
+func TestPrintFleetLeft(t *testing.T) {
+	now := time.Date(2026, 12, 3, 4, 0, 0, 0, time.UTC)
+	fl := store.FleetStatus{Store: "etcd test", OverrideRevision: 281,
+		Instances: []store.Instance{{Instance: "gw1", AppliedRevision: 281, Started: now.Add(-time.Hour), Updated: now}},
+		Left:      []store.Instance{{Instance: "gw3", Admin: "10.0.0.3:9090", AppliedRevision: 270, Updated: now.Add(-7 * time.Second)}}}
+	var b strings.Builder
+	printFleet(fl, now, &b)
+	out := b.String()
+	for _, want := range []string{"all 1 instances serve revision 281", "1 instances LEFT THE LIST without a clean stop", "gw3", "270 (BEHIND)", "7s ago"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in:\n%s", want, out)
+		}
 	}
 }

@@ -21,6 +21,16 @@ const InstanceTTL = 5 * time.Second
 // however fast overrides change.
 const registerEvery = 200 * time.Millisecond
 
+// keySeen is seen/NAME: the last registration of an instance, without a lease. A
+// clean stop deletes it with the registration; an instance that left the list
+// otherwise (cut off from etcd, killed) keeps it, so the fleet list can say that it
+// left and what it last served: it may still be serving that, with no way to hear
+// of a change.
+const keySeen = "seen/"
+
+// LeftKept is how long an instance that left without a clean stop is listed as left.
+const LeftKept = 24 * time.Hour
+
 // InstanceName is the name an instance registers under: fleet.etcd.instance, else the
 // host name and the listen port.
 func (s *Etcd) InstanceName(listen string) string {
@@ -80,10 +90,15 @@ func (s *Etcd) registerOnce(ctx context.Context, key string, inst Instance) erro
 	if err != nil {
 		return err
 	}
+	seen := s.cfg.Prefix + keySeen + inst.Instance
 	defer func() {
-		// Leave the list at once on a clean stop rather than after the TTL.
+		// Leave the list at once on a clean stop rather than after the TTL, and
+		// leave no trace: only an instance that did not stop cleanly is "left".
 		rctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		cli.Revoke(rctx, lease.ID) //nolint:errcheck // the lease expires anyway
+		if ctx.Err() != nil {
+			cli.Delete(rctx, seen) //nolint:errcheck // listed as left until LeftKept
+		}
 		cancel()
 	}()
 	put := func() error {
@@ -92,7 +107,10 @@ func (s *Etcd) registerOnce(ctx context.Context, key string, inst Instance) erro
 		b, _ := json.Marshal(inst)
 		rctx, cancel := s.ctx(ctx)
 		defer cancel()
-		_, err := cli.Put(rctx, key, string(b), clientv3.WithLease(lease.ID))
+		_, err := cli.Txn(rctx).Then(
+			clientv3.OpPut(key, string(b), clientv3.WithLease(lease.ID)),
+			clientv3.OpPut(seen, string(b)),
+		).Commit()
 		return err
 	}
 	if err := put(); err != nil {
@@ -139,20 +157,35 @@ func (s *Etcd) Instances(ctx context.Context) (FleetStatus, error) {
 	resp, err := cli.Txn(rctx).Then(
 		clientv3.OpGet(s.cfg.Prefix+keyInstances, clientv3.WithPrefix()),
 		clientv3.OpGet(s.cfg.Prefix+keyOverrides, clientv3.WithPrefix(), clientv3.WithKeysOnly()),
+		clientv3.OpGet(s.cfg.Prefix+keySeen, clientv3.WithPrefix()),
 	).Commit()
 	if err != nil {
 		return out, s.readDownError(err)
 	}
+	listed := map[string]bool{}
 	for _, kv := range resp.Responses[0].GetResponseRange().Kvs {
 		var i Instance
+		name := strings.TrimPrefix(string(kv.Key), s.cfg.Prefix+keyInstances)
 		if json.Unmarshal(kv.Value, &i) != nil {
-			i.Instance = strings.TrimPrefix(string(kv.Key), s.cfg.Prefix+keyInstances) + " (unreadable entry)"
+			i.Instance = name + " (unreadable entry)"
 		}
+		listed[name] = true
 		out.Instances = append(out.Instances, i)
 	}
 	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
 		out.OverrideRevision = max(out.OverrideRevision, kv.ModRevision)
 	}
-	slices.SortFunc(out.Instances, func(a, b Instance) int { return strings.Compare(a.Instance, b.Instance) })
+	now := time.Now()
+	for _, kv := range resp.Responses[2].GetResponseRange().Kvs {
+		var i Instance
+		name := strings.TrimPrefix(string(kv.Key), s.cfg.Prefix+keySeen)
+		if listed[name] || json.Unmarshal(kv.Value, &i) != nil || now.Sub(i.Updated) > LeftKept {
+			continue
+		}
+		out.Left = append(out.Left, i)
+	}
+	byName := func(a, b Instance) int { return strings.Compare(a.Instance, b.Instance) }
+	slices.SortFunc(out.Instances, byName)
+	slices.SortFunc(out.Left, byName)
 	return out, nil
 }

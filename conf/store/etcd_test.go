@@ -505,3 +505,55 @@ func TestEtcdStoreFleetRegistration(t *testing.T) {
 		t.Fatalf("after gw-a stopped: %+v %v", fl, err)
 	}
 }
+
+// TestEtcdStoreFleetLeft: an instance whose registration vanished without a clean
+// stop (its lease ran out: cut off from etcd, or killed; here its key is deleted
+// behind its back) is listed as left, with the revision it last applied; one that
+// stopped cleanly is not. Before, it simply vanished and the list said every
+// instance served the newest revision.
+func TestEtcdStoreFleetLeft(t *testing.T) {
+	srv := etcdtest.Start(t)
+	a, b := newStore(t, srv.Endpoint, "", "gw-a"), newStore(t, srv.Endpoint, "", "gw-b")
+	watch(t, a)
+	watch(t, b)
+	ctxA, cancelA := context.WithCancel(context.Background())
+	doneA := make(chan struct{})
+	go func() { a.Register(ctxA, "127.0.0.1:8080", "127.0.0.1:9090"); close(doneA) }()
+	ctxB, cancelB := context.WithCancel(context.Background())
+	defer cancelB()
+	go b.Register(ctxB, "127.0.0.1:8081", "127.0.0.1:9091")
+	o, err := a.Update(context.Background(), setSplit("feed", 100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "both instances registered at the new revision", func() bool {
+		fl, err := a.Instances(context.Background())
+		return err == nil && len(fl.Instances) == 2 && !fl.Behind(fl.Instances[0]) && !fl.Behind(fl.Instances[1])
+	})
+
+	// gw-b's registration goes, as when its lease runs out.
+	cli := rawClient(t, srv.Endpoint)
+	if _, err := cli.Delete(context.Background(), a.cfg.Prefix+keyInstances+"gw-b"); err != nil {
+		t.Fatal(err)
+	}
+	fl, err := a.Instances(context.Background())
+	if err != nil || len(fl.Instances) != 1 || len(fl.Left) != 1 {
+		t.Fatalf("after gw-b's lease went: %+v %v; want gw-a listed and gw-b left", fl, err)
+	}
+	if l := fl.Left[0]; l.Instance != "gw-b" || l.AppliedRevision != o.Revision || l.Admin != "127.0.0.1:9091" {
+		t.Errorf("left entry %+v, want gw-b at revision %d", l, o.Revision)
+	}
+
+	// A clean stop is no departure to report.
+	cancelA()
+	<-doneA
+	fl, err = b.Instances(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range fl.Left {
+		if l.Instance == "gw-a" {
+			t.Errorf("gw-a stopped cleanly but is listed as left: %+v", fl.Left)
+		}
+	}
+}

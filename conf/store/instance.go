@@ -24,6 +24,10 @@ type FleetStatus struct {
 	Store            string     `json:"store"`
 	OverrideRevision int64      `json:"override_revision"`
 	Instances        []Instance `json:"instances"`
+	// Left are instances that left the list without a clean stop in the last
+	// LeftKept (their lease ran out: cut off from etcd, or killed), as they last
+	// reported: one cut off may still serve that revision.
+	Left []Instance `json:"left,omitempty"`
 }
 
 // Behind reports whether i has not applied the store's newest overrides yet.
