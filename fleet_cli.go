@@ -219,7 +219,7 @@ func fleetStatus(es *store.Etcd, c *admin.Client) (store.FleetStatus, error) {
 	if es != nil {
 		ctx, cancel := directCtx()
 		defer cancel()
-		return es.Instances(ctx)
+		return es.WithLeft(ctx)
 	}
 	var fl store.FleetStatus
 	err := c.Do("GET", "/v1/fleet", nil, &fl)

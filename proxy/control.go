@@ -682,7 +682,13 @@ func (s *Server) FleetInstances(ctx context.Context) (store.FleetStatus, error) 
 	if fl == nil {
 		return store.FleetStatus{}, Errorf(http.StatusNotFound, "override store %s has no fleet (configure fleet.etcd)", s.storeName())
 	}
-	st, err := fl.Instances(ctx)
+	list := fl.Instances
+	if l, ok := fl.(interface {
+		WithLeft(context.Context) (store.FleetStatus, error)
+	}); ok {
+		list = l.WithLeft // with the instances that left without a clean stop
+	}
+	st, err := list(ctx)
 	if err != nil {
 		return st, &Error{Status: http.StatusServiceUnavailable, Err: err}
 	}

@@ -145,8 +145,21 @@ func (s *Etcd) registerOnce(ctx context.Context, key string, inst Instance) erro
 }
 
 // Instances implements Fleet: the registered instances (sorted by name) and the
-// newest override revision, read from etcd in one transaction.
+// newest override revision, read from etcd in one transaction. It is read often (the
+// share of the fleet-wide caps, every instance, four times a second): it reads
+// nothing else.
 func (s *Etcd) Instances(ctx context.Context) (FleetStatus, error) {
+	return s.fleetList(ctx, false)
+}
+
+// WithLeft is Instances and, in Left, the instances that left the list without a
+// clean stop in the last LeftKept: what an operator's fleet list shows. Entries older
+// than that are deleted as they are met.
+func (s *Etcd) WithLeft(ctx context.Context) (FleetStatus, error) {
+	return s.fleetList(ctx, true)
+}
+
+func (s *Etcd) fleetList(ctx context.Context, withLeft bool) (FleetStatus, error) {
 	out := FleetStatus{Store: s.Describe()}
 	cli, err := s.client()
 	if err != nil {
@@ -154,11 +167,14 @@ func (s *Etcd) Instances(ctx context.Context) (FleetStatus, error) {
 	}
 	rctx, cancel := s.ctx(ctx)
 	defer cancel()
-	resp, err := cli.Txn(rctx).Then(
+	ops := []clientv3.Op{
 		clientv3.OpGet(s.cfg.Prefix+keyInstances, clientv3.WithPrefix()),
 		clientv3.OpGet(s.cfg.Prefix+keyOverrides, clientv3.WithPrefix(), clientv3.WithKeysOnly()),
-		clientv3.OpGet(s.cfg.Prefix+keySeen, clientv3.WithPrefix()),
-	).Commit()
+	}
+	if withLeft {
+		ops = append(ops, clientv3.OpGet(s.cfg.Prefix+keySeen, clientv3.WithPrefix()))
+	}
+	resp, err := cli.Txn(rctx).Then(ops...).Commit()
 	if err != nil {
 		return out, s.readDownError(err)
 	}
@@ -175,17 +191,27 @@ func (s *Etcd) Instances(ctx context.Context) (FleetStatus, error) {
 	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
 		out.OverrideRevision = max(out.OverrideRevision, kv.ModRevision)
 	}
+	byName := func(a, b Instance) int { return strings.Compare(a.Instance, b.Instance) }
+	slices.SortFunc(out.Instances, byName)
+	if !withLeft {
+		return out, nil
+	}
 	now := time.Now()
 	for _, kv := range resp.Responses[2].GetResponseRange().Kvs {
 		var i Instance
 		name := strings.TrimPrefix(string(kv.Key), s.cfg.Prefix+keySeen)
-		if listed[name] || json.Unmarshal(kv.Value, &i) != nil || now.Sub(i.Updated) > LeftKept {
+		if listed[name] {
+			continue
+		}
+		if json.Unmarshal(kv.Value, &i) != nil || now.Sub(i.Updated) > LeftKept {
+			// Deleted only if still the entry read: an instance registering under
+			// that name again meanwhile keeps its own.
+			cli.Txn(rctx).If(clientv3.Compare(clientv3.ModRevision(string(kv.Key)), "=", kv.ModRevision)). //nolint:errcheck // tried again next time
+															Then(clientv3.OpDelete(string(kv.Key))).Commit()
 			continue
 		}
 		out.Left = append(out.Left, i)
 	}
-	byName := func(a, b Instance) int { return strings.Compare(a.Instance, b.Instance) }
-	slices.SortFunc(out.Instances, byName)
 	slices.SortFunc(out.Left, byName)
 	return out, nil
 }

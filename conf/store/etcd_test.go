@@ -536,7 +536,10 @@ func TestEtcdStoreFleetLeft(t *testing.T) {
 	if _, err := cli.Delete(context.Background(), a.cfg.Prefix+keyInstances+"gw-b"); err != nil {
 		t.Fatal(err)
 	}
-	fl, err := a.Instances(context.Background())
+	if fl, err := a.Instances(context.Background()); err != nil || len(fl.Instances) != 1 || fl.Left != nil {
+		t.Fatalf("after gw-b's lease went, Instances: %+v %v; want gw-a alone (it reads no departures)", fl, err)
+	}
+	fl, err := a.WithLeft(context.Background())
 	if err != nil || len(fl.Instances) != 1 || len(fl.Left) != 1 {
 		t.Fatalf("after gw-b's lease went: %+v %v; want gw-a listed and gw-b left", fl, err)
 	}
@@ -547,7 +550,7 @@ func TestEtcdStoreFleetLeft(t *testing.T) {
 	// A clean stop is no departure to report.
 	cancelA()
 	<-doneA
-	fl, err = b.Instances(context.Background())
+	fl, err = b.WithLeft(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
