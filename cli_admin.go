@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/shiftgate/shiftgate/conf"
+	"github.com/shiftgate/shiftgate/conf/store"
 	"github.com/shiftgate/shiftgate/proxy"
 	"github.com/shiftgate/shiftgate/proxy/admin"
 	"github.com/shiftgate/shiftgate/proxy/stats"
@@ -350,6 +352,7 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "override store DOWN: %s\n  serving the last known overrides (revision %d); fleet writes are refused, -local writes change this instance only\n",
 			st.StoreError, st.AppliedRevision)
 	}
+	printUndecodable(st.UndecodableKeys, stdout)
 	if len(st.Unpersisted) > 0 {
 		fmt.Fprintf(stdout, "NOT PERSISTED (in force in memory only, a restart loses them): %s\n  %s\n",
 			strings.Join(st.Unpersisted, ", "), st.UnpersistedError)
@@ -406,6 +409,30 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	}
 	printClientCounts(st, stdout)
 	return 0
+}
+
+// printUndecodable says which of the fleet store's override keys do not decode and
+// what the instance serves for each instead.
+func printUndecodable(keys []store.BadKey, stdout io.Writer) {
+	for _, b := range keys {
+		kept := "the value it served before"
+		switch {
+		case b.Value == nil:
+			kept = "no override (the config file's value)"
+		case b.Kept == store.KeptMirror:
+			kept = "its state_dir mirror's value"
+		}
+		fmt.Fprintf(stdout, "OVERRIDE KEY DOES NOT DECODE: overrides/%s (revision %d) is ignored; this instance keeps %s", b.Key, b.Revision, kept)
+		if b.Value != nil {
+			var v bytes.Buffer
+			if json.Compact(&v, b.Value) != nil {
+				v.Reset()
+				v.Write(b.Value)
+			}
+			fmt.Fprintf(stdout, " %s", v.Bytes())
+		}
+		fmt.Fprintf(stdout, "\n  %s; write a good value (or delete the key) to change it\n", b.Error)
+	}
 }
 
 // printCohorts prints, per route, the moved and stayed cohorts and the two

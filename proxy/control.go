@@ -94,6 +94,10 @@ type Status struct {
 	// StartedWith says what this instance served when it started during a fleet
 	// store outage: "mirror", or with an empty state_dir "rollback" or "file".
 	StartedWith string `json:"started_with,omitempty"`
+	// UndecodableKeys lists the fleet store's override keys whose value does not
+	// decode (written by hand or by a broken tool); each keeps the value this instance
+	// served before, so none of them changed what serves.
+	UndecodableKeys []store.BadKey `json:"undecodable_keys,omitempty"`
 	// Limits says whether caps are fleet-wide or per instance, and what is capped.
 	Limits LimitsBrief `json:"limits"`
 	// TLS shows the certificates in service and their expiry, handshake errors
@@ -481,6 +485,10 @@ func (s *Server) registerGauges() {
 			return 0
 		}
 		return 1
+	})
+	set.NewGauge("shiftgate_override_keys_undecodable", func() float64 {
+		h, _ := s.storeHealth()
+		return float64(len(h.Undecodable))
 	})
 	set.RegisterMetricsWriter(s.writeMirrorMetrics)
 	set.NewGauge("shiftgate_overrides_unpersisted", func() float64 {

@@ -39,6 +39,7 @@ func (s *Server) fillStoreStatus(out *Status) {
 	out.AppliedRevision, out.StoreRevision = h.AppliedRevision, h.StoreRevision
 	out.PendingLocal, out.LastReconciled = h.PendingLocal, h.LastReconciled
 	out.StartedWith = h.StartedWith
+	out.UndecodableKeys = h.Undecodable
 }
 
 // changeLocal applies a change on this instance only (see store.Fleet).

@@ -78,6 +78,7 @@ var metricHelp = map[string]metricMeta{
 	"shiftgate_connections_refused_total":   {"counter", "Client connections refused with 503 because limits.max_conns were open."},
 	"shiftgate_access_log_dropped_total":    {"counter", "Access log lines dropped because the writer fell behind."},
 	"shiftgate_override_store_up":           {"gauge", "1 while the override store (state_dir file or etcd) answers."},
+	"shiftgate_override_keys_undecodable":   {"gauge", "Override keys in the fleet store whose value does not decode; each keeps the value served before (see status undecodable_keys)."},
 
 	// Go runtime (metrics.WriteProcessMetrics).
 	"go_sched_latencies_seconds":          {"histogram", "Time goroutines spent runnable before they ran."},

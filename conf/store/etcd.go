@@ -10,9 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -81,7 +83,8 @@ type Etcd struct {
 	health       Health
 	delivered    []byte // JSON of the overrides last handed out
 	deliveredRev int64
-	instance     string // the registered name, for audit records
+	instance     string            // the registered name, for audit records
+	bad          map[string]BadKey // override keys whose value does not decode
 
 	upSignal      chan struct{} // the store came back (probe): re-list
 	appliedSignal chan struct{} // overrides were applied: refresh the registration
@@ -234,6 +237,9 @@ func (s *Etcd) Health() Health {
 		r := *h.LastReconciled
 		h.LastReconciled = &r
 	}
+	for _, k := range slices.Sorted(maps.Keys(s.bad)) {
+		h.Undecodable = append(h.Undecodable, s.bad[k])
+	}
 	return h
 }
 
@@ -312,12 +318,105 @@ func (s *Etcd) effectiveLocked() conf.Overrides {
 	if s.pending != nil {
 		kv = s.pending.overlay(kv)
 	}
-	o, errs := decodeOverrides(kv)
-	for _, err := range errs {
-		s.log.Error("override key ignored: its value does not decode", "err", err.Error())
-	}
+	o, bad := s.decodeKeepingLocked(kv)
+	s.noteBadLocked(bad)
 	o.Revision = s.rev
 	return o
+}
+
+// decodeKeepingLocked decodes kv as decodeOverrides does, except that a key whose
+// value does not decode keeps the value this instance served for it: an emergency
+// switch (rollback, a cap, a cut-off) or a split never changes because of a value
+// nobody could have meant, such as a truncated {"on":tru. It returns the keys that
+// did not decode and what each keeps. s.mu is held.
+func (s *Etcd) decodeKeepingLocked(kv map[string]kvEntry) (conf.Overrides, []BadKey) {
+	o, errs := decodeOverrides(kv)
+	if len(errs) == 0 {
+		return o, nil
+	}
+	prev, from := s.servedLocked()
+	kept := maps.Clone(kv)
+	var bad []BadKey
+	for _, err := range errs {
+		var ke *keyError
+		if !errors.As(err, &ke) {
+			s.log.Error("override key ignored: its value does not decode", "err", err.Error())
+			continue
+		}
+		b := BadKey{Key: ke.key, Error: err.Error(), Revision: kv[ke.key].mod, Kept: from}
+		if v, ok := prev[ke.key]; ok {
+			kept[ke.key] = kvEntry{val: v, mod: kv[ke.key].mod}
+			b.Value = json.RawMessage(v)
+		} else {
+			delete(kept, ke.key) // this instance served no override for it
+		}
+		bad = append(bad, b)
+	}
+	o, errs = decodeOverrides(kept)
+	for _, err := range errs { // the kept values are this store's own encoding
+		s.log.Error("override key ignored: its value does not decode, nor does the value kept for it", "err", err.Error())
+	}
+	slices.SortFunc(bad, func(a, b BadKey) int { return cmp.Compare(a.Key, b.Key) })
+	return o, bad
+}
+
+// servedLocked returns the keys of the overrides this instance serves (those last
+// handed out) and KeptServed; before anything was handed out, those of the state_dir
+// mirror (what it served before a restart) and KeptMirror; without a mirror, nothing
+// and KeptFile. s.mu is held.
+func (s *Etcd) servedLocked() (map[string][]byte, string) {
+	if s.delivered != nil {
+		var o conf.Overrides
+		if err := json.Unmarshal(s.delivered, &o); err == nil {
+			return encodeOverrides(o), KeptServed
+		}
+	}
+	if s.mirror != nil && s.mirror.exists() {
+		o, err := s.mirror.Load()
+		if err == nil {
+			return encodeOverrides(o), KeptMirror
+		}
+		s.log.Error("override mirror does not load: an override key that does not decode falls back to the config file's value",
+			"err", err.Error())
+	}
+	return nil, KeptFile
+}
+
+// noteBadLocked records bad as the keys that do not decode, logging each new one
+// loudly and each that decodes again. A key still bad at the same revision keeps what
+// it was first reported with. s.mu is held.
+func (s *Etcd) noteBadLocked(bad []BadKey) {
+	if len(bad) == 0 && len(s.bad) == 0 {
+		return
+	}
+	next := make(map[string]BadKey, len(bad))
+	for _, b := range bad {
+		was, seen := s.bad[b.Key]
+		if seen && was.Revision == b.Revision {
+			next[b.Key] = was
+			continue
+		}
+		b.Since = time.Now().UTC()
+		if seen {
+			b.Since = was.Since
+		}
+		next[b.Key] = b
+		kept := "the value it served before"
+		switch {
+		case b.Kept == KeptMirror && b.Value != nil:
+			kept = "the value of its state_dir mirror (it started with the key already bad)"
+		case b.Value == nil:
+			kept = "no override for it: the config file's value"
+		}
+		s.log.Error("override key IGNORED: its value in the store does not decode; this instance keeps serving "+kept+"; write a good value (or delete the key) to change it",
+			"key", keyOverrides+b.Key, "revision", b.Revision, "err", b.Error, "kept", b.Kept, "kept_value", string(b.Value), "store", s.Describe())
+	}
+	for k, was := range s.bad {
+		if _, still := next[k]; !still {
+			s.log.Warn("override key decodes again: its value in the store is served", "key", keyOverrides+k, "bad_since", was.Since)
+		}
+	}
+	s.bad = next
 }
 
 // Load implements Store: it lists the overrides in etcd, or, when etcd does
@@ -435,7 +534,11 @@ func (s *Etcd) Update(ctx context.Context, change func(*conf.Overrides) error) (
 		if err != nil {
 			return s.current(), s.downError(err)
 		}
-		cur, _ := decodeOverrides(kv)
+		// A key that does not decode stands as this instance serves it: the change is
+		// judged and diffed against that, and leaves the key alone unless it changes it.
+		s.mu.Lock()
+		cur, _ := s.decodeKeepingLocked(kv)
+		s.mu.Unlock()
 		cur.Revision = maxMod(kv)
 		next := cur.Clone()
 		if err := change(&next); err != nil {

@@ -3,7 +3,6 @@ package store
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -74,8 +73,18 @@ func encodeOverrides(o conf.Overrides) map[string][]byte {
 	return out
 }
 
+// keyError is the error of one override key whose value does not decode.
+type keyError struct {
+	key string // relative to overrides/
+	err error
+}
+
+func (e *keyError) Error() string { return keyOverrides + e.key + ": " + e.err.Error() }
+func (e *keyError) Unwrap() error { return e.err }
+
 // decodeOverrides builds conf.Overrides from override keys. A value that does not decode
-// is left out and reported, so one bad key written by hand does not stop the rest.
+// is left out and reported (a *keyError), so one bad key written by hand does not stop
+// the rest; the store then keeps the value it served for that key (decodeKeepingLocked).
 // Revision is left to the caller.
 func decodeOverrides(kv map[string]kvEntry) (conf.Overrides, []error) {
 	var o conf.Overrides
@@ -85,7 +94,7 @@ func decodeOverrides(kv map[string]kvEntry) (conf.Overrides, []error) {
 		case strings.HasPrefix(k, keyRoutes) && len(k) > len(keyRoutes):
 			var r conf.RouteOverride
 			if err := json.Unmarshal(e.val, &r); err != nil {
-				errs = append(errs, fmt.Errorf("%s%s: %w", keyOverrides, k, err))
+				errs = append(errs, &keyError{key: k, err: err})
 				continue
 			}
 			if o.Routes == nil {
@@ -97,7 +106,7 @@ func decodeOverrides(kv map[string]kvEntry) (conf.Overrides, []error) {
 			// progress without breaking older ones mid-upgrade.
 			var p conf.PlanProgress
 			if err := json.Unmarshal(e.val, &p); err != nil {
-				errs = append(errs, fmt.Errorf("%s%s: %w", keyOverrides, k, err))
+				errs = append(errs, &keyError{key: k, err: err})
 				continue
 			}
 			if o.Plans == nil {
@@ -106,19 +115,19 @@ func decodeOverrides(kv map[string]kvEntry) (conf.Overrides, []error) {
 			o.Plans[k[len(keyPlans):]] = p
 		case k == keyRollback:
 			if err := json.Unmarshal(e.val, &o.Rollback); err != nil {
-				errs = append(errs, fmt.Errorf("%s%s: %w", keyOverrides, k, err))
+				errs = append(errs, &keyError{key: k, err: err})
 				o.Rollback = conf.Rollback{}
 			}
 		default:
 			if err := decodeLever(&o, k, e.val); err != nil {
-				errs = append(errs, fmt.Errorf("%s%s: %w", keyOverrides, k, err))
+				errs = append(errs, &keyError{key: k, err: err})
 			}
 		case k == keyCutoff:
 			// A cut-off that does not decode is left out (no cut-off), like a bad
-			// rollback: the gateway serves either way, and the store logs the key.
+			// rollback; the store keeps the value it served (decodeKeepingLocked).
 			var c conf.Cutoff
 			if err := json.Unmarshal(e.val, &c); err != nil {
-				errs = append(errs, fmt.Errorf("%s%s: %w", keyOverrides, k, err))
+				errs = append(errs, &keyError{key: k, err: err})
 				continue
 			}
 			slices.Sort(c.Routes)

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"time"
 
@@ -40,7 +41,41 @@ type Health struct {
 	// LastReconciled describes the last local change written to the store once it
 	// came back, nil when there was none since start.
 	LastReconciled *Reconciled `json:"last_reconciled,omitempty"`
+	// Undecodable lists the override keys whose value in the store does not decode
+	// (written by hand or by a broken tool). None of them changes what this instance
+	// serves: each keeps the value served before. Empty when every key decodes.
+	Undecodable []BadKey `json:"undecodable_keys,omitempty"`
 }
+
+// BadKey is an override key whose value in the store does not decode, and what this
+// instance serves for it instead.
+type BadKey struct {
+	// Key is relative to the prefix's overrides/: "rollback", "routes/NAME".
+	Key   string `json:"key"`
+	Error string `json:"error"`
+	// Revision is the store revision that wrote the bad value.
+	Revision int64 `json:"revision"`
+	// Kept says where the value served instead comes from: KeptServed, KeptMirror
+	// or KeptFile.
+	Kept string `json:"kept"`
+	// Value is the value served instead, as the key's JSON; absent when it is no
+	// override at all (the config file's split, rollback off, no cap).
+	Value json.RawMessage `json:"value,omitempty"`
+	// Since is when this instance first saw the key fail to decode.
+	Since time.Time `json:"since"`
+}
+
+// Where the value kept for an undecodable key comes from.
+const (
+	// KeptServed: the value this instance served for the key before.
+	KeptServed = "served"
+	// KeptMirror: at start, the value of the state_dir mirror (what the instance
+	// served before its restart).
+	KeptMirror = "mirror"
+	// KeptFile: at start with no mirror, nothing is known: no override, the config
+	// file's value.
+	KeptFile = "file"
+)
 
 // Reconciled reports a local change written to the shared store after an outage.
 type Reconciled struct {
