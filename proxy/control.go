@@ -45,7 +45,8 @@ func Errorf(status int, format string, args ...any) *Error {
 
 // StatusOf returns the HTTP status for err: its own for an *Error, 409 for a local
 // write refused because the fleet store is up, 503 for a write the store did not
-// take, 500 otherwise.
+// take, 504 for a write sent to the store whose answer did not come (it may have
+// taken effect), 500 otherwise.
 func StatusOf(err error) int {
 	var e *Error
 	switch {
@@ -55,6 +56,8 @@ func StatusOf(err error) int {
 		return http.StatusConflict
 	case errors.Is(err, store.ErrDown):
 		return http.StatusServiceUnavailable
+	case errors.Is(err, store.ErrOutcomeUnknown):
+		return http.StatusGatewayTimeout
 	}
 	return http.StatusInternalServerError
 }

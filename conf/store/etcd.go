@@ -26,6 +26,8 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	grpcbackoff "google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // reconnectMax bounds the wait between attempts to reach an etcd that is down, and so
@@ -85,6 +87,10 @@ type Etcd struct {
 	deliveredRev int64
 	instance     string            // the registered name, for audit records
 	bad          map[string]BadKey // override keys whose value does not decode
+
+	// beforeCommit, when set (tests only), runs in Update between the read of the
+	// overrides and the transaction that writes the change.
+	beforeCommit func()
 
 	upSignal      chan struct{} // the store came back (probe): re-list
 	appliedSignal chan struct{} // overrides were applied: refresh the registration
@@ -282,6 +288,74 @@ func (s *Etcd) downError(err error) error {
 	}
 	return fmt.Errorf("%w (etcd %s: %v): nothing was changed; to change this instance only until etcd returns, write with -local",
 		ErrDown, s.endpoints, err)
+}
+
+// unknownError wraps err, the failure of a write that may have reached etcd, as a
+// write of unknown outcome: it may have been applied, so "nothing was changed" would
+// be a guess, and a retry or a -local write made on that guess could fight a change
+// the rest of the fleet already serves. readErr is the failure of the read that tried
+// to find out (nil when etcd answered it); etcd is reported down only when that read
+// failed too, and not when the caller gave up.
+func (s *Etcd) unknownError(err, readErr error) error {
+	if readErr != nil && !errors.Is(readErr, context.Canceled) {
+		s.markDown(readErr)
+	}
+	s.log.Error("override change OUTCOME UNKNOWN: sent to etcd, but its answer did not come; it may or may not have been applied",
+		"store", s.Describe(), "err", err.Error(), "read_back_err", fmt.Sprint(readErr))
+	check := "check with `shiftgate status -fleet` (the override revision each instance serves) before trying again or writing with -local"
+	if s.mirror == nil {
+		check = "check with `shiftgate status -fleet` (the override revision each instance serves) before trying again"
+	}
+	return fmt.Errorf("%w (etcd %s: %v): the change was sent but no answer came in time: it may or may not have taken effect on the fleet; %s",
+		ErrOutcomeUnknown, s.endpoints, err, check)
+}
+
+// outcomeUnknown reports whether err, the failure of a write, leaves open that etcd
+// applied it. Only two kinds of failure prove it did not: the client had no
+// connection to send it on (etcd's own test for a write that is safe to retry), and
+// etcd answered with a refusal (a bad request, no permission, no space). A deadline
+// or a cancellation after sending, a lost connection or etcd's own "request timed
+// out" leave it open, and so does any error not known here.
+func outcomeUnknown(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return true
+	}
+	var code codes.Code
+	var desc string
+	var ee rpctypes.EtcdError
+	if errors.As(err, &ee) {
+		code, desc = ee.Code(), ee.Error()
+	} else if st, ok := status.FromError(err); ok {
+		code, desc = st.Code(), st.Message()
+	} else {
+		return true
+	}
+	switch code {
+	case codes.Unavailable:
+		return desc != "there is no address available" && desc != "there is no connection available"
+	case codes.InvalidArgument, codes.FailedPrecondition, codes.PermissionDenied, codes.Unauthenticated,
+		codes.ResourceExhausted, codes.NotFound, codes.AlreadyExists, codes.OutOfRange, codes.Unimplemented:
+		return false
+	}
+	return true
+}
+
+// readBack finds out, after a write whose answer did not come (werr), whether etcd
+// applied it: the write's last-change record (its time to the nanosecond and this
+// instance's name) is there only if it did. Found, the write stands; not found, or
+// etcd still silent, the outcome stays unknown (a write etcd holds may still be
+// applied, and a later writer may have replaced the record).
+func (s *Etcd) readBack(ctx context.Context, cli *clientv3.Client, rec lastChange, werr error) (int64, error) {
+	want, _ := json.Marshal(rec)
+	rctx, cancel := s.ctx(context.WithoutCancel(ctx)) // the caller may have gone; the log still tells
+	defer cancel()
+	resp, err := cli.Get(rctx, s.cfg.Prefix+keyOverrides+keyLastChange)
+	if err == nil && len(resp.Kvs) == 1 && bytes.Equal(resp.Kvs[0].Value, want) {
+		s.log.Warn("override change: etcd's answer did not come in time, but reading back shows the change applied",
+			"store", s.Describe(), "revision", resp.Kvs[0].ModRevision, "err", werr.Error())
+		return resp.Kvs[0].ModRevision, nil
+	}
+	return 0, s.unknownError(werr, err)
 }
 
 // readDownError wraps err as a failed read of the fleet: nothing was to change.
@@ -520,7 +594,9 @@ const maxWriteTries = 10
 // Update implements Store: it reads the overrides, applies change and writes
 // every changed key in one transaction, guarded by the revision of the last change so
 // that concurrent writers retry instead of overwriting each other. With etcd down it
-// changes nothing and returns an error wrapping ErrDown.
+// changes nothing and returns an error wrapping ErrDown. When the transaction was
+// sent but its answer did not come, and reading back cannot show that it applied, the
+// error wraps ErrOutcomeUnknown instead: the change may have taken effect.
 func (s *Etcd) Update(ctx context.Context, change func(*conf.Overrides) error) (conf.Overrides, error) {
 	cli, err := s.client()
 	if err != nil {
@@ -550,9 +626,18 @@ func (s *Etcd) Update(ctx context.Context, change func(*conf.Overrides) error) (
 			return cur, nil
 		}
 		rec := lastChange{Who: whoChanged(next, keys), At: time.Now().UTC(), Instance: s.instanceName(), Keys: keys}
+		if s.beforeCommit != nil {
+			s.beforeCommit()
+		}
 		rev, ok, whole, err := s.commit(ctx, cli, kv, puts, dels, rec, true)
+		if err != nil && !errors.Is(err, errPartial) && outcomeUnknown(err) {
+			// Sent, perhaps applied: only etcd can say. Its record found, the
+			// change stands as if the answer had come.
+			rev, err = s.readBack(ctx, cli, rec, err)
+			ok, whole = err == nil, true
+		}
 		if err != nil {
-			if errors.Is(err, errPartial) {
+			if errors.Is(err, errPartial) || errors.Is(err, ErrOutcomeUnknown) {
 				return cur, err
 			}
 			return cur, s.downError(err)

@@ -13,6 +13,12 @@ import (
 // store could not take: nothing was changed, on this instance or elsewhere.
 var ErrDown = errors.New("the shared override store is unreachable")
 
+// ErrOutcomeUnknown is wrapped by the error of a fleet write that was sent to the
+// shared override store but whose answer did not come (a timeout, a connection lost
+// after sending): the store may or may not have applied it, and other instances may
+// already serve it. It is not ErrDown: "nothing was changed" would be a guess.
+var ErrOutcomeUnknown = errors.New("the shared override store did not answer the write")
+
 // ErrLocalWhileUp is wrapped by the error of a local-only write made while the shared
 // store is up: a local write is for outages, a change made now goes to the fleet.
 var ErrLocalWhileUp = errors.New("the shared override store is up: make a fleet write (without -local)")
