@@ -2,6 +2,9 @@ package proxy
 
 import (
 	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 
@@ -25,6 +28,8 @@ type fleetShare struct {
 	live, inRegion atomic.Int64
 	// at is when the last count succeeded (Unix ns).
 	at atomic.Int64
+	// saved is whether a count has been written to state_dir by this process.
+	saved atomic.Bool
 }
 
 // shareLoop keeps this instance's share of the fleet-wide caps (1/live instances) and
@@ -35,6 +40,10 @@ func (s *Server) shareLoop() {
 	if fl == nil {
 		return
 	}
+	// Until the store answers, the fleet's size is the last one counted before this
+	// instance (re)started: alone in its own count, it would enforce each fleet-wide
+	// cap whole beside instances that each enforce their share.
+	s.loadFleetCount()
 	t := time.NewTicker(shareEvery)
 	defer t.Stop()
 	for {
@@ -73,6 +82,20 @@ func (s *Server) countFleet(fl store.Fleet) {
 		inRegion++
 	}
 	s.share.at.Store(s.now().UnixNano())
+	prevRegion := s.share.inRegion.Load()
+	prev := s.applyFleetCount(live, inRegion)
+	if prev != int64(live) {
+		s.log.Info("fleet size changed: each instance enforces its share of the fleet-wide caps",
+			"live_instances", live, "in_region", inRegion, "share", shed.FleetShare(live))
+	}
+	if prev != int64(live) || prevRegion != int64(inRegion) || !s.share.saved.Load() {
+		s.saveFleetCount(live, inRegion)
+	}
+}
+
+// applyFleetCount puts the shares of a fleet of live instances (inRegion of them in
+// this one's region) in force and returns the previous count.
+func (s *Server) applyFleetCount(live, inRegion int) int64 {
 	prev := s.share.live.Swap(int64(live))
 	s.share.inRegion.Store(int64(inRegion))
 	if sh := shed.FleetShare(live); sh != s.shed.Share() {
@@ -81,8 +104,49 @@ func (s *Server) countFleet(fl store.Fleet) {
 	if sh := shed.FleetShare(inRegion); sh != s.shed.BudgetShare() {
 		s.shed.SetBudgetShare(sh)
 	}
-	if prev != int64(live) {
-		s.log.Info("fleet size changed: each instance enforces its share of the fleet-wide caps",
-			"live_instances", live, "in_region", inRegion, "share", shed.FleetShare(live))
+	return prev
+}
+
+// fleetCountFile, in state_dir, keeps the last count of the fleet across a restart.
+const fleetCountFile = "fleet-count.json"
+
+type fleetCount struct {
+	Live     int       `json:"live_instances"`
+	InRegion int       `json:"in_region"`
+	At       time.Time `json:"at"`
+}
+
+// saveFleetCount writes the count to state_dir (best effort: a count that did not
+// persist only matters at a restart during an outage).
+func (s *Server) saveFleetCount(live, inRegion int) {
+	dir := s.state.Load().cfg.StateDir
+	if dir == "" {
+		return
 	}
+	b, _ := json.Marshal(fleetCount{Live: live, InRegion: inRegion, At: s.now().UTC()})
+	if err := store.WriteFileAtomic(filepath.Join(dir, fleetCountFile), b); err != nil {
+		s.log.Warn("fleet size not saved to state_dir: a restart while the fleet store is away would enforce whole fleet caps", "err", err.Error())
+		return
+	}
+	s.share.saved.Store(true)
+}
+
+// loadFleetCount puts the count saved before a restart in force, unless one was made
+// since.
+func (s *Server) loadFleetCount() {
+	dir := s.state.Load().cfg.StateDir
+	if dir == "" || s.share.live.Load() != 0 {
+		return
+	}
+	b, err := os.ReadFile(filepath.Join(dir, fleetCountFile))
+	if err != nil {
+		return
+	}
+	var c fleetCount
+	if json.Unmarshal(b, &c) != nil || c.Live < 1 || c.InRegion < 1 {
+		return
+	}
+	s.applyFleetCount(c.Live, c.InRegion)
+	s.log.Info("enforcing the share of the fleet size counted before this start until the fleet store answers",
+		"live_instances", c.Live, "in_region", c.InRegion, "counted_at", c.At)
 }

@@ -68,8 +68,9 @@ func TestFleetShare(t *testing.T) {
 	defer idc.Close()
 	st := &shareStore{}
 	st.set(false, store.Instance{Instance: "me", Region: "idc"}, store.Instance{Instance: "b", Region: "idc"}, store.Instance{Instance: "c", Region: "cloud"})
+	stateDir := t.TempDir()
 	cfg, err := conf.Parse("", []byte(`self_region: idc
-state_dir: `+t.TempDir()+`
+state_dir: `+stateDir+`
 regions:
   idc: { upstreams: ["`+idc.Addr+`"] }
   cloud: { upstreams: ["`+idc.Addr+`"] }
@@ -114,4 +115,17 @@ routes:
 	if b := srv.Status().Limits; b.Scope != "fleet" || b.LiveInstances != 2 || b.Share != 0.5 {
 		t.Fatalf("status limits %+v", b)
 	}
+
+	// Restarted while the store is still away, on the same state_dir: the share of
+	// the fleet it last counted, not the whole cap (it cannot count the others).
+	srv.Shutdown(time.Second)
+	srv2, err := New(cfg, Options{Logger: discardLogger(), Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv2.Shutdown(time.Second)
+	srv = srv2
+	want("restarted with the store away: the share counted before", 2, 150, 1e6)
+	st.set(false, store.Instance{Instance: "me", Region: "idc"})
+	want("the store back: counted again", 1, 300, 1e6)
 }
