@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"testing"
@@ -106,9 +107,9 @@ func TestDiffOverrides(t *testing.T) {
 func TestPendingLocalOverlay(t *testing.T) {
 	kv := map[string]kvEntry{"routes/a": {val: []byte(`{"percent_bp":1}`), mod: 3}, "routes/b": {val: []byte(`{"percent_bp":2}`), mod: 4}}
 	p := &pendingLocal{}
-	p.add(map[string][]byte{"routes/a": []byte(`{"percent_bp":50}`)}, []string{"routes/b"})
-	p.add(map[string][]byte{"rollback": []byte(`{"on":true}`)}, nil)
-	p.add(map[string][]byte{"routes/b": []byte(`{"percent_bp":70}`)}, nil) // a later change wins
+	p.add(map[string][]byte{"routes/a": []byte(`{"percent_bp":50}`)}, []string{"routes/b"}, time.Time{})
+	p.add(map[string][]byte{"rollback": []byte(`{"on":true}`)}, nil, time.Time{})
+	p.add(map[string][]byte{"routes/b": []byte(`{"percent_bp":70}`)}, nil, time.Time{}) // a later change wins
 	if got, want := p.keys(), []string{"rollback", "routes/a", "routes/b"}; !slices.Equal(got, want) {
 		t.Fatalf("keys %v, want %v", got, want)
 	}
@@ -122,9 +123,42 @@ func TestPendingLocalOverlay(t *testing.T) {
 	if string(kv["routes/a"].val) != `{"percent_bp":1}` {
 		t.Fatal("overlay modified the store's view")
 	}
-	p.add(nil, []string{"routes/a"})
+	p.add(nil, []string{"routes/a"}, time.Time{})
 	if o, _ := decodeOverrides(p.overlay(kv)); len(o.Routes) != 1 {
 		t.Fatalf("a local delete must hide the store's key: %+v", o.Routes)
+	}
+}
+
+// TestPendingAgainstLatestIntent: at reconciliation, a key another writer changed
+// during the outage later than this instance did keeps the later change (superseded);
+// one changed earlier, or without a time, is replaced by the local one. Before, the
+// instance that reconnected last won, even with the older change: an audit saw a
+// fleet flip back to a rollback an operator had turned off since.
+func TestPendingAgainstLatestIntent(t *testing.T) {
+	t0 := time.Date(2026, 12, 3, 4, 0, 0, 0, time.UTC)
+	p := &pendingLocal{Base: 10, At: t0}
+	p.add(map[string][]byte{"rollback": []byte(`{"on":true,"at":"2026-12-03T04:00:00Z"}`)}, nil, t0)
+	p.add(map[string][]byte{"cutoff": []byte(`{"on":true}`)}, nil, t0)
+	p.add(map[string][]byte{"routes/feed": []byte(`{"percent_bp":5000,"write_percent_bp":5000}`)}, nil, t0)
+	later := func(on bool, d time.Duration) []byte {
+		return []byte(fmt.Sprintf(`{"on":%v,"at":%q}`, on, t0.Add(d).Format(time.RFC3339Nano)))
+	}
+	kv := map[string]kvEntry{
+		"rollback":    {val: later(false, time.Second), mod: 12},                             // turned off later elsewhere
+		"cutoff":      {val: later(false, -time.Minute), mod: 13},                            // changed earlier elsewhere
+		"routes/feed": {val: []byte(`{"percent_bp":1000,"write_percent_bp":1000}`), mod: 14}, // no time: local wins
+	}
+	puts, _, written, overwrote, notApplied, superseded := p.against(kv)
+	if !slices.Equal(superseded, []string{"rollback"}) || puts["rollback"] != nil {
+		t.Errorf("superseded %v (puts %q): want the rollback turned off later to stay", superseded, puts["rollback"])
+	}
+	if !slices.Equal(written, []string{"cutoff", "routes/feed"}) || !slices.Equal(overwrote, []string{"cutoff", "routes/feed"}) || len(notApplied) != 0 {
+		t.Errorf("written %v, overwrote %v, not applied %v; want cutoff and routes/feed replaced", written, overwrote, notApplied)
+	}
+	// A pending file from before KeyAt: the value's own time, else At.
+	old := &pendingLocal{Base: 10, At: t0.Add(2 * time.Second), Puts: map[string]json.RawMessage{"rollback": later(true, 2*time.Second)}}
+	if _, _, written, _, _, superseded := old.against(kv); len(superseded) != 0 || !slices.Equal(written, []string{"rollback"}) {
+		t.Errorf("an older pending file's later change: written %v, superseded %v; want it written", written, superseded)
 	}
 }
 

@@ -28,6 +28,34 @@ type pendingLocal struct {
 	// the outage, and the reconciliation reports that it replaced it.
 	At   time.Time `json:"at"`
 	Base int64     `json:"base_revision"`
+	// KeyAt is when each key was last changed here: against a value another writer
+	// put in the store during the outage, the later change is the operator's latest
+	// intent and wins (a pending file from before has none: its values' own "at",
+	// else At, stand in).
+	KeyAt map[string]time.Time `json:"key_at,omitempty"`
+}
+
+// changedAt is when key was last changed locally.
+func (p *pendingLocal) changedAt(key string) time.Time {
+	if t, ok := p.KeyAt[key]; ok {
+		return t
+	}
+	if t := valueAt(p.Puts[key]); !t.IsZero() {
+		return t
+	}
+	return p.At
+}
+
+// valueAt reads the "at" an override value carries (when its change was made), zero
+// when it has none.
+func valueAt(v []byte) time.Time {
+	var w struct {
+		At time.Time `json:"at"`
+	}
+	if len(v) == 0 || json.Unmarshal(v, &w) != nil {
+		return time.Time{}
+	}
+	return w.At
 }
 
 func (p *pendingLocal) keys() []string {
@@ -48,10 +76,19 @@ func (p *pendingLocal) overlay(kv map[string]kvEntry) map[string]kvEntry {
 	return out
 }
 
-// add records a change of the keys puts and dels.
-func (p *pendingLocal) add(puts map[string][]byte, dels []string) {
+// add records a change of the keys puts and dels, made at.
+func (p *pendingLocal) add(puts map[string][]byte, dels []string, at time.Time) {
 	if p.Puts == nil {
 		p.Puts = map[string]json.RawMessage{}
+	}
+	if p.KeyAt == nil {
+		p.KeyAt = map[string]time.Time{}
+	}
+	for k := range puts {
+		p.KeyAt[k] = at
+	}
+	for _, k := range dels {
+		p.KeyAt[k] = at
 	}
 	for k, v := range puts {
 		p.Puts[k] = v
@@ -127,13 +164,14 @@ func (s *Etcd) UpdateLocal(_ context.Context, change func(*conf.Overrides) error
 		s.mu.Unlock()
 		return cur, nil
 	}
-	p := &pendingLocal{At: time.Now().UTC(), Base: s.rev}
+	now := time.Now().UTC()
+	p := &pendingLocal{At: now, Base: s.rev}
 	if s.pending != nil {
 		c := *s.pending
-		c.Puts, c.Dels = maps.Clone(c.Puts), slices.Clone(c.Dels)
+		c.Puts, c.Dels, c.KeyAt = maps.Clone(c.Puts), slices.Clone(c.Dels), maps.Clone(c.KeyAt)
 		p = &c
 	}
-	p.add(puts, dels)
+	p.add(puts, dels, now)
 	if who := whoChanged(next, changedKeys(puts, dels)); who != "" {
 		p.Who = who
 	}
@@ -167,9 +205,9 @@ func (s *Etcd) reconcile(ctx context.Context, cli *clientv3.Client) error {
 	// not undone), so the write is guarded: when another instance reconciles at the
 	// same moment, the store is read again and the decision made afresh.
 	var (
-		puts                                 map[string][]byte
-		dels, written, overwrote, notApplied []string
-		rev                                  int64
+		puts                                             map[string][]byte
+		dels, written, overwrote, notApplied, superseded []string
+		rev                                              int64
 	)
 	for attempt := 0; ; attempt++ {
 		if attempt == reconcileAttempts {
@@ -179,7 +217,7 @@ func (s *Etcd) reconcile(ctx context.Context, cli *clientv3.Client) error {
 		if err != nil {
 			return err
 		}
-		puts, dels, written, overwrote, notApplied = p.against(kv)
+		puts, dels, written, overwrote, notApplied, superseded = p.against(kv)
 		s.mu.Lock()
 		rev = s.rev
 		s.mu.Unlock()
@@ -212,8 +250,12 @@ func (s *Etcd) reconcile(ctx context.Context, cli *clientv3.Client) error {
 		}
 	}
 	s.health.LastReconciled = &Reconciled{Keys: written, Who: p.Who, LocalAt: p.At, At: time.Now().UTC(), Revision: rev,
-		Overwrote: overwrote, NotApplied: notApplied}
+		Overwrote: overwrote, NotApplied: notApplied, Superseded: superseded}
 	s.mu.Unlock()
+	if len(superseded) > 0 {
+		s.log.Warn("LOCAL override change SUPERSEDED for some keys: another writer changed them later during the outage; the later change stands",
+			"superseded", superseded, "who", p.Who, "made_at", p.At)
+	}
 	if len(notApplied) > 0 {
 		s.log.Error("LOCAL override change NOT APPLIED for some routes: another writer raised them while etcd was down, and the local value would move users back; the fleet keeps the store's value (use split -force to lower it)",
 			"not_applied", notApplied, "who", p.Who, "made_at", p.At)
@@ -229,9 +271,11 @@ const reconcileAttempts = 10
 
 // against decides, given what the store holds (kv), what of p to write: puts and
 // dels, the keys written, those that replace another writer's change made during the
-// outage (overwrote), and those left as the store has them because writing them would
-// move users back (notApplied).
-func (p *pendingLocal) against(kv map[string]kvEntry) (puts map[string][]byte, dels, written, overwrote, notApplied []string) {
+// outage (overwrote), those left as the store has them because writing them would
+// move users back (notApplied), and those another writer changed later than this
+// instance did (superseded: the operator's latest intent wins, whichever instance
+// reconnects last).
+func (p *pendingLocal) against(kv map[string]kvEntry) (puts map[string][]byte, dels, written, overwrote, notApplied, superseded []string) {
 	puts = make(map[string][]byte, len(p.Puts))
 	for k, v := range p.Puts {
 		puts[k] = v
@@ -241,6 +285,11 @@ func (p *pendingLocal) against(kv map[string]kvEntry) (puts map[string][]byte, d
 		if kv[k].mod <= p.Base {
 			continue
 		}
+		if at := valueAt(kv[k].val); !at.IsZero() && at.After(p.changedAt(k)) {
+			superseded = append(superseded, k)
+			delete(puts, k)
+			continue
+		}
 		if movesUsersBack(k, kv[k].val, p.Puts[k]) {
 			notApplied = append(notApplied, k)
 			delete(puts, k)
@@ -248,9 +297,10 @@ func (p *pendingLocal) against(kv map[string]kvEntry) (puts map[string][]byte, d
 		}
 		overwrote = append(overwrote, k)
 	}
-	written = slices.DeleteFunc(keys, func(k string) bool { return slices.Contains(notApplied, k) })
-	dels = slices.DeleteFunc(slices.Clone(p.Dels), func(k string) bool { return slices.Contains(notApplied, k) })
-	return puts, dels, written, overwrote, notApplied
+	kept := func(k string) bool { return slices.Contains(notApplied, k) || slices.Contains(superseded, k) }
+	written = slices.DeleteFunc(keys, kept)
+	dels = slices.DeleteFunc(slices.Clone(p.Dels), kept)
+	return puts, dels, written, overwrote, notApplied, superseded
 }
 
 // movesUsersBack reports whether writing next over cur, both values of key, lowers a

@@ -97,6 +97,10 @@ type Reconciled struct {
 	// another writer had raised them during the outage, and the local value would
 	// have moved users back. The store's value stays; an operator decides.
 	NotApplied []string `json:"not_applied,omitempty"`
+	// Superseded names the keys of the local change that another writer changed
+	// later, during the outage: the later change (the operator's latest intent)
+	// stays.
+	Superseded []string `json:"superseded,omitempty"`
 }
 
 // Fleet is what a store shared by several instances can do beyond Store: report its
