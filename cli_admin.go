@@ -378,6 +378,10 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, "LOCAL CHANGE NOT APPLIED (another writer raised these during the outage; lowering them would move users back; split -force does it): %s\n",
 				strings.Join(r.NotApplied, ", "))
 		}
+		if len(r.Superseded) > 0 {
+			fmt.Fprintf(stdout, "local change superseded (another instance changed these later during the outage; its change stands): %s\n",
+				strings.Join(r.Superseded, ", "))
+		}
 	}
 	fmt.Fprintln(stdout)
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
