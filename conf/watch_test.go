@@ -38,14 +38,27 @@ func (h *watchHarness) start(t *testing.T, path string) {
 		t.Fatal(err)
 	}
 	w := NewWatcher(path, c.FileHash)
+	h.collect(w, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go w.Run(ctx)
+	time.Sleep(50 * time.Millisecond) // let the watch be registered
+}
+
+// collect has w report to h, with the harness's debounce; refuse, when not nil, is
+// what OnConfig returns (a config refused downstream).
+func (h *watchHarness) collect(w *Watcher, refuse func(*Config) error) {
 	// Long enough that the gap inside a two-step write stays within it on a loaded
-	// machine; the test is about how events fold, not about the debounce's length.
+	// machine; the tests are about how events fold, not about the debounce's length.
 	w.Debounce = harnessDebounce
 	w.OnConfig = func(c *Config) error {
 		h.mu.Lock()
 		h.configs = append(h.configs, c)
 		h.mu.Unlock()
 		h.events <- struct{}{}
+		if refuse != nil {
+			return refuse(c)
+		}
 		return nil
 	}
 	w.OnError = func(err error) {
@@ -54,10 +67,6 @@ func (h *watchHarness) start(t *testing.T, path string) {
 		h.mu.Unlock()
 		h.events <- struct{}{}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	go w.Run(ctx)
-	time.Sleep(50 * time.Millisecond) // let the watch be registered
 }
 
 // wait blocks until the watcher reported n times in total, or fails after 10 s (a
@@ -299,23 +308,12 @@ func TestWatcherFollowsNamedFiles(t *testing.T) {
 	}
 	w := NewWatcher(h.path, c.FileHash)
 	w.Follow(c)
-	w.Debounce = harnessDebounce
-	w.OnConfig = func(c *Config) error {
-		h.mu.Lock()
-		h.configs = append(h.configs, c)
-		h.mu.Unlock()
-		h.events <- struct{}{}
+	h.collect(w, func(c *Config) error {
 		if strings.Contains(c.Routes[1].Fallback.Lua.Code, "broken") {
-			return os.ErrInvalid
+			return os.ErrInvalid // refused downstream
 		}
 		return nil
-	}
-	w.OnError = func(err error) {
-		h.mu.Lock()
-		h.errs = append(h.errs, err)
-		h.mu.Unlock()
-		h.events <- struct{}{}
-	}
+	})
 	w.Ready = make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)

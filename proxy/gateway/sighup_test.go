@@ -14,33 +14,7 @@ import (
 // SIGHUP with nothing changed reloads nothing. Before, the reload was skipped for
 // unchanged bytes, and then taken for a no-op by the server.
 func TestSIGHUPReadsNamedFiles(t *testing.T) {
-	logs := &lockedBuffer{}
-	body := filepath.Join(t.TempDir(), "down.json")
-	os.WriteFile(body, []byte(`{"v":"old"}`), 0o644)
-	_, g, cancel := startFile(t, `listen: 127.0.0.1:0
-state_dir: {{STATE}}
-regions:
-  idc:   { upstreams: ["127.0.0.1:1"] }
-  cloud: { upstreams: ["127.0.0.1:1"] }
-split: { from: idc, to: cloud, salt: s }
-timeouts: { connect: 200ms }
-routes:
-  - name: all
-    match: { path_prefix: / }
-    percent: 0
-    breaker: { disabled: true }
-    fallback: { static: { status: 200, content_type: application/json, body_file: `+body+` } }
-`, logs)
-	t.Cleanup(func() { cancel(); g.Wait() })
-	get := func() string {
-		resp, err := http.Get("http://" + g.Addr + "/x")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return string(b)
-	}
+	logs, body, g, get := startWithBodyFile(t)
 	waitBody := func(want string) {
 		t.Helper()
 		deadline := time.Now().Add(30 * time.Second)
@@ -73,33 +47,7 @@ routes:
 // its own, is served without a SIGHUP (the watcher follows the files the config
 // names), as one reload. Before, only the config file was watched.
 func TestNamedFileEditReloads(t *testing.T) {
-	logs := &lockedBuffer{}
-	body := filepath.Join(t.TempDir(), "down.json")
-	os.WriteFile(body, []byte(`{"v":"old"}`), 0o644)
-	_, g, cancel := startFile(t, `listen: 127.0.0.1:0
-state_dir: {{STATE}}
-regions:
-  idc:   { upstreams: ["127.0.0.1:1"] }
-  cloud: { upstreams: ["127.0.0.1:1"] }
-split: { from: idc, to: cloud, salt: s }
-timeouts: { connect: 200ms }
-routes:
-  - name: all
-    match: { path_prefix: / }
-    percent: 0
-    breaker: { disabled: true }
-    fallback: { static: { status: 200, content_type: application/json, body_file: `+body+` } }
-`, logs)
-	t.Cleanup(func() { cancel(); g.Wait() })
-	get := func() string {
-		resp, err := http.Get("http://" + g.Addr + "/x")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return string(b)
-	}
+	logs, body, g, get := startWithBodyFile(t)
 	if got := get(); got != `{"v":"old"}` {
 		t.Fatalf("fallback body %q before the edit", got)
 	}
@@ -123,4 +71,39 @@ routes:
 	if n := logs.count("config reloaded"); n != 1 {
 		t.Errorf("%d reloads logged for one edit, want 1:\n%s", n, logs.String())
 	}
+}
+
+// startWithBodyFile starts a gateway whose only route always answers from a static
+// fallback read from a body file (its region refuses connections), with the body
+// {"v":"old"}. get fetches the answer's body.
+func startWithBodyFile(t *testing.T) (logs *lockedBuffer, body string, g *Gateway, get func() string) {
+	t.Helper()
+	logs = &lockedBuffer{}
+	body = filepath.Join(t.TempDir(), "down.json")
+	os.WriteFile(body, []byte(`{"v":"old"}`), 0o644)
+	_, g, cancel := startFile(t, `listen: 127.0.0.1:0
+state_dir: {{STATE}}
+regions:
+  idc:   { upstreams: ["127.0.0.1:1"] }
+  cloud: { upstreams: ["127.0.0.1:1"] }
+split: { from: idc, to: cloud, salt: s }
+timeouts: { connect: 200ms }
+routes:
+  - name: all
+    match: { path_prefix: / }
+    percent: 0
+    breaker: { disabled: true }
+    fallback: { static: { status: 200, content_type: application/json, body_file: `+body+` } }
+`, logs)
+	t.Cleanup(func() { cancel(); g.Wait() })
+	get = func() string {
+		resp, err := http.Get("http://" + g.Addr + "/x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	return logs, body, g, get
 }
