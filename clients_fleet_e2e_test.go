@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shiftgate/shiftgate/conf/store/etcdtest"
-	"github.com/shiftgate/shiftgate/loadtest/standin"
 	"github.com/shiftgate/shiftgate/proxy"
 	"github.com/shiftgate/shiftgate/routing/clientcfg"
 )
@@ -121,17 +119,7 @@ func publishedWithin(t *testing.T, insts []*fleetInstance, since time.Time, limi
 // within a second, under one version; undoing them gives back the earlier version.
 func TestFleetClientConfig(t *testing.T) {
 	const limit = time.Second
-	etcd := etcdtest.Start(t)
-	idc, err := standin.Start("idc", "127.0.0.1:0", standin.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer idc.Close()
-	cloud, err := standin.Start("cloud", "127.0.0.1:0", standin.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cloud.Close()
+	etcd, idc, cloud := fleetBackends(t)
 	var insts []*fleetInstance
 	for _, name := range []string{"cc-a", "cc-b", "cc-c"} {
 		f := &fleetInstance{name: name, listen: freeAddr(t), admin: freeAddr(t)}

@@ -10,9 +10,6 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
-
-	"github.com/shiftgate/shiftgate/conf/store/etcdtest"
-	"github.com/shiftgate/shiftgate/loadtest/standin"
 )
 
 // TestFleetBadRollbackValueKeepsRollbackOn: with the rollback ON, a truncated value
@@ -21,17 +18,7 @@ import (
 // written again is taken. Before, the bad value switched the rollback OFF and status
 // said nothing.
 func TestFleetBadRollbackValueKeepsRollbackOn(t *testing.T) {
-	etcd := etcdtest.Start(t)
-	idc, err := standin.Start("idc", "127.0.0.1:0", standin.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer idc.Close()
-	cloud, err := standin.Start("cloud", "127.0.0.1:0", standin.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cloud.Close()
+	etcd, idc, cloud := fleetBackends(t)
 	f := &fleetInstance{name: "gw-a", listen: freeAddr(t), admin: freeAddr(t)}
 	f.path = filepath.Join(t.TempDir(), "shiftgate.yaml")
 	if err := os.WriteFile(f.path, []byte(fleetConfig(f.name, f.listen, f.admin, etcd.Endpoint, idc.Addr, cloud.Addr)), 0o644); err != nil {

@@ -23,6 +23,24 @@ import (
 // bulkRoutes is how many extra routes the fleet config has, for the bulk write.
 const bulkRoutes = 200
 
+// fleetBackends starts the fleet tests' etcd (with etcdArgs) and their two stand-in
+// regions, all stopped when the test ends.
+func fleetBackends(t *testing.T, etcdArgs ...string) (*etcdtest.Server, *standin.Server, *standin.Server) {
+	t.Helper()
+	etcd := etcdtest.Start(t, etcdArgs...)
+	idc, err := standin.Start("idc", "127.0.0.1:0", standin.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { idc.Close() })
+	cloud, err := standin.Start("cloud", "127.0.0.1:0", standin.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cloud.Close() })
+	return etcd, idc, cloud
+}
+
 func fleetConfig(name, listen, admin, endpoint, idc, cloud string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `listen: %s
@@ -180,17 +198,7 @@ func waitUntil(t *testing.T, limit time.Duration, what string, cond func() bool)
 // instances within a second.
 func TestFleetMovesAsOne(t *testing.T) {
 	const limit = time.Second
-	etcd := etcdtest.Start(t, "--max-txn-ops", "1024")
-	idc, err := standin.Start("idc", "127.0.0.1:0", standin.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer idc.Close()
-	cloud, err := standin.Start("cloud", "127.0.0.1:0", standin.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cloud.Close()
+	etcd, idc, cloud := fleetBackends(t, "--max-txn-ops", "1024")
 
 	var insts []*fleetInstance
 	for _, name := range []string{"gw-a", "gw-b", "gw-c"} {

@@ -14,9 +14,7 @@ import (
 	"time"
 
 	"github.com/shiftgate/shiftgate/conf/store"
-	"github.com/shiftgate/shiftgate/conf/store/etcdtest"
 	"github.com/shiftgate/shiftgate/loadtest"
-	"github.com/shiftgate/shiftgate/loadtest/standin"
 	"github.com/shiftgate/shiftgate/proxy"
 )
 
@@ -105,17 +103,7 @@ func fleetOpenLoop(ctx context.Context, url string, rate float64) <-chan loadtes
 // within a second.
 func TestFleetCapSumsAndRebalances(t *testing.T) {
 	const limit = time.Second
-	etcd := etcdtest.Start(t)
-	idc, err := standin.Start("idc", "127.0.0.1:0", standin.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer idc.Close()
-	cloud, err := standin.Start("cloud", "127.0.0.1:0", standin.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cloud.Close()
+	etcd, idc, cloud := fleetBackends(t)
 
 	var insts []*fleetInstance
 	for _, name := range []string{"gw-a", "gw-b", "gw-c"} {

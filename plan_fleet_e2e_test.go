@@ -13,9 +13,7 @@ import (
 	"time"
 
 	"github.com/shiftgate/shiftgate/conf"
-	"github.com/shiftgate/shiftgate/conf/store/etcdtest"
 	"github.com/shiftgate/shiftgate/loadtest"
-	"github.com/shiftgate/shiftgate/loadtest/standin"
 	"github.com/shiftgate/shiftgate/proxy"
 )
 
@@ -67,17 +65,7 @@ func plansAt(admin string) (proxy.PlansAnswer, error) {
 // shutdown): another instance is elected once the lease expires and finishes the
 // plan from the step in force, neither repeating nor skipping a step.
 func TestPlanFleetLeaderKilled(t *testing.T) {
-	etcd := etcdtest.Start(t)
-	idc, err := standin.Start("idc", "127.0.0.1:0", standin.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer idc.Close()
-	cloud, err := standin.Start("cloud", "127.0.0.1:0", standin.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cloud.Close()
+	etcd, idc, cloud := fleetBackends(t)
 
 	type inst struct {
 		name, listen, admin string
