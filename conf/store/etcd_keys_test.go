@@ -155,6 +155,14 @@ func TestPendingAgainstLatestIntent(t *testing.T) {
 	if !slices.Equal(written, []string{"cutoff", "routes/feed"}) || !slices.Equal(overwrote, []string{"cutoff", "routes/feed"}) || len(notApplied) != 0 {
 		t.Errorf("written %v, overwrote %v, not applied %v; want cutoff and routes/feed replaced", written, overwrote, notApplied)
 	}
+	// A split raised here above a later, lower one elsewhere is written all the same:
+	// the lower one would move back users this instance served.
+	raised := &pendingLocal{Base: 10, At: t0}
+	raised.add(map[string][]byte{"routes/feed": []byte(`{"percent_bp":7000,"write_percent_bp":7000,"at":"2026-12-03T04:00:00Z"}`)}, nil, t0)
+	lower := map[string]kvEntry{"routes/feed": {val: []byte(`{"percent_bp":6000,"write_percent_bp":6000,"at":"2026-12-03T04:00:09Z"}`), mod: 12}}
+	if _, _, written, _, _, superseded := raised.against(lower); len(superseded) != 0 || !slices.Equal(written, []string{"routes/feed"}) {
+		t.Errorf("a raised split against a later lower one: written %v, superseded %v; want it written", written, superseded)
+	}
 	// A pending file from before KeyAt: the value's own time, else At.
 	old := &pendingLocal{Base: 10, At: t0.Add(2 * time.Second), Puts: map[string]json.RawMessage{"rollback": later(true, 2*time.Second)}}
 	if _, _, written, _, _, superseded := old.against(kv); len(superseded) != 0 || !slices.Equal(written, []string{"rollback"}) {

@@ -274,7 +274,8 @@ const reconcileAttempts = 10
 // outage (overwrote), those left as the store has them because writing them would
 // move users back (notApplied), and those another writer changed later than this
 // instance did (superseded: the operator's latest intent wins, whichever instance
-// reconnects last).
+// reconnects last), except a route split this instance raised above the store's,
+// which is written (neither order may move users back).
 func (p *pendingLocal) against(kv map[string]kvEntry) (puts map[string][]byte, dels, written, overwrote, notApplied, superseded []string) {
 	puts = make(map[string][]byte, len(p.Puts))
 	for k, v := range p.Puts {
@@ -285,13 +286,17 @@ func (p *pendingLocal) against(kv map[string]kvEntry) (puts map[string][]byte, d
 		if kv[k].mod <= p.Base {
 			continue
 		}
-		if at := valueAt(kv[k].val); !at.IsZero() && at.After(p.changedAt(k)) {
-			superseded = append(superseded, k)
+		if movesUsersBack(k, kv[k].val, p.Puts[k]) {
+			notApplied = append(notApplied, k)
 			delete(puts, k)
 			continue
 		}
-		if movesUsersBack(k, kv[k].val, p.Puts[k]) {
-			notApplied = append(notApplied, k)
+		// A split this instance raised above the store's is written whatever the
+		// times: keeping the store's lower one would move back the users this
+		// instance served at its split (splits only ever go up without -force).
+		raises := movesUsersBack(k, p.Puts[k], kv[k].val)
+		if at := valueAt(kv[k].val); !raises && !at.IsZero() && at.After(p.changedAt(k)) {
+			superseded = append(superseded, k)
 			delete(puts, k)
 			continue
 		}
