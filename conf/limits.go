@@ -56,6 +56,10 @@ type nodeCounter struct {
 	// at describes the alias (or node) whose expansion crossed the bound.
 	at   *yaml.Node
 	path []string
+	// active holds the nodes whose size is being computed: one met again is inside
+	// itself (an alias within its own anchor), which would expand without end.
+	active    map[*yaml.Node]bool
+	recursive bool
 }
 
 // size returns the expanded node count of n, saturating just above the limit.
@@ -66,6 +70,12 @@ func (c *nodeCounter) size(n *yaml.Node) int64 {
 	if v, ok := c.memo[n]; ok {
 		return v
 	}
+	if c.active[n] {
+		c.recursive = true
+		return c.limit + 1
+	}
+	c.active[n] = true
+	defer delete(c.active, n)
 	var sz int64 = 1
 	if n.Kind == yaml.AliasNode {
 		sz = c.size(n.Alias)
@@ -138,14 +148,17 @@ func (c *nodeCounter) keyPath() string {
 // checkNodeCount refuses a document that, with its aliases expanded, has more than
 // limit nodes, naming the line and key path of the alias that crossed it.
 func checkNodeCount(file string, root *yaml.Node, limit int64) *Error {
-	c := &nodeCounter{memo: map[*yaml.Node]int64{}, limit: limit}
+	c := &nodeCounter{memo: map[*yaml.Node]int64{}, active: map[*yaml.Node]bool{}, limit: limit}
 	if c.walk(root) == nil {
 		return nil
 	}
 	e := &Error{File: file, Line: c.at.Line, Path: c.keyPath()}
-	if c.at.Kind == yaml.AliasNode {
+	switch {
+	case c.recursive:
+		e.Msg = fmt.Sprintf("alias *%s is inside the node it names (a recursive alias): it would expand without end; refused", c.at.Value)
+	case c.at.Kind == yaml.AliasNode:
 		e.Msg = fmt.Sprintf("alias *%s expands past %d YAML nodes: refused (nested aliases, a \"billion laughs\")", c.at.Value, limit)
-	} else {
+	default:
 		e.Msg = fmt.Sprintf("more than %d YAML nodes: refused", limit)
 	}
 	return e

@@ -47,6 +47,24 @@ func TestParseRefusesAliasBomb(t *testing.T) {
 	t.Logf("%d-byte bomb refused: %v (allocated %d KB)", len(bomb), err, (after.TotalAlloc-before.TotalAlloc)>>10)
 }
 
+// TestParseRefusesRecursiveAlias: an alias inside the node it names (found by a fuzz
+// of the watcher's file listing) is refused with file:line. Before, counting its nodes
+// recursed without end: `shiftgate check` died of a stack overflow, and so would a
+// serving gateway whose config file was edited so.
+func TestParseRefusesRecursiveAlias(t *testing.T) {
+	for _, doc := range []string{
+		"a: &a [x\nb:b:*a, *a]\n",
+		"a: &a [*a]\n",
+		"a: &a {b: *a}\n",
+		base + "x-loop: &l [1, [2, *l]]\n",
+	} {
+		_, err := Parse("loop.yaml", []byte(doc))
+		if err == nil || !strings.Contains(err.Error(), "loop.yaml:") || !strings.Contains(err.Error(), "recursive alias") {
+			t.Errorf("%q: %v, want a recursive alias refused with file:line", doc, err)
+		}
+	}
+}
+
 func TestParseNodeBounds(t *testing.T) {
 	// Anchors used as people use them (shared breaker settings) are fine.
 	shared := strings.Replace(base, "routes:", "defaults: &br {min_requests: 10, failure_ratio: 0.5}\nroutes:", 1) +

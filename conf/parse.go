@@ -148,6 +148,42 @@ func (c *Config) NamedFiles() []string {
 	return out
 }
 
+// NamedFilesIn lists the files a config's bytes name, as NamedFiles does, read from
+// a file that does not parse as a whole (a body_file that does not exist yet, a
+// mistake elsewhere): what the watcher follows so that fixing the file reloads it.
+// It reads only those keys, with Parse's limits on size and nodes, and returns
+// nothing for bytes that are not YAML.
+func NamedFilesIn(file string, data []byte) []string {
+	if len(data) > MaxFileBytes {
+		return nil
+	}
+	var root yaml.Node
+	if yaml.Unmarshal(data, &root) != nil || len(root.Content) == 0 || checkNodeCount(file, &root, MaxNodes) != nil {
+		return nil
+	}
+	var m struct {
+		Admin struct {
+			TokenFile string `yaml:"token_file"`
+		} `yaml:"admin"`
+		Routes []struct {
+			Fallback struct {
+				Static *FallbackStatic `yaml:"static"`
+				Lua    *FallbackLua    `yaml:"lua"`
+			} `yaml:"fallback"`
+		} `yaml:"routes"`
+	}
+	root.Content[0].Decode(&m) //nolint:errcheck // a key of the wrong type is left out; the rest stands
+	c := Config{Dir: "."}
+	if file != "" {
+		c.Dir = filepath.Dir(file)
+	}
+	c.Admin.TokenFile = m.Admin.TokenFile
+	for _, r := range m.Routes {
+		c.Routes = append(c.Routes, Route{Fallback: Fallback{Static: r.Fallback.Static, Lua: r.Fallback.Lua}})
+	}
+	return c.NamedFiles()
+}
+
 type parser struct {
 	file string
 	ix   *nodeIndex

@@ -242,6 +242,9 @@ func FuzzParse(f *testing.F) {
 	f.Add(ex)
 	f.Add([]byte(base))
 	f.Add([]byte("routes: [{name: a, percent: 1.5}]"))
+	// Anchors and aliases: shared settings, and an alias inside its own anchor.
+	f.Add([]byte("x: &b {min_requests: 5}\nroutes: [{name: a, breaker: *b}]\n"))
+	f.Add([]byte("a: &a [*a]\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := Parse("fuzz.yaml", data)
 		if err == nil && c == nil {

@@ -204,8 +204,11 @@ func (w *Watcher) reload(force, named bool) {
 	c, err := Parse(w.Path, data)
 	if err != nil {
 		// Remember the hash: the same broken bytes are reported once, and again only
-		// when an operator asks (Trigger) or a file they name changes.
+		// when an operator asks (Trigger) or a file they name changes. The files
+		// they name are followed all the same: creating the body_file they are
+		// missing loads them.
 		w.last = h
+		w.offered = NamedFilesIn(w.Path, data)
 		w.report(err)
 		return
 	}

@@ -357,3 +357,78 @@ func TestWatcherFollowsNamedFiles(t *testing.T) {
 		t.Fatalf("errors reported: %v", h.errs)
 	}
 }
+
+// TestWatcherFollowsFilesOfABrokenConfig: a config edited to name a body_file that
+// does not exist yet is refused (reported once); creating that file loads it, without
+// SIGHUP. Before, a config that did not parse had its named files unfollowed.
+func TestWatcherFollowsFilesOfABrokenConfig(t *testing.T) {
+	h := newWatchHarness(t, "")
+	bodies := filepath.Join(h.dir, "bodies")
+	if err := os.Mkdir(bodies, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(bodies, "a.json"), []byte(`{"v":"a"}`), 0o644)
+	cfg := func(name string) string {
+		return base + "    fallback:\n      static: {status: 200, body_file: bodies/" + name + "}\n"
+	}
+	os.WriteFile(h.path, []byte(cfg("a.json")), 0o644)
+	c, err := LoadFile(h.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := NewWatcher(h.path, c.FileHash)
+	w.Follow(c)
+	h.collect(w, nil)
+	w.Ready = make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go w.Run(ctx)
+	<-w.Ready
+
+	os.WriteFile(h.path, []byte(cfg("b.json")), 0o644) // b.json does not exist yet
+	h.wait(t, 1)
+	h.mu.Lock()
+	if len(h.errs) != 1 || !strings.Contains(h.errs[0].Error(), "b.json") {
+		t.Fatalf("errors %v, want the missing b.json reported", h.errs)
+	}
+	h.mu.Unlock()
+	os.WriteFile(filepath.Join(bodies, "b.json"), []byte(`{"v":"b"}`), 0o644)
+	h.wait(t, 2)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.configs) != 1 || string(h.configs[0].Routes[0].Fallback.Static.Bytes) != `{"v":"b"}` {
+		t.Fatalf("after b.json was created: configs %d, errors %v; want the config with b.json loaded", len(h.configs), h.errs)
+	}
+}
+
+func TestNamedFilesIn(t *testing.T) {
+	data := []byte(base + "    fallback:\n      static: {status: 200, body_file: bodies/b.json}\n" +
+		"  - name: other\n    match: {path_prefix: /o}\n    percent: nope\n    fallback: {lua: {file: /abs/x.lua}}\nadmin: {token_file: tok}\n")
+	got := NamedFilesIn("/etc/sg/c.yaml", data)
+	want := []string{"/etc/sg/bodies/b.json", "/abs/x.lua", "/etc/sg/tok"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("NamedFilesIn %q, want %q", got, want)
+	}
+	if got := NamedFilesIn("c.yaml", []byte("a: [")); got != nil {
+		t.Fatalf("not YAML: %q", got)
+	}
+	laughs := "a: &a [x,x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: [*e,*e,*e,*e,*e,*e,*e,*e,*e,*e]\n"
+	if got := NamedFilesIn("c.yaml", []byte(laughs)); got != nil {
+		t.Fatalf("a billion laughs: %q", got)
+	}
+}
+
+// FuzzNamedFilesIn: whatever bytes a config file holds, listing the files they name
+// never panics, and names nothing for bytes Parse's limits refuse.
+func FuzzNamedFilesIn(f *testing.F) {
+	f.Add([]byte(base + "    fallback:\n      static: {status: 200, body_file: b.json}\n"))
+	f.Add([]byte("routes: [{fallback: {lua: {file: [1]}}}]\nadmin: 7\n"))
+	f.Add([]byte("a: &a [x]\nb: [*a, *a]\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, name := range NamedFilesIn("/etc/sg/c.yaml", data) {
+			if name == "" || !filepath.IsAbs(name) {
+				t.Fatalf("named file %q: want a resolved path", name)
+			}
+		}
+	})
+}
