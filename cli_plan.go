@@ -101,7 +101,7 @@ func printPlans(ans proxy.PlansAnswer, history bool, now time.Time, w io.Writer)
 		fmt.Fprintf(w, "plans driven by %s (%s)\n", ans.Driver, ans.DriverAdmin)
 	case ans.NoDriver != "":
 		fmt.Fprintf(w, "NO INSTANCE DRIVES THE PLANS (%s): a running plan holds its step and nobody judges its gates;\n"+
-			"  the levers still work on each instance: `shiftgate rollback -local on`, `shiftgate split -local ROUTE 0`\n", ans.NoDriver)
+			"  the levers still work on each instance: `shiftgate rollback -local on`, `shiftgate split -local -force ROUTE 0`\n", ans.NoDriver)
 	}
 	for _, p := range ans.Plans {
 		steps := make([]string, len(p.Steps))

@@ -217,6 +217,9 @@ func relaySwitchingHead(c net.Conn, upr *bufio.Reader, region, id []byte, timeou
 		if len(line) > len(strRequestID) && line[len(strRequestID)] == ':' && bytes.EqualFold(line[:len(strRequestID)], strRequestID) {
 			continue // the gateway's id is the one the client gets
 		}
+		if i := bytes.IndexByte(line, ':'); i > 0 && wire.IsGatewayAnswerField(bytes.TrimRight(line[:i], " \t")) {
+			continue // the gateway says what it did, as on every answer
+		}
 		head = append(head, line...)
 	}
 	c.SetWriteDeadline(time.Now().Add(timeout)) //nolint:errcheck

@@ -37,9 +37,18 @@ func openTunnelWith(t *testing.T, gw, user, extra string) (net.Conn, *bufio.Read
 	if err != nil || resp.StatusCode != 101 {
 		t.Fatalf("upgrade for %s: %v %v", user, err, resp)
 	}
-	// Like every answer, the 101 names the region chosen.
-	if r := resp.Header.Get("X-Shift-Region"); r != "idc" && r != "cloud" {
-		t.Fatalf("upgrade for %s: 101 without X-Shift-Region (%q): %v", user, r, resp.Header)
+	// Like every answer, the 101 names the region chosen, and only the gateway says
+	// what it did.
+	if r := resp.Header.Values("X-Shift-Region"); len(r) != 1 || r[0] != "idc" && r[0] != "cloud" {
+		t.Fatalf("upgrade for %s: 101 with X-Shift-Region %q, want the gateway's alone: %v", user, r, resp.Header)
+	}
+	for name := range resp.Header {
+		if n := strings.ToLower(strings.ReplaceAll(name, "_", "-")); n == "x-shift-fallback" || n == "x-shift-shed" {
+			t.Fatalf("upgrade for %s: the backend's %s reached the client: %v", user, name, resp.Header)
+		}
+	}
+	if resp.Header.Get("Upgrade") != "websocket" {
+		t.Fatalf("upgrade for %s: 101 without its Upgrade field: %v", user, resp.Header)
 	}
 	if ids := resp.Header.Values("X-Request-Id"); len(ids) != 1 || ids[0] != "ws-"+user {
 		t.Fatalf("upgrade for %s: 101 with request ids %q, want the client's", user, ids)
@@ -162,8 +171,10 @@ func scriptedUpgrades(t *testing.T) string {
 				case strings.HasSuffix(req.URL.Path, "/fail"):
 					io.WriteString(c, "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\n\r\nboom")
 				default:
-					// A backend's own request id is replaced by the gateway's.
-					io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nx-request-id: backend\r\n\r\n")
+					// A backend's own request id is replaced by the gateway's, and its
+					// say-so of what the gateway did is dropped.
+					io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nx-request-id: backend\r\n"+
+						"X-Shift-Region: elsewhere\r\nx_shift_shed: site\r\nX-Shift-Fallback: cache\r\n\r\n")
 					io.Copy(c, br)
 				}
 			}(c)

@@ -191,12 +191,15 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any, requ
 		return proxy.Errorf(http.StatusBadRequest, "body: %v", err)
 	}
 	if len(required) > 0 {
+		// A body with required fields is an object: null or [] would decode to the
+		// zero value, "off", as {} did.
 		var fields map[string]json.RawMessage
-		if json.Unmarshal(body, &fields) == nil && fields != nil {
-			for _, f := range required {
-				if _, ok := fields[f]; !ok {
-					return proxy.Errorf(http.StatusBadRequest, "body: %s is required", f)
-				}
+		if json.Unmarshal(body, &fields) != nil || fields == nil {
+			return proxy.Errorf(http.StatusBadRequest, "body: want a JSON object with %s", strings.Join(required, ", "))
+		}
+		for _, f := range required {
+			if _, ok := fields[f]; !ok {
+				return proxy.Errorf(http.StatusBadRequest, "body: %s is required", f)
 			}
 		}
 	}

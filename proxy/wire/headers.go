@@ -24,6 +24,24 @@ func isRegionHeaderName(name []byte) bool { return FoldEqual(name, "x-shift-regi
 
 var strConnection = []byte("Connection")
 
+// IsGatewayAnswerField reports whether name is one of the fields with which the
+// gateway says what it did (X-Shift-Region, X-Shift-Fallback, X-Shift-Shed,
+// X-Shift-Config-Version), in any case and with '_' for '-': a backend's must not
+// reach the client as the gateway's.
+func IsGatewayAnswerField(name []byte) bool {
+	switch len(name) {
+	case 12:
+		return FoldEqual(name, "x-shift-shed")
+	case 14:
+		return isRegionHeaderName(name)
+	case 16:
+		return FoldEqual(name, "x-shift-fallback")
+	case 22:
+		return FoldEqual(name, "x-shift-config-version")
+	}
+	return false
+}
+
 // mustStrip reports whether a field never crosses the proxy: hop-by-hop fields,
 // Connection itself, and X-Shift-Region, each in any case and with '_' for '-' (a
 // backend that folds names would read the '_' spelling as the real one). From a
