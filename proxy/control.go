@@ -436,8 +436,10 @@ func DecideRequest(method, target string, headers []string, ip string) (*routing
 	// The path and query as the gateway reads a request line's target: fasthttp's
 	// URI, path decoded and normalised (so /api/%66eed/../feed is /api/feed), query
 	// values decoded, the first of a name.
+	// With a host given, a target starting "//" is a path, as on a request line (with
+	// none, fasthttp reads "//api/feed" as host "api").
 	var u fasthttp.URI
-	if err := u.Parse(nil, []byte(target)); err != nil {
+	if err := u.Parse([]byte("gw"), []byte(target)); err != nil {
 		return nil, nil, nil, fmt.Errorf("path: %v", err)
 	}
 	for k, v := range u.QueryArgs().All() {

@@ -54,6 +54,8 @@ func TestDecideRequestMatchesTheWire(t *testing.T) {
 		{"GET", "/api/%66eed", []string{"X-User-Id: u-qa-1"}},
 		{"GET", "/api/checkout/../feed", []string{"X-User-Id: u-qa-1"}},
 		{"GET", "/api//feed", []string{"X-User-Id: u-qa-1"}},
+		{"GET", "//api/feed/1", []string{"X-User-Id: u-qa-1"}},
+		{"GET", "//api/feed?u=42", nil},
 		{"GET", "/api/feed?u=1&u=2", nil},
 		{"GET", "/api/feed", []string{"X-Device-Id: d-7f3a"}},
 		{"GET", "/api/feed?u=%2042", nil},
@@ -119,6 +121,7 @@ func FuzzDecideRequest(f *testing.F) {
 	f.Add("get", "/", "Cookie: uid= 42\t; a", "")
 	f.Add("", "/%zz?%zz=%zz", "Host: a:b", "::1")
 	f.Add("GET", "/api/%66eed/../feed?u=%2042&u=1", `Cookie: uid="u-1"; uid=2`, "203.0.113.7")
+	f.Add("GET", "//api/feed//x?u=1", "X-User-Id: 7", "203.0.113.7")
 	f.Fuzz(func(t *testing.T, method, target, header, ip string) {
 		req, host, path, err := DecideRequest(method, target, []string{header}, ip)
 		if err != nil {

@@ -502,3 +502,65 @@ func TestNoiseGoesToAnotherUpstream(t *testing.T) {
 		t.Errorf("requests at the answering upstream %d (want %d: the primaries only), at the other %d (want %d)", a, n, b, n)
 	}
 }
+
+// TestNoWriteToTheNoiseRegion: the noise copy goes to the from region, which serves
+// production: a mirrored write is copied to the mirror region only, never a second
+// time to from; a read still gets its noise copy. Before, a mirrored POST was also
+// resent to from's other upstream.
+func TestNoWriteToTheNoiseRegion(t *testing.T) {
+	t.Parallel()
+	var noise, target atomic.Int64
+	noiseAddr := serve(t, func(ctx *fasthttp.RequestCtx) { noise.Add(1); ctx.SetBodyString("{}") })
+	toAddr := serve(t, func(ctx *fasthttp.RequestCtx) { target.Add(1); ctx.SetBodyString("{}") })
+	fromAddr := serve(t, func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("{}") })
+	m, err := New(Options{Routes: []Route{{
+		Name: "feed", Percent: 10000, Region: "new", TargetAddrs: []string{toAddr}, Methods: []string{"GET", "POST"}, MaxBody: 64,
+		NoiseRegion: "old", NoiseAddrs: []string{noiseAddr}, NoiseShare: 10000,
+	}}, Workers: 1, Queue: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	hc := &fasthttp.HostClient{Addr: fromAddr}
+	req, resp, x := fetch(t, hc, "POST", "/api/feed/like", []byte(`{"like":1}`))
+	if !m.Offer(0, &x) {
+		t.Fatal("the write was not queued")
+	}
+	release(req, resp)
+	waitCompleted(t, m, 0, 1)
+	if n := noise.Load(); n != 0 {
+		t.Fatalf("the write reached the from region's noise upstream %d times", n)
+	}
+	req, resp, x = fetch(t, hc, "GET", "/api/feed/1", nil)
+	if !m.Offer(0, &x) {
+		t.Fatal("the read was not queued")
+	}
+	release(req, resp)
+	if c := waitCompleted(t, m, 0, 2); c.NoiseCompared != 1 || noise.Load() != 1 || target.Load() != 2 {
+		t.Fatalf("counters %+v, noise upstream %d, target %d: want the read's noise copy only", c, noise.Load(), target.Load())
+	}
+}
+
+// TestStreamedAnswerIsTruncated: an answer the gateway streamed to its client (not
+// held in memory: chunked, or large) has no body to compare; the comparison counts
+// as truncated, never as a same body checked. Before, it was "same" and not
+// truncated, whatever the bodies held.
+func TestStreamedAnswerIsTruncated(t *testing.T) {
+	t.Parallel()
+	from := serve(t, func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString(`{"title":"A"}`) })
+	to := serve(t, func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString(`{"title":"B"}`) })
+	m, err := New(Options{Routes: []Route{{Name: "r", Percent: 10000, TargetAddrs: []string{to}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	req, resp, x := fetch(t, &fasthttp.HostClient{Addr: from}, "GET", "/api/feed/1", nil)
+	x.RespBody, x.RespBodyCut = nil, true // as Capture leaves a streamed answer
+	if !m.Offer(0, &x) {
+		t.Fatal("not queued")
+	}
+	release(req, resp)
+	if c := waitCompleted(t, m, 0, 1); c.Compared != 1 || c.Truncated != 1 {
+		t.Fatalf("counters %+v: want the comparison counted as truncated", c)
+	}
+}

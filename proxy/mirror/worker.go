@@ -73,10 +73,15 @@ func (m *Mirror) handle(w *worker, j *job) {
 		st.errors.Add(1)
 	} else {
 		w.diffs = compareAnswers(&primary, &got, r.rules, bodies, w.diffs[:0])
-		st.recordRaw(path, w.diffs, bodies && (got.truncated || primary.truncated), j.latency, took, w.seen)
+		// An answer streamed to the client (chunked, or over the gateway's in-memory
+		// size) was not held: its body is compared up to nothing, which is a
+		// truncated comparison, never a "same" body.
+		st.recordRaw(path, w.diffs, !bodies || got.truncated || primary.truncated, j.latency, took, w.seen)
 	}
 
-	if len(r.noise) == 0 || mix(st.noiseSequencer.Add(1))%10000 >= r.noiseShare {
+	// The noise copy goes to the from region itself, which serves production: a
+	// write is never sent there a second time, whatever the route mirrors.
+	if len(r.noise) == 0 || !safeMethod(j.req.Header.Method()) || mix(st.noiseSequencer.Add(1))%10000 >= r.noiseShare {
 		return
 	}
 	setRegion(&j.req.Header, r.noiseReg)
@@ -214,4 +219,13 @@ func (m *Mirror) client(addr string) *fasthttp.HostClient {
 	}
 	m.clients[addr] = c
 	return c
+}
+
+// safeMethod reports whether a request of method m only reads (GET, HEAD, OPTIONS).
+func safeMethod(m []byte) bool {
+	switch string(m) {
+	case "GET", "HEAD", "OPTIONS":
+		return true
+	}
+	return false
 }
