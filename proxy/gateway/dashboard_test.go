@@ -84,7 +84,21 @@ func TestDashboard(t *testing.T) {
 	idc2.failEvery.Store(20)
 
 	b := startBrowser(t)
+	// Opened without the token, the page asks for it; the token then given in the
+	// fragment of the open page (a hash change, no reload) is taken at once and
+	// leaves the address bar. Before, the page read the fragment only when it loaded.
+	b.navigate(t, g.admin+"/dashboard")
+	waitFor(t, "the token prompt", 30*time.Second, func() (bool, string) {
+		p := b.read(t)
+		return p.TokenForm, fmt.Sprintf("token form %v", p.TokenForm)
+	})
 	b.navigate(t, g.admin+"/dashboard#token="+dashboardToken)
+	waitFor(t, "the token taken from a changed fragment", 30*time.Second, func() (bool, string) {
+		p := b.read(t)
+		var hash string
+		b.eval(t, "JSON.stringify(location.hash)", &hash)
+		return !p.TokenForm && p.Polls > 0 && hash == "", fmt.Sprintf("token form %v, polls %d, location.hash %q", p.TokenForm, p.Polls, hash)
+	})
 	cfg, err := conf.LoadFile(g.path)
 	if err != nil {
 		t.Fatal(err)

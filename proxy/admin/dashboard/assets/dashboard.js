@@ -838,5 +838,14 @@
   }
 
   takeTokenFromFragment();
+  // A token given in the fragment of a page already open (pasted into the address
+  // bar) is taken the same way, and the page polls with it at once.
+  window.addEventListener('hashchange', function () {
+    if (!/(?:^#|&)token=/.test(location.hash)) return;
+    takeTokenFromFragment();
+    $('#token-form').hidden = true;
+    $('#error').hidden = true;
+    pollNow();
+  });
   poll();
 })();
