@@ -10,7 +10,8 @@ type Request struct {
 	Method string `json:"method,omitempty"`
 	// Host may carry a port and any case.
 	Host string `json:"host,omitempty"`
-	// Path is the URL path without the query string; "" means "/".
+	// Path is the URL path without the query string; "" means "/". It is decoded and
+	// normalised as the gateway's does before it routes ("//a/./b/../c" is "/a/c").
 	Path string `json:"path,omitempty"`
 	// Headers are looked up by exact name first, then ASCII case-insensitively.
 	// Spaces and tabs around a header or cookie value are dropped, as the gateway
@@ -95,7 +96,7 @@ func Decide(cfg *Config, req Request) Decision {
 	if path == "" {
 		path = "/"
 	}
-	idx := match(cfg.Routes, req.Host, path)
+	idx := match(cfg.Routes, req.Host, normalizePath(path))
 	if idx < 0 {
 		d.Reason = ReasonNoRoute
 		return d

@@ -73,6 +73,12 @@ func cutoverVectors() ConfigVector {
 			Path: "/api/feed", Headers: hdr("X-Device-Id", "d-7f3a"), Cookies: hdr("uid", `u\qa`)}},
 		{Name: "empty quotes are an empty cookie: the next key applies", Request: Request{Method: "GET",
 			Path: "/api/feed", Headers: hdr("X-Device-Id", "d-7f3a"), Cookies: hdr("uid", `""`)}},
+		// The path as the gateway routes it: decoded, "//", "." and ".." removed.
+		{Name: "a doubled slash is one", Request: get("//api//feed/1", hdr("X-User-Id", "u-qa-1"))},
+		{Name: "dot segments are resolved", Request: get("/api/x/../feed/./1", hdr("X-User-Id", "u-qa-1"))},
+		{Name: "percent-encoded letters are decoded", Request: get("/api/%66eed", hdr("X-User-Id", "u-qa-1"))},
+		{Name: "encoded dot segments climb out of the route", Request: get("/api/feed/%2e%2e/%2E%2E/other", hdr("X-User-Id", "u-qa-1"))},
+		{Name: "a percent sign without two hex digits is kept", Request: get("/api/feed%zz", hdr("X-User-Id", "u-qa-1"))},
 		// Only SP and HTAB are optional whitespace: a no-break space is part of the key.
 		{Name: "a no-break space is not trimmed", Request: get("/api/feed", hdr("X-User-Id", "\u00a0u-qa-1"))},
 		{Name: "cookie before the device header", Request: Request{Method: "GET", Path: "/api/feed",

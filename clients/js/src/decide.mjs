@@ -102,16 +102,111 @@ function stripPort(host) {
   return i >= 0 && host.lastIndexOf(']') < i ? host.slice(0, i) : host;
 }
 
+function unhex(c) {
+  if (c >= 48 && c <= 57) return c - 48;
+  if (c >= 97 && c <= 102) return c - 87;
+  if (c >= 65 && c <= 70) return c - 55;
+  return 16;
+}
+
+// indexOfBytes is the first index of p in b (arrays of bytes) at or after 0, or -1.
+function indexOfBytes(b, p) {
+  outer: for (let i = 0; i + p.length <= b.length; i++) {
+    for (let j = 0; j < p.length; j++) if (b[i + j] !== p[j]) continue outer;
+    return i;
+  }
+  return -1;
+}
+
+function endsWithAt(b, w, p) {
+  if (w < p.length) return false;
+  for (let j = 0; j < p.length; j++) if (b[w - p.length + j] !== p[j]) return false;
+  return true;
+}
+
+// removeSegments removes every p from b in one pass (each removal can make another).
+function removeSegments(b, p) {
+  const n = indexOfBytes(b, p);
+  if (n < 0) return b;
+  let w = n;
+  for (let r = n; r < b.length; r++) {
+    b[w++] = b[r];
+    while (endsWithAt(b, w, p)) w -= p.length - 1;
+  }
+  return b.slice(0, w);
+}
+
+// removeParentSegments removes every "/../" with the segment before it, in one pass.
+function removeParentSegments(b, p) {
+  const n = indexOfBytes(b, p);
+  if (n < 0) return b;
+  let w = n;
+  for (let r = n; r < b.length; r++) {
+    b[w++] = b[r];
+    while (endsWithAt(b, w, p)) {
+      let k = w - p.length - 1;
+      while (k >= 0 && b[k] !== 47) k--;
+      w = Math.max(k, 0);
+      b[w++] = 47;
+    }
+  }
+  return b.slice(0, w);
+}
+
+// normalizePath is the path as the gateway routes it, as UTF-8 bytes: %XX decoded
+// ('+' kept; a '%' without two hex digits kept), then "//", "/./" and "/x/../"
+// removed, the gateway's parser's steps in its order, so that "//api/feed",
+// "/api/x/../feed" and "/api/%66eed" take the route of "/api/feed".
+function normalizePath(path) {
+  const src = utf8(path);
+  if (src.length === 1 && src[0] === 47) return Array.from(src);
+  let b = [];
+  if (src.length === 0 || src[0] !== 47) b.push(47);
+  for (let i = 0; i < src.length; i++) {
+    const c = src[i];
+    if (c !== 37) {
+      b.push(c);
+      continue;
+    }
+    if (i + 3 > src.length) {
+      for (; i < src.length; i++) b.push(src[i]);
+      break;
+    }
+    const x1 = unhex(src[i + 1]);
+    const x2 = unhex(src[i + 2]);
+    if (x1 > 15 || x2 > 15) {
+      b.push(37);
+      continue;
+    }
+    b.push((x1 << 4) | x2);
+    i += 2;
+  }
+  b = removeSegments(b, [47, 47]);
+  if (!b.includes(46)) return b;
+  b = removeSegments(b, [47, 46, 47]);
+  b = removeParentSegments(b, [47, 46, 46, 47]);
+  if (endsWithAt(b, b.length, [47, 46, 46])) {
+    let k = b.length - 4;
+    while (k >= 0 && b[k] !== 47) k--;
+    if (k < 0) return [47];
+    b = b.slice(0, k + 1);
+  }
+  if (endsWithAt(b, b.length, [47, 46])) b = b.slice(0, b.length - 1);
+  return b;
+}
+
 // match: a route whose host matches beats routes without a host; then the longest
-// path prefix; on a tie, the first.
+// path prefix (in bytes, as the gateway compares them); on a tie, the first.
 function match(routes, host, path) {
   const h = asciiLower(stripPort(host));
+  const p = normalizePath(path);
   let best = -1;
   let bestLen = -1;
   let bestHost = false;
   routes.forEach((r, i) => {
-    const prefix = (r.match && r.match.path_prefix) || '/';
-    if (!path.startsWith(prefix)) return;
+    const prefix = utf8((r.match && r.match.path_prefix) || '/');
+    if (prefix.length > p.length) return;
+    for (let j = 0; j < prefix.length; j++) if (p[j] !== prefix[j]) return;
     const rh = (r.match && r.match.host) || '';
     if (rh !== '') {
       if (asciiLower(rh) !== h) return;
@@ -167,7 +262,7 @@ export function explain(config, request) {
   }
   d.write = isWrite(req.method);
   const routes = Array.isArray(config.routes) ? config.routes : [];
-  const idx = match(routes, typeof req.host === 'string' ? req.host : '', req.path || '/');
+  const idx = match(routes, typeof req.host === 'string' ? req.host : '', typeof req.path === 'string' && req.path !== '' ? req.path : '/');
   if (idx < 0) {
     d.reason = 'no_route';
     return d;

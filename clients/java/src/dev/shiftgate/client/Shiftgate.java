@@ -1,5 +1,6 @@
 package dev.shiftgate.client;
 
+import java.nio.charset.StandardCharsets;
 import java.util.List;
 import java.util.Map;
 
@@ -192,32 +193,194 @@ public final class Shiftgate {
         return !(m.isEmpty() || equalFoldAscii(m, "GET") || equalFoldAscii(m, "HEAD") || equalFoldAscii(m, "OPTIONS"));
     }
 
-    /** Host routes beat routes without a host; then the longest prefix; on a tie, the first. */
+    /**
+     * Host routes beat routes without a host; then the longest prefix (in bytes, as
+     * the gateway compares them); on a tie, the first. The path is matched as the
+     * gateway routes it ({@link #normalizePath}).
+     */
     private static int match(List<ClientConfig.Route> routes, String host, String path) {
         String h = stripPort(host);
+        byte[] p = normalizePath(path == null || path.isEmpty() ? "/" : path);
         int best = -1;
         int bestLen = -1;
         boolean bestHost = false;
         for (int i = 0; i < routes.size(); i++) {
             ClientConfig.Route r = routes.get(i);
-            if (!path.startsWith(r.pathPrefix)) {
+            byte[] prefix = r.pathPrefix.getBytes(StandardCharsets.UTF_8);
+            if (!startsWith(p, prefix)) {
                 continue;
             }
             if (!r.host.isEmpty()) {
                 if (!equalFoldAscii(r.host, h)) {
                     continue;
                 }
-                if (!bestHost || r.pathPrefix.length() > bestLen) {
+                if (!bestHost || prefix.length > bestLen) {
                     best = i;
-                    bestLen = r.pathPrefix.length();
+                    bestLen = prefix.length;
                     bestHost = true;
                 }
-            } else if (!bestHost && r.pathPrefix.length() > bestLen) {
+            } else if (!bestHost && prefix.length > bestLen) {
                 best = i;
-                bestLen = r.pathPrefix.length();
+                bestLen = prefix.length;
             }
         }
         return best;
+    }
+
+    private static boolean startsWith(byte[] b, byte[] prefix) {
+        if (prefix.length > b.length) {
+            return false;
+        }
+        for (int j = 0; j < prefix.length; j++) {
+            if (b[j] != prefix[j]) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /**
+     * The path as the gateway routes it, as UTF-8 bytes: %XX decoded ('+' kept; a '%'
+     * without two hex digits kept), then "//", "/./" and "/x/../" removed, the
+     * gateway's parser's steps in its order, so that "//api/feed", "/api/x/../feed"
+     * and "/api/%66eed" take the route of "/api/feed".
+     */
+    static byte[] normalizePath(String path) {
+        byte[] src = path.getBytes(StandardCharsets.UTF_8);
+        if (src.length == 1 && src[0] == '/') {
+            return src;
+        }
+        byte[] b = new byte[src.length + 1];
+        int n = 0;
+        if (src.length == 0 || src[0] != '/') {
+            b[n++] = '/';
+        }
+        for (int i = 0; i < src.length; i++) {
+            byte c = src[i];
+            if (c != '%') {
+                b[n++] = c;
+                continue;
+            }
+            if (i + 3 > src.length) {
+                while (i < src.length) {
+                    b[n++] = src[i++];
+                }
+                break;
+            }
+            int x1 = unhex(src[i + 1]);
+            int x2 = unhex(src[i + 2]);
+            if (x1 > 15 || x2 > 15) {
+                b[n++] = '%';
+                continue;
+            }
+            b[n++] = (byte) (x1 << 4 | x2);
+            i += 2;
+        }
+        n = removeSegments(b, n, SLASH_SLASH);
+        boolean dot = false;
+        for (int i = 0; i < n && !dot; i++) {
+            dot = b[i] == '.';
+        }
+        if (dot) {
+            n = removeSegments(b, n, SLASH_DOT_SLASH);
+            n = removeParentSegments(b, n);
+            if (endsWithAt(b, n, SLASH_DOT_DOT)) {
+                int k = n - 4;
+                while (k >= 0 && b[k] != '/') {
+                    k--;
+                }
+                if (k < 0) {
+                    return new byte[] {'/'};
+                }
+                n = k + 1;
+            }
+            if (endsWithAt(b, n, SLASH_DOT)) {
+                n--;
+            }
+        }
+        return java.util.Arrays.copyOf(b, n);
+    }
+
+    private static final byte[] SLASH_SLASH = {'/', '/'};
+    private static final byte[] SLASH_DOT_SLASH = {'/', '.', '/'};
+    private static final byte[] SLASH_DOT_DOT_SLASH = {'/', '.', '.', '/'};
+    private static final byte[] SLASH_DOT_DOT = {'/', '.', '.'};
+    private static final byte[] SLASH_DOT = {'/', '.'};
+
+    private static int unhex(byte c) {
+        if (c >= '0' && c <= '9') {
+            return c - '0';
+        }
+        if (c >= 'a' && c <= 'f') {
+            return c - 'a' + 10;
+        }
+        if (c >= 'A' && c <= 'F') {
+            return c - 'A' + 10;
+        }
+        return 16;
+    }
+
+    private static int indexOf(byte[] b, int n, byte[] p) {
+        outer:
+        for (int i = 0; i + p.length <= n; i++) {
+            for (int j = 0; j < p.length; j++) {
+                if (b[i + j] != p[j]) {
+                    continue outer;
+                }
+            }
+            return i;
+        }
+        return -1;
+    }
+
+    private static boolean endsWithAt(byte[] b, int w, byte[] p) {
+        if (w < p.length) {
+            return false;
+        }
+        for (int j = 0; j < p.length; j++) {
+            if (b[w - p.length + j] != p[j]) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /** Removes every p from b[:n] in one pass (each removal can make another); returns the new length. */
+    private static int removeSegments(byte[] b, int n, byte[] p) {
+        int at = indexOf(b, n, p);
+        if (at < 0) {
+            return n;
+        }
+        int w = at;
+        for (int r = at; r < n; r++) {
+            b[w++] = b[r];
+            while (endsWithAt(b, w, p)) {
+                w -= p.length - 1;
+            }
+        }
+        return w;
+    }
+
+    /** Removes every "/../" from b[:n] with the segment before it, in one pass. */
+    private static int removeParentSegments(byte[] b, int n) {
+        byte[] p = SLASH_DOT_DOT_SLASH;
+        int at = indexOf(b, n, p);
+        if (at < 0) {
+            return n;
+        }
+        int w = at;
+        for (int r = at; r < n; r++) {
+            b[w++] = b[r];
+            while (endsWithAt(b, w, p)) {
+                int k = w - p.length - 1;
+                while (k >= 0 && b[k] != '/') {
+                    k--;
+                }
+                w = Math.max(k, 0);
+                b[w++] = '/';
+            }
+        }
+        return w;
     }
 
     /** Drops ":port" but not the colons of a bracketed IPv6 literal. */
