@@ -2,7 +2,9 @@ package proxy
 
 import (
 	"bufio"
+	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strconv"
 	"sync"
@@ -28,6 +30,8 @@ type accessLog struct {
 	lines   chan *logLine
 	free    chan *logLine // lines the writer is done with, for reuse
 	dropped *metrics.Counter
+	// log says when writing fails and when it works again.
+	log *slog.Logger
 	// stop ends the writer, which writes what is queued and closes the file; lines
 	// sent later (the end of a body still streaming) are dropped, never a panic.
 	stop     chan struct{}
@@ -68,13 +72,13 @@ const accessLogQueue = 8192
 
 // openAccessLog starts writing to path ("-" is stderr). The file is opened for append
 // and opened again when it is renamed or removed (log rotation), checked every second.
-func openAccessLog(path string, dropped *metrics.Counter) (*accessLog, error) {
+func openAccessLog(path string, dropped *metrics.Counter, log *slog.Logger) (*accessLog, error) {
 	w, err := openLogFile(path)
 	if err != nil {
 		return nil, err
 	}
 	l := &accessLog{path: path, lines: make(chan *logLine, accessLogQueue), free: make(chan *logLine, accessLogQueue),
-		dropped: dropped, stop: make(chan struct{}), done: make(chan struct{})}
+		dropped: dropped, log: log, stop: make(chan struct{}), done: make(chan struct{})}
 	go l.run(w)
 	return l, nil
 }
@@ -92,35 +96,99 @@ func (nopCloser) Close() error { return nil }
 
 func (l *accessLog) run(w io.WriteCloser) {
 	defer close(l.done)
-	bw := bufio.NewWriterSize(w, 64<<10)
+	lw := &logWriter{l: l}
+	lw.reset(w)
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
 		select {
 		case <-l.stop:
 			for len(l.lines) > 0 {
-				bw.Write((<-l.lines).b) //nolint:errcheck
+				lw.write((<-l.lines).b)
 			}
-			bw.Flush() //nolint:errcheck // nothing to report it to
+			lw.flush()
 			w.Close()
 			return
 		case line := <-l.lines:
-			bw.Write(line.b) //nolint:errcheck // a full disk drops lines, not requests
+			lw.write(line.b) // a full disk drops lines, not requests
 			l.putLine(line)
 			if len(l.lines) == 0 {
-				bw.Flush() //nolint:errcheck
+				lw.flush()
 			}
 		case <-tick.C:
-			bw.Flush() //nolint:errcheck
+			lw.flush()
 			if l.path != "-" && rotated(l.path, w) {
-				if nw, err := openLogFile(l.path); err == nil {
-					w.Close()
-					w = nw
-					bw.Reset(w)
+				nw, err := openLogFile(l.path)
+				if err != nil {
+					lw.fail(fmt.Errorf("reopen after rotation: %w", err), 0)
+					continue
 				}
+				w.Close()
+				w = nw
+				lw.reset(w)
 			}
 		}
 	}
+}
+
+// logWriter buffers lines for the file and owns what a failed write costs: the
+// lines it held are counted as dropped, the buffer starts afresh (bufio keeps its
+// first error and would refuse every later line until a rotation), the failure is
+// logged once, and its end once.
+type logWriter struct {
+	l       *accessLog
+	w       io.Writer // the file
+	bw      *bufio.Writer
+	pending int   // lines buffered since the last flush that worked
+	failing error // the write error in force, nil while writes work
+}
+
+func (lw *logWriter) reset(w io.Writer) {
+	lw.w = w
+	if lw.bw == nil {
+		lw.bw = bufio.NewWriterSize(w, 64<<10)
+	} else {
+		lw.bw.Reset(w)
+	}
+	lw.pending = 0
+}
+
+func (lw *logWriter) write(b []byte) {
+	if _, err := lw.bw.Write(b); err != nil {
+		lw.fail(err, lw.pending+1)
+		return
+	}
+	lw.pending++
+}
+
+func (lw *logWriter) flush() {
+	if lw.pending == 0 {
+		return
+	}
+	if err := lw.bw.Flush(); err != nil {
+		lw.fail(err, lw.pending)
+		return
+	}
+	lw.pending = 0
+	if lw.failing != nil && lw.l.log != nil {
+		lw.l.log.Warn("access log written again", "path", lw.l.path, "after", lw.failing.Error())
+	}
+	lw.failing = nil
+}
+
+// fail counts lost lines as dropped and clears the buffer's sticky error, so the
+// next line is tried on the file again.
+func (lw *logWriter) fail(err error, lost int) {
+	if lost > 0 {
+		lw.l.dropped.Add(lost)
+	}
+	lw.bw.Reset(lw.w) // discard what it held, and its error
+	lw.pending = 0
+	if lw.failing == nil && lw.l.log != nil {
+		lw.l.log.Error("access log write failed: lines are dropped and counted (shiftgate_access_log_dropped_total) until writes work again",
+			"path", lw.l.path, "err", err.Error())
+	}
+	lw.failing = err
 }
 
 // rotated reports whether path no longer names the open file.

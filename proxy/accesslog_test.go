@@ -2,8 +2,10 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -11,9 +13,11 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 )
 
@@ -234,4 +238,78 @@ func TestAccessLogExchange(t *testing.T) {
 	if _, cut := byURI["GET /hello"]["cut"]; cut {
 		t.Errorf("a whole body marked cut: %v", byURI["GET /hello"])
 	}
+}
+
+// flakyDisk fails every write while full is set, as a full disk does.
+type flakyDisk struct {
+	full bool
+	got  bytes.Buffer
+}
+
+func (d *flakyDisk) Write(b []byte) (int, error) {
+	if d.full {
+		return 0, syscall.ENOSPC
+	}
+	return d.got.Write(b)
+}
+
+// TestAccessLogWriterRecovers: a write that fails (a full disk) drops and counts
+// the lines it held, and the next lines are tried on the file again; once the disk
+// takes writes they are written. Before, the buffered writer kept its first error and
+// every later line was lost, uncounted, until a rotation.
+func TestAccessLogWriterRecovers(t *testing.T) {
+	var logs bytes.Buffer
+	l := &accessLog{path: "test.log", dropped: metrics.NewSet().NewCounter("dropped_total"), log: slog.New(slog.NewTextHandler(&logs, nil))}
+	disk := &flakyDisk{}
+	lw := &logWriter{l: l}
+	lw.reset(disk)
+	lw.write([]byte("one\n"))
+	lw.flush()
+	disk.full = true
+	lw.write([]byte("two\n"))
+	lw.write([]byte("three\n"))
+	lw.flush()
+	lw.write([]byte("four\n"))
+	lw.flush()
+	if n := l.dropped.Get(); n != 3 {
+		t.Errorf("%d lines counted dropped, want 3 (two, three, four)", n)
+	}
+	disk.full = false
+	lw.write([]byte("five\n"))
+	lw.flush()
+	if got := disk.got.String(); got != "one\nfive\n" {
+		t.Errorf("file holds %q, want one and five", got)
+	}
+	if c := strings.Count(logs.String(), "access log write failed"); c != 1 {
+		t.Errorf("%d failure lines logged, want 1:\n%s", c, logs.String())
+	}
+	if !strings.Contains(logs.String(), "access log written again") {
+		t.Errorf("the recovery was not logged:\n%s", logs.String())
+	}
+}
+
+// TestAccessLogOnAFullDisk: with the access log on a device that refuses every write
+// (/dev/full), requests are served and every line is counted as dropped.
+func TestAccessLogOnAFullDisk(t *testing.T) {
+	if _, err := os.Stat("/dev/full"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("no /dev/full: %v", err)
+		}
+		t.Skip("no /dev/full")
+	}
+	idc, cloud := startRegion(t, "idc"), startRegion(t, "cloud")
+	cfg := strings.Replace(twoRegions, "routes:", "access_log: { path: /dev/full }\nroutes:", 1)
+	gw := startGateway(t, cfg, map[string]string{"IDC": idc.Addr, "CLOUD": cloud.Addr})
+	c := &fasthttp.HostClient{Addr: gw.addr}
+	for i := 0; i < 20; i++ {
+		status, _, err := c.Get(nil, "http://gw/api/feed")
+		if err != nil || status != 200 {
+			t.Fatalf("request %d on a full disk: %d %v", i, status, err)
+		}
+	}
+	waitFor(t, "20 lines counted dropped", func() bool {
+		var m bytes.Buffer
+		gw.srv.WriteMetrics(&m)
+		return strings.Contains(m.String(), "shiftgate_access_log_dropped_total 20")
+	})
 }

@@ -324,7 +324,7 @@ func (s *Server) setAccessLog(path string) error {
 	var l *accessLog
 	if path != "" {
 		var err error
-		if l, err = openAccessLog(path, s.stats.logDropped); err != nil {
+		if l, err = openAccessLog(path, s.stats.logDropped, s.log); err != nil {
 			return err
 		}
 	}
