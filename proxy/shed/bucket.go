@@ -262,6 +262,14 @@ func (b *bucket) foldPeak(n int64) {
 	}
 }
 
+// resetRefusals forgets the refusals counted so far: a new cap starts its own count,
+// so that a later lift climbs by what the cap in force refused, not by an overload
+// an earlier cap saw.
+func (b *bucket) resetRefusals() {
+	b.refPeak.Store(0)
+	b.refCount.Store(0)
+}
+
 // liftTo is the ceiling a lift ramp climbs to from the fleet-wide rate cur.
 func (b *bucket) liftTo(cur float64) float64 {
 	peak := float64(max(b.refPeak.Load(), b.refCount.Load()))

@@ -185,8 +185,10 @@ func (r *Registry) bind(b *bucket, c float64, ramp time.Duration, share *atomicF
 	case c == 0:
 		b.replan(&plan{from: cur, to: b.liftTo(cur), start: t, end: t + int64(ramp), lift: true}, now)
 	case off || c <= cur || ramp <= 0:
+		b.resetRefusals()
 		b.replan(&plan{from: c, to: c, start: t, end: t}, now)
 	default:
+		b.resetRefusals()
 		b.replan(&plan{from: cur, to: c, start: t, end: t + int64(ramp)}, now)
 	}
 	return b

@@ -106,6 +106,24 @@ func TestLiftCeilingWithoutRefusals(t *testing.T) {
 	}
 }
 
+// TestLiftCeilingForgetsEarlierCaps: a lift climbs by the refusals of the cap in
+// force, not by an overload an earlier cap refused. Before, the peak was never reset:
+// a 50 rps cap that refused nothing, lifted after a 100 rps cap had refused 2000/s,
+// climbed toward 2050 instead of 100.
+func TestLiftCeilingForgetsEarlierCaps(t *testing.T) {
+	c := newClock()
+	reg := NewRegistry(c.now)
+	g := reg.Gate(site(1000, 0))
+	offer(g, c, 3000, 3*time.Second, 0) // 2000/s refused under the 1000 cap
+	g = reg.Gate(site(500, 0))           // a new cap, then no load
+	c.advance(3 * time.Second)
+	reg.Gate(site(0, 10*time.Second))
+	c.advance(10*time.Second - time.Nanosecond)
+	if got := g.Stats().Site.Rate; math.Abs(got-LiftCeiling*500) > 1 {
+		t.Errorf("end of the lift of a cap that refused nothing: %v, want %v (the earlier cap's refusals forgotten)", got, LiftCeiling*500)
+	}
+}
+
 func TestReloadKeepsBuckets(t *testing.T) {
 	c := newClock()
 	reg := NewRegistry(c.now)
