@@ -115,7 +115,7 @@ func TestLiftCeilingForgetsEarlierCaps(t *testing.T) {
 	reg := NewRegistry(c.now)
 	g := reg.Gate(site(1000, 0))
 	offer(g, c, 3000, 3*time.Second, 0) // 2000/s refused under the 1000 cap
-	g = reg.Gate(site(500, 0))           // a new cap, then no load
+	g = reg.Gate(site(500, 0))          // a new cap, then no load
 	c.advance(3 * time.Second)
 	reg.Gate(site(0, 10*time.Second))
 	c.advance(10*time.Second - time.Nanosecond)
