@@ -335,3 +335,32 @@ func TestPlanResumesAfterRestart(t *testing.T) {
 		t.Fatalf("ended %s, walked %s", end.State, strings.Join(walked, " "))
 	}
 }
+
+// TestPlanVerbsWhileUnpersisted: a plan started while state_dir could not be written
+// serves in memory; the disk comes back with the file still showing the plan idle,
+// and a pause that follows at once is judged on the plan that runs, not on the file.
+// Before, it read the file and was refused ("cannot pause a plan that is idle")
+// while the plan ran.
+func TestPlanVerbsWhileUnpersisted(t *testing.T) {
+	idc, cloud := startRegion(t, "idc"), startRegion(t, "cloud")
+	g := startLive(t, planConfig, map[string]string{"IDC": idc.Addr, "CLOUD": cloud.Addr})
+	path := filepath.Join(g.dir, "state", "overrides.json")
+	os.Remove(path)
+	if err := os.Mkdir(path, 0o755); err != nil { // a path no one can write, root included
+		t.Fatal(err)
+	}
+	code, body := g.call(t, "POST", "/v1/plans/search/start", "{}")
+	if code != 200 || !strings.Contains(body, "unpersisted") {
+		t.Fatalf("plan start with state_dir unwritable: %d %s; want in force, unpersisted", code, body)
+	}
+	if err := os.Remove(path); err != nil { // the disk is back; the file shows no plan
+		t.Fatal(err)
+	}
+	code, body = g.call(t, "POST", "/v1/plans/search/pause", "{}")
+	if code != 200 {
+		t.Fatalf("plan pause after the disk came back: %d %s; want the running plan paused", code, body)
+	}
+	if p := planOf(g.plans(t), "search"); p.State != conf.PlanPaused {
+		t.Fatalf("plan %s after pause, want paused: %s", p.State, p.Reason)
+	}
+}
