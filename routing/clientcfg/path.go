@@ -17,12 +17,12 @@ func normalizePath(p string) string {
 		b = append(b, '/')
 	}
 	b = decodePercent(b, p)
-	b = removeSegments(b, "//")
+	b = removeSegments(b, "//", false)
 	if !strings.Contains(string(b), ".") {
 		return string(b)
 	}
-	b = removeSegments(b, "/./")
-	b = removeParentSegments(b, "/../")
+	b = removeSegments(b, "/./", false)
+	b = removeSegments(b, "/../", true)
 	if n := strings.LastIndex(string(b), "/.."); n >= 0 && n+3 == len(b) {
 		nn := strings.LastIndexByte(string(b[:n]), '/')
 		if nn < 0 {
@@ -72,8 +72,9 @@ func unhex(c byte) byte {
 }
 
 // removeSegments removes every occurrence of p from b, in one pass, as each removal
-// can make another: "///" becomes "/", "/././" becomes "/".
-func removeSegments(b []byte, p string) []byte {
+// can make another ("///" becomes "/", "/././" becomes "/"); with parent, the segment
+// before each p goes too, a '/' left where it began ("/x/../" removed).
+func removeSegments(b []byte, p string, parent bool) []byte {
 	n := strings.Index(string(b), p)
 	if n < 0 {
 		return b
@@ -84,25 +85,10 @@ func removeSegments(b []byte, p string) []byte {
 		b[w] = b[r]
 		w++
 		for w >= len(p) && b[w-1] == last && string(b[w-len(p):w]) == p {
-			w -= len(p) - 1
-		}
-	}
-	return b[:w]
-}
-
-// removeParentSegments removes every "/../" (p) with the segment before it, in one
-// pass, leaving a '/' where that segment began.
-func removeParentSegments(b []byte, p string) []byte {
-	n := strings.Index(string(b), p)
-	if n < 0 {
-		return b
-	}
-	last := p[len(p)-1]
-	w := n
-	for r := n; r < len(b); r++ {
-		b[w] = b[r]
-		w++
-		for w >= len(p) && b[w-1] == last && string(b[w-len(p):w]) == p {
+			if !parent {
+				w -= len(p) - 1
+				continue
+			}
 			w = max(strings.LastIndexByte(string(b[:w-len(p)]), '/'), 0)
 			b[w] = '/'
 			w++

@@ -1,7 +1,7 @@
 // The client-side decision: the gateway's route match and split, made in the app.
 
 import { ALGORITHM, parseKey, threshold } from './config.mjs';
-import { ipKey } from './ip.mjs';
+import { hexDigit, ipKey } from './ip.mjs';
 import { xxh64, utf8 } from './xxh64.mjs';
 
 /**
@@ -102,13 +102,6 @@ function stripPort(host) {
   return i >= 0 && host.lastIndexOf(']') < i ? host.slice(0, i) : host;
 }
 
-function unhex(c) {
-  if (c >= 48 && c <= 57) return c - 48;
-  if (c >= 97 && c <= 102) return c - 87;
-  if (c >= 65 && c <= 70) return c - 55;
-  return 16;
-}
-
 // indexOfBytes is the first index of p in b (arrays of bytes) at or after 0, or -1.
 function indexOfBytes(b, p) {
   outer: for (let i = 0; i + p.length <= b.length; i++) {
@@ -124,26 +117,20 @@ function endsWithAt(b, w, p) {
   return true;
 }
 
-// removeSegments removes every p from b in one pass (each removal can make another).
-function removeSegments(b, p) {
-  const n = indexOfBytes(b, p);
-  if (n < 0) return b;
-  let w = n;
-  for (let r = n; r < b.length; r++) {
-    b[w++] = b[r];
-    while (endsWithAt(b, w, p)) w -= p.length - 1;
-  }
-  return b.slice(0, w);
-}
-
-// removeParentSegments removes every "/../" with the segment before it, in one pass.
-function removeParentSegments(b, p) {
+// removeSegments removes every p from b in one pass (each removal can make another);
+// with parent, the segment before each p goes too, a '/' left where it began
+// ("/x/../" removed).
+function removeSegments(b, p, parent) {
   const n = indexOfBytes(b, p);
   if (n < 0) return b;
   let w = n;
   for (let r = n; r < b.length; r++) {
     b[w++] = b[r];
     while (endsWithAt(b, w, p)) {
+      if (!parent) {
+        w -= p.length - 1;
+        continue;
+      }
       let k = w - p.length - 1;
       while (k >= 0 && b[k] !== 47) k--;
       w = Math.max(k, 0);
@@ -172,19 +159,19 @@ function normalizePath(path) {
       for (; i < src.length; i++) b.push(src[i]);
       break;
     }
-    const x1 = unhex(src[i + 1]);
-    const x2 = unhex(src[i + 2]);
-    if (x1 > 15 || x2 > 15) {
+    const x1 = hexDigit(src[i + 1]);
+    const x2 = hexDigit(src[i + 2]);
+    if (x1 < 0 || x2 < 0) {
       b.push(37);
       continue;
     }
     b.push((x1 << 4) | x2);
     i += 2;
   }
-  b = removeSegments(b, [47, 47]);
+  b = removeSegments(b, [47, 47], false);
   if (!b.includes(46)) return b;
-  b = removeSegments(b, [47, 46, 47]);
-  b = removeParentSegments(b, [47, 46, 46, 47]);
+  b = removeSegments(b, [47, 46, 47], false);
+  b = removeSegments(b, [47, 46, 46, 47], true);
   if (endsWithAt(b, b.length, [47, 46, 46])) {
     let k = b.length - 4;
     while (k >= 0 && b[k] !== 47) k--;

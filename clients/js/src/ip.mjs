@@ -52,7 +52,8 @@ function parseV4(s, off, end) {
   return fields;
 }
 
-function hexDigit(c) {
+// hexDigit is the value of the hex digit with char code c, -1 for another.
+export function hexDigit(c) {
   if (c >= 48 && c <= 57) return c - 48;
   if (c >= 97 && c <= 102) return c - 87;
   if (c >= 65 && c <= 70) return c - 55;

@@ -63,7 +63,8 @@ final class IpKey {
         return fields;
     }
 
-    private static int hex(char c) {
+    /** The value of hex digit c, -1 for another character. */
+    static int hex(char c) {
         if (c >= '0' && c <= '9') {
             return c - '0';
         }

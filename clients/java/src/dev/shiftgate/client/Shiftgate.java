@@ -267,23 +267,23 @@ public final class Shiftgate {
                 }
                 break;
             }
-            int x1 = unhex(src[i + 1]);
-            int x2 = unhex(src[i + 2]);
-            if (x1 > 15 || x2 > 15) {
+            int x1 = IpKey.hex((char) (src[i + 1] & 0xff));
+            int x2 = IpKey.hex((char) (src[i + 2] & 0xff));
+            if (x1 < 0 || x2 < 0) {
                 b[n++] = '%';
                 continue;
             }
             b[n++] = (byte) (x1 << 4 | x2);
             i += 2;
         }
-        n = removeSegments(b, n, SLASH_SLASH);
+        n = removeSegments(b, n, SLASH_SLASH, false);
         boolean dot = false;
         for (int i = 0; i < n && !dot; i++) {
             dot = b[i] == '.';
         }
         if (dot) {
-            n = removeSegments(b, n, SLASH_DOT_SLASH);
-            n = removeParentSegments(b, n);
+            n = removeSegments(b, n, SLASH_DOT_SLASH, false);
+            n = removeSegments(b, n, SLASH_DOT_DOT_SLASH, true);
             if (endsWithAt(b, n, SLASH_DOT_DOT)) {
                 int k = n - 4;
                 while (k >= 0 && b[k] != '/') {
@@ -306,19 +306,6 @@ public final class Shiftgate {
     private static final byte[] SLASH_DOT_DOT_SLASH = {'/', '.', '.', '/'};
     private static final byte[] SLASH_DOT_DOT = {'/', '.', '.'};
     private static final byte[] SLASH_DOT = {'/', '.'};
-
-    private static int unhex(byte c) {
-        if (c >= '0' && c <= '9') {
-            return c - '0';
-        }
-        if (c >= 'a' && c <= 'f') {
-            return c - 'a' + 10;
-        }
-        if (c >= 'A' && c <= 'F') {
-            return c - 'A' + 10;
-        }
-        return 16;
-    }
 
     private static int indexOf(byte[] b, int n, byte[] p) {
         outer:
@@ -345,8 +332,12 @@ public final class Shiftgate {
         return true;
     }
 
-    /** Removes every p from b[:n] in one pass (each removal can make another); returns the new length. */
-    private static int removeSegments(byte[] b, int n, byte[] p) {
+    /**
+     * Removes every p from b[:n] in one pass (each removal can make another); with
+     * parent, the segment before each p goes too, a '/' left where it began ("/x/../"
+     * removed). Returns the new length.
+     */
+    private static int removeSegments(byte[] b, int n, byte[] p, boolean parent) {
         int at = indexOf(b, n, p);
         if (at < 0) {
             return n;
@@ -355,23 +346,10 @@ public final class Shiftgate {
         for (int r = at; r < n; r++) {
             b[w++] = b[r];
             while (endsWithAt(b, w, p)) {
-                w -= p.length - 1;
-            }
-        }
-        return w;
-    }
-
-    /** Removes every "/../" from b[:n] with the segment before it, in one pass. */
-    private static int removeParentSegments(byte[] b, int n) {
-        byte[] p = SLASH_DOT_DOT_SLASH;
-        int at = indexOf(b, n, p);
-        if (at < 0) {
-            return n;
-        }
-        int w = at;
-        for (int r = at; r < n; r++) {
-            b[w++] = b[r];
-            while (endsWithAt(b, w, p)) {
+                if (!parent) {
+                    w -= p.length - 1;
+                    continue;
+                }
                 int k = w - p.length - 1;
                 while (k >= 0 && b[k] != '/') {
                     k--;
