@@ -34,9 +34,9 @@ type Watcher struct {
 
 	last    uint64 // the config file's bytes, as last read
 	content uint64 // Hash of the config last offered or in service: its bytes and named files
-	// serving and offered are the named files of the config in service and of the
-	// one last offered (a refused config's files are followed too: fixing the Lua
-	// file that made it fail is an edit to load).
+	// serving and offered are the named files (absolute) of the config in service
+	// and of the one last offered (a refused config's files are followed too:
+	// fixing the Lua file that made it fail is an edit to load).
 	serving, offered []string
 	followed         bool // Follow was called: the named files are known
 	kick             chan struct{}
@@ -52,7 +52,7 @@ func NewWatcher(path string, lastHash uint64) *Watcher {
 // names are watched too, and an edit of one hands on the config read again.
 func (w *Watcher) Follow(c *Config) {
 	w.content = c.Hash
-	w.serving = c.NamedFiles()
+	w.serving = absFiles(c.NamedFiles())
 	w.followed = true
 }
 
@@ -132,12 +132,24 @@ func (w *Watcher) names(name string) bool {
 	link := filepath.Base(name) == "..data"
 	for _, list := range [][]string{w.serving, w.offered} {
 		for _, f := range list {
-			if abs, err := filepath.Abs(f); err == nil && (abs == name || (link && filepath.Dir(abs) == filepath.Dir(name))) {
+			if f == name || (link && filepath.Dir(f) == filepath.Dir(name)) {
 				return true
 			}
 		}
 	}
 	return false
+}
+
+// absFiles makes paths absolute, as fsnotify names the events of absolute
+// directories; one that cannot be is left out.
+func absFiles(paths []string) []string {
+	out := paths[:0:0]
+	for _, p := range paths {
+		if abs, err := filepath.Abs(p); err == nil {
+			out = append(out, abs)
+		}
+	}
+	return out
 }
 
 // watchDirs makes the directories watched those of the config file and of the
@@ -146,9 +158,7 @@ func (w *Watcher) watchDirs(fw *fsnotify.Watcher, self string, dirs map[string]b
 	want := map[string]bool{filepath.Dir(self): true}
 	for _, list := range [][]string{w.serving, w.offered} {
 		for _, f := range list {
-			if abs, err := filepath.Abs(f); err == nil {
-				want[filepath.Dir(abs)] = true
-			}
+			want[filepath.Dir(f)] = true
 		}
 	}
 	var selfErr error
@@ -208,7 +218,7 @@ func (w *Watcher) reload(force, named bool) {
 		// they name are followed all the same: creating the body_file they are
 		// missing loads them.
 		w.last = h
-		w.offered = NamedFilesIn(w.Path, data)
+		w.offered = absFiles(NamedFilesIn(w.Path, data))
 		w.report(err)
 		return
 	}
@@ -219,7 +229,7 @@ func (w *Watcher) reload(force, named bool) {
 	// A config refused downstream is OnConfig's to report: OnError is for files
 	// that did not load, so each failure is counted and logged once.
 	w.content = c.Hash
-	w.offered = c.NamedFiles()
+	w.offered = absFiles(c.NamedFiles())
 	if w.OnConfig(c) == nil {
 		w.serving = w.offered
 	}
