@@ -459,37 +459,44 @@ func TestReconcileNeverMovesUsersBack(t *testing.T) {
 	}
 }
 
-func TestEtcdStoreFleetRegistration(t *testing.T) {
-	srv := etcdtest.Start(t)
-	a, b := newStore(t, srv.Endpoint, "", "gw-a"), newStore(t, srv.Endpoint, "", "")
+// registeredPair starts two stores on srv, gw-a and nameB ("" for the default name),
+// registered as 127.0.0.1:8080 and :8081 (admin :9090 and :9091), writes a split
+// through gw-a and returns once both are registered at its revision. stopA stops
+// gw-a's registration cleanly and waits for it; gw-b's ends with the test.
+func registeredPair(t *testing.T, srv *etcdtest.Server, nameB string) (a, b *Etcd, rev int64, stopA func()) {
+	t.Helper()
+	a, b = newStore(t, srv.Endpoint, "", "gw-a"), newStore(t, srv.Endpoint, "", nameB)
 	watch(t, a)
 	watch(t, b)
-	ctx, cancel := context.WithCancel(context.Background())
+	ctxA, cancelA := context.WithCancel(context.Background())
 	doneA := make(chan struct{})
-	go func() { a.Register(ctx, "127.0.0.1:8080", "127.0.0.1:9090"); close(doneA) }()
+	go func() { a.Register(ctxA, "127.0.0.1:8080", "127.0.0.1:9090"); close(doneA) }()
 	ctxB, cancelB := context.WithCancel(context.Background())
-	defer cancelB()
+	t.Cleanup(cancelB)
 	go b.Register(ctxB, "127.0.0.1:8081", "127.0.0.1:9091")
-
 	o, err := a.Update(context.Background(), setSplit("feed", 100))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var fl FleetStatus
-	waitFor(t, 3*time.Second, "both instances registered at the new revision", func() bool {
-		fl, err = a.Instances(context.Background())
-		if err != nil || len(fl.Instances) != 2 {
-			return false
-		}
-		for _, i := range fl.Instances {
-			if fl.Behind(i) {
-				return false
-			}
-		}
-		return true
+	// A bound on a hang: a loaded machine may take seconds to run the registrations.
+	waitFor(t, 10*time.Second, "both instances registered at the new revision", func() bool {
+		fl, err := a.Instances(context.Background())
+		return err == nil && len(fl.Instances) == 2 && !fl.Behind(fl.Instances[0]) && !fl.Behind(fl.Instances[1])
 	})
-	if fl.OverrideRevision != o.Revision {
-		t.Fatalf("fleet revision %d, want %d", fl.OverrideRevision, o.Revision)
+	stopA = func() { cancelA(); <-doneA }
+	t.Cleanup(stopA)
+	return a, b, o.Revision, stopA
+}
+
+func TestEtcdStoreFleetRegistration(t *testing.T) {
+	srv := etcdtest.Start(t)
+	a, b, rev, stopA := registeredPair(t, srv, "")
+	fl, err := a.Instances(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fl.OverrideRevision != rev {
+		t.Fatalf("fleet revision %d, want %d", fl.OverrideRevision, rev)
 	}
 	if i := fl.Instances[0]; i.Instance != "gw-a" || i.Listen != "127.0.0.1:8080" || i.Admin != "127.0.0.1:9090" || i.Started.IsZero() {
 		t.Fatalf("gw-a entry %+v", i)
@@ -498,8 +505,7 @@ func TestEtcdStoreFleetRegistration(t *testing.T) {
 		t.Fatalf("default instance name %q", name)
 	}
 	// A clean stop leaves the list at once (the lease is revoked), not after the TTL.
-	cancel()
-	<-doneA
+	stopA()
 	fl, err = b.Instances(context.Background())
 	if err != nil || len(fl.Instances) != 1 || fl.Instances[0].Instance == "gw-a" {
 		t.Fatalf("after gw-a stopped: %+v %v", fl, err)
@@ -513,23 +519,7 @@ func TestEtcdStoreFleetRegistration(t *testing.T) {
 // instance served the newest revision.
 func TestEtcdStoreFleetLeft(t *testing.T) {
 	srv := etcdtest.Start(t)
-	a, b := newStore(t, srv.Endpoint, "", "gw-a"), newStore(t, srv.Endpoint, "", "gw-b")
-	watch(t, a)
-	watch(t, b)
-	ctxA, cancelA := context.WithCancel(context.Background())
-	doneA := make(chan struct{})
-	go func() { a.Register(ctxA, "127.0.0.1:8080", "127.0.0.1:9090"); close(doneA) }()
-	ctxB, cancelB := context.WithCancel(context.Background())
-	defer cancelB()
-	go b.Register(ctxB, "127.0.0.1:8081", "127.0.0.1:9091")
-	o, err := a.Update(context.Background(), setSplit("feed", 100))
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, 10*time.Second, "both instances registered at the new revision", func() bool {
-		fl, err := a.Instances(context.Background())
-		return err == nil && len(fl.Instances) == 2 && !fl.Behind(fl.Instances[0]) && !fl.Behind(fl.Instances[1])
-	})
+	a, b, rev, stopA := registeredPair(t, srv, "gw-b")
 
 	// gw-b's registration goes, as when its lease runs out.
 	cli := rawClient(t, srv.Endpoint)
@@ -543,13 +533,12 @@ func TestEtcdStoreFleetLeft(t *testing.T) {
 	if err != nil || len(fl.Instances) != 1 || len(fl.Left) != 1 {
 		t.Fatalf("after gw-b's lease went: %+v %v; want gw-a listed and gw-b left", fl, err)
 	}
-	if l := fl.Left[0]; l.Instance != "gw-b" || l.AppliedRevision != o.Revision || l.Admin != "127.0.0.1:9091" {
-		t.Errorf("left entry %+v, want gw-b at revision %d", l, o.Revision)
+	if l := fl.Left[0]; l.Instance != "gw-b" || l.AppliedRevision != rev || l.Admin != "127.0.0.1:9091" {
+		t.Errorf("left entry %+v, want gw-b at revision %d", l, rev)
 	}
 
 	// A clean stop is no departure to report.
-	cancelA()
-	<-doneA
+	stopA()
 	fl, err = b.WithLeft(context.Background())
 	if err != nil {
 		t.Fatal(err)
