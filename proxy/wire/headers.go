@@ -59,11 +59,9 @@ func mustStrip(k []byte, fromClient bool) bool {
 				return true
 			}
 		}
-		return FoldEqual(k, "connection") || (!fromClient && FoldEqual(k, "x-shift-fallback"))
-	case 12:
-		return !fromClient && FoldEqual(k, "x-shift-shed")
-	case 22:
-		return !fromClient && FoldEqual(k, "x-shift-config-version")
+		return FoldEqual(k, "connection") || (!fromClient && IsGatewayAnswerField(k))
+	case 12, 22:
+		return !fromClient && IsGatewayAnswerField(k)
 	case 14:
 		// X-Shift-Mirror marks the gateway's own copies (a backend suppresses side
 		// effects for them): a client must not be able to mark a real request.
