@@ -14,16 +14,21 @@ type LimitOverride struct {
 	// Ramp, when the change raises or lifts the cap in force, is how long the cap
 	// takes to climb (0: at once). Lowering applies at once.
 	Ramp time.Duration `json:"ramp,omitempty"`
-	Who  string        `json:"who,omitempty"`
-	At   time.Time     `json:"at,omitzero"`
+	// From is the fleet-wide rate in force when a ramp up began at At (0 when the
+	// change does not ramp up): an instance that starts during the ramp resumes it
+	// there instead of jumping to RPS.
+	From float64   `json:"from,omitempty"`
+	Who  string    `json:"who,omitempty"`
+	At   time.Time `json:"at,omitzero"`
 }
 
 // BudgetOverride replaces the byte budget of a region pair at run time.
 type BudgetOverride struct {
 	// BytesPerSec is the budget; 0 turns it off until the override is cleared.
 	BytesPerSec float64 `json:"bytes_per_sec"`
-	// Ramp is as LimitOverride.Ramp.
+	// Ramp and From are as LimitOverride's, for BytesPerSec.
 	Ramp time.Duration `json:"ramp,omitempty"`
+	From float64       `json:"from,omitempty"`
 	Who  string        `json:"who,omitempty"`
 	At   time.Time     `json:"at,omitzero"`
 }

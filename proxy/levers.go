@@ -23,7 +23,7 @@ import (
 // the config does not have are left out (status lists them as stale).
 func leverLimits(c *conf.Config, ov conf.Overrides) (shed.Limits, error) {
 	site := ov.SiteLimitOf(c)
-	l := shed.Limits{SiteRPS: site.RPS, SiteRamp: site.Ramp}
+	l := shed.Limits{SiteRPS: site.RPS, SiteRamp: site.Ramp, SiteResume: capResume(site.Override)}
 	l.Routes = make([]shed.Route, len(c.Routes))
 	for i := range c.Routes {
 		r := &c.Routes[i]
@@ -36,19 +36,42 @@ func leverLimits(c *conf.Config, ov conf.Overrides) (shed.Limits, error) {
 		if err != nil {
 			return l, fmt.Errorf("route %s: budget_mode: %w", r.Name, err)
 		}
-		l.Routes[i] = shed.Route{Name: r.Name, RPS: lim.RPS, Ramp: lim.Ramp, Priority: prio, BudgetMode: mode}
+		l.Routes[i] = shed.Route{Name: r.Name, RPS: lim.RPS, Ramp: lim.Ramp, Resume: capResume(lim.Override), Priority: prio, BudgetMode: mode}
 	}
 	l.Regions = make([]string, len(c.RegionList))
 	for i, r := range c.RegionList {
 		l.Regions[i] = r.Name
 	}
 	for _, b := range ov.BudgetsOf(c) {
-		l.Budgets = append(l.Budgets, shed.Budget{From: b.From, To: b.To, BytesPerSec: b.BytesPerSec, Ramp: b.Ramp})
+		bg := shed.Budget{From: b.From, To: b.To, BytesPerSec: b.BytesPerSec, Ramp: b.Ramp}
+		if ov := b.Override; ov != nil {
+			bg.Resume = shed.Resume{From: ov.From, Start: ov.At}
+		}
+		l.Budgets = append(l.Budgets, bg)
 	}
 	if err := l.Validate(); err != nil {
 		return l, fmt.Errorf("limits: %w", err)
 	}
 	return l, nil
+}
+
+// capResume is the ramp that a cap override began, for an instance that did not see
+// it begin (see shed.Resume).
+func capResume(ov *conf.LimitOverride) shed.Resume {
+	if ov == nil {
+		return shed.Resume{}
+	}
+	return shed.Resume{From: ov.From, Start: ov.At}
+}
+
+// rampFrom is what a change records as its From: the rate in force (cur, when
+// inForce) when the change ramps up from it (a higher rate, or a lift, with a ramp),
+// else 0.
+func rampFrom(target float64, ramp time.Duration, cur float64, inForce bool) float64 {
+	if ramp <= 0 || !inForce || (target != 0 && target <= cur) {
+		return 0
+	}
+	return cur
 }
 
 // bindGate binds the registry's buckets to the caps and budgets of st, which is going

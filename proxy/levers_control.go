@@ -418,6 +418,11 @@ func (s *Server) ChangeLimits(ctx context.Context, who string, req LimitsRequest
 		}
 		for _, p := range caps {
 			p.ov.Who, p.ov.At = who, at
+			cur, inForce := s.shed.SiteRate()
+			if p.name != "" {
+				cur, inForce = s.shed.RouteRate(p.name)
+			}
+			p.ov.From = rampFrom(p.ov.RPS, p.ov.Ramp, cur, inForce)
 			switch {
 			case p.name == "" && p.clear:
 				o.SiteLimit = nil
@@ -432,6 +437,10 @@ func (s *Server) ChangeLimits(ctx context.Context, who string, req LimitsRequest
 		}
 		for _, p := range budgets {
 			p.ov.Who, p.ov.At = who, at
+			if from, to, ok := conf.SplitBudgetKey(p.key); ok {
+				cur, inForce := s.shed.BudgetRate(from, to)
+				p.ov.From = rampFrom(p.ov.BytesPerSec, p.ov.Ramp, cur, inForce)
+			}
 			if p.clear {
 				delete(o.Budgets, p.key)
 			} else {

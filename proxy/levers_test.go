@@ -453,6 +453,60 @@ func TestLimitsPersistAcrossRestart(t *testing.T) {
 	t.Logf("/v1/limits after restart: %s", b)
 }
 
+// TestLimitRampResumesAfterRestart: a gateway that restarts while a cap or a budget
+// ramps up (or a lifted cap climbs) resumes the ramp where it has got to, instead of
+// applying the new rate at once: the jump the operator's ramp was there to prevent.
+func TestLimitRampResumesAfterRestart(t *testing.T) {
+	vars, _, _ := twoStandins(t, standin.Options{})
+	dir := t.TempDir()
+	clock := newFakeClock()
+	cfg := "self_region: idc\n" + priorityConfig
+	g := startLeverGateway(t, dir, cfg, vars, clock)
+	ctx := context.Background()
+	if _, err := g.srv.ChangeLimits(ctx, "ops", LimitsRequest{Budgets: []BudgetChange{{From: "idc", To: "cloud", Rate: "1Mbit"}}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := g.srv.ChangeLimits(ctx, "ops", LimitsRequest{
+		Site:    &LimitChange{RPS: "1100", Ramp: "10m"},                   // 100 (file) -> 1100
+		Routes:  map[string]LimitChange{"feed": {Off: true, Ramp: "10m"}}, // 1000 (file), lifted: climbs to 2000
+		Budgets: []BudgetChange{{From: "idc", To: "cloud", Rate: "11Mbit", Ramp: "10m"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := g.srv.Limits(); l.Site.Override == nil || l.Site.Override.From != 100 {
+		t.Fatalf("the site override does not record the rate it ramps from: %+v", l.Site.Override)
+	}
+	clock.add(5 * time.Minute)
+	if err := g.srv.Shutdown(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+
+	g2 := startLeverGateway(t, dir, cfg, vars, clock)
+	check := func(when string, site, feed, budget float64, ramping bool) {
+		t.Helper()
+		l := g2.srv.Limits()
+		if math.Abs(l.Site.EnforcedRPS-site) > 1 || l.Site.Ramping != ramping {
+			t.Errorf("%s: site enforces %v (ramping %v), want %v (%v)", when, l.Site.EnforcedRPS, l.Site.Ramping, site, ramping)
+		}
+		for _, r := range l.Routes {
+			if r.Name == "feed" && (math.Abs(r.EnforcedRPS-feed) > 1 || r.Ramping != ramping) {
+				t.Errorf("%s: feed enforces %v (ramping %v), want %v (%v)", when, r.EnforcedRPS, r.Ramping, feed, ramping)
+			}
+		}
+		if len(l.Budgets) != 1 || math.Abs(l.Budgets[0].EnforcedBytesPerSec-budget) > 1 || l.Budgets[0].Ramping != ramping {
+			t.Errorf("%s: budgets %+v, want %v bytes/s (ramping %v)", when, l.Budgets, budget, ramping)
+		}
+	}
+	// Halfway through each ramp.
+	check("restarted halfway", 600, 1500, (125000+1375000)/2, true)
+	clock.add(6 * time.Minute)
+	if _, err := g2.srv.ChangeLimits(ctx, "ops", LimitsRequest{Routes: map[string]LimitChange{"login": {RPS: "50"}}}); err != nil {
+		t.Fatal(err) // any change rebinds the gate: the ramps have ended by now
+	}
+	check("after the ramps", 1100, 0, 1375000, false)
+}
+
 const budgetConfig = `listen: 127.0.0.1:0
 state_dir: {{STATE}}
 self_region: idc

@@ -90,6 +90,9 @@ type Limits struct {
 	// built before, is how long the rate in force takes to climb to the new value.
 	// Zero applies the change at once. Lowering a cap always applies at once.
 	SiteRamp time.Duration
+	// SiteResume is the ramp to SiteRPS already under way when the registry holds no
+	// bucket for the site cap yet (see Resume).
+	SiteResume Resume
 
 	// Routes are indexed like the compiled config's routes: the routeIdx that
 	// [Gate.Admit] takes is an index into this slice. Route names are the identity
@@ -120,6 +123,8 @@ type Route struct {
 	RPS float64
 	// Ramp is as SiteRamp, for RPS.
 	Ramp time.Duration
+	// Resume is as Limits.SiteResume, for RPS.
+	Resume Resume
 	// Priority orders the shedding under the site cap and the byte budgets.
 	Priority Priority
 	// BudgetMode says whether a request a byte budget sheds is refused or paced.
@@ -135,6 +140,20 @@ type Budget struct {
 	BytesPerSec float64
 	// Ramp is as Limits.SiteRamp, for BytesPerSec.
 	Ramp time.Duration
+	// Resume is as Limits.SiteResume, for BytesPerSec.
+	Resume Resume
+}
+
+// Resume is a ramp that began before this process held the cap: a raise (or a lift)
+// made with a ramp at Start, climbing from the fleet-wide rate From. A registry that
+// has a bucket for the cap follows its own ramp and ignores it; one that has none (the
+// process started, or joined the fleet, during the ramp) resumes the ramp at the
+// point it has reached instead of applying the new rate at once, which is the jump the
+// ramp was there to prevent. The zero value resumes nothing; so does a ramp that has
+// ended, or a change that lowers the rate (lowering applies at once).
+type Resume struct {
+	From  float64
+	Start time.Time
 }
 
 // Validate returns an error naming the first field that is out of range: a rate that
@@ -143,6 +162,9 @@ type Budget struct {
 // share outside [0, 1].
 func (l *Limits) Validate() error {
 	if err := checkRate("site_rps", l.SiteRPS, l.SiteRamp); err != nil {
+		return err
+	}
+	if err := checkRate("site_rps resume", l.SiteResume.From, 0); err != nil {
 		return err
 	}
 	names := make(map[string]bool, len(l.Routes))
@@ -156,6 +178,9 @@ func (l *Limits) Validate() error {
 		}
 		names[r.Name] = true
 		if err := checkRate(p+".limit_rps", r.RPS, r.Ramp); err != nil {
+			return err
+		}
+		if err := checkRate(p+".limit_rps resume", r.Resume.From, 0); err != nil {
 			return err
 		}
 		if r.Priority > Low {
@@ -187,6 +212,9 @@ func (l *Limits) Validate() error {
 		}
 		pairs[[2]string{b.From, b.To}] = true
 		if err := checkRate(p+".rate", b.BytesPerSec, b.Ramp); err != nil {
+			return err
+		}
+		if err := checkRate(p+".rate resume", b.Resume.From, 0); err != nil {
 			return err
 		}
 	}

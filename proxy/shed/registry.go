@@ -84,7 +84,7 @@ func (r *Registry) Gate(l Limits) *Gate {
 	}
 
 	g := &Gate{reg: r, nregions: len(l.Regions)}
-	r.site = r.bind(r.site, rateOf(l.SiteRPS), l.SiteRamp, &r.share, CapBurst, MinCapBurst, now)
+	r.site = r.bind(r.site, rateOf(l.SiteRPS), l.SiteRamp, l.SiteResume, &r.share, CapBurst, MinCapBurst, now)
 	g.site = r.site
 
 	caps := make(map[string]*bucket, len(l.Routes))
@@ -93,7 +93,7 @@ func (r *Registry) Gate(l Limits) *Gate {
 	for i, rt := range l.Routes {
 		b := caps[rt.Name] // a duplicate name (Validate refuses it) shares the first's state
 		if b == nil {
-			b = r.bind(r.caps[rt.Name], rateOf(rt.RPS), rt.Ramp, &r.share, CapBurst, MinCapBurst, now)
+			b = r.bind(r.caps[rt.Name], rateOf(rt.RPS), rt.Ramp, rt.Resume, &r.share, CapBurst, MinCapBurst, now)
 			if b != nil {
 				caps[rt.Name] = b
 			}
@@ -148,7 +148,7 @@ func (r *Registry) Gate(l Limits) *Gate {
 		if !ok1 || !ok2 || i == j || budgets[k] != nil {
 			continue
 		}
-		b := r.bind(r.budgets[k], rateOf(bg.BytesPerSec), bg.Ramp, &r.budgetShare, BudgetBurst, 1, now)
+		b := r.bind(r.budgets[k], rateOf(bg.BytesPerSec), bg.Ramp, bg.Resume, &r.budgetShare, BudgetBurst, 1, now)
 		if b == nil {
 			continue
 		}
@@ -162,9 +162,12 @@ func (r *Registry) Gate(l Limits) *Gate {
 
 // bind returns the bucket for a cap of rate c (0 is off) given the bucket b that the
 // registry held for it, or nil when there is no cap to enforce. See Registry.Gate.
-func (r *Registry) bind(b *bucket, c float64, ramp time.Duration, share *atomicFloat, window float64, minBurst int, now time.Time) *bucket {
+func (r *Registry) bind(b *bucket, c float64, ramp time.Duration, res Resume, share *atomicFloat, window float64, minBurst int, now time.Time) *bucket {
 	t := now.UnixNano()
 	if b == nil {
+		if p := resumed(c, ramp, res, t); p != nil {
+			return newBucket(share, window, minBurst, p, now)
+		}
 		if c == 0 {
 			return nil
 		}
@@ -192,6 +195,30 @@ func (r *Registry) bind(b *bucket, c float64, ramp time.Duration, share *atomicF
 		b.replan(&plan{from: cur, to: c, start: t, end: t + int64(ramp)}, now)
 	}
 	return b
+}
+
+// resumed returns the plan of a ramp to c that began before the registry held the cap
+// (see Resume), or nil when there is none to resume at t. A start later than t (the
+// writer's clock ahead of this one) is taken as t, so a skewed clock cannot hold the
+// cap at From for longer than the ramp.
+func resumed(c float64, ramp time.Duration, res Resume, t int64) *plan {
+	from := rateOf(res.From)
+	if ramp <= 0 || from == 0 || res.Start.IsZero() {
+		return nil
+	}
+	start := min(res.Start.UnixNano(), t)
+	end := start + int64(ramp)
+	switch {
+	case t >= end:
+		return nil
+	case c == 0:
+		// Byte budgets have no refusal peak and a new bucket has none either: the
+		// ceiling is LiftCeiling × the rate, as liftTo gives an unrefused bucket.
+		return &plan{from: from, to: from * LiftCeiling, start: start, end: end, lift: true}
+	case c > from:
+		return &plan{from: from, to: c, start: start, end: end}
+	}
+	return nil
 }
 
 // SetShare sets this instance's fraction of every request cap, 1/live instances
@@ -241,3 +268,35 @@ func (r *Registry) Share() float64 { return r.share.Load() }
 
 // BudgetShare returns this instance's fraction of the byte budgets.
 func (r *Registry) BudgetShare() float64 { return r.budgetShare.Load() }
+
+// SiteRate, RouteRate and BudgetRate return the fleet-wide rate that the site cap, the
+// cap of a route, or the byte budget from one region to another has in force now,
+// ramp included (before this instance's share), and false when none is in force (no
+// cap, or a lift that has ended). A change that ramps up records it as its Resume.From.
+func (r *Registry) SiteRate() (float64, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.rateNow(r.site)
+}
+
+// RouteRate is as SiteRate, for the cap of the route named name.
+func (r *Registry) RouteRate(name string) (float64, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.rateNow(r.caps[name])
+}
+
+// BudgetRate is as SiteRate, for the byte budget from region from to region to.
+func (r *Registry) BudgetRate(from, to string) (float64, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.rateNow(r.budgets[pairKey{from, to}])
+}
+
+func (r *Registry) rateNow(b *bucket) (float64, bool) {
+	if b == nil {
+		return 0, false
+	}
+	rate, off := b.plan.Load().at(r.now().UnixNano())
+	return rate, !off
+}

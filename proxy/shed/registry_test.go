@@ -195,3 +195,109 @@ func itoa(i int) string {
 	}
 	return itoa(i/10) + itoa(i%10)
 }
+
+// TestResumeRampInNewRegistry: a registry that holds no bucket for a cap (a process
+// that started during a ramp) resumes a ramp up where it has got to, and applies
+// everything else as a registry without history does.
+func TestResumeRampInNewRegistry(t *testing.T) {
+	begun := epoch.Add(-5 * time.Second) // a 10 s ramp from 1000, half done
+	cases := []struct {
+		name    string
+		rps     float64
+		ramp    time.Duration
+		res     Resume
+		want    float64 // the rate in force now; 0 with wantOff
+		ramping bool
+		wantOff bool // no cap in force
+	}{
+		{"raise halfway", 2000, 10 * time.Second, Resume{From: 1000, Start: begun}, 1500, true, false},
+		{"raise ended", 2000, 4 * time.Second, Resume{From: 1000, Start: begun}, 2000, false, false},
+		{"raise not begun by this clock", 2000, 10 * time.Second, Resume{From: 1000, Start: epoch.Add(time.Hour)}, 1000, true, false},
+		{"lift halfway: to 2 × 1000", 0, 10 * time.Second, Resume{From: 1000, Start: begun}, 1500, true, false},
+		{"lift ended", 0, 4 * time.Second, Resume{From: 1000, Start: begun}, 0, false, true},
+		{"lowering applies at once", 500, 10 * time.Second, Resume{From: 1000, Start: begun}, 500, false, false},
+		{"no ramp", 2000, 0, Resume{From: 1000, Start: begun}, 2000, false, false},
+		{"nothing to resume", 2000, 10 * time.Second, Resume{}, 2000, false, false},
+		{"no start", 2000, 10 * time.Second, Resume{From: 1000}, 2000, false, false},
+		{"from off", 2000, 10 * time.Second, Resume{Start: begun}, 2000, false, false},
+		{"from not finite", 2000, 10 * time.Second, Resume{From: math.Inf(1), Start: begun}, 2000, false, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, kind := range []string{"site", "route", "budget"} {
+				c := newClock()
+				reg := NewRegistry(c.now)
+				l := Limits{Regions: []string{"idc", "cloud"}, Routes: []Route{{Name: "feed"}}}
+				switch kind {
+				case "site":
+					l.SiteRPS, l.SiteRamp, l.SiteResume = tc.rps, tc.ramp, tc.res
+				case "route":
+					l.Routes[0].RPS, l.Routes[0].Ramp, l.Routes[0].Resume = tc.rps, tc.ramp, tc.res
+				case "budget":
+					l.Budgets = []Budget{{From: "idc", To: "cloud", BytesPerSec: tc.rps, Ramp: tc.ramp, Resume: tc.res}}
+				}
+				if err := l.Validate(); err != nil && !math.IsInf(tc.res.From, 0) {
+					t.Fatal(err)
+				}
+				st := reg.Gate(l).Stats()
+				var got Cap
+				var rate float64
+				var inForce bool
+				switch kind {
+				case "site":
+					got = st.Site
+					rate, inForce = reg.SiteRate()
+				case "route":
+					got = st.Routes[0].Cap
+					rate, inForce = reg.RouteRate("feed")
+				case "budget":
+					for _, p := range st.Pairs {
+						if p.From == "idc" && p.To == "cloud" {
+							got = p.Budget
+						}
+					}
+					rate, inForce = reg.BudgetRate("idc", "cloud")
+				}
+				if tc.wantOff {
+					if inForce || got.Target != 0 || got.Ramping {
+						t.Errorf("%s: %+v, in force %v, want no cap", kind, got, inForce)
+					}
+					continue
+				}
+				if !inForce || math.Abs(rate-tc.want) > 1 || math.Abs(got.Rate-tc.want) > 1 || got.Ramping != tc.ramping {
+					t.Errorf("%s: %+v, rate in force %v (%v), want %v, ramping %v", kind, got, rate, inForce, tc.want, tc.ramping)
+				}
+			}
+		})
+	}
+}
+
+// TestResumedRampFinishes: a resumed ramp climbs to its target and ends there; a
+// resumed lift ends with no cap.
+func TestResumedRampFinishes(t *testing.T) {
+	c := newClock()
+	reg := NewRegistry(c.now)
+	res := Resume{From: 1000, Start: epoch.Add(-2 * time.Second)}
+	g := reg.Gate(Limits{SiteRPS: 3000, SiteRamp: 4 * time.Second, SiteResume: res})
+	_, _, perSec := offer(g, c, 5000, 3*time.Second, 0)
+	// Seconds 2..4 of the ramp: 2000 + 500(s + ½) on average.
+	for s := range 2 {
+		within(t, "admitted in resumed second "+itoa(s), float64(perSec[s]), 2000+500*(float64(s)+0.5), 0.10)
+	}
+	within(t, "admitted after the ramp", float64(perSec[2]), 3000, 0.10)
+
+	c = newClock()
+	reg = NewRegistry(c.now)
+	g = reg.Gate(Limits{SiteRPS: 0, SiteRamp: 4 * time.Second, SiteResume: res})
+	if st := g.Stats().Site; !st.Ramping || math.Abs(st.Rate-1500) > 1 {
+		t.Fatalf("resumed lift: %+v, want 1500 climbing to 2000", st)
+	}
+	c.advance(3 * time.Second)
+	_, admitted, _ := offer(g, c, 5000, time.Second, 0)
+	if admitted[0] != 5000 {
+		t.Errorf("after the resumed lift: %d of 5000 admitted, want all", admitted[0])
+	}
+	if g := reg.Gate(Limits{SiteRPS: 0, SiteRamp: 4 * time.Second, SiteResume: res}); g.Active() {
+		t.Errorf("a reload after the lift ended still caps: %+v", g.Stats().Site)
+	}
+}
