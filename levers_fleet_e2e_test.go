@@ -101,6 +101,10 @@ func fleetOpenLoop(ctx context.Context, url string, rate float64) <-chan loadtes
 // registration's lease lapses the two others take half each and the fleet still
 // accepts 300 ±10 %. One more leaves cleanly: the last one takes the whole cap
 // within a second.
+// leftEvery bounds how long an instance takes to count the instances that left (the
+// proxy counts them every 20th fleet count, 5 s).
+const leftEvery = 5 * time.Second
+
 func TestFleetCapSumsAndRebalances(t *testing.T) {
 	const limit = time.Second
 	etcd, idc, cloud := fleetBackends(t)
@@ -166,6 +170,12 @@ func TestFleetCapSumsAndRebalances(t *testing.T) {
 	if sum := enforcedSum(t, []string{a.admin, b.admin}); math.Abs(sum-300) > 0.01 {
 		t.Errorf("after the kill the two instances enforce %.2f rps together, want 300", sum)
 	}
+	// gw-c left without a clean stop: the others' metrics say so, for an alert.
+	waitUntil(t, 3*leftEvery, "gw-a's metrics count 2 live instances and 1 left", func() bool {
+		m := metricsOf(t, a)
+		return strings.Contains(m, "shiftgate_fleet_instances{state=\"live\"} 2\n") &&
+			strings.Contains(m, "shiftgate_fleet_instances{state=\"left\"} 1\n")
+	})
 	time.Sleep(time.Second)
 	two := windowRate(4*time.Second, accepted)
 	t.Logf("2 instances (150 each), 400 rps offered: fleet accepted %.1f rps (%+.1f%%)", two, 100*(two/300-1))
@@ -187,6 +197,12 @@ func TestFleetCapSumsAndRebalances(t *testing.T) {
 	if sum := enforcedSum(t, []string{a.admin}); math.Abs(sum-300) > 0.01 {
 		t.Errorf("the last instance enforces %.2f rps, want 300", sum)
 	}
+	// A clean stop is no departure to alert on: still gw-c alone.
+	waitUntil(t, 3*leftEvery, "gw-a's metrics count itself live and gw-c alone left", func() bool {
+		m := metricsOf(t, a)
+		return strings.Contains(m, "shiftgate_fleet_instances{state=\"live\"} 1\n") &&
+			strings.Contains(m, "shiftgate_fleet_instances{state=\"left\"} 1\n")
+	})
 	cancelA()
 	res := <-doneA
 	for kind, n := range res.ErrorKinds {

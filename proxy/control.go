@@ -696,9 +696,7 @@ func (s *Server) FleetInstances(ctx context.Context) (store.FleetStatus, error) 
 		return store.FleetStatus{}, Errorf(http.StatusNotFound, "override store %s has no fleet (configure fleet.etcd)", s.storeName())
 	}
 	list := fl.Instances
-	if l, ok := fl.(interface {
-		WithLeft(context.Context) (store.FleetStatus, error)
-	}); ok {
+	if l, ok := fl.(leftLister); ok {
 		list = l.WithLeft // with the instances that left without a clean stop
 	}
 	st, err := list(ctx)

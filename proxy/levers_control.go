@@ -503,6 +503,7 @@ func (s *Server) registerLeverMetrics() {
 		st := cur.levers.Stats()
 		fmt.Fprintf(w, "shiftgate_limit_share %g\n", st.Share)
 		fmt.Fprintf(w, "shiftgate_budget_share %g\n", st.BudgetShare)
+		s.writeFleetMetrics(w)
 		fmt.Fprintf(w, "shiftgate_limit_enforced_rps{scope=\"site\"} %g\n", enforced(st.Site))
 		for i, r := range st.Routes {
 			if i < len(cur.routes) {

@@ -3,6 +3,8 @@ package proxy
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -18,6 +20,10 @@ import (
 // its registration's lease ends (store.InstanceTTL).
 const shareEvery = 250 * time.Millisecond
 
+// leftEvery is how many counts apart the share loop also counts the instances that
+// left the fleet without a clean stop (a longer read, and not needed for the shares).
+const leftEvery = 20
+
 // fleetShare is what the share loop last saw of the fleet.
 type fleetShare struct {
 	// listen is the traffic listener's address, which names this instance in the
@@ -28,6 +34,9 @@ type fleetShare struct {
 	live, inRegion atomic.Int64
 	// at is when the last count succeeded (Unix ns).
 	at atomic.Int64
+	// left counts the instances that left the fleet without a clean stop in the last
+	// store.LeftKept; -1 until first counted.
+	left atomic.Int64
 	// saved is whether a count has been written to state_dir by this process.
 	saved atomic.Bool
 }
@@ -46,8 +55,8 @@ func (s *Server) shareLoop() {
 	s.loadFleetCount()
 	t := time.NewTicker(shareEvery)
 	defer t.Stop()
-	for {
-		s.countFleet(fl)
+	for n := 0; ; n++ {
+		s.countFleet(fl, n%leftEvery == 0)
 		select {
 		case <-s.closed:
 			return
@@ -56,12 +65,31 @@ func (s *Server) shareLoop() {
 	}
 }
 
-func (s *Server) countFleet(fl store.Fleet) {
+// countFleet counts the live instances, and withLeft those that left (when the store
+// keeps them).
+func (s *Server) countFleet(fl store.Fleet, withLeft bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*shareEvery)
 	defer cancel()
-	fs, err := fl.Instances(ctx)
+	list := fl.Instances
+	wl, keepsLeft := fl.(leftLister)
+	withLeft = withLeft && keepsLeft
+	if withLeft {
+		list = wl.WithLeft
+	}
+	fs, err := list(ctx)
 	if err != nil {
 		return
+	}
+	if withLeft {
+		n := int64(len(fs.Left))
+		if prev := s.share.left.Swap(n); n > prev && prev >= 0 {
+			names := make([]string, len(fs.Left))
+			for i, in := range fs.Left {
+				names[i] = in.Instance
+			}
+			s.log.Warn("an instance left the fleet without a clean stop: it may still serve what it last applied",
+				"left", names)
+		}
 	}
 	addr, _ := s.share.listen.Load().(string)
 	self := fl.InstanceName(addr)
@@ -90,6 +118,21 @@ func (s *Server) countFleet(fl store.Fleet) {
 	}
 	if prev != int64(live) || prevRegion != int64(inRegion) || !s.share.saved.Load() {
 		s.saveFleetCount(live, inRegion)
+	}
+}
+
+// writeFleetMetrics writes the fleet's size as this instance last counted it: the live
+// instances (this one included) and those that left without a clean stop, which may
+// still be serving what they last applied. Nothing without a fleet or a count.
+func (s *Server) writeFleetMetrics(w io.Writer) {
+	if s.fleet() == nil {
+		return
+	}
+	if live := s.share.live.Load(); live > 0 {
+		fmt.Fprintf(w, "shiftgate_fleet_instances{state=\"live\"} %d\n", live)
+	}
+	if left := s.share.left.Load(); left >= 0 {
+		fmt.Fprintf(w, "shiftgate_fleet_instances{state=\"left\"} %d\n", left)
 	}
 }
 

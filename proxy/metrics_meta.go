@@ -33,6 +33,7 @@ var metricHelp = map[string]metricMeta{
 	"shiftgate_cross_region_bytes_total":         {"counter", "Bytes to and from upstreams in another region than self_region, by region pair."},
 	"shiftgate_budget_enforced_bytes_per_second": {"gauge", "The byte budget this instance enforces now, by region pair."},
 	"shiftgate_budget_level":                     {"gauge", "A region pair's budget bucket in seconds of its rate: 1 is full, below 0 in debt."},
+	"shiftgate_fleet_instances":                  {"gauge", "Instances of the fleet as this one last counted them, by state: live (this one included), left (gone without a clean stop in the last 24h: they may still serve what they last applied)."},
 	"shiftgate_overrides_unpersisted":            {"gauge", "1 while an override is in force in memory that the store could not write (state_dir full or read-only)."},
 	// The client-side switch.
 	"shiftgate_client_config_requests_total": {"counter", "Answers of the client config endpoint, by status (200, 304)."},

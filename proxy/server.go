@@ -139,6 +139,7 @@ func New(cfg *conf.Config, opt Options) (*Server, error) {
 		s.now = time.Now
 	}
 	s.shed = shed.NewRegistry(s.now)
+	s.share.left.Store(-1) // not counted yet
 	s.runtimes = &runtimeRegistry{
 		breakers: breaker.NewSet(s.onBreakerChange),
 		scripts:  newScriptRegistry(),
