@@ -201,7 +201,7 @@ public final class Json {
                     }
                     int v = 0;
                     for (int k = 0; k < 4; k++) {
-                        int d = hex(s.charAt(i + k));
+                        int d = IpKey.hex(s.charAt(i + k)); // ASCII only, unlike Character.digit
                         if (d < 0) {
                             throw error("bad \\u escape");
                         }
@@ -215,19 +215,6 @@ public final class Json {
             }
             start = i;
         }
-    }
-
-    private static int hex(char c) {
-        if (c >= '0' && c <= '9') {
-            return c - '0';
-        }
-        if (c >= 'a' && c <= 'f') {
-            return c - 'a' + 10;
-        }
-        if (c >= 'A' && c <= 'F') {
-            return c - 'A' + 10;
-        }
-        return -1;
     }
 
     private Double number() {
