@@ -100,7 +100,8 @@ func printPlans(ans proxy.PlansAnswer, history bool, now time.Time, w io.Writer)
 	case ans.Driver != "":
 		fmt.Fprintf(w, "plans driven by %s (%s)\n", ans.Driver, ans.DriverAdmin)
 	case ans.NoDriver != "":
-		fmt.Fprintf(w, "NO INSTANCE DRIVES THE PLANS (%s): a running plan holds its step and nobody judges its gates;\n"+
+		fmt.Fprintf(w, "NO INSTANCE DRIVES THE PLANS (%s): a running plan holds its step and no instance moves it forward;\n"+
+			"  while the fleet store is down each instance judges it on its own statistics and may only roll it back on itself;\n"+
 			"  the levers still work on each instance: `shiftgate rollback -local on`, `shiftgate split -local -force ROUTE 0`\n", ans.NoDriver)
 	}
 	for _, p := range ans.Plans {
@@ -125,7 +126,11 @@ func printPlans(ans proxy.PlansAnswer, history bool, now time.Time, w io.Writer)
 			}
 		}
 		if l := p.Live; l != nil {
-			fmt.Fprintf(w, "  last reading %s (%d this step): %s — %s\n", l.CheckedAt.Format(time.RFC3339), l.Checks, l.Decision, l.Why)
+			by := ""
+			if l.Guard {
+				by = ", this instance's own statistics: acts only on a rollback"
+			}
+			fmt.Fprintf(w, "  last reading %s (%d this step%s): %s — %s\n", l.CheckedAt.Format(time.RFC3339), l.Checks, by, l.Decision, l.Why)
 			if len(l.Missing) > 0 {
 				fmt.Fprintf(w, "  instances not heard from: %s\n", strings.Join(l.Missing, ", "))
 			}

@@ -50,14 +50,17 @@ func TestPrintPlans(t *testing.T) {
 }
 
 // TestPrintPlansWithoutDriver: with no instance driving (the fleet store down), a
-// running plan is said not to be judged, and the levers that still work are named.
+// running plan is said not to move forward, the guard's readings are told apart from a
+// driver's, and the levers that still work are named.
 func TestPrintPlansWithoutDriver(t *testing.T) {
 	ans := proxy.PlansAnswer{NoDriver: "etcd: context deadline exceeded", Plans: []proxy.PlanStatus{{
-		Route: "feed", State: conf.PlanRunning, Step: 2, Steps: []float64{5, 50, 100}, Percent: 50, WritePercent: 50}}}
+		Route: "feed", State: conf.PlanRunning, Step: 2, Steps: []float64{5, 50, 100}, Percent: 50, WritePercent: 50,
+		Live: &proxy.PlanLive{Checks: 3, Guard: true, Decision: "advance", Why: "gates pass after the hold"}}}}
 	var b strings.Builder
 	printPlans(ans, false, time.Now(), &b)
 	out := b.String()
-	for _, want := range []string{"NO INSTANCE DRIVES THE PLANS (etcd: context deadline exceeded)", "nobody judges its gates", "rollback -local on", "feed: RUNNING"} {
+	for _, want := range []string{"NO INSTANCE DRIVES THE PLANS (etcd: context deadline exceeded)", "no instance moves it forward",
+		"may only roll it back on itself", "(3 this step, this instance's own statistics: acts only on a rollback): advance", "rollback -local on", "feed: RUNNING"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("missing %q in:\n%s", want, out)
 		}

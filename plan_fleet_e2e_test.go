@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -221,5 +222,165 @@ func TestPlanFleetLeaderKilled(t *testing.T) {
 	for range names {
 		res := <-loads
 		t.Logf("load on one instance: %d requests, %d errors %v", res.Requests, res.Errors, res.ErrorKinds)
+	}
+}
+
+func guardFleetConfig(name, listen, admin, endpoint, idc, cloud string) string {
+	return fmt.Sprintf(`listen: %s
+admin: { listen: %s }
+state_dir: ./state
+regions:
+  idc:   { upstreams: [%q] }
+  cloud: { upstreams: [%q] }
+split: { from: idc, to: cloud, salt: cutover-2026, keys: ["header:X-User-Id"] }
+timeouts: { connect: 500ms, response_header: 2s, body: 5s }
+fleet:
+  etcd: { endpoints: [%q], prefix: /shiftgate/guard-e2e/, dial_timeout: 500ms, instance: %s }
+routes:
+  - name: feed
+    match: { path_prefix: /api/feed }
+    percent: 0
+    plan:
+      steps: [50, 100]
+      hold: 2s
+      interval: 1s
+      min_requests: 20
+      failures: 2
+      rollback_ramp: 2s
+      gates: { latency: { off: true } }
+  - name: default
+    match: { path_prefix: / }
+`, listen, admin, idc, cloud, endpoint, name)
+}
+
+// TestPlanGuardWhileEtcdDown: while etcd is down no instance can drive a plan (each
+// step is a store write; the election lives there too). Each instance then judges the
+// running plan on its own statistics and acts on one decision only: with the new
+// region healthy its gates pass and would finish the plan, and the plan stays where it
+// is; with the new region failing its gates fail and it rolls the plan back on itself
+// (its users go back to the old region). When etcd returns the local rollbacks are
+// written to the store and the plan is rolled back fleet-wide.
+func TestPlanGuardWhileEtcdDown(t *testing.T) {
+	etcd, idc, cloud := fleetBackends(t)
+	var insts []*fleetInstance
+	for _, name := range []string{"gw-a", "gw-b"} {
+		f := &fleetInstance{name: name, listen: freeAddr(t), admin: freeAddr(t)}
+		f.path = filepath.Join(t.TempDir(), "shiftgate.yaml")
+		if err := os.WriteFile(f.path, []byte(guardFleetConfig(name, f.listen, f.admin, etcd.Endpoint, idc.Addr, cloud.Addr)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		f.start(t)
+		defer f.stop(t)
+		insts = append(insts, f)
+	}
+	a := insts[0]
+	// Started with no traffic: every reading is inconclusive, so the driver holds
+	// the first step until etcd is gone.
+	if code, out, errs := runCLI("plan", "start", "-admin", "http://"+a.admin, "feed"); code != 0 || !strings.Contains(out, "running at step 1 of 2") {
+		t.Fatalf("plan start: %d %s %s", code, out, errs)
+	}
+	etcd.Stop()
+	waitUntil(t, 15*time.Second, "no instance drives the plan and each reports the store down", func() bool {
+		for _, f := range insts {
+			ans, err := plansAt(f.admin)
+			if err != nil || ans.Driving || ans.NoDriver == "" || f.srv.Status().StoreUp {
+				return false
+			}
+		}
+		return true
+	})
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	loads := make(chan loadtest.Result, len(insts))
+	for i, f := range insts {
+		go func() {
+			res, _ := loadtest.Run(ctx, loadtest.Options{URL: "http://" + f.listen + "/api/feed", Rate: 100, Conns: 4,
+				Users: 20000, Seed: uint64(i), Duration: 90 * time.Second, Timeout: 2 * time.Second})
+			loads <- res
+		}()
+	}
+	// (a) The new region is healthy: each guard's gates pass after the hold and would
+	// finish the plan. Three such readings on each instance, and the plan has not moved.
+	waitUntil(t, 30*time.Second, "each instance's guard read passing gates 3 times", func() bool {
+		for _, f := range insts {
+			ans, err := plansAt(f.admin)
+			if err != nil || len(ans.Plans) != 1 {
+				return false
+			}
+			l := ans.Plans[0].Live
+			if l == nil || !l.Guard || l.Decision != "done" || l.Checks < 3 {
+				return false
+			}
+		}
+		return true
+	})
+	for _, f := range insts {
+		ans, _ := plansAt(f.admin)
+		p := ans.Plans[0]
+		t.Logf("%s guard: %d readings, last %s (%s)", f.name, p.Live.Checks, p.Live.Decision, p.Live.Why)
+		if p.State != conf.PlanRunning || p.Step != 1 || p.Percent != 50 {
+			t.Fatalf("%s: the guard moved the plan forward: %s at step %d (%g%%)", f.name, p.State, p.Step, p.Percent)
+		}
+	}
+
+	// (b) The new region fails: each guard rolls the plan back on its instance.
+	cloud.SetFailPercent(100)
+	waitUntil(t, 60*time.Second, "each instance rolled the plan back on itself", func() bool {
+		for _, f := range insts {
+			ans, err := plansAt(f.admin)
+			if err != nil || len(ans.Plans) != 1 || ans.Plans[0].State != conf.PlanRolledBack {
+				return false
+			}
+		}
+		return true
+	})
+	for _, f := range insts {
+		ans, _ := plansAt(f.admin)
+		t.Logf("%s: %s", f.name, ans.Plans[0].Reason)
+		if st := f.srv.Status(); !slices.Contains(st.PendingLocal, "plans/feed") || !slices.Contains(st.PendingLocal, "routes/feed") {
+			t.Errorf("%s: pending local changes %v, want plans/feed and routes/feed", f.name, st.PendingLocal)
+		}
+	}
+	// The rollback ramp (2s) brings every user of feed back to the old region.
+	servesNone := func(what string) {
+		t.Helper()
+		waitUntil(t, 10*time.Second, what, func() bool {
+			for _, f := range insts {
+				if st := adminStatus(t, f.admin); st.Routes[0].Effective != 0 {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	servesNone("every instance sends no user of feed to the new region")
+	cancel()
+	for range insts {
+		res := <-loads
+		t.Logf("load on one instance: %d requests, %d errors %v", res.Requests, res.Errors, res.ErrorKinds)
+	}
+
+	// (c) etcd returns: the rollback is the store's, and every instance applies it.
+	cloud.SetFailPercent(0)
+	etcd.Restart()
+	waitUntil(t, 15*time.Second, "the rollback reconciled into the store and applied everywhere", func() bool {
+		for _, f := range insts {
+			st := f.srv.Status()
+			if !st.StoreUp || len(st.PendingLocal) != 0 {
+				return false
+			}
+			ans, err := plansAt(f.admin)
+			if err != nil || len(ans.Plans) != 1 || ans.Plans[0].State != conf.PlanRolledBack {
+				return false
+			}
+		}
+		return true
+	})
+	servesNone("every instance still sends no user of feed to the new region")
+	if code, out, _ := runCLI("plan", "status", "-history", "-admin", "http://"+insts[1].admin); code != 0 || !strings.Contains(out, "feed: ROLLED_BACK") {
+		t.Errorf("plan status after etcd returned: %d\n%s", code, out)
+	} else {
+		t.Logf("shiftgate plan status -history:\n%s", out)
 	}
 }

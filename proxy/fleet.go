@@ -16,13 +16,13 @@ func (s *Server) storeHealth() (store.Health, bool) {
 	return store.Health{}, false
 }
 
-// fleet returns the store's fleet abilities, nil without a fleet store.
 // leftLister is a fleet store that also lists the instances that left without a clean
 // stop (store.Etcd).
 type leftLister interface {
 	WithLeft(context.Context) (store.FleetStatus, error)
 }
 
+// fleet returns the store's fleet abilities, nil without a fleet store.
 func (s *Server) fleet() store.Fleet {
 	if s.store == nil {
 		return nil

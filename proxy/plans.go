@@ -38,7 +38,9 @@ type PlansAnswer struct {
 	DriverAdmin string `json:"driver_admin,omitempty"`
 	Driving     bool   `json:"driving"`
 	// NoDriver says why no instance drives the plans (the fleet store down, no
-	// leader elected): a running plan then holds its step and nobody judges it.
+	// leader elected): a running plan then holds its step, and while the store is
+	// down each instance judges it on its own statistics and may only roll it back
+	// on itself (PlanLive.Guard).
 	NoDriver string `json:"no_driver,omitempty"`
 }
 
@@ -84,6 +86,10 @@ type PlanLive struct {
 	// rollback, with its reason.
 	Decision string `json:"decision"`
 	Why      string `json:"why,omitempty"`
+	// Guard is true for the readings of this instance's own statistics while no
+	// instance can drive the plans (the fleet store down): it acts only on a
+	// rollback, on itself.
+	Guard bool `json:"local_guard,omitempty"`
 }
 
 // PlanStatusOf describes route r's plan from its progress, without live readings.
@@ -145,6 +151,29 @@ type PlanChange func(cur conf.PlanProgress, split conf.SplitBP) (conf.PlanProgre
 // audit line; a split change leaves the same line a manual split does. unpersisted, as
 // in RollbackResult, says the change is in force but not persisted.
 func (s *Server) WritePlan(ctx context.Context, who, route string, change PlanChange) (p conf.PlanProgress, unpersisted string, err error) {
+	return s.writePlan(ctx, false, who, route, change)
+}
+
+// WritePlanLocal is WritePlan on this instance alone, while the fleet store is down:
+// the change is kept in state_dir and written to the store when it returns, like the
+// verbs' -local changes. It is refused while the store is up (store.ErrLocalWhileUp)
+// and without a fleet store.
+func (s *Server) WritePlanLocal(ctx context.Context, who, route string, change PlanChange) (conf.PlanProgress, error) {
+	if s.fleet() == nil {
+		return conf.PlanProgress{}, Errorf(http.StatusBadRequest, "a local plan write needs a fleet store")
+	}
+	p, _, err := s.writePlan(ctx, true, who, route, change)
+	return p, err
+}
+
+// StoreDown reports whether this instance's fleet store is down (false without a
+// fleet store): no instance can then drive a plan, since each step is a store write.
+func (s *Server) StoreDown() bool {
+	h, ok := s.storeHealth()
+	return ok && !h.Up
+}
+
+func (s *Server) writePlan(ctx context.Context, local bool, who, route string, change PlanChange) (p conf.PlanProgress, unpersisted string, err error) {
 	st := s.state.Load()
 	r, ok := st.cfg.Route(route)
 	if !ok {
@@ -158,7 +187,7 @@ func (s *Server) WritePlan(ctx context.Context, who, route string, change PlanCh
 		set          *PlanSplit
 		prev, next   conf.PlanProgress
 	)
-	ov, unpersisted, err := s.changeOverrides(ctx, false, func(o *conf.Overrides) error {
+	ov, unpersisted, err := s.changeOverrides(ctx, local, func(o *conf.Overrides) error {
 		now := s.now().UTC()
 		cur := o.Plans[route]
 		split, eff := conf.SplitBP{Read: r.PercentBP, Write: r.WritePercentBP}, conf.SplitBP{Read: r.PercentBP, Write: r.WritePercentBP}
@@ -202,10 +231,10 @@ func (s *Server) WritePlan(ctx context.Context, who, route string, change PlanCh
 			"before", conf.FormatBP(before.Read)+"/"+conf.FormatBP(before.Write),
 			"after", conf.FormatBP(set.Read)+"/"+conf.FormatBP(set.Write),
 			"ramp", set.Ramp.String(), "from_effective", conf.FormatBP(from.Read)+"/"+conf.FormatBP(from.Write),
-			"revision", ov.Revision, "by_plan", true)
+			"revision", ov.Revision, "by_plan", true, "local", local)
 	}
 	s.log.Info("audit", "who", who, "what", "plan", "route", route, "before", string(stateOr(prev.State)), "after", string(next.State),
-		"step", next.Step+1, "percent", conf.FormatBP(next.PercentBP), "reason", next.Reason, "revision", ov.Revision, "persisted", unpersisted == "")
+		"step", next.Step+1, "percent", conf.FormatBP(next.PercentBP), "reason", next.Reason, "revision", ov.Revision, "persisted", unpersisted == "", "local", local)
 	return next, unpersisted, nil
 }
 

@@ -18,7 +18,8 @@ const planElection = "plans"
 
 // startPlans plugs the ramp plan controller into the server and drives the plans: on
 // a single instance always, in a fleet while this instance leads the election (one
-// driver at a time; a new leader continues from the progress in the store).
+// driver at a time; a new leader continues from the progress in the store), and
+// guards them on this instance while the store is down (plan.Controller.Guard).
 func (g *Gateway) startPlans(ctx context.Context, st store.Store) {
 	srv, fl := g.Server, st.Fleet()
 	opt := plan.Options{Logger: g.log, Read: statsReader(srv, g.AdminAddr, fl != nil)}
@@ -27,6 +28,7 @@ func (g *Gateway) startPlans(ctx context.Context, st store.Store) {
 		opt.Instance = fl.InstanceName(g.Addr)
 	}
 	if fl != nil && el != nil {
+		opt.LocalRead = statsReader(srv, g.AdminAddr, false)
 		opt.Driver = func(ctx context.Context) (string, string, error) {
 			v, err := el.Leader(ctx, planElection)
 			name, adminAddr, _ := strings.Cut(v, " ")
@@ -38,6 +40,8 @@ func (g *Gateway) startPlans(ctx context.Context, st store.Store) {
 	switch {
 	case fl != nil && el != nil:
 		g.goBG(func() { el.Lead(ctx, planElection, opt.Instance+" "+g.AdminAddr, ctrl.Drive) })
+		// While the store is down nobody leads: each instance guards its own users.
+		g.goBG(func() { ctrl.Guard(ctx) })
 	case fl != nil:
 		g.log.Warn("the fleet store elects no leader: this instance drives ramp plans on its own", "store", st.Describe())
 		g.goBG(func() { ctrl.Drive(ctx) })

@@ -36,6 +36,9 @@ type Options struct {
 	// Tick is how often Drive looks for plans due a reading; default 100ms. Each
 	// plan is read every plan.interval.
 	Tick time.Duration
+	// LocalRead reads this instance's own statistics, for Guard; nil: Guard does
+	// nothing.
+	LocalRead Reader
 }
 
 // Controller drives ramp plans: while Drive runs (on the one instance a fleet elects)
@@ -49,7 +52,17 @@ type Controller struct {
 
 	driving atomic.Bool
 	mu      sync.Mutex
-	live    map[string]*live // by route, readings of the step in force
+	drive   judge // Drive's readings, with the fleet's statistics
+	guard   judge // Guard's readings, with this instance's own
+}
+
+// judge is one way of reading plans: the driver's, which acts on every decision
+// through the store, or the guard's (local), which acts only on a rollback, on this
+// instance alone.
+type judge struct {
+	read  Reader
+	local bool
+	live  map[string]*live // by route, readings of the step in force; guarded by mu
 }
 
 // live are the readings of one running step by this driver.
@@ -77,7 +90,9 @@ func New(srv *proxy.Server, opt Options) *Controller {
 	if opt.Tick <= 0 {
 		opt.Tick = 100 * time.Millisecond
 	}
-	return &Controller{srv: srv, opt: opt, live: map[string]*live{}}
+	return &Controller{srv: srv, opt: opt,
+		drive: judge{read: opt.Read, live: map[string]*live{}},
+		guard: judge{read: opt.LocalRead, local: true, live: map[string]*live{}}}
 }
 
 // who names this controller in the audit log and the store.
@@ -96,7 +111,7 @@ func (c *Controller) Drive(ctx context.Context) {
 	defer func() {
 		c.driving.Store(false)
 		c.mu.Lock()
-		c.live = map[string]*live{}
+		c.drive.live = map[string]*live{}
 		c.mu.Unlock()
 	}()
 	c.opt.Logger.Info("driving ramp plans", "instance", c.opt.Instance)
@@ -114,18 +129,58 @@ func (c *Controller) Drive(ctx context.Context) {
 
 // CheckDue reads every running plan whose last reading is an interval old, and acts on
 // what each decides. Drive calls it every tick; tests call it directly.
-func (c *Controller) CheckDue(ctx context.Context) {
+func (c *Controller) CheckDue(ctx context.Context) { c.checkDue(ctx, &c.drive) }
+
+// Guard watches the running plans while no instance can drive them, until ctx ends:
+// while the fleet store is down (each step is a store write, and the election that
+// picks the driver lives there) and this instance does not drive. It reads each plan
+// as the driver would, but from this instance's own statistics (Options.LocalRead),
+// and acts on one decision only: a rollback, written on this instance alone
+// (Server.WritePlanLocal) and to the store when it returns, which then stops the plan
+// fleet-wide. A plan that would advance, finish or halt holds until a driver is back:
+// without the store no instance may move users forward, but each may still move its
+// own back when the new region hurts them.
+func (c *Controller) Guard(ctx context.Context) {
+	if c.opt.LocalRead == nil {
+		return
+	}
+	t := time.NewTicker(c.opt.Tick)
+	defer t.Stop()
+	for {
+		c.GuardDue(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// GuardDue is one round of Guard: it reads the plans due a reading while the store is
+// down and this instance does not drive, and otherwise forgets the guard's readings
+// (a later outage starts its streaks afresh). Tests call it directly.
+func (c *Controller) GuardDue(ctx context.Context) {
+	if c.driving.Load() || !c.srv.StoreDown() {
+		c.mu.Lock()
+		clear(c.guard.live)
+		c.mu.Unlock()
+		return
+	}
+	c.checkDue(ctx, &c.guard)
+}
+
+func (c *Controller) checkDue(ctx context.Context, j *judge) {
 	cfg, ov := c.srv.Config(), c.srv.Overrides()
 	now := c.opt.Now()
 	for i := range cfg.Routes {
 		r := &cfg.Routes[i]
 		p, ok := ov.Plans[r.Name]
 		if r.Plan == nil || !ok || p.State != conf.PlanRunning {
-			c.forget(r.Name)
+			c.forget(j, r.Name)
 			continue
 		}
 		c.mu.Lock()
-		l := c.live[r.Name]
+		l := j.live[r.Name]
 		// A step not read yet by this driver (just begun, or taken over from
 		// another) is read once its window can hold a complete second: at once
 		// when it began long ago.
@@ -136,14 +191,14 @@ func (c *Controller) CheckDue(ctx context.Context) {
 		due := !now.Before(next)
 		c.mu.Unlock()
 		if due && ctx.Err() == nil {
-			c.check(ctx, r, p, ov)
+			c.check(ctx, j, r, p, ov)
 		}
 	}
 }
 
-func (c *Controller) forget(route string) {
+func (c *Controller) forget(j *judge, route string) {
 	c.mu.Lock()
-	delete(c.live, route)
+	delete(j.live, route)
 	c.mu.Unlock()
 }
 
@@ -151,27 +206,32 @@ func (c *Controller) forget(route string) {
 // read: another driver or a human got there first.
 var errMoved = errors.New("the plan moved since it was read")
 
-// check reads one running plan once and writes what it decides.
-func (c *Controller) check(ctx context.Context, r *conf.Route, p conf.PlanProgress, ov conf.Overrides) {
+// check reads one running plan once and writes what it decides (the guard: only a
+// rollback).
+func (c *Controller) check(ctx context.Context, j *judge, r *conf.Route, p conf.PlanProgress, ov conf.Overrides) {
 	pl, now := r.Plan, c.opt.Now().UTC()
-	// The human wins: a change this plan did not make pauses it.
+	// The human wins: a change this plan did not make pauses it. The guard leaves
+	// that to the driver and does not judge a plan someone overruled.
 	if why := c.overruled(r, p, ov); why != "" {
-		c.write(ctx, r, p, "pause", func(cur conf.PlanProgress, _ conf.SplitBP) (conf.PlanProgress, *proxy.PlanSplit, error) {
+		if j.local {
+			return
+		}
+		c.write(ctx, j, r, p, "pause", func(cur conf.PlanProgress, _ conf.SplitBP) (conf.PlanProgress, *proxy.PlanSplit, error) {
 			return cur.Paused(now, c.who(), why+": the human wins; `shiftgate plan resume "+r.Name+"` continues from the split in force"), nil, nil
 		})
 		return
 	}
 	c.mu.Lock()
-	l := c.live[r.Name]
+	l := j.live[r.Name]
 	if l == nil || !l.step.SameStep(p) {
 		l = &live{step: p, breakerBase: c.srv.BreakerOpens(r.Name, r.To)}
-		c.live[r.Name] = l
+		j.live[r.Name] = l
 	}
 	failures, base := l.failures, l.breakerBase
 	c.mu.Unlock()
 
 	rctx, cancel := context.WithTimeout(ctx, max(pl.Interval.D, 2*time.Second))
-	w, err := c.opt.Read(rctx, r.Name, p.StepAt, pl.Gates.Fallbacks != nil)
+	w, err := j.read(rctx, r.Name, p.StepAt, pl.Gates.Fallbacks != nil)
 	cancel()
 	var gates []stats.Gate
 	var d Decision
@@ -191,10 +251,10 @@ func (c *Controller) check(ctx context.Context, r *conf.Route, p conf.PlanProgre
 		l.gates, l.win = gates, w
 	}
 	c.mu.Unlock()
-	if d.Action == Hold {
+	if d.Action == Hold || (j.local && d.Action != Rollback) {
 		return
 	}
-	c.write(ctx, r, p, string(d.Action), func(cur conf.PlanProgress, split conf.SplitBP) (conf.PlanProgress, *proxy.PlanSplit, error) {
+	c.write(ctx, j, r, p, string(d.Action), func(cur conf.PlanProgress, split conf.SplitBP) (conf.PlanProgress, *proxy.PlanSplit, error) {
 		n, sp, _ := Next(pl, cur, d, gates, split, now, c.who())
 		n.History[len(n.History)-1].Readings = readings
 		return n, sp, nil
@@ -223,19 +283,31 @@ func (c *Controller) overruled(r *conf.Route, p conf.PlanProgress, ov conf.Overr
 }
 
 // write stores a driver's change of p, provided the stored progress still stands at
-// p's step; the fingerprint of the route's config goes with it.
-func (c *Controller) write(ctx context.Context, r *conf.Route, p conf.PlanProgress, what string, change proxy.PlanChange) {
+// p's step; the fingerprint of the route's config goes with it. The guard's goes to
+// this instance alone.
+func (c *Controller) write(ctx context.Context, j *judge, r *conf.Route, p conf.PlanProgress, what string, change proxy.PlanChange) {
 	fp := r.PlanFingerprint()
-	// An unpersisted write is in force in memory; the server retries it and says so
-	// loudly: the plan goes on from it.
-	n, _, err := c.srv.WritePlan(ctx, c.who(), r.Name, func(cur conf.PlanProgress, split conf.SplitBP) (conf.PlanProgress, *proxy.PlanSplit, error) {
+	guarded := func(cur conf.PlanProgress, split conf.SplitBP) (conf.PlanProgress, *proxy.PlanSplit, error) {
 		if !cur.SameStep(p) {
 			return cur, nil, errMoved
 		}
 		n, sp, err := change(cur, split)
 		n.Fingerprint = fp
 		return n, sp, err
-	})
+	}
+	var n conf.PlanProgress
+	var err error
+	if j.local {
+		n, err = c.srv.WritePlanLocal(ctx, c.who(), r.Name, guarded)
+		if err == nil {
+			c.opt.Logger.Warn("plan rolled back on THIS INSTANCE ONLY by its own statistics while no instance can drive the plans (the fleet store is down); written to the store when it returns",
+				"route", r.Name, "why", n.Reason)
+		}
+	} else {
+		// An unpersisted write is in force in memory; the server retries it and
+		// says so loudly: the plan goes on from it.
+		n, _, err = c.srv.WritePlan(ctx, c.who(), r.Name, guarded)
+	}
 	switch {
 	case errors.Is(err, errMoved):
 		c.opt.Logger.Info("plan moved meanwhile; reading it again", "route", r.Name, "would", what)
@@ -246,10 +318,10 @@ func (c *Controller) write(ctx context.Context, r *conf.Route, p conf.PlanProgre
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err != nil {
-		delete(c.live, r.Name)
+		delete(j.live, r.Name)
 		return
 	}
-	c.live[r.Name] = &live{step: n, next: firstReading(n.StepAt, r.Plan.Interval.D), breakerBase: c.srv.BreakerOpens(r.Name, r.To)}
+	j.live[r.Name] = &live{step: n, next: firstReading(n.StepAt, r.Plan.Interval.D), breakerBase: c.srv.BreakerOpens(r.Name, r.To)}
 }
 
 // firstReading is when a step that began at start is first read: an interval later,
@@ -315,9 +387,10 @@ func (c *Controller) Act(ctx context.Context, who, route, verb string) (proxy.Pl
 		return proxy.PlanStatus{}, err
 	}
 	c.mu.Lock()
-	delete(c.live, route)
+	delete(c.drive.live, route)
+	delete(c.guard.live, route)
 	if p.State == conf.PlanRunning {
-		c.live[route] = &live{step: p, next: firstReading(p.StepAt, pl.Interval.D), breakerBase: c.srv.BreakerOpens(route, r.To)}
+		c.drive.live[route] = &live{step: p, next: firstReading(p.StepAt, pl.Interval.D), breakerBase: c.srv.BreakerOpens(route, r.To)}
 	}
 	c.mu.Unlock()
 	ps := proxy.PlanStatusOf(r, p)
@@ -348,9 +421,13 @@ func (c *Controller) Plans(ctx context.Context) (proxy.PlansAnswer, error) {
 		}
 		p := ov.Plans[r.Name]
 		ps := proxy.PlanStatusOf(r, p)
-		if l := c.live[r.Name]; l != nil && l.step.SameStep(p) && l.checks > 0 {
+		l, local := c.drive.live[r.Name], false
+		if l == nil || !l.step.SameStep(p) || l.checks == 0 {
+			l, local = c.guard.live[r.Name], true
+		}
+		if l != nil && l.step.SameStep(p) && l.checks > 0 {
 			ps.Gates = append(ps.Gates, l.gates...)
-			ps.Live = &proxy.PlanLive{CheckedAt: l.checkedAt, Checks: l.checks, Failures: l.failures,
+			ps.Live = &proxy.PlanLive{CheckedAt: l.checkedAt, Checks: l.checks, Failures: l.failures, Guard: local,
 				Instances: l.win.Instances, Missing: l.win.Missing, Decision: string(l.decision.Action), Why: l.decision.Why}
 			if !l.win.From.IsZero() {
 				ps.Live.WindowFrom, ps.Live.WindowTo = l.win.From.Unix(), l.win.To.Unix()

@@ -427,3 +427,27 @@ func TestFirstReading(t *testing.T) {
 		}
 	}
 }
+
+// TestGuardIdleWhileAStoreCanBeWritten: the guard judges nothing where a driver can
+// write (here a gateway without a fleet store): failing gates leave the plan to the
+// driver, and the guard does not even read them.
+func TestGuardIdleWhileAStoreCanBeWritten(t *testing.T) {
+	r := newRig(t, planConfig)
+	r.reads.set(failingWindow, nil)
+	guardReads := &fakeReads{w: failingWindow}
+	r.ctrl.opt.LocalRead = guardReads.read
+	r.ctrl.guard.read = guardReads.read
+	r.act(t, "start")
+	for range 10 {
+		r.clk.add(2 * time.Second)
+		r.ctrl.GuardDue(context.Background())
+	}
+	if p := r.progress(); p.State != conf.PlanRunning {
+		t.Fatalf("the guard acted where the store can be written: %+v", p)
+	}
+	if n := len(guardReads.sinces); n != 0 {
+		t.Fatalf("the guard read the gates %d times where the store can be written", n)
+	}
+	// The driver, given the same readings, rolls back.
+	r.until(t, 10, "the driver rolls back", func() bool { return r.progress().State == conf.PlanRolledBack })
+}
