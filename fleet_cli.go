@@ -96,7 +96,7 @@ func splitDirect(es *store.Etcd, file *conf.SplitBP, route, percent, writes stri
 		// with: the write split defaults to the read split.
 		before := conf.SplitBP{Read: read, Write: max(read, write)}
 		if cur, ok := o.Routes[route]; ok {
-			before = conf.SplitBP{Read: cur.PercentBP, Write: cur.WritePercentBP}
+			before = cur.SplitAt(time.Now()) // where a ramp has got to: what users are served
 		} else if file != nil {
 			before = *file
 		} else if writes != "" {

@@ -267,11 +267,14 @@ type SplitResult struct {
 	Forced bool `json:"forced,omitempty"`
 }
 
-// planSplit checks one route's split change against the serving state and describes
-// it. Without write_percent the write split stays where it is, capped at the new read
-// split, so writes keep lagging reads. A change that moves users back (a lower percent
-// or write_percent) is refused unless req.Force: rollback is the tool for going back.
-func planSplit(st *state, name string, req SplitRequest) (res SplitResult, before, after conf.SplitBP, err error) {
+// planSplit checks one route's split change against the serving state at now and
+// describes it. Without write_percent the write split stays where it is, capped at the
+// new read split, so writes keep lagging reads. A change that moves users back (a lower
+// percent or write_percent) is refused unless req.Force: rollback is the tool for going
+// back. Where the route's split ramps (a plan's rollback), "before" is where the ramp
+// has got to, which is what users are served and what a change applied at once moves
+// them from, not the ramp's target.
+func planSplit(st *state, name string, req SplitRequest, now time.Time) (res SplitResult, before, after conf.SplitBP, err error) {
 	route, ok := st.cfg.Route(name)
 	if !ok {
 		return res, before, after, Errorf(http.StatusNotFound, "no route %q", name)
@@ -282,7 +285,7 @@ func planSplit(st *state, name string, req SplitRequest) (res SplitResult, befor
 	}
 	before = conf.SplitBP{Read: route.PercentBP, Write: route.WritePercentBP}
 	if o, ok := st.ov.Routes[name]; ok {
-		before = conf.SplitBP{Read: o.PercentBP, Write: o.WritePercentBP}
+		before = o.SplitAt(now)
 	}
 	write := 0
 	if req.WritePercent != nil {
@@ -534,7 +537,7 @@ func (s *Server) ChangeSplits(ctx context.Context, who string, req BulkSplitRequ
 	for _, name := range names {
 		one := req.Routes[name]
 		one.DryRun, one.Force = req.DryRun, one.Force || req.Force
-		res, before, split, err := planSplit(st, name, one)
+		res, before, split, err := planSplit(st, name, one, s.now())
 		if err != nil {
 			var e *Error
 			if errors.As(err, &e) && e.Refused != nil {

@@ -202,9 +202,11 @@ func (s *Server) writePlan(ctx context.Context, local bool, who, route string, c
 			if sp.Write > sp.Read || sp.Read < 0 || sp.Read > 10000 || sp.Write < 0 {
 				return Errorf(http.StatusBadRequest, "route %s: %s/%s is not a valid split", route, conf.FormatBP(sp.Read), conf.FormatBP(sp.Write))
 			}
-			if sp.MovesBack(split) && sp.Ramp <= 0 {
+			// Against the split users are served (eff: a rollback ramp's position),
+			// not the ramp's target, which may be below it.
+			if sp.MovesBack(eff) && sp.Ramp <= 0 {
 				return Errorf(http.StatusConflict, "route %s: a plan never moves users back at once (%s%% -> %s%%); it rolls back over a ramp",
-					route, conf.FormatBP(split.Read), conf.FormatBP(sp.Read))
+					route, conf.FormatBP(eff.Read), conf.FormatBP(sp.Read))
 			}
 			if o.Routes == nil {
 				o.Routes = map[string]conf.RouteOverride{}

@@ -358,8 +358,13 @@ func (c *Controller) Act(ctx context.Context, who, route, verb string) (proxy.Pl
 	var change proxy.PlanChange
 	switch verb {
 	case "start", "resume":
-		if c.srv.Overrides().Rollback.On {
+		ov := c.srv.Overrides()
+		if ov.Rollback.On {
 			return proxy.PlanStatus{}, proxy.Errorf(http.StatusConflict, "rollback is on: turn it off before a plan can %s", verb)
+		}
+		if why := splitRamping(ov, route, c.opt.Now()); why != "" {
+			return proxy.PlanStatus{}, proxy.Errorf(http.StatusConflict,
+				"route %s: %s: a plan cannot %s until it ends (its step would be judged on a split users are not served, and then set at once)", route, why, verb)
 		}
 		f := Start
 		if verb == "resume" {
@@ -396,6 +401,23 @@ func (c *Controller) Act(ctx context.Context, who, route, verb string) (proxy.Pl
 	ps := proxy.PlanStatusOf(r, p)
 	ps.Unpersisted = unpersisted
 	return ps, nil
+}
+
+// splitRamping says how route's split is ramping at now ("" when it is not): the
+// rollback switch turned off with a ramp, or a ramp of the route's own (a plan's
+// rollback, an abort).
+func splitRamping(ov conf.Overrides, route string, now time.Time) string {
+	if ov.Ramping(now) {
+		end := ov.Rollback.RampFrom.Add(ov.Rollback.RampFor)
+		return fmt.Sprintf("the splits are ramping back after rollback until %s (%s from now)", end.UTC().Format(time.RFC3339), end.Sub(now).Truncate(time.Second))
+	}
+	if ro, ok := ov.Routes[route]; ok && ro.Ramping(now) {
+		end := ro.Ramp.Start.Add(ro.Ramp.For)
+		at := ro.SplitAt(now)
+		return fmt.Sprintf("its split is ramping from %s%% to %s%% (%s%% now) until %s (%s from now)", conf.FormatBP(ro.Ramp.FromBP),
+			conf.FormatBP(ro.PercentBP), conf.FormatBP(at.Read), end.UTC().Format(time.RFC3339), end.Sub(now).Truncate(time.Second))
+	}
+	return ""
 }
 
 // Plans implements proxy.PlanDriver: every configured plan, its progress from the

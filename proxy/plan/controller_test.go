@@ -3,6 +3,7 @@ package plan
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"strings"
@@ -450,4 +451,78 @@ func TestGuardIdleWhileAStoreCanBeWritten(t *testing.T) {
 	}
 	// The driver, given the same readings, rolls back.
 	r.until(t, 10, "the driver rolls back", func() bool { return r.progress().State == conf.PlanRolledBack })
+}
+
+// TestNoMoveBackDuringARollbackRamp: while a plan's rollback ramps the split down, a
+// manual split below where the ramp has got to moves users back at once and is refused
+// without force (its dry run says how many), and a plan cannot start again until the
+// ramp ends: it would judge a split users are not served and then set its step at once.
+func TestNoMoveBackDuringARollbackRamp(t *testing.T) {
+	r := newRig(t, planConfig)
+	r.act(t, "start")
+	r.until(t, 100, "the plan reaches 25%", func() bool { return r.progress().PercentBP >= 2500 })
+	r.reads.set(failingWindow, nil)
+	r.until(t, 10, "the plan rolls back", func() bool { return r.progress().State == conf.PlanRolledBack })
+	r.clk.add(30 * time.Second) // halfway down the 1m ramp
+	at := r.split()
+	if at.Read <= 500 || at.Read >= 2500 {
+		t.Fatalf("halfway down the rollback ramp the split is %+v", at)
+	}
+	ctx := context.Background()
+	req := proxy.BulkSplitRequest{Routes: map[string]proxy.SplitRequest{"feed": {Percent: "5"}}, DryRun: true}
+	_, err := r.srv.ChangeSplits(ctx, "ops", req)
+	var e *proxy.Error
+	if !errors.As(err, &e) || e.Status != 409 || e.Refused == nil || e.Refused.MoveBack <= 0 || e.Refused.Before != float64(at.Read)/100 {
+		t.Fatalf("split 5%% while the ramp is at %s%%: %v (refused %+v), want 409 naming the share moving back", conf.FormatBP(at.Read), err, e)
+	}
+	for _, verb := range []string{"start"} {
+		if _, err := r.ctrl.Act(ctx, "ops", "feed", verb); !errors.As(err, &e) || e.Status != 409 || !strings.Contains(err.Error(), "ramping") {
+			t.Fatalf("%s during the rollback ramp: %v, want 409 (ramping)", verb, err)
+		}
+	}
+	if sp := r.split(); sp != at {
+		t.Fatalf("the refusals changed the split: %+v, was %+v", sp, at)
+	}
+	// Forced, the split is set at once.
+	req.DryRun = false
+	req.Force = true
+	if _, err := r.srv.ChangeSplits(ctx, "ops", req); err != nil {
+		t.Fatalf("forced: %v", err)
+	}
+	if sp := r.split(); sp.Read != 500 {
+		t.Fatalf("after the forced split: %+v", sp)
+	}
+	// Once no ramp runs the plan starts again.
+	r.reads.set(healthyWindow, nil)
+	if ps := r.act(t, "start"); ps.State != conf.PlanRunning {
+		t.Fatalf("start after the ramp: %+v", ps)
+	}
+}
+
+// TestNoResumeDuringTheRollbackSwitchRamp: rollback on pauses a plan; turned off with a
+// ramp, the splits climb back, and the plan cannot resume until they are back.
+func TestNoResumeDuringTheRollbackSwitchRamp(t *testing.T) {
+	r := newRig(t, planConfig)
+	r.act(t, "start")
+	r.until(t, 100, "the plan reaches 25%", func() bool { return r.progress().PercentBP >= 2500 })
+	ctx := context.Background()
+	if _, err := r.srv.SetRollback(ctx, "ops", proxy.RollbackRequest{On: true}); err != nil {
+		t.Fatal(err)
+	}
+	r.tick()
+	if st := r.progress().State; st != conf.PlanPaused {
+		t.Fatalf("after rollback on: %s, want paused", st)
+	}
+	if _, err := r.srv.SetRollback(ctx, "ops", proxy.RollbackRequest{On: false, Ramp: "20s"}); err != nil {
+		t.Fatal(err)
+	}
+	r.clk.add(5 * time.Second)
+	var e *proxy.Error
+	if _, err := r.ctrl.Act(ctx, "ops", "feed", "resume"); !errors.As(err, &e) || e.Status != 409 || !strings.Contains(err.Error(), "ramping back after rollback") {
+		t.Fatalf("resume during the rollback switch's ramp: %v, want 409", err)
+	}
+	r.clk.add(16 * time.Second)
+	if ps := r.act(t, "resume"); ps.State != conf.PlanRunning {
+		t.Fatalf("resume after the ramp: %+v", ps)
+	}
 }
