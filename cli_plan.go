@@ -112,6 +112,14 @@ func printPlans(ans proxy.PlansAnswer, history bool, now time.Time, w io.Writer)
 				steps[i] = "[" + steps[i] + "]"
 			}
 		}
+		if p.NotInConfig {
+			fmt.Fprintf(w, "\n%s: %s at %g%% (writes %g%%): ROUTE NOT IN THE CONFIG (a reload removed it); a running plan is paused,\n"+
+				"  and the verbs need the route back in the config\n", p.Route, strings.ToUpper(string(p.State)), p.Percent, p.WritePercent)
+			if p.Reason != "" {
+				fmt.Fprintf(w, "  %s\n", p.Reason)
+			}
+			continue
+		}
 		fmt.Fprintf(w, "\n%s: %s, step %d of %d (%g%%, writes %g%%), steps %s %%\n", p.Route, strings.ToUpper(string(p.State)),
 			p.Step, len(p.Steps), p.Percent, p.WritePercent, strings.Join(steps, " → "))
 		if p.Reason != "" {

@@ -66,6 +66,9 @@ type PlanStatus struct {
 	History []conf.PlanEvent `json:"history,omitempty"`
 	// Unpersisted, in the answer to a plan verb, as in RollbackResult.
 	Unpersisted string `json:"unpersisted,omitempty"`
+	// NotInConfig marks stored progress of a route the answering instance's config
+	// does not have (a reload removed it): a running one is paused by the driver.
+	NotInConfig bool `json:"not_in_config,omitempty"`
 }
 
 // PlanLive are a driver's readings of a running step.
@@ -245,6 +248,44 @@ func stateOr(s conf.PlanState) conf.PlanState {
 		return conf.PlanIdle
 	}
 	return s
+}
+
+// PauseOrphanedPlans pauses the running plans of routes the serving config does not
+// have (a reload removed the route) and returns them, sorted. Nobody can judge such a
+// plan, and if the route came back with its plan running, the first reading would
+// judge a window of the time it did not exist and step the split; paused, it waits for
+// `plan resume`. The driver calls it; a human's verbs need the route.
+func (s *Server) PauseOrphanedPlans(ctx context.Context, who string) ([]string, error) {
+	st := s.state.Load()
+	var names []string
+	for name, p := range st.ov.Plans {
+		if _, ok := st.cfg.Route(name); !ok && p.State == conf.PlanRunning {
+			names = append(names, name)
+		}
+	}
+	if len(names) == 0 {
+		return nil, nil
+	}
+	var paused []string
+	ov, _, err := s.changeOverrides(ctx, false, func(o *conf.Overrides) error {
+		cfg := s.state.Load().cfg
+		var still []string
+		for _, name := range names {
+			if _, ok := cfg.Route(name); !ok {
+				still = append(still, name)
+			}
+		}
+		paused = nil
+		if len(still) > 0 {
+			paused = pausePlans(o, still, s.now().UTC(), who, "its route is not in the config (a reload removed it)")
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.logPaused(who, paused, "route removed by a reload", ov.Revision)
+	return paused, nil
 }
 
 // pausePlans pauses the running plans of the named routes (every route when names

@@ -170,6 +170,11 @@ func (c *Controller) GuardDue(ctx context.Context) {
 }
 
 func (c *Controller) checkDue(ctx context.Context, j *judge) {
+	if !j.local {
+		if _, err := c.srv.PauseOrphanedPlans(ctx, c.who()); err != nil {
+			c.opt.Logger.Error("plan of a removed route not paused; trying again", "err", err)
+		}
+	}
 	cfg, ov := c.srv.Config(), c.srv.Overrides()
 	now := c.opt.Now()
 	for i := range cfg.Routes {
@@ -455,6 +460,17 @@ func (c *Controller) Plans(ctx context.Context) (proxy.PlansAnswer, error) {
 				ps.Live.WindowFrom, ps.Live.WindowTo = l.win.From.Unix(), l.win.To.Unix()
 			}
 		}
+		out.Plans = append(out.Plans, ps)
+	}
+	// Progress stored for a route this config does not have (a reload removed it):
+	// shown, so that a plan nobody can judge does not vanish from view.
+	for name, p := range ov.Plans {
+		if _, ok := cfg.Route(name); ok || p.State == "" {
+			continue
+		}
+		ps := proxy.PlanStatus{Route: name, State: p.State, Step: p.Step + 1, Percent: float64(p.PercentBP) / 100,
+			WritePercent: float64(p.WritePercentBP) / 100, StepStarted: p.StepAt, Reason: p.Reason, Who: p.Who, At: p.At,
+			Gates: []stats.Gate{}, History: p.History, NotInConfig: true}
 		out.Plans = append(out.Plans, ps)
 	}
 	sort.Slice(out.Plans, func(i, j int) bool { return out.Plans[i].Route < out.Plans[j].Route })

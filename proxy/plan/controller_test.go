@@ -339,6 +339,51 @@ func TestHumanWins(t *testing.T) {
 			t.Fatalf("after a reload: %+v", p)
 		}
 	})
+	t.Run("reload removes the route", func(t *testing.T) {
+		r := newRig(t, planConfig)
+		r.act(t, "start")
+		without := strings.Replace(planConfig, `  - name: feed
+    match: {path_prefix: /api/feed}
+    percent: 0
+    plan:
+      steps: [1, 5, 25, 50, 100]
+      hold: 10s
+      interval: 2s
+      min_requests: 100
+      failures: 2
+      rollback_ramp: 1m
+`, "", 1)
+		cfg, err := conf.Parse("", []byte(without))
+		if err != nil || len(cfg.Routes) != 1 {
+			t.Fatalf("config without feed: %v (%d routes)", err, len(cfg.Routes))
+		}
+		if err := r.srv.Reload(cfg); err != nil {
+			t.Fatal(err)
+		}
+		r.tick()
+		if p := r.progress(); p.State != conf.PlanPaused || !strings.Contains(p.Reason, "not in the config") || p.Who != "plan@a" {
+			t.Fatalf("after a reload that removed the route: %+v", p)
+		}
+		ans, err := r.ctrl.Plans(ctx)
+		if err != nil || len(ans.Plans) != 1 || ans.Plans[0].Route != "feed" || !ans.Plans[0].NotInConfig || ans.Plans[0].State != conf.PlanPaused {
+			t.Fatalf("/v1/plans without the route: %+v %v", ans.Plans, err)
+		}
+		// The route comes back: the plan stays paused, whatever its step's window
+		// says, until a human resumes it.
+		full, _ := conf.Parse("", []byte(planConfig))
+		if err := r.srv.Reload(full); err != nil {
+			t.Fatal(err)
+		}
+		for range 10 {
+			r.tick()
+		}
+		if p := r.progress(); p.State != conf.PlanPaused || p.PercentBP != 100 {
+			t.Fatalf("after the route came back: %+v", p)
+		}
+		if ps := r.act(t, "resume"); ps.State != conf.PlanRunning {
+			t.Fatalf("resume: %+v", ps)
+		}
+	})
 	t.Run("split written around the API", func(t *testing.T) {
 		r := newRig(t, planConfig)
 		r.act(t, "start")
