@@ -226,6 +226,14 @@ func (c *Controller) check(ctx context.Context, j *judge, r *conf.Route, p conf.
 		})
 		return
 	}
+	if p.Fingerprint == "" && !j.local {
+		// Started or resumed through another instance: the plan is judged by this
+		// driver's config from here on, and a reload of it will pause the plan.
+		c.write(ctx, j, r, p, "adopt", func(cur conf.PlanProgress, _ conf.SplitBP) (conf.PlanProgress, *proxy.PlanSplit, error) {
+			return cur, nil, nil
+		})
+		return
+	}
 	c.mu.Lock()
 	l := j.live[r.Name]
 	if l == nil || !l.step.SameStep(p) {
@@ -374,6 +382,13 @@ func (c *Controller) Act(ctx context.Context, who, route, verb string) (proxy.Pl
 		f := Start
 		if verb == "resume" {
 			f = Resume
+		}
+		// The fingerprint is the driver's to set: stamped with this instance's config
+		// where the driver runs elsewhere, a config that differs (a rolling deploy)
+		// would read as a reload and pause the plan at once. Left empty, the driver
+		// stamps its own at its first reading.
+		if c.opt.Driver != nil && !c.driving.Load() {
+			fp = ""
 		}
 		change = func(cur conf.PlanProgress, split conf.SplitBP) (conf.PlanProgress, *proxy.PlanSplit, error) {
 			n, sp, err := f(route, pl, cur, split, c.opt.Now().UTC(), who)

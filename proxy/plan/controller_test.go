@@ -571,3 +571,37 @@ func TestNoResumeDuringTheRollbackSwitchRamp(t *testing.T) {
 		t.Fatalf("resume after the ramp: %+v", ps)
 	}
 }
+
+// TestVerbThroughAnotherInstance: a plan started through an instance that does not
+// drive carries no fingerprint of that instance's config (which may differ from the
+// driver's during a rolling deploy and read as a reload); the driver stamps its own at
+// its first reading and does not pause the plan, and a later reload of the driver's
+// config pauses it as before.
+func TestVerbThroughAnotherInstance(t *testing.T) {
+	r := newRig(t, planConfig)
+	other := New(r.srv, Options{Read: r.reads.read, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: r.clk.Now, Instance: "b",
+		Driver: func(context.Context) (string, string, error) { return "a", "127.0.0.1:1", nil }})
+	if _, err := other.Act(context.Background(), "ops", "feed", "start"); err != nil {
+		t.Fatal(err)
+	}
+	if p := r.progress(); p.State != conf.PlanRunning || p.Fingerprint != "" {
+		t.Fatalf("started through a non-driver: %+v", p)
+	}
+	r.tick()
+	fp := r.srv.Config().Routes[0].PlanFingerprint()
+	if p := r.progress(); p.State != conf.PlanRunning || p.Fingerprint != fp {
+		t.Fatalf("after the driver's first reading: %s, fingerprint %q, want running with %q (%s)", p.State, p.Fingerprint, fp, p.Reason)
+	}
+	r.until(t, 20, "the plan advances", func() bool { return r.progress().Step >= 1 })
+	changed, err := conf.Parse("", []byte(strings.Replace(planConfig, "hold: 10s", "hold: 20s", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.srv.Reload(changed); err != nil {
+		t.Fatal(err)
+	}
+	r.tick()
+	if p := r.progress(); p.State != conf.PlanPaused || !strings.Contains(p.Reason, "config reload changed route feed") {
+		t.Fatalf("after a reload of the driver's config: %+v", p)
+	}
+}
