@@ -45,10 +45,20 @@ func (s *Server) bindStats(c *conf.Config) (*stats.Set, error) {
 // moved cohort is the move's report card, and a failover that spares the user must
 // not hide the new region's failures from the comparison and a plan's gates (a plan
 // once ramped to 100 % while to failed 40 % of its requests, all failed over). The
-// failover cohort keeps the other rescues: stayed users whose from failed. Nothing
+// failover cohort keeps the other rescues: stayed users whose from failed.
+//
+// A request the gateway refused with a lever is filed under no cohort: it says
+// nothing of a region. A cap's refusal never gets here (the handler answers it before
+// forwarding); a byte budget's (X-Shift-Shed: budget, also a cached fallback that
+// missed, or a paced request that would wait too long) is answered inside forward and
+// skipped here. Both are counted by shiftgate_shed_total and /v1/limits. A read the
+// budget answered from the cached fallback is a fallback, as after a failure. Nothing
 // here allocates.
 func (s *Server) recordStats(ctx *fasthttp.RequestCtx, st *state, rt *routeState, sr *stats.Route, d routing.Decision, ex *exchange) {
 	region, answered := ex.answered, ex.answered != conf.NoRegion
+	if !answered && len(ctx.Response.Header.PeekBytes(strShed)) > 0 {
+		return
+	}
 	if !answered {
 		region = d.Region
 	}
