@@ -147,3 +147,49 @@ func TestBudgetRefusalIsNoCohortError(t *testing.T) {
 		})
 	}
 }
+
+// TestPacedLatencyIsNotTheRegions: a request a byte budget holds back (budget_mode
+// pace) waits on the operator's lever, not on the region: the cohort statistics, which
+// a plan's latency gate reads, record its latency without the wait. The client's wait
+// here is seconds (asserted on the client's side); the recorded p99 is far below it.
+func TestPacedLatencyIsNotTheRegions(t *testing.T) {
+	idc, cloud := startRegion(t, "idc"), startRegion(t, "cloud")
+	vars := map[string]string{"IDC": idc.Addr, "CLOUD": cloud.Addr, "MODE": "pace", "FALLBACK": ""}
+	clock := newFakeClock() // stopped: the budget refills only when the test says
+	g := startLeverGateway(t, t.TempDir(), budgetCohortConfig, vars, clock)
+	k := dialConn(t, g.addr)
+	if resp, _ := k.get("/api/feed?page=1"); resp.StatusCode != 200 {
+		t.Fatalf("first read: %d", resp.StatusCode)
+	}
+	// A critical 40 kB POST puts the pair about 4 s (of its 10 kB/s) into debt:
+	// below MaxPace, so the next read is held back, not refused.
+	vip := dialConn(t, g.addr)
+	vip.c.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(vip.c, "POST /vip HTTP/1.1\r\nHost: gw\r\nX-User-Id: u-1001\r\nContent-Length: 40000\r\n\r\n%s", strings.Repeat("x", 40000))
+	resp, err := http.ReadResponse(vip.br, nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("critical POST: %v %v", resp, err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+
+	k.c.SetDeadline(time.Now().Add(15 * time.Second))
+	start := time.Now()
+	resp, _ = k.get("/api/feed?page=2")
+	waited := time.Since(start)
+	if resp.StatusCode != 200 || resp.Header.Get("X-Shift-Shed") != "" {
+		t.Fatalf("paced read: %d shed %q", resp.StatusCode, resp.Header.Get("X-Shift-Shed"))
+	}
+	if waited < 2*time.Second {
+		t.Fatalf("the read took %s: not held back by the budget (the test's premise)", waited)
+	}
+	snap, err := g.srv.Stats("feed", stats.View{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved := snap.Routes[0].Cohorts.Moved
+	if moved.Requests != 2 || moved.P99 >= 1000 {
+		t.Fatalf("moved cohort: %d requests, p99 %.1f ms; want 2 with the %s wait left out", moved.Requests, moved.P99, waited)
+	}
+	t.Logf("the client waited %s; the moved cohort's p99 is %.1f ms", waited, moved.P99)
+}

@@ -84,7 +84,7 @@ func (s *Server) recordStats(ctx *fasthttp.RequestCtx, st *state, rt *routeState
 	if out == 0 && !ctx.Response.IsBodyStream() {
 		out = int64(len(ctx.Response.Body()))
 	}
-	sr.Record(cohort, int(region), errored, time.Since(ctx.Time()), in, out)
+	sr.Record(cohort, int(region), errored, time.Since(ctx.Time())-ex.paced, in, out)
 	// Who is still served by the old region once the route has moved past 0 %.
 	if cohort == stats.Stayed && rt.movedPastZero && sr.SampleSource() {
 		var buf [64]byte

@@ -55,6 +55,9 @@ type exchange struct {
 	upstream string
 	// bytesIn counts the request body bytes read from the client.
 	bytesIn int64
+	// paced is how long a byte budget held the request back before it crossed: the
+	// operator's lever, left out of the latency the cohort statistics record.
+	paced time.Duration
 }
 
 // handle serves one client request: decide, forward, fail over, fall back.
@@ -242,7 +245,7 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d 
 	failReason := failNone
 	for attempt := 0; ; attempt++ {
 		cross := st.gate != nil && st.crosses(region)
-		if cross && !s.admitCross(ctx, st, rt, int(d.Route), region, attempt == 0) {
+		if cross && !s.admitCross(ctx, st, rt, int(d.Route), region, attempt == 0, ex) {
 			if attempt == 0 {
 				return // answered: a budget refusal or the cached fallback
 			}

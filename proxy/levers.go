@@ -142,7 +142,8 @@ func isRead(h *fasthttp.RequestHeader) bool {
 // budget paces the route). Otherwise, when answer is set, the request has been
 // answered: from the cached fallback, or with a 503 budget refusal; when answer is not
 // set (a failover), nothing is written and the caller falls back as for a failure.
-func (s *Server) admitCross(ctx *fasthttp.RequestCtx, st *state, rt *routeState, route int, region conf.RegionID, answer bool) bool {
+// A hold is added to ex.paced.
+func (s *Server) admitCross(ctx *fasthttp.RequestCtx, st *state, rt *routeState, route int, region conf.RegionID, answer bool, ex *exchange) bool {
 	g := st.gate
 	h := &ctx.Request.Header
 	read := isRead(h)
@@ -153,6 +154,7 @@ func (s *Server) admitCross(ctx *fasthttp.RequestCtx, st *state, rt *routeState,
 		return true
 	case shed.Pace:
 		time.Sleep(v.Delay)
+		ex.paced += v.Delay
 		return true
 	case shed.UseFallback:
 		if !answer {
