@@ -160,9 +160,10 @@ var tunnelFailed = []byte("HTTP/1.1 502 Bad Gateway\r\nConnection: close\r\nCont
 // readUpgradeAnswer waits (up to timeouts.response_header) for the upstream's answer
 // to an upgrade request. On 101 it reports granted and leaves the answer unread in
 // upr, to be relayed and piped. Otherwise it reads the answer (bounded, within
-// timeouts.body) into ctx.Response, to be relayed as an ordinary, closing response,
-// and judges it as the breaker judges any answer: failStatus for a failure status.
-// No answer in time is failTimeout, a broken or second 101 failUpstream.
+// timeouts.body; a HEAD's without a body) into ctx.Response, to be relayed as an
+// ordinary, closing response, and judges it as the breaker judges any answer:
+// failStatus for a failure status. No answer in time is failTimeout, a broken or
+// second 101 failUpstream.
 func readUpgradeAnswer(ctx *fasthttp.RequestCtx, up net.Conn, upr *bufio.Reader, t conf.Timeouts, br *breaker.Breaker) (granted bool, why failure, o breaker.Outcome) {
 	up.SetReadDeadline(time.Now().Add(t.ResponseHeader.D)) //nolint:errcheck
 	line, err := upr.Peek(len("HTTP/1.1 101 "))
@@ -180,6 +181,10 @@ func readUpgradeAnswer(ctx *fasthttp.RequestCtx, up net.Conn, upr *bufio.Reader,
 	up.SetReadDeadline(time.Now().Add(t.Body.D)) //nolint:errcheck
 	resp := &ctx.Response
 	resp.Reset()
+	// The answer to a HEAD has no body, whatever its Content-Length says: read as
+	// if it had one, it would wait out timeouts.body and count as the region's
+	// failure, which any client could then bring about at will.
+	resp.SkipBody = ctx.IsHead()
 	if err := resp.ReadLimitBody(upr, 1<<20); err != nil || resp.StatusCode() == fasthttp.StatusSwitchingProtocols {
 		resp.Reset()
 		return false, failUpstream, breaker.Failure

@@ -297,3 +297,44 @@ func TestTunnelShutdownBeforeHijack(t *testing.T) {
 		t.Fatal("the switched upstream connection is still open 20s after the shutdown (its orphan timer is 1h)")
 	}
 }
+
+// TestHeadUpgradeAnswerHasNoBody: a HEAD with Upgrade that the backend refuses with
+// 200 and a Content-Length (no body, as a HEAD's answer has none) is relayed at once,
+// and counts as the success it is. Before, the answer's body was waited for until
+// timeouts.body, then answered 502 and counted against the region: four such requests
+// from any client opened a healthy region's breaker.
+func TestHeadUpgradeAnswerHasNoBody(t *testing.T) {
+	b := startBackend(t, func(c net.Conn, r *recRequest) bool {
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")
+		if r.Req.Method != "HEAD" {
+			io.WriteString(c, "hello")
+		}
+		return true
+	})
+	cfg := strings.Replace(twoRegions, "response_header: 2s, body: 5s", "response_header: 2s, body: 6s", 1)
+	cfg = strings.Replace(cfg, "percent: 25\n    write_percent: 5\n",
+		"percent: 0\n    breaker: { min_requests: 3, failure_ratio: 0.5, window: 1m, open_for: 1m }\n", 1)
+	if !strings.Contains(cfg, "body: 6s") || !strings.Contains(cfg, "min_requests: 3") {
+		t.Fatal("the config edits did not apply")
+	}
+	gw := startGateway(t, cfg, map[string]string{"IDC": b.addr, "CLOUD": b.addr})
+	head := "HEAD /api/feed/x HTTP/1.1\r\nHost: gw.test\r\nX-User-Id: u-1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+	for i := 0; i < 6; i++ {
+		c := dialRaw(t, gw.addr)
+		start := time.Now()
+		resp, body := c.roundTrip("HEAD", head)
+		took := time.Since(start)
+		if resp.StatusCode != 200 || len(body) != 0 || resp.ContentLength != 5 {
+			t.Fatalf("HEAD upgrade %d: %d, Content-Length %d, body %q; want the backend's 200 with Content-Length 5 and no body", i, resp.StatusCode, resp.ContentLength, body)
+		}
+		if took > 3*time.Second {
+			t.Fatalf("HEAD upgrade %d answered after %s: the answer's absent body was waited for (timeouts.body 6s)", i, took)
+		}
+	}
+	// The region is healthy: its breaker is closed, and an ordinary request goes through.
+	c := dialRaw(t, gw.addr)
+	if resp, _ := c.roundTrip("GET", get("/api/feed/y", "X-User-Id: u-1")); resp.StatusCode != 200 {
+		t.Fatalf("after six HEAD upgrades: %d, want 200 (the breaker must stay closed)", resp.StatusCode)
+	}
+}
