@@ -481,6 +481,9 @@ func classifyError(err error) failure {
 // finishResponse prepares a successful upstream response for the client.
 func (s *Server) finishResponse(ctx *fasthttp.RequestCtx, st *state, rt *routeState, region conf.RegionID) {
 	rh := &ctx.Response.Header
+	// The gateway answers in its own version, whatever the upstream's was (RFC 9110
+	// section 6.2): no protocol is HTTP/1.1.
+	rh.SetProtocol(nil)
 	wire.StripResponseHeaders(rh)
 	// The upstream's wish to close its connection is the pool's business, not the
 	// client's: the client keeps its keep-alive connection.

@@ -95,6 +95,10 @@ func TestHostileBrokenBackends(t *testing.T) {
 		{name: "negative Content-Length", reply: replyRaw("HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\nok", true), status: 502, by: atOnce},
 		{name: "Content-Length and chunked", reply: replyRaw("HTTP/1.1 200 OK\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", true), status: 502, by: atOnce},
 		{name: "chunked and Content-Length", reply: replyRaw("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n2\r\nok\r\n0\r\n\r\n", true), status: 502, by: atOnce},
+		// fasthttp ignores Transfer-Encoding in another version than HTTP/1.1 and
+		// would pass the chunk framing on as the body (RFC 9112 section 6.1: faulty).
+		{name: "HTTP/1.0 with chunked", reply: replyRaw("HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", false), status: 502, by: atOnce},
+		{name: "HTTP/2.0 with chunked", reply: replyRaw("HTTP/2.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", false), status: 502, by: atOnce},
 		{name: "unknown transfer coding", reply: replyRaw("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nok", false), status: 502, by: atOnce},
 		{name: "hang before head", reply: replyHang(""), status: 504, by: headTimer},
 		{name: "hang in the head", reply: replyHang("HTTP/1.1 200 OK\r\nContent-"), status: 504, by: headTimer},
@@ -285,6 +289,40 @@ func TestHostileUnsolicitedAnswer(t *testing.T) {
 				}
 			}
 			b.mustBeClean(t)
+		})
+	}
+}
+
+// TestHostileAnswerVersion: whatever version a backend answers in, the client gets the
+// gateway's own, HTTP/1.1 (RFC 9110 section 6.2), and the body as framed. Before, the
+// backend's version was echoed in the status line.
+func TestHostileAnswerVersion(t *testing.T) {
+	t.Parallel()
+	cases := []struct{ name, reply string }{
+		{"HTTP/1.0 with length", "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok"},
+		{"HTTP/1.0 to the close", "HTTP/1.0 200 OK\r\n\r\nok"},
+		{"HTTP/1.2 with length", "HTTP/1.2 200 OK\r\nContent-Length: 2\r\n\r\nok"},
+		{"HTTP/2.0 with length", "HTTP/2.0 200 OK\r\nContent-Length: 2\r\n\r\nok"},
+		{"HTTP/1.0 without a reason", "HTTP/1.0 200\r\nContent-Length: 2\r\n\r\nok"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			gw, _ := startHostile(t, replyRaw(tc.reply, false), "")
+			c := dialRaw(t, gw.addr)
+			c.send(get("/v"))
+			c.c.SetReadDeadline(time.Now().Add(ioWait))
+			line, err := c.br.Peek(len("HTTP/1.1 200 "))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(line) != "HTTP/1.1 200 " {
+				t.Fatalf("status line begins %q, want the gateway's HTTP/1.1 200", line)
+			}
+			resp, body := c.mustResponse("GET")
+			if resp.StatusCode != 200 || string(body) != "ok" {
+				t.Fatalf("got %d %q, want 200 \"ok\"", resp.StatusCode, body)
+			}
 		})
 	}
 }

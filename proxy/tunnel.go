@@ -96,6 +96,7 @@ func (s *Server) tunnel(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d r
 		if why == failNone || why == failStatus {
 			// The upstream's own answer, relayed: the client stays off a raw pipe.
 			m.requests[region][statusClass(ctx.Response.StatusCode())].Inc()
+			ctx.Response.Header.SetProtocol(nil) // the gateway's own version, as in finishResponse
 			wire.StripResponseHeaders(&ctx.Response.Header)
 			ctx.Response.Header.SetBytesKV(strRegionHeader, st.regions[region])
 			return
@@ -224,6 +225,11 @@ func relaySwitchingHead(c net.Conn, upr *bufio.Reader, region, id []byte, timeou
 		}
 		if i := bytes.IndexByte(line, ':'); i > 0 && wire.IsGatewayAnswerField(bytes.TrimRight(line[:i], " \t")) {
 			continue // the gateway says what it did, as on every answer
+		}
+		if len(head) == 0 {
+			// The status line ("HTTP/1.x 101 ", checked) in the gateway's own version.
+			head = append(head, wire.StrHTTP11...)
+			line = line[len(wire.StrHTTP11):]
 		}
 		head = append(head, line...)
 	}

@@ -183,6 +183,12 @@ func readHead(resp *fasthttp.Response, br *bufio.Reader) error {
 		if resp.Header.ContentLength() == -1 && headHasField(head, fasthttp.HeaderContentLength) {
 			return errFramingConflict
 		}
+		// fasthttp drops Transfer-Encoding from an answer of another version than
+		// HTTP/1.1 and reads its body to the close, chunk framing and all. Such
+		// framing is faulty (RFC 9112 section 6.1): the answer is refused.
+		if !resp.Header.IsHTTP11() && headHasField(head, fasthttp.HeaderTransferEncoding) {
+			return errVersionFraming
+		}
 		s := resp.StatusCode()
 		if s < 100 || s > 199 || s == fasthttp.StatusSwitchingProtocols {
 			return nil

@@ -177,7 +177,10 @@ func markSuspect(conn net.Conn) {
 	}
 }
 
-var errFramingConflict = errors.New("upstream answer has both Content-Length and Transfer-Encoding")
+var (
+	errFramingConflict = errors.New("upstream answer has both Content-Length and Transfer-Encoding")
+	errVersionFraming  = errors.New("upstream answer has Transfer-Encoding in a version other than HTTP/1.1")
+)
 
 // peekHead makes br buffer a whole response head and returns it without consuming it,
 // so its raw fields can be checked after fasthttp has parsed them. It returns nil when
