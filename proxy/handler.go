@@ -116,6 +116,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	clientSaid := noteClient(st, rt, d, h)
 
 	clientClose := h.ConnectionClose()
+	client10 := !h.IsHTTP11()
 	upgrade := h.ConnectionUpgrade() && len(h.Peek(fasthttp.HeaderUpgrade)) > 0
 	var upgradeProto []byte
 	if upgrade {
@@ -168,6 +169,10 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	}
 	if clientClose {
 		ctx.SetConnectionClose()
+	}
+	if client10 && ctx.Response.IsBodyStream() && ctx.Response.Header.ContentLength() < 0 {
+		// No chunked framing for an HTTP/1.0 client: the close ends the body.
+		sendUntilClose(ctx, st.cfg.Timeouts.Body.D)
 	}
 	s.done(ctx, st, d, id, &ex)
 }

@@ -430,3 +430,74 @@ func TestHostileSlowSteadyBodies(t *testing.T) {
 		}
 	})
 }
+
+// TestHostileHTTP10ClientUnknownLength: an HTTP/1.0 client whose answer has no known
+// length (a close-delimited HTTP/1.0 answer, a chunked HTTP/1.1 one) gets the body as
+// it is, with no Transfer-Encoding (RFC 9112 section 6.1: not for an HTTP/1.0
+// request), and the connection closes after it, which ends the body; with
+// keep-alive too. Before, it got chunk framing it cannot read, and a keep-alive
+// connection was then held until the idle timeout.
+func TestHostileHTTP10ClientUnknownLength(t *testing.T) {
+	t.Parallel()
+	big := strings.Repeat("0123456789abcdef", 200<<10/16)
+	chunked := func(body string) string {
+		var sb strings.Builder
+		for rest := body; len(rest) > 0; {
+			n := min(len(rest), 7000)
+			fmt.Fprintf(&sb, "%x\r\n%s\r\n", n, rest[:n])
+			rest = rest[n:]
+		}
+		return sb.String() + "0\r\n\r\n"
+	}
+	var cases []struct {
+		name, reply, body string
+		keep              bool // the backend keeps its connection
+	}
+	for _, body := range []string{"hello", big} {
+		cases = append(cases, []struct {
+			name, reply, body string
+			keep              bool
+		}{
+			{fmt.Sprintf("HTTP/1.0 to the close, %d bytes", len(body)), "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n" + body, body, false},
+			{fmt.Sprintf("HTTP/1.1 chunked, %d bytes", len(body)), "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked(body), body, true},
+		}...)
+	}
+	for _, tc := range cases {
+		for _, ka := range []string{"", "Connection: keep-alive\r\n"} {
+			t.Run(fmt.Sprintf("%s, keep-alive %v", tc.name, ka != ""), func(t *testing.T) {
+				t.Parallel()
+				// An idle timeout past the client's wait: a connection held open
+				// fails the read below instead of closing at idle.
+				b := startBackend(t, replyRaw(tc.reply, tc.keep))
+				cfg := strings.Replace(hostileConf, "idle: 2s", "idle: 1m", 1)
+				if cfg == hostileConf {
+					t.Fatal("hostileConf's idle timeout changed: update this test")
+				}
+				gw := startGateway(t, cfg, map[string]string{"IDC": b.addr, "CLOUD": b.addr, "LIMITS": ""})
+				c := dialRaw(t, gw.addr)
+				c.send("GET /old HTTP/1.0\r\nHost: gw.test\r\n" + ka + "\r\n")
+				c.c.SetReadDeadline(time.Now().Add(ioWait))
+				raw, err := io.ReadAll(c.br)
+				if err != nil {
+					t.Fatalf("the connection did not close after the answer (%v); got %d bytes: %.200q", err, len(raw), raw)
+				}
+				head, body, ok := strings.Cut(string(raw), "\r\n\r\n")
+				if !ok {
+					t.Fatalf("no head in %.200q", raw)
+				}
+				if !strings.HasPrefix(head, "HTTP/1.1 200 ") {
+					t.Fatalf("status line of %q, want 200", head)
+				}
+				if h := strings.ToLower(head); strings.Contains(h, "transfer-encoding") || strings.Contains(h, "content-length") {
+					t.Fatalf("head %q: want no framing field for a body the close ends", head)
+				}
+				if !strings.Contains(strings.ToLower(head), "connection: close") {
+					t.Errorf("head %q: want Connection: close", head)
+				}
+				if body != tc.body {
+					t.Fatalf("body of %d bytes %.80q, want the backend's %d bytes %.80q", len(body), body, len(tc.body), tc.body)
+				}
+			})
+		}
+	}
+}
