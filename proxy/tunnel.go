@@ -92,18 +92,20 @@ func (s *Server) tunnel(ctx *fasthttp.RequestCtx, st *state, rt *routeState, d r
 		if up != nil {
 			up.Close()
 		}
-		ctx.SetConnectionClose()
 		if why == failNone || why == failStatus {
 			// The upstream's own answer, relayed: the client stays off a raw pipe.
 			m.requests[region][statusClass(ctx.Response.StatusCode())].Inc()
 			ctx.Response.Header.SetProtocol(nil) // the gateway's own version, as in finishResponse
 			wire.StripResponseHeaders(&ctx.Response.Header)
 			ctx.Response.Header.SetBytesKV(strRegionHeader, st.regions[region])
-			return
+		} else {
+			m.requests[region][0].Inc()
+			m.noUpstream.Inc()
+			failureResponse(ctx, st, why, region)
 		}
-		m.requests[region][0].Inc()
-		m.noUpstream.Inc()
-		failureResponse(ctx, st, why, region)
+		// Last: removing the answer's Connection field, or a reset of the
+		// response, would clear it.
+		ctx.SetConnectionClose()
 		return
 	}
 	m.requests[region][statusClass(fasthttp.StatusSwitchingProtocols)].Inc()
@@ -180,8 +182,9 @@ func readUpgradeAnswer(ctx *fasthttp.RequestCtx, up net.Conn, upr *bufio.Reader,
 		return true, failNone, breaker.Success
 	}
 	up.SetReadDeadline(time.Now().Add(t.Body.D)) //nolint:errcheck
+	// No Reset: it would clear the server's settings on the response (no default
+	// Content-Type or Date), and the read replaces the head anyway.
 	resp := &ctx.Response
-	resp.Reset()
 	// The answer to a HEAD has no body, whatever its Content-Length says: read as
 	// if it had one, it would wait out timeouts.body and count as the region's
 	// failure, which any client could then bring about at will.

@@ -338,3 +338,56 @@ func TestHeadUpgradeAnswerHasNoBody(t *testing.T) {
 		t.Fatalf("after six HEAD upgrades: %d, want 200 (the breaker must stay closed)", resp.StatusCode)
 	}
 }
+
+// TestRefusedUpgradeRelayedAndClosed: an upgrade the backend refuses, or does not
+// answer well, gets the backend's answer as it is (no Content-Type the backend did
+// not send, the gateway's HTTP/1.1) or the gateway's error, and then the client's
+// connection closes. Before, removing the answer's Connection field cleared the
+// close (as did the reset of an error answer), and the reset before the read dropped
+// the server's no-default-Content-Type setting, so a text/plain was made up.
+func TestRefusedUpgradeRelayedAndClosed(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name, reply string
+		status      int
+		body        string
+	}{
+		{"refused with 200", "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nnope", 200, "nope"},
+		{"refused with 200, closing", "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 4\r\n\r\nnope", 200, "nope"},
+		{"refused by HTTP/1.0", "HTTP/1.0 403 Forbidden\r\nContent-Length: 4\r\n\r\nnope", 403, "nope"},
+		{"closed without an answer", "", 502, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			// An idle timeout past the client's wait: a connection left open fails
+			// mustClose instead of closing at idle.
+			b := startBackend(t, replyRaw(tc.reply, false))
+			cfg := strings.Replace(hostileConf, "idle: 2s", "idle: 1m", 1)
+			if cfg == hostileConf {
+				t.Fatal("hostileConf's idle timeout changed: update this test")
+			}
+			gw := startGateway(t, cfg, map[string]string{"IDC": b.addr, "CLOUD": b.addr, "LIMITS": ""})
+			c := dialRaw(t, gw.addr)
+			c.send("GET /ws HTTP/1.1\r\nHost: gw.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+				"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+			c.c.SetReadDeadline(time.Now().Add(ioWait))
+			if line, err := c.br.Peek(len("HTTP/1.1 ")); err != nil || string(line) != "HTTP/1.1 " {
+				t.Fatalf("status line begins %q (%v), want the gateway's HTTP/1.1", line, err)
+			}
+			resp, body := c.mustResponse("GET")
+			if resp.StatusCode != tc.status {
+				t.Fatalf("got %d %q, want %d", resp.StatusCode, body, tc.status)
+			}
+			if tc.body != "" {
+				if string(body) != tc.body {
+					t.Errorf("body %q, want the backend's %q", body, tc.body)
+				}
+				if ct, ok := resp.Header["Content-Type"]; ok {
+					t.Errorf("Content-Type %q made up: the backend sent none", ct)
+				}
+			}
+			c.mustClose()
+		})
+	}
+}
