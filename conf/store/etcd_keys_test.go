@@ -208,3 +208,34 @@ func BenchmarkApplyBulk(b *testing.B) {
 		}
 	}
 }
+
+// TestPendingPlanGoesWithItsSplit: a plan rolled back on an instance cut off from etcd
+// (its guard) while the driver raised the route's split: the split is not lowered
+// (users are not moved back), and the plan's rolled-back progress is not written
+// over the driver's either, so the store keeps a running plan with its split rather
+// than a rolled-back plan with a raised split that no one judges. Before, the plan key
+// was written alone when its change was the later one.
+func TestPendingPlanGoesWithItsSplit(t *testing.T) {
+	t0 := time.Date(2026, 12, 3, 4, 0, 0, 0, time.UTC)
+	p := &pendingLocal{Base: 10, At: t0}
+	p.add(map[string][]byte{
+		"plans/feed":  []byte(`{"state":"rolled_back","step":1,"percent_bp":2500,"at":"2026-12-03T04:00:30Z"}`),
+		"routes/feed": []byte(`{"percent_bp":0,"write_percent_bp":0,"at":"2026-12-03T04:00:30Z"}`),
+	}, nil, t0.Add(30*time.Second))
+	kv := map[string]kvEntry{ // the driver advanced the plan earlier, during the cut-off
+		"plans/feed":  {val: []byte(`{"state":"running","step":2,"percent_bp":5000,"at":"2026-12-03T04:00:10Z"}`), mod: 12},
+		"routes/feed": {val: []byte(`{"percent_bp":5000,"write_percent_bp":5000,"at":"2026-12-03T04:00:10Z"}`), mod: 12},
+	}
+	puts, _, written, overwrote, notApplied, _ := p.against(kv)
+	if len(written) != 0 || len(puts) != 0 || len(overwrote) != 0 || !slices.Equal(notApplied, []string{"plans/feed", "routes/feed"}) {
+		t.Fatalf("written %v (puts %d), overwrote %v, not applied %v; want both kept as the store has them", written, len(puts), overwrote, notApplied)
+	}
+	// Where the store did not move the split, the rollback is written whole.
+	quiet := map[string]kvEntry{
+		"plans/feed":  {val: []byte(`{"state":"running","step":1,"percent_bp":2500,"at":"2026-12-03T04:00:00Z"}`), mod: 9},
+		"routes/feed": {val: []byte(`{"percent_bp":2500,"write_percent_bp":2500,"at":"2026-12-03T04:00:00Z"}`), mod: 9},
+	}
+	if _, _, written, _, notApplied, _ := p.against(quiet); !slices.Equal(written, []string{"plans/feed", "routes/feed"}) || len(notApplied) != 0 {
+		t.Fatalf("against an unchanged store: written %v, not applied %v; want both written", written, notApplied)
+	}
+}

@@ -275,7 +275,8 @@ const reconcileAttempts = 10
 // move users back (notApplied), and those another writer changed later than this
 // instance did (superseded: the operator's latest intent wins, whichever instance
 // reconnects last), except a route split this instance raised above the store's,
-// which is written (neither order may move users back).
+// which is written (neither order may move users back). A plan's key and its route's
+// split go together: when one is kept as the store has it, so is the other.
 func (p *pendingLocal) against(kv map[string]kvEntry) (puts map[string][]byte, dels, written, overwrote, notApplied, superseded []string) {
 	puts = make(map[string][]byte, len(p.Puts))
 	for k, v := range p.Puts {
@@ -303,6 +304,25 @@ func (p *pendingLocal) against(kv map[string]kvEntry) (puts map[string][]byte, d
 		overwrote = append(overwrote, k)
 	}
 	kept := func(k string) bool { return slices.Contains(notApplied, k) || slices.Contains(superseded, k) }
+	// A plan's progress and its route's split are made in one write (a plan's step
+	// or rollback): both are written or neither, so the store never says a plan
+	// rolled back while its split stays raised by the driver, or the reverse (an
+	// instance cut off from etcd alone rolled back while the driver went on).
+	for _, k := range keys {
+		name, ok := strings.CutPrefix(k, keyPlans)
+		rk := keyRoutes + name
+		if !ok || !slices.Contains(keys, rk) || kept(k) == kept(rk) {
+			continue
+		}
+		drop := k
+		if kept(k) {
+			drop = rk
+		}
+		notApplied = append(notApplied, drop)
+		overwrote = slices.DeleteFunc(overwrote, func(o string) bool { return o == drop })
+		delete(puts, drop)
+	}
+	slices.Sort(notApplied)
 	written = slices.DeleteFunc(keys, kept)
 	dels = slices.DeleteFunc(slices.Clone(p.Dels), kept)
 	return puts, dels, written, overwrote, notApplied, superseded
