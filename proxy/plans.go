@@ -259,7 +259,10 @@ func (s *Server) PauseOrphanedPlans(ctx context.Context, who string) ([]string, 
 	st := s.state.Load()
 	var names []string
 	for name, p := range st.ov.Plans {
-		if _, ok := st.cfg.Route(name); !ok && p.State == conf.PlanRunning {
+		// A plan with no fingerprint was started through another instance and not
+		// yet adopted by a driver: during a rolling deploy that adds the route, the
+		// driver may not have it yet, and that is no removal.
+		if _, ok := st.cfg.Route(name); !ok && p.State == conf.PlanRunning && p.Fingerprint != "" {
 			names = append(names, name)
 		}
 	}
