@@ -81,6 +81,9 @@ func decodeLever(o *conf.Overrides, k string, val []byte) error {
 		if b.Ramp < 0 {
 			return fmt.Errorf("ramp %v: want >= 0", b.Ramp)
 		}
+		if math.IsNaN(b.From) || b.From < 0 || math.IsInf(b.From, 0) {
+			return fmt.Errorf("from %v: want a rate >= 0", b.From)
+		}
 		if o.Budgets == nil {
 			o.Budgets = map[string]conf.BudgetOverride{}
 		}
@@ -104,6 +107,9 @@ func decodeLimit(val []byte) (conf.LimitOverride, error) {
 	}
 	if l.Ramp < 0 {
 		return l, errors.New("ramp: want >= 0")
+	}
+	if math.IsNaN(l.From) || l.From < 0 || math.IsInf(l.From, 0) {
+		return l, fmt.Errorf("from %v: want a rate >= 0", l.From)
 	}
 	return l, nil
 }

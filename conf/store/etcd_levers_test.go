@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/json"
+	"math"
 	"reflect"
 	"slices"
 	"testing"
@@ -61,6 +62,8 @@ func TestDecodeLeversTolerant(t *testing.T) {
 		"limits/routes/":      {val: []byte(`{"rps":1}`)},
 		"limits/routes/big":   {val: []byte(`{"rps":1e300}`)},
 		"limits/routes/neg":   {val: []byte(`{"rps":5,"ramp":-1}`)},
+		"limits/routes/from":  {val: []byte(`{"rps":5,"ramp":1,"from":-3}`)},
+		"budgets/e/f":         {val: []byte(`{"bytes_per_sec":5,"ramp":1,"from":-3}`)},
 		"budgets/idc":         {val: []byte(`{"bytes_per_sec":1}`)},
 		"budgets/idc/cloud":   {val: []byte(`{"bytes_per_sec":125000}`)},
 		"budgets/a/b":         {val: []byte(`{"bytes_per_sec":-1}`)},
@@ -68,8 +71,8 @@ func TestDecodeLeversTolerant(t *testing.T) {
 		"limits/future-thing": {val: []byte(`{"x":1}`)},
 	}
 	o, errs := decodeOverrides(kv)
-	if len(errs) != 7 {
-		t.Fatalf("%d errors, want 7 (site, feed, big, neg, budgets/idc, a/b, c/d): %v", len(errs), errs)
+	if len(errs) != 9 {
+		t.Fatalf("%d errors, want 9 (site, feed, big, neg, from, budgets/idc, a/b, c/d, e/f): %v", len(errs), errs)
 	}
 	if o.SiteLimit != nil {
 		t.Fatal("a null site limit must not lift the cap")
@@ -101,12 +104,12 @@ func FuzzDecodeLevers(f *testing.F) {
 			t.Fatalf("%q=%q decoded a site cap of %v", key, val, o.SiteLimit.RPS)
 		}
 		for name, l := range o.RouteLimits {
-			if name == "" || conf.CheckRPS(l.RPS) != nil || l.Ramp < 0 {
+			if name == "" || conf.CheckRPS(l.RPS) != nil || l.Ramp < 0 || !(l.From >= 0) || math.IsInf(l.From, 0) {
 				t.Fatalf("%q=%q decoded route %q %+v", key, val, name, l)
 			}
 		}
 		for k, b := range o.Budgets {
-			if _, _, ok := conf.SplitBudgetKey(k); !ok || !(b.BytesPerSec >= 0) || b.Ramp < 0 {
+			if _, _, ok := conf.SplitBudgetKey(k); !ok || !(b.BytesPerSec >= 0) || b.Ramp < 0 || !(b.From >= 0) || math.IsInf(b.From, 0) {
 				t.Fatalf("%q=%q decoded budget %q %+v", key, val, k, b)
 			}
 		}

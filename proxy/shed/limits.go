@@ -150,7 +150,9 @@ type Budget struct {
 // process started, or joined the fleet, during the ramp) resumes the ramp at the
 // point it has reached instead of applying the new rate at once, which is the jump the
 // ramp was there to prevent. The zero value resumes nothing; so does a ramp that has
-// ended, or a change that lowers the rate (lowering applies at once).
+// ended, or a change that lowers the rate (lowering applies at once). A From that is
+// not a positive finite rate resumes nothing: Validate does not refuse it, so a bad
+// value in the store can never keep a config from compiling.
 type Resume struct {
 	From  float64
 	Start time.Time
@@ -164,9 +166,6 @@ func (l *Limits) Validate() error {
 	if err := checkRate("site_rps", l.SiteRPS, l.SiteRamp); err != nil {
 		return err
 	}
-	if err := checkRate("site_rps resume", l.SiteResume.From, 0); err != nil {
-		return err
-	}
 	names := make(map[string]bool, len(l.Routes))
 	for i, r := range l.Routes {
 		p := fmt.Sprintf("routes[%d]", i)
@@ -178,9 +177,6 @@ func (l *Limits) Validate() error {
 		}
 		names[r.Name] = true
 		if err := checkRate(p+".limit_rps", r.RPS, r.Ramp); err != nil {
-			return err
-		}
-		if err := checkRate(p+".limit_rps resume", r.Resume.From, 0); err != nil {
 			return err
 		}
 		if r.Priority > Low {
@@ -212,9 +208,6 @@ func (l *Limits) Validate() error {
 		}
 		pairs[[2]string{b.From, b.To}] = true
 		if err := checkRate(p+".rate", b.BytesPerSec, b.Ramp); err != nil {
-			return err
-		}
-		if err := checkRate(p+".rate resume", b.Resume.From, 0); err != nil {
 			return err
 		}
 	}
