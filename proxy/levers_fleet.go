@@ -37,6 +37,9 @@ type fleetShare struct {
 	// left counts the instances that left the fleet without a clean stop in the last
 	// store.LeftKept; -1 until first counted.
 	left atomic.Int64
+	// leftNames are those instances, as last counted; nil until then. Only the
+	// share loop's goroutine touches it.
+	leftNames map[string]bool
 	// saved is whether a count has been written to state_dir by this process.
 	saved atomic.Bool
 }
@@ -81,14 +84,19 @@ func (s *Server) countFleet(fl store.Fleet, withLeft bool) {
 		return
 	}
 	if withLeft {
-		n := int64(len(fs.Left))
-		if prev := s.share.left.Swap(n); n > prev && prev >= 0 {
-			names := make([]string, len(fs.Left))
-			for i, in := range fs.Left {
-				names[i] = in.Instance
+		s.share.left.Store(int64(len(fs.Left)))
+		names := make(map[string]bool, len(fs.Left))
+		var gone []string
+		for _, in := range fs.Left {
+			names[in.Instance] = true
+			if s.share.leftNames != nil && !s.share.leftNames[in.Instance] {
+				gone = append(gone, in.Instance)
 			}
+		}
+		s.share.leftNames = names
+		if len(gone) > 0 {
 			s.log.Warn("an instance left the fleet without a clean stop: it may still serve what it last applied",
-				"left", names)
+				"left", gone)
 		}
 	}
 	addr, _ := s.share.listen.Load().(string)
