@@ -172,7 +172,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	}
 	if client10 && ctx.Response.IsBodyStream() && ctx.Response.Header.ContentLength() < 0 {
 		// No chunked framing for an HTTP/1.0 client: the close ends the body.
-		sendUntilClose(ctx, st.cfg.Timeouts.Body.D)
+		s.sendUntilClose(ctx, st.cfg.Timeouts.Body.D)
 	}
 	s.done(ctx, st, d, id, &ex)
 }

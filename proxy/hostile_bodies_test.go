@@ -501,3 +501,70 @@ func TestHostileHTTP10ClientUnknownLength(t *testing.T) {
 		}
 	}
 }
+
+// TestShutdownWaitsForHTTP10Answers: an answer to an HTTP/1.0 client whose only end is
+// the close is written on a taken-over connection, which fasthttp no longer counts.
+// A shutdown waits for it as for any request in flight (the process exits after
+// Shutdown, and the client would take a cut body as complete), and past its timeout
+// cuts it and says so.
+func TestShutdownWaitsForHTTP10Answers(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		release bool // the backend finishes its body during the shutdown
+	}{{"finishes", true}, {"past the timeout", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			release := make(chan struct{})
+			var once sync.Once
+			b := startBackend(t, func(c net.Conn, r *recRequest) bool {
+				c.Write([]byte("HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nfirst-"))
+				<-release
+				c.Write([]byte("second"))
+				return false
+			})
+			// Registered after the backend's: cleanups run last first, and the
+			// backend's close waits for this reply to return.
+			t.Cleanup(func() { once.Do(func() { close(release) }) })
+			gw := startGateway(t, hostileConf, map[string]string{"IDC": b.addr, "CLOUD": b.addr, "LIMITS": ""})
+			c := dialRaw(t, gw.addr)
+			c.send("GET /old HTTP/1.0\r\nHost: gw.test\r\n\r\n")
+			c.c.SetReadDeadline(time.Now().Add(ioWait))
+			got := make([]byte, 0, 256)
+			for !strings.Contains(string(got), "first-") {
+				buf := make([]byte, 256)
+				n, err := c.br.Read(buf)
+				if err != nil {
+					t.Fatalf("before the shutdown: %v after %q", err, got)
+				}
+				got = append(got, buf[:n]...)
+			}
+			timeout := 10 * time.Second
+			if !tc.release {
+				timeout = 300 * time.Millisecond
+			}
+			stopped := make(chan error, 1)
+			go func() { stopped <- gw.srv.Shutdown(timeout) }()
+			if tc.release {
+				// The answer is not done until the backend finishes: Shutdown may not
+				// return before that (without the wait it returned in microseconds).
+				select {
+				case err := <-stopped:
+					t.Fatalf("Shutdown returned (%v) while an HTTP/1.0 answer was still streaming", err)
+				case <-time.After(500 * time.Millisecond):
+				}
+				once.Do(func() { close(release) })
+			}
+			rest, err := io.ReadAll(c.br)
+			body := string(got) + string(rest)
+			serr := <-stopped
+			if tc.release {
+				if err != nil || !strings.HasSuffix(body, "\r\n\r\nfirst-second") || serr != nil {
+					t.Fatalf("read %q (%v), shutdown %v; want the whole body, then a clean shutdown", body, err, serr)
+				}
+				return
+			}
+			if serr == nil || !strings.Contains(serr.Error(), "HTTP/1.0") || strings.Contains(body, "second") {
+				t.Fatalf("shutdown past its timeout: %v, client read %q; want the answer cut and the shutdown saying so", serr, body)
+			}
+		})
+	}
+}

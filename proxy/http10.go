@@ -3,6 +3,7 @@ package proxy
 import (
 	"io"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -18,8 +19,11 @@ import (
 //
 // A body the upstream cuts short reads as complete to such a client: a
 // close-delimited body has no other end. Each write may take up to timeout.
-func sendUntilClose(ctx *fasthttp.RequestCtx, timeout time.Duration) {
+func (s *Server) sendUntilClose(ctx *fasthttp.RequestCtx, timeout time.Duration) {
 	resp := &ctx.Response
+	// Counted from here, while fasthttp still counts the request in flight, so a
+	// shutdown that saw it finish waits for the body too (handedOff.drain).
+	s.handedOff.begin()
 	resp.Header.Del(fasthttp.HeaderTransferEncoding)
 	resp.Header.SetContentLength(-2) // no Content-Length; and Connection: close
 	// fasthttp skips the hijack handler when the client's connection fails first,
@@ -30,6 +34,7 @@ func sendUntilClose(ctx *fasthttp.RequestCtx, timeout time.Duration) {
 	orphan := time.AfterFunc(timeout, func() {
 		if owned.CompareAndSwap(false, true) {
 			resp.CloseBodyStream() //nolint:errcheck // closes the upstream connection
+			s.handedOff.end(nil)
 		}
 	})
 	ctx.HijackSetNoResponse(true)
@@ -39,6 +44,8 @@ func sendUntilClose(ctx *fasthttp.RequestCtx, timeout time.Duration) {
 			return
 		}
 		orphan.Stop()
+		s.handedOff.attach(c)
+		defer s.handedOff.end(c)
 		defer resp.CloseBodyStream() //nolint:errcheck // returns the upstream connection, or closes it
 		w := deadlineWriter{c: c, timeout: timeout}
 		if _, err := w.Write(resp.Header.Header()); err != nil {
@@ -58,4 +65,73 @@ type deadlineWriter struct {
 func (w deadlineWriter) Write(p []byte) (int, error) {
 	w.c.SetWriteDeadline(time.Now().Add(w.timeout)) //nolint:errcheck // a dead conn fails the write
 	return w.c.Write(p)
+}
+
+// handedOff tracks the answers written on taken-over connections (sendUntilClose),
+// which fasthttp no longer counts once it hands a connection over: a shutdown waits
+// for them as for in-flight requests, then closes what is left, so the process does
+// not exit in the middle of a body whose only end is the close (the client would take
+// the cut body as complete).
+type handedOff struct {
+	mu    sync.Mutex
+	n     int                   // answers begun and not ended
+	idle  chan struct{}         // closed when n drops to 0, while drain waits
+	conns map[net.Conn]struct{} // their connections, once taken over
+}
+
+func (h *handedOff) begin() {
+	h.mu.Lock()
+	h.n++
+	h.mu.Unlock()
+}
+
+// attach names the connection the answer is written on, for drain to close.
+func (h *handedOff) attach(c net.Conn) {
+	h.mu.Lock()
+	if h.conns == nil {
+		h.conns = map[net.Conn]struct{}{}
+	}
+	h.conns[c] = struct{}{}
+	h.mu.Unlock()
+}
+
+// end marks one answer done; c is its connection, nil when none was attached.
+func (h *handedOff) end(c net.Conn) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if c != nil {
+		delete(h.conns, c)
+	}
+	h.n--
+	if h.n == 0 && h.idle != nil {
+		close(h.idle)
+		h.idle = nil
+	}
+}
+
+// drain waits until every answer is done or until deadline, then closes the
+// connections of those still being written, and reports how many were.
+func (h *handedOff) drain(deadline time.Time) int {
+	h.mu.Lock()
+	if h.n == 0 {
+		h.mu.Unlock()
+		return 0
+	}
+	idle := make(chan struct{})
+	h.idle = idle
+	h.mu.Unlock()
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-idle:
+		return 0
+	case <-t.C:
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.idle = nil
+	for c := range h.conns {
+		c.Close() //nolint:errcheck // ends the answer; its writer returns
+	}
+	return h.n
 }

@@ -76,10 +76,13 @@ type Server struct {
 	http    *fasthttp.Server
 	tls     *tlsState
 	tunnels *tunnelSet
-	stats   serverStats
-	events  eventLog
-	closed  chan struct{}
-	once    sync.Once
+	// handedOff are answers written on taken-over connections (HTTP/1.0 clients'
+	// close-delimited bodies); Shutdown waits for them.
+	handedOff handedOff
+	stats     serverStats
+	events    eventLog
+	closed    chan struct{}
+	once      sync.Once
 	// serving is set once Serve runs and until Shutdown begins (readiness).
 	serving atomic.Bool
 	// draining is set by BeginDrain: not ready, still serving.
@@ -281,6 +284,7 @@ func (s *Server) Serve(ln net.Listener) error {
 // Shutdown stops accepting, lets in-flight requests finish for up to timeout, closes
 // tunnels, flushes the fallback cache and returns.
 func (s *Server) Shutdown(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
 	s.lnMu.Lock()
 	s.serving.Store(false)
 	s.once.Do(func() { close(s.closed) })
@@ -301,6 +305,9 @@ func (s *Server) Shutdown(timeout time.Duration) error {
 		}
 	case <-time.After(timeout):
 		err = fmt.Errorf("shutdown: in-flight requests still running after %s", timeout)
+	}
+	if n := s.handedOff.drain(deadline); n > 0 && err == nil {
+		err = fmt.Errorf("shutdown: %d answer(s) to HTTP/1.0 clients still streaming after %s: cut", n, timeout)
 	}
 	s.tunnels.closeAll()
 	s.clock.Stop()
